@@ -1,0 +1,41 @@
+"""Located, one-line error reports for invalid specs (contract section 1, "Error messages")."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec: where it is, which field, and what is wrong."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "column": self.column, "path": self.path, "message": self.message}
+
+
+class SpecError(ValueError):
+    """An invalid spec. ``problems`` holds one located :class:`Problem` per mistake."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class RfcalcError(Exception):
+    """A user-facing failure outside the spec itself (missing extra, bad flag, unreadable data).
+
+    ``exit_code`` is what the CLI exits with; the message is printed as one line.
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)

@@ -1,0 +1,119 @@
+"""The validated, expanded graph: what the calculator, the builder and the exporter walk.
+
+Blocks, `repeat` and `separable` are expanded into :class:`Group` nodes; every primitive
+op is a :class:`Prim` holding its validated layer model. Names are full dotted names
+(``d1.0``, ``branches.0.conv1``, ``res.body.0``) and equal the PyTorch module names that
+:func:`rfcalc.build_model` gives the same layers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from rfcalc.spec_models import ActName, ConvLayer, PrimLayer
+from rfcalc.yaml_source import Key
+
+GroupKind = Literal["block", "repeat", "separable"]
+
+
+@dataclass(frozen=True)
+class Prim:
+    """One primitive op (one row of the table)."""
+
+    name: str
+    path: str
+    key: Key
+    layer: PrimLayer
+
+    @property
+    def op(self) -> str:
+        return self.layer.op
+
+    @property
+    def local_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A named sequence: an expanded block use, a repeat, or a separable conv (children ``dw``, ``pw``)."""
+
+    name: str
+    path: str
+    key: Key
+    kind: GroupKind
+    children: tuple[Node, ...]
+
+    @property
+    def local_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """Branches from the same input joined by ``merge``; an empty path is the identity."""
+
+    name: str
+    path: str
+    key: Key
+    paths: tuple[tuple[Node, ...], ...]
+    merge: Literal["concat", "add"]
+    act: ActName
+
+    @property
+    def local_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Residual:
+    """``body(x) + shortcut(x)``; ``shortcut`` None is the identity."""
+
+    name: str
+    path: str
+    key: Key
+    body: tuple[Node, ...]
+    shortcut: tuple[Node, ...] | None
+    act: ActName
+
+    @property
+    def local_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+Node = Union[Prim, Group, Parallel, Residual]
+
+
+def iter_prims(nodes: tuple[Node, ...]) -> list[Prim]:
+    """Every primitive op in execution order."""
+    out: list[Prim] = []
+    for node in nodes:
+        if isinstance(node, Prim):
+            out.append(node)
+        elif isinstance(node, Group):
+            out.extend(iter_prims(node.children))
+        elif isinstance(node, Parallel):
+            for branch in node.paths:
+                out.extend(iter_prims(branch))
+        else:
+            out.extend(iter_prims(node.body))
+            out.extend(iter_prims(node.shortcut or ()))
+    return out
+
+
+def contains(nodes: tuple[Node, ...], kind: type) -> bool:
+    """Whether any node (at any depth) is an instance of ``kind``."""
+    for node in nodes:
+        if isinstance(node, kind):
+            return True
+        if isinstance(node, Group) and contains(node.children, kind):
+            return True
+        if isinstance(node, Parallel) and any(contains(p, kind) for p in node.paths):
+            return True
+        if isinstance(node, Residual) and (contains(node.body, kind) or contains(node.shortcut or (), kind)):
+            return True
+    return False
+
+
+def is_conv(node: Node) -> bool:
+    return isinstance(node, Prim) and isinstance(node.layer, ConvLayer)

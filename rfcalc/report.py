@@ -1,0 +1,138 @@
+"""The calculator's output: one :class:`Row` per primitive op, totals and diagnostics (contract section 3)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+Shape = tuple[int, ...]
+IntPair = tuple[int, int]
+FracPair = tuple[Fraction, Fraction]
+SCHEMA_VERSION = 1
+
+
+def exact(value: Fraction | int) -> int | float:
+    """Exact numbers for JSON: integers stay integers, halves become 0.5."""
+    value = Fraction(value)
+    return int(value) if value.denominator == 1 else float(value)
+
+
+def _pair(value: tuple[Any, Any] | None) -> list[int | float] | None:
+    return None if value is None else [exact(v) for v in value]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Receptive field, jump and centre of unit 0, per axis (h, w), in input pixels."""
+
+    rf: IntPair
+    jump: IntPair
+    start: FracPair
+
+    def window(self, axis: int, unit: int) -> tuple[Fraction, Fraction]:
+        """Input pixels [lo, hi] seen by output unit ``unit`` along ``axis``."""
+        centre = self.start[axis] + unit * self.jump[axis]
+        half = Fraction(self.rf[axis] - 1, 2)
+        return centre - half, centre + half
+
+
+INPUT_GEOMETRY = Geometry((1, 1), (1, 1), (Fraction(0), Fraction(0)))
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: Literal["info", "warning", "error"]
+    code: str
+    path: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"severity": self.severity, "code": self.code, "path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One primitive op after expansion. Spatial fields are (h, w); fields that don't apply are None."""
+
+    name: str
+    op: str
+    path: str
+    inputs: tuple[str, ...]
+    in_shape: Shape | None
+    out_shape: Shape
+    geo_in: Geometry
+    geo_out: Geometry
+    params: int
+    macs: int
+    kernel: IntPair | None = None
+    stride: IntPair | None = None
+    padding: IntPair | None = None
+    dilation: IntPair | None = None
+    groups: int | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_feature_map(self) -> bool:
+        return len(self.out_shape) == 3
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "op": self.op, "inputs": list(self.inputs),
+            "in_shape": None if self.in_shape is None else list(self.in_shape),
+            "out_shape": list(self.out_shape),
+            "kernel": _pair(self.kernel), "stride": _pair(self.stride), "padding": _pair(self.padding),
+            "dilation": _pair(self.dilation), "groups": self.groups,
+            "jump_in": _pair(self.geo_in.jump), "jump_out": _pair(self.geo_out.jump),
+            "rf_in": _pair(self.geo_in.rf), "rf_out": _pair(self.geo_out.rf),
+            "start_in": _pair(self.geo_in.start), "start_out": _pair(self.geo_out.start),
+            "params": self.params, "macs": self.macs,
+            "path": self.path, **{k: v for k, v in self.attrs.items() if k in _PUBLIC_ATTRS},
+        }
+
+
+_PUBLIC_ATTRS = ("bias", "ceil_mode", "mode", "p", "in_shapes", "attached_to", "dim")
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything `rfcalc table` shows; ``to_dict()`` is the contract's JSON."""
+
+    name: str
+    input_shape: Shape
+    rows: tuple[Row, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def output(self) -> Row:
+        return self.rows[-1]
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    @property
+    def rf(self) -> IntPair:
+        return self.output.geo_out.rf
+
+    def row(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.output
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "name": self.name,
+            "input": list(self.input_shape),
+            "layers": [r.to_dict() for r in self.rows],
+            "totals": {"params": self.params, "macs": self.macs, "rf": _pair(out.geo_out.rf),
+                       "jump": _pair(out.geo_out.jump), "start": _pair(out.geo_out.start),
+                       "output_shape": list(out.out_shape)},
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+        }
