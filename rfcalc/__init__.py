@@ -24,7 +24,7 @@ def check(spec: Any, **overrides: Any) -> CheckResult:
     """The constraint verdict of a spec (torch-free); see :func:`rfcalc.checker.check_spec`."""
     from rfcalc.checker import check_spec
 
-    return check_spec(load_spec(spec), **overrides)
+    return check_spec(load_spec(spec), overrides=overrides or None)
 
 
 def build_model(spec: Any) -> Any:

@@ -14,7 +14,7 @@ from rfcalc.errors import Problem
 from rfcalc.graph import Group, Node, Parallel, Prim, Residual
 from rfcalc.report import INPUT_GEOMETRY, Diagnostic, Geometry, IntPair, Report, Row, Shape
 from rfcalc.spec_models import ConvLayer, GapLayer, LinearLayer, NormLayer, PoolLayer, UltimusLayer
-from rfcalc.yaml_source import Source
+from rfcalc.yaml_source import Key, Source
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,11 @@ class Calculator:
             return self.sequence(node.children, flow)
         if isinstance(node, Parallel):
             flows = [(f"paths[{j}]", self.sequence(p, flow)) for j, p in enumerate(node.paths)]
-            return self.merge(node, flows, node.merge)
+            return self.merge(node.name, node.path, node.key, flows, node.merge, node.act)
         flows = [("body", self.sequence(node.body, flow)),
                  ("shortcut" if node.shortcut is not None else "the identity shortcut",
                   flow if node.shortcut is None else self.sequence(node.shortcut, flow))]
-        return self.merge(node, flows, "add")
+        return self.merge(node.name, node.path, node.key, flows, "add", node.act)
 
     def prim(self, node: Prim, flow: Flow) -> Flow | None:
         handler = self.handlers.get(node.op, self.passthrough)
@@ -229,28 +229,29 @@ class Calculator:
         return self._same(node, flow, params, {"dim": dim}, macs=macs)
 
     # -- merges ------------------------------------------------------------------------------------------------
-    def merge(self, node: Parallel | Residual, flows: list[tuple[str, Flow | None]], op: str) -> Flow | None:
+    def merge(self, name: str, path: str, key: Key, flows: list[tuple[str, Flow | None]], op: str,
+              act: str = "none") -> Flow | None:
+        """Join labelled inputs with ``op`` ("concat" or "add"); a row for the merge and one for ``act``."""
         if any(f is None for _, f in flows):
             return None
         ready: list[tuple[str, Flow]] = [(label, f) for label, f in flows if f is not None]
-        where = f"{node.path} ({op} '{node.name}')"
         try:
             out_shape = self._merged_shape(ready, op)
         except LayerError as exc:
-            self.problems.append(self.source.problem(node.key, where, str(exc)))
+            self.problems.append(self.source.problem(key, f"{path} ({op} '{name}')", str(exc)))
             return None
         geo = union_geometry([f.geo for _, f in ready])
         starts = {f.geo.start for _, f in ready}
         if len(out_shape) == 3 and len(starts) > 1:
             centres = ", ".join(f"{label} at {_fmt_centre(f.geo.start)}" for label, f in ready)
             self.diagnostics.append(Diagnostic(
-                "warning", "misaligned-merge", node.path,
-                f"{op} '{node.name}' merges windows with different centres ({centres}); "
+                "warning", "misaligned-merge", path,
+                f"{op} '{name}' merges windows with different centres ({centres}); "
                 f"the merged RF {_fmt_pair(geo.rf)} is their union"))
         in_shapes = [list(f.shape) for _, f in ready]
-        row = Row(node.name, op, node.path, tuple(f.producer for _, f in ready),
+        row = Row(name, op, path, tuple(f.producer for _, f in ready),
                   out_shape if op == "add" else None, out_shape, geo, geo, 0, 0, attrs={"in_shapes": in_shapes})
-        rows = [row, *act_row(row, node.act)]
+        rows = [row, *act_row(row, act)]
         self.rows.extend(rows)
         return Flow(out_shape, geo, rows[-1].name)
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from rfcalc.numbers import parse_number
 from rfcalc.train_config import TrainConfig
 
-Pair = tuple[int, int]
+Pair = Annotated[tuple[int, int], WithJsonSchema({
+    "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}],
+    "description": "an integer, or [h, w]"})]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 ActName = Literal["none", "relu", "relu6", "leaky_relu", "gelu", "silu"]

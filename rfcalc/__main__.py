@@ -1,0 +1,4 @@
+"""`python -m rfcalc`."""
+from rfcalc.cli import main
+
+main()

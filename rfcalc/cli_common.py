@@ -1,0 +1,59 @@
+"""What every command shares: the consoles and turning user-facing failures into one line and an exit code.
+
+Exit codes are part of the interface: 0 ok, 1 a rule failed (or training diverged), 2 bad input,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from rfcalc.errors import RfcalcError, SpecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_OK, EXIT_RULE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console; width from $COLUMNS when set (tests fix it), no colour when not a terminal."""
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
+    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print one line to stderr and exit with ``code``."""
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def guarded(func: F) -> F:
+    """Run a command body; SpecError / RfcalcError / Ctrl-C become one-line messages and exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SpecError as exc:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except RfcalcError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Raise a one-line RfcalcError when an optional dependency is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise RfcalcError(f"this command needs {module}: pip install 'rfcalc[{extra}]'"
+                          + (" (CPU build: pip install torch==2.13.0)" if module == "torch" else ""))
