@@ -8,12 +8,14 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 
 from rfcalc.errors import RfcalcError, SpecError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_RULE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -21,6 +23,8 @@ EXIT_OK, EXIT_RULE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def console(stderr: bool = False) -> Console:
     """A rich console; width from $COLUMNS when set (tests fix it), no colour when not a terminal."""
+    from rich.console import Console
+
     width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
     return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
 

@@ -10,10 +10,24 @@ from rfcalc.errors import Problem
 from rfcalc.yaml_source import Key, Source
 
 
+# Names people bring from PyTorch and Keras, mapped to the spec's own.
+ALIASES: dict[str, str] = {
+    "kernel": "k", "kernel_size": "k", "ksize": "k", "out_channels": "out", "filters": "out", "channels": "out",
+    "pad": "padding", "strides": "stride", "dilation_rate": "dilation", "activation": "act", "normalization": "norm",
+    "type": "op", "layer": "op", "block": "use", "conv2d": "conv", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
+    "batchnorm": "bn", "batchnorm2d": "bn", "groupnorm": "gn", "layernorm": "ln", "dense": "linear", "fc": "linear",
+    "global_avg_pool": "gap", "adaptiveavgpool2d": "gap", "add": "residual", "concat": "parallel", "cat": "parallel",
+    "p": "dropout", "num_groups": "norm_groups", "padding_mode": "padding",
+}
+
+
 def suggest(word: object, choices: list[str] | tuple[str, ...]) -> str:
     """' (did you mean 'conv'?)' or ''."""
     if not isinstance(word, str):
         return ""
+    alias = ALIASES.get(word.lower())
+    if alias in choices:
+        return f" (did you mean '{alias}'?)"
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -47,7 +47,7 @@ def _show(value: Any) -> str:
 
 
 class _Layer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
     repeat: Annotated[int, Field(ge=1)] = 1
@@ -219,7 +219,7 @@ Number = Annotated[Union[int, float, str], Field(description="200000, 200_000 or
 class Bound(BaseModel):
     """Bounds on a measured value; every bound given must hold."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     gt: Number | None = None
     ge: Number | None = None
@@ -245,7 +245,7 @@ class Bound(BaseModel):
 class Constraints(BaseModel):
     """What `rfcalc check` enforces."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     rf: Bound | None = None
     params: Bound | None = None
@@ -255,7 +255,7 @@ class Constraints(BaseModel):
 
 
 class InputSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     channels: Annotated[int, Field(ge=1)]
     size: Pair
@@ -267,7 +267,7 @@ class InputSpec(BaseModel):
 
 
 class BlockDef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     params: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Any] = Field(default_factory=dict)
     layers: Annotated[list[dict[str, Any]], Field(min_length=1)]
@@ -276,7 +276,7 @@ class BlockDef(BaseModel):
 class SpecFile(BaseModel):
     """The top level of a spec file. ``layers`` are checked one by one after expansion."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     version: Literal[1]
     name: Annotated[str, Field(min_length=1)]

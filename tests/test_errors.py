@@ -1,0 +1,196 @@
+"""One test per family of bad input: a located one-line message, exit code 2, never a traceback."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import rfcalc
+from rfcalc.cli import app
+
+LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<rest>.+)$")
+HEADER = "version: 1\nname: bad\ninput: {channels: 3, size: 16}\n"
+
+
+def run_table(runner, path: Path) -> list[str]:
+    result = runner.invoke(app, ["table", str(path), "--format", "json"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and result.stdout == ""
+    for line in lines:
+        assert LINE.match(line), line
+    return lines
+
+
+CASES = {
+    'unknown_op': (
+        'layers:\n  - {op: conv, out: 8}\n  - {op: cnov, out: 8}\n',
+        ["spec.yaml:6:10: layers[1].op: unknown op 'cnov' (did you mean 'conv'?); allowed: conv, maxpool, avgpool, gap, bn, gn, ln, dropout, flatten, linear, ultimus, parallel, residual, relu, relu6, leaky_relu, gelu, silu"]),
+    'unknown_key': (
+        'layers:\n  - {op: conv, out: 8, kernel: 3}\n',
+        ["spec.yaml:5:24: layers[0].kernel: unknown key 'kernel' (did you mean 'k'?); allowed: act, bias, dilation, dropout, groups, k, name, norm, norm_groups, op, out, padding, repeat, separable, stride"]),
+    'bad_value': (
+        'layers:\n  - {op: conv, out: 8}\n  - {op: conv, out: 8, dilation: 0}\n',
+        ['spec.yaml:6:34: layers[1].dilation: must be >= 1, got 0']),
+    'bad_type': (
+        'layers:\n  - {op: conv, out: eight}\n',
+        ["spec.yaml:5:21: layers[0].out: must be an integer, got 'eight'"]),
+    'bad_enum': (
+        'layers:\n  - {op: conv, out: 8, act: rleu}\n',
+        ["spec.yaml:5:29: layers[0].act: must be one of 'none', 'relu', 'relu6', 'leaky_relu', 'gelu' or 'silu', got 'rleu'"]),
+    'merge_shape_mismatch': (
+        'layers:\n  - op: parallel\n    name: br\n    paths:\n      - [{op: conv, out: 4, padding: 1}]\n      - [{op: conv, out: 4}]\n',
+        ["spec.yaml:5:5: layers[0] (concat 'br'): paths[0] gives 4x16x16 but paths[1] gives 4x14x14; a merge needs equal spatial sizes"]),
+    'merge_channel_mismatch': (
+        'layers:\n  - op: residual\n    body: [{op: conv, out: 8, padding: 1}]\n',
+        ["spec.yaml:5:5: layers[0] (add 'residual1'): body gives 8x16x16 but the identity shortcut gives 3x16x16; add needs equal channels (use a shortcut conv or concat)"]),
+    'merge_jump_mismatch': (
+        'layers:\n  - op: parallel\n    name: j\n    paths:\n      - [{op: conv, out: 4, stride: 2, padding: 1}]\n      - [{op: conv, out: 4, k: 1, padding: 0}, {op: avgpool, k: 1, stride: 1}, {op: conv, out: 4, k: 9, padding: 0}]\n',
+        ["spec.yaml:5:5: layers[0] (concat 'j'): paths[0] has jump 2 but paths[1] has jump 1; a merge needs equal jumps"]),
+    'size_reaches_zero': (
+        'layers:\n  - {op: conv, out: 4, stride: 2}\n  - {op: conv, out: 4, k: 9}\n',
+        ["spec.yaml:6:5: layers[1] (conv 'conv2'): spatial size reaches zero: input 7 with effective kernel 9, padding 0, stride 1 gives 0; use a smaller kernel or stride, more padding, or fewer reductions"]),
+    'linear_on_feature_map': (
+        'layers:\n  - {op: conv, out: 4}\n  - {op: linear, name: head, out: 10}\n',
+        ["spec.yaml:6:5: layers[1] (linear 'head'): needs a vector input but gets 4x14x14; add {op: gap} or {op: flatten} before it"]),
+    'unknown_block': (
+        'blocks:\n  dws:\n    layers: [{op: conv, groups: depthwise}]\nlayers:\n  - {use: dwz}\n',
+        ["spec.yaml:8:11: layers[0].use: unknown block 'dwz' (did you mean 'dws'?); defined blocks: dws"]),
+    'missing_block_param': (
+        'blocks:\n  b:\n    params: {out: null}\n    layers: [{op: conv, out: $out}]\nlayers:\n  - {use: b}\n',
+        ["spec.yaml:9:5: layers[0]: missing parameter 'out' for block 'b' (it has no default)"]),
+    'unknown_block_param': (
+        'blocks:\n  b:\n    params: {out: 4}\n    layers: [{op: conv, out: $out}]\nlayers:\n  - {use: b, uot: 3}\n',
+        ["spec.yaml:9:14: layers[0].uot: unknown parameter 'uot' for block 'b' (did you mean 'out'?); its params: out"]),
+    'block_param_value_located_at_use_site': (
+        'blocks:\n  b:\n    params: {k: 3}\n    layers: [{op: conv, k: $k}]\nlayers:\n  - {use: b, k: 0}\n',
+        ['spec.yaml:9:17: layers[0] > blocks.b.layers[0].k: must be >= 1, got 0']),
+    'duplicate_name': (
+        'layers:\n  - {op: conv, name: c1}\n  - {op: conv, name: c1}\n',
+        ["spec.yaml:6:22: layers[1].name: duplicate name 'c1', already used by layers[0]; names must be unique"]),
+    'duplicate_yaml_key': (
+        'layers:\n  - {op: conv, out: 4, out: 8}\n',
+        ["spec.yaml:5:24: layers[0].out: duplicate key 'out'; each key may appear once"]),
+    'same_padding_with_stride': (
+        'layers:\n  - {op: conv, out: 4, stride: 2, padding: same}\n',
+        ["spec.yaml:5:5: layers[0] (conv 'conv1'): padding 'same' needs stride 1, got stride 2; give an explicit padding"]),
+    'same_padding_even_kernel': (
+        'layers:\n  - {op: conv, out: 4, k: 4, padding: same}\n',
+        ["spec.yaml:5:5: layers[0] (conv 'conv1'): padding 'same' needs an odd effective kernel, got 4 on axis h (k 4, dilation 1); give an explicit padding"]),
+    'groups_do_not_divide': (
+        'layers:\n  - {op: conv, out: 4, groups: 2}\n',
+        ["spec.yaml:5:5: layers[0] (conv 'conv1'): groups 2 must divide the input channels, got 3 input channels"]),
+    'gn_without_groups': (
+        'layers:\n  - {op: conv, out: 4, norm: gn}\n',
+        ['spec.yaml:5:5: layers[0]: norm: gn needs norm_groups (the number of groups, a divisor of out)']),
+    'missing_op': (
+        'layers:\n  - {out: 4}\n',
+        ['spec.yaml:5:5: layers[0]: missing `op` (one of conv, maxpool, avgpool, gap, bn, gn, ln, dropout, flatten, linear, ultimus, parallel, residual, relu, relu6, leaky_relu, gelu, silu) or `use: BLOCK`']),
+    'missing_top_level': (
+        '',
+        ['spec.yaml:1:1: layers: required, but missing']),
+    'unknown_top_level': (
+        'layers: [{op: gap}]\nlayrs: []\n',
+        ["spec.yaml:5:1: layrs: unknown key 'layrs' (did you mean 'layers'?); allowed: blocks, classes, constraints, defaults, input, layers, name, train, version"]),
+    'bad_version': ('layers: [{op: gap}]\n', None),
+    'pool_padding_too_large': (
+        'layers:\n  - {op: maxpool, k: 2, padding: 2}\n',
+        ["spec.yaml:5:5: layers[0]: padding must be at most half the kernel (PyTorch's rule), got padding 2 for k 2"]),
+    'conv_after_gap': (
+        'layers:\n  - {op: gap}\n  - {op: conv, out: 4}\n',
+        ["spec.yaml:6:5: layers[1] (conv 'conv2'): needs a feature map (C x H x W) input but gets a vector of 3; conv must come before gap/flatten"]),
+    'self_recursive_block': (
+        'blocks:\n  b:\n    layers: [{use: b}]\nlayers:\n  - {use: b}\n',
+        ["spec.yaml:6:20: layers[0] > blocks.b.layers[0].use: block 'b' uses itself (b -> b)"]),
+    'negative_repeat': (
+        'layers:\n  - {op: conv, repeat: 0}\n',
+        ['spec.yaml:5:24: layers[0].repeat: must be an integer >= 1, got 0']),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_spec_family(case, runner, write_spec):
+    body, expected = CASES[case]
+    text = HEADER + body
+    if case == "bad_version":
+        text = text.replace("version: 1", "version: 2")
+        expected = ["spec.yaml:1:10: version: must be one of 1, got 2"]
+    path = write_spec(text)
+    lines = [line.replace(str(path), "spec.yaml") for line in run_table(runner, path)]
+    assert len(lines) == len(expected), lines
+    for line, want in zip(lines, expected):
+        assert line.startswith(want), f"\n got: {line}\nwant: {want}"
+
+
+def test_all_problems_of_a_file_are_reported_at_once(runner, write_spec):
+    path = write_spec(HEADER + "layers:\n  - {op: cnov}\n  - {op: conv, k: 0}\n  - {op: conv, strid: 2}\n")
+    lines = run_table(runner, path)
+    assert [line.split(": ")[1] for line in lines] == ["layers[0].op", "layers[1].k", "layers[2].strid"]
+
+
+def test_invalid_yaml(runner, write_spec):
+    path = write_spec("version: 1\nname: [unclosed\n")
+    (line,) = run_table(runner, path)
+    assert line.startswith(f"{path}:3:1: invalid YAML: expected ',' or ']'")
+
+
+def test_empty_file(runner, write_spec):
+    (line,) = run_table(runner, write_spec(""))
+    assert line.endswith("the spec file is empty; it needs at least `version`, `name`, `input` and `layers`")
+
+
+def test_only_comments_is_empty(runner, write_spec):
+    (line,) = run_table(runner, write_spec("# nothing here\n"))
+    assert "the spec is empty" in line
+
+
+def test_binary_file(runner, tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (line,) = run_table(runner, path)
+    assert line == f"{path}:1:1: binary file, expected YAML text"
+
+
+def test_not_utf8(runner, tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    (line,) = run_table(runner, path)
+    assert line == f"{path}:1:1: not UTF-8 text (byte 9), expected YAML"
+
+
+def test_missing_file(runner, tmp_path):
+    (line,) = run_table(runner, tmp_path / "nope.yaml")
+    assert line == f"{tmp_path / 'nope.yaml'}:1:1: file not found"
+
+
+def test_directory_instead_of_file(runner, tmp_path):
+    (line,) = run_table(runner, tmp_path)
+    assert line.endswith("is a directory, expected a YAML spec file")
+
+
+def test_top_level_not_a_mapping(runner, write_spec):
+    (line,) = run_table(runner, write_spec("- just\n- a list\n"))
+    assert line.endswith("the spec must be a mapping with version, name, input and layers, got list")
+
+
+def test_api_raises_spec_error_with_problems():
+    with pytest.raises(rfcalc.SpecError) as info:
+        rfcalc.load_spec(HEADER + "layers:\n  - {op: conv, dilation: 0}\n")
+    (problem,) = info.value.problems
+    assert (problem.file, problem.line, problem.column, problem.path) == ("<string>", 5, 26, "layers[0].dilation")
+    assert problem.message == "must be >= 1, got 0"
+
+
+def test_check_reports_invalid_spec_with_exit_2_and_still_checks_the_others(runner, write_spec):
+    good = write_spec(HEADER + "layers: [{op: conv, out: 4}, {op: gap}]\nconstraints: {rf: {gt: 1}}\n", "good.yaml")
+    bad = write_spec(HEADER + "layers: [{op: cnov}]\n", "bad.yaml")
+    result = runner.invoke(app, ["check", str(good), str(bad), "--format", "json"])
+    assert result.exit_code == 2
+    import json
+
+    data = json.loads(result.stdout)
+    assert [r["ok"] for r in data["results"]] == [True]
+    assert data["errors"][0]["path"] == "layers[0].op" and data["errors"][0]["line"] == 4
