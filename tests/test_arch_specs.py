@@ -227,3 +227,18 @@ def test_builds_with_the_reported_parameter_count(name: str) -> None:
     with torch.no_grad():
         out = model(torch.zeros(2, *spec.input_shape))
     assert tuple(out.shape) == (2, *spec.report.output.out_shape)
+
+
+# -- examples/README.md ----------------------------------------------------------------------------------------
+def test_examples_readme_shows_the_current_output() -> None:
+    readme = (ROOT / "examples" / "README.md").read_text(encoding="utf-8")
+    assert (GOLDEN / "quickstart.md").read_text(encoding="utf-8").strip() in readme
+    two_branch = (GOLDEN / "two_branch_dilated.md").read_text(encoding="utf-8").strip().splitlines()
+    assert two_branch[-1] in readme                  # the summary line; the rows are shown with bold cells
+    for name in ARCH_NAMES:
+        assert f"`{name}.yaml`" in readme
+    runner = CliRunner()
+    for spec in ("examples/quickstart.yaml", "arch_specs/two_branch_dilated.yaml"):
+        result = runner.invoke(app, ["check", str(ROOT / spec)])
+        shown = result.stdout.replace(str(ROOT / spec), spec).strip()
+        assert shown in readme, shown
