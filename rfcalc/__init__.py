@@ -1,28 +1,44 @@
 """rfcalc: exact receptive-field tables, constraint checks and PyTorch modules from a YAML spec.
 
 The core (``load_spec``, ``analyze``, ``check``) never imports torch; ``build_model`` and
-``inspect_module`` import it lazily and need the ``torch`` extra.
+``inspect_module`` import it lazily and need the ``torch`` extra. Attributes load on first use,
+so ``import rfcalc`` (and the pre-commit hooks) start fast.
 """
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from rfcalc.errors import Problem, RfcalcError, SpecError
-from rfcalc.report import Report, Row
-from rfcalc.spec import Spec, analyze, load_spec
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from rfcalc.checker import CheckResult
+    from rfcalc.errors import Problem, RfcalcError, SpecError
+    from rfcalc.report import Report, Row
+    from rfcalc.spec import Spec, analyze, load_spec
+
+_LAZY: dict[str, str] = {
+    "Problem": "rfcalc.errors", "RfcalcError": "rfcalc.errors", "SpecError": "rfcalc.errors",
+    "Report": "rfcalc.report", "Row": "rfcalc.report",
+    "Spec": "rfcalc.spec", "analyze": "rfcalc.spec", "load_spec": "rfcalc.spec",
+}
 
 __all__ = ["Problem", "Report", "RfcalcError", "Row", "Spec", "SpecError", "__version__", "analyze", "build_model",
            "check", "inspect_module", "load_spec"]
 
 
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rfcalc' has no attribute {name!r}")
+
+
 def check(spec: Any, **overrides: Any) -> CheckResult:
-    """The constraint verdict of a spec (torch-free); see :func:`rfcalc.checker.check_spec`."""
+    """The constraint verdict of a spec (torch-free). Keyword arguments override rules, e.g. ``rf={"gt": 44}``."""
     from rfcalc.checker import check_spec
+    from rfcalc.spec import load_spec
 
     return check_spec(load_spec(spec), overrides=overrides or None)
 
@@ -30,6 +46,7 @@ def check(spec: Any, **overrides: Any) -> CheckResult:
 def build_model(spec: Any) -> Any:
     """A ``torch.nn.Module`` whose parameters, shapes and receptive fields are exactly the report's."""
     from rfcalc.builder import build_model as _build
+    from rfcalc.spec import load_spec
 
     return _build(load_spec(spec))
 
