@@ -133,18 +133,19 @@ def window_mismatches(row: Row, measured: Windows, input_hw: tuple[int, int]) ->
     """Where the measured supports disagree with the row's table window (empty list: they agree)."""
     problems = []
     for unit, intervals in measured.items():
+        windows = [row.geo_out.window(axis, unit[axis]) for axis in (0, 1)]
+        inside = [lo >= 0 and hi <= input_hw[axis] - 1 for axis, (lo, hi) in enumerate(windows)]
         for axis, support in enumerate(intervals):
-            lo, hi = row.geo_out.window(axis, unit[axis])
-            last = input_hw[axis] - 1
+            lo, hi = windows[axis]
             where = f"{row.name} unit {unit} axis {'hw'[axis]}: table [{_num(lo)}, {_num(hi)}]"
-            if support is None:
-                if lo >= 0 and hi <= last:
+            if support is None:  # fine only where the image edge clips the window
+                if all(inside):
                     problems.append(f"{where}, but the unit depends on no input pixel")
                 continue
             got_lo, got_hi = support
             if (lo >= 0 and got_lo != lo) or got_lo < lo:
                 problems.append(f"{where}, gradient starts at {got_lo}")
-            if (hi <= last and got_hi != hi) or got_hi > hi:
+            if (hi <= input_hw[axis] - 1 and got_hi != hi) or got_hi > hi:
                 problems.append(f"{where}, gradient ends at {got_hi}")
     return problems
 
