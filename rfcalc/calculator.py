@@ -1,6 +1,6 @@
 """The calculator: sizes, jumps, receptive fields, centres, parameters and MACs of every row.
 
-Implements contract section 2 exactly, with :class:`fractions.Fraction` for centres. One pass
+Implements contract section 2 exactly: centres are integers in half-pixel units, so nothing rounds. One pass
 over the expanded graph in execution order, so it is linear in the number of layers.
 """
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from fractions import Fraction
 
 from rfcalc.errors import Problem
 from rfcalc.graph import Group, Node, Parallel, Prim, Residual
@@ -40,10 +39,9 @@ def _fmt_pair(pair: tuple[object, object]) -> str:
 
 def step_geometry(geo: Geometry, k_eff: IntPair, stride: IntPair, padding: IntPair) -> Geometry:
     """Contract section 2: rf, jump and start after a window op."""
-    rf = tuple(geo.rf[a] + (k_eff[a] - 1) * geo.jump[a] for a in (0, 1))
-    jump = tuple(geo.jump[a] * stride[a] for a in (0, 1))
-    start = tuple(geo.start[a] + (Fraction(k_eff[a] - 1, 2) - padding[a]) * geo.jump[a] for a in (0, 1))
-    return Geometry(rf, jump, start)  # type: ignore[arg-type]
+    (rf_h, rf_w), (j_h, j_w), (s_h, s_w) = geo.rf, geo.jump, geo.start2
+    return Geometry((rf_h + (k_eff[0] - 1) * j_h, rf_w + (k_eff[1] - 1) * j_w), (j_h * stride[0], j_w * stride[1]),
+                    (s_h + (k_eff[0] - 1 - 2 * padding[0]) * j_h, s_w + (k_eff[1] - 1 - 2 * padding[1]) * j_w))
 
 
 def output_size(n: int, k_eff: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
@@ -59,13 +57,13 @@ def output_size(n: int, k_eff: int, stride: int, padding: int, ceil_mode: bool =
 
 def union_geometry(geos: list[Geometry]) -> Geometry:
     """The union (hull) of the inputs' windows; all inputs share one jump."""
-    rf, start = [], []
-    for a in (0, 1):
-        lo = min(g.window(a, 0)[0] for g in geos)
-        hi = max(g.window(a, 0)[1] for g in geos)
-        rf.append(int(hi - lo) + 1)
-        start.append((lo + hi) / 2)
-    return Geometry((rf[0], rf[1]), geos[0].jump, (start[0], start[1]))
+    rf, start2 = [], []
+    for a in (0, 1):  # in half-pixel units: the window of unit 0 is [start2 - (rf-1), start2 + (rf-1)]
+        lo2 = min(g.start2[a] - (g.rf[a] - 1) for g in geos)
+        hi2 = max(g.start2[a] + (g.rf[a] - 1) for g in geos)
+        rf.append((hi2 - lo2) // 2 + 1)
+        start2.append((lo2 + hi2) // 2)
+    return Geometry((rf[0], rf[1]), geos[0].jump, (start2[0], start2[1]))
 
 
 class Calculator:
@@ -241,9 +239,9 @@ class Calculator:
             self.problems.append(self.source.problem(key, f"{path} ({op} '{name}')", str(exc)))
             return None
         geo = union_geometry([f.geo for _, f in ready])
-        starts = {f.geo.start for _, f in ready}
+        starts = {f.geo.start2 for _, f in ready}
         if len(out_shape) == 3 and len(starts) > 1:
-            centres = ", ".join(f"{label} at {_fmt_centre(f.geo.start)}" for label, f in ready)
+            centres = ", ".join(f"{label} at {_fmt_centre(f.geo.start2)}" for label, f in ready)
             self.diagnostics.append(Diagnostic(
                 "warning", "misaligned-merge", path,
                 f"{op} '{name}' merges windows with different centres ({centres}); "
@@ -305,8 +303,8 @@ def act_row(merge: Row, act: str) -> list[Row]:
                 merge.geo_out, merge.geo_out, 0, 0, attrs={"attached_to": merge.name})]
 
 
-def _fmt_centre(start: tuple[Fraction, Fraction]) -> str:
-    return "(" + ", ".join(str(float(s)) if s.denominator != 1 else str(int(s)) for s in start) + ")"
+def _fmt_centre(start2: tuple[int, int]) -> str:
+    return "(" + ", ".join(str(s // 2) if s % 2 == 0 else str(s / 2) for s in start2) + ")"
 
 
 def calculate(name: str, input_shape: Shape, nodes: tuple[Node, ...], source: Source) -> tuple[Report | None,

@@ -17,26 +17,39 @@ def exact(value: Fraction | int) -> int | float:
     return int(value) if value.denominator == 1 else float(value)
 
 
+def _halves(start2: tuple[int, int]) -> list[int | float]:
+    """Half-pixel integers -> exact JSON numbers (3 -> 1.5, 4 -> 2)."""
+    return [v // 2 if v % 2 == 0 else v / 2 for v in start2]
+
+
 def _pair(value: tuple[Any, Any] | None) -> list[int | float] | None:
     return None if value is None else [exact(v) for v in value]
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """Receptive field, jump and centre of unit 0, per axis (h, w), in input pixels."""
+    """Receptive field, jump and centre of unit 0, per axis (h, w), in input pixels.
+
+    Centres are multiples of 1/2, kept exactly as integers in half-pixel units (``start2 = 2·start``);
+    ``start`` gives them as fractions.
+    """
 
     rf: IntPair
     jump: IntPair
-    start: FracPair
+    start2: IntPair
+
+    @property
+    def start(self) -> FracPair:
+        return (Fraction(self.start2[0], 2), Fraction(self.start2[1], 2))
 
     def window(self, axis: int, unit: int) -> tuple[Fraction, Fraction]:
         """Input pixels [lo, hi] seen by output unit ``unit`` along ``axis``."""
-        centre = self.start[axis] + unit * self.jump[axis]
+        centre = Fraction(self.start2[axis], 2) + unit * self.jump[axis]
         half = Fraction(self.rf[axis] - 1, 2)
         return centre - half, centre + half
 
 
-INPUT_GEOMETRY = Geometry((1, 1), (1, 1), (Fraction(0), Fraction(0)))
+INPUT_GEOMETRY = Geometry((1, 1), (1, 1), (0, 0))
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,7 @@ class Row:
             "dilation": _pair(self.dilation), "groups": self.groups,
             "jump_in": _pair(self.geo_in.jump), "jump_out": _pair(self.geo_out.jump),
             "rf_in": _pair(self.geo_in.rf), "rf_out": _pair(self.geo_out.rf),
-            "start_in": _pair(self.geo_in.start), "start_out": _pair(self.geo_out.start),
+            "start_in": _halves(self.geo_in.start2), "start_out": _halves(self.geo_out.start2),
             "params": self.params, "macs": self.macs,
             "path": self.path, **{k: v for k, v in self.attrs.items() if k in _PUBLIC_ATTRS},
         }
@@ -132,7 +145,7 @@ class Report:
             "input": list(self.input_shape),
             "layers": [r.to_dict() for r in self.rows],
             "totals": {"params": self.params, "macs": self.macs, "rf": _pair(out.geo_out.rf),
-                       "jump": _pair(out.geo_out.jump), "start": _pair(out.geo_out.start),
+                       "jump": _pair(out.geo_out.jump), "start": _halves(out.geo_out.start2),
                        "output_shape": list(out.out_shape)},
             "diagnostics": [d.to_dict() for d in self.diagnostics],
         }

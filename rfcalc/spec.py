@@ -1,8 +1,11 @@
 """`load_spec`: a file, a YAML string or a dict -> a validated :class:`Spec` (raises :class:`SpecError`)."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +67,25 @@ def _looks_like_path(text: object) -> bool:
     return text.endswith((".yaml", ".yml")) or Path(text).is_file()
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small acyclic objects (a third of the time
+    on a 10k-layer spec goes to collections that free nothing)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _from_data(data: Any, source: Source) -> Spec:
+    with _no_gc():
+        return _validated(data, source)
+
+
+def _validated(data: Any, source: Source) -> Spec:
     if not isinstance(data, dict):
         raise SpecError([source.problem((), "", f"the spec must be a mapping with version, name, input and "
                                                 f"layers, got {type(data).__name__}")])

@@ -1,0 +1,99 @@
+"""`rfcalc check` on a 200-layer spec, side by side with `import torch` and torchinfo on the same model.
+
+Also: the calculator's time on generated specs of 1k, 5k and 10k layers (it must be linear; 10k < 1 s).
+Run: python bench/check_speed.py  (needs the torch and dev extras for the comparison columns).
+Prints a Markdown table; paste it into bench/RESULTS.md with the machine it ran on.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPEATS = 5
+
+
+def deep_spec(n_layers: int, channels: int = 32) -> dict[str, Any]:
+    """A CIFAR-style spec with ``n_layers`` entries: convs (some dilated, two strided), GAP, a linear head."""
+    layers: list[dict[str, Any]] = []
+    for i in range(n_layers - 2):
+        layer: dict[str, Any] = {"op": "conv", "out": channels, "padding": 1}
+        if i % 7 == 3:
+            layer.update(dilation=2, padding=2)
+        if i in (n_layers // 3, 2 * n_layers // 3):
+            layer.update(stride=2)
+        layers.append(layer)
+    layers += [{"op": "gap"}, {"op": "linear", "out": 10}]
+    return {"version": 1, "name": f"deep{n_layers}", "input": {"channels": 3, "size": 32},
+            "defaults": {"conv": {"bias": False, "norm": "bn", "act": "relu"}}, "layers": layers,
+            "constraints": {"rf": {"gt": 44}, "params": {"lt": "3M"}, "require": ["dilated_conv", "gap"],
+                            "forbid": ["maxpool"]}}
+
+
+def wall(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Median wall time of REPEATS runs of a command (after one warm-up run)."""
+    subprocess.run(command, capture_output=True, env=env, check=False)
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, env=env, check=False)
+        times.append(time.perf_counter() - start)
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"{command} failed: {proc.stderr.decode()[-500:]}")
+    return statistics.median(times)
+
+
+def calculator_times() -> list[tuple[int, float]]:
+    import rfcalc
+
+    out = []
+    for n in (1_000, 5_000, 10_000):
+        spec = deep_spec(n, channels=8)
+        spec["input"]["size"] = 64
+        times = []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            rfcalc.load_spec(spec)
+            times.append(time.perf_counter() - start)
+        out.append((n, statistics.median(times)))
+    return out
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "deep200.yaml"
+        path.write_text(yaml.safe_dump(deep_spec(200)))
+        fake = Path(tmp) / "fake" / "torch"
+        fake.mkdir(parents=True)
+        (fake / "__init__.py").write_text("raise ImportError('torch imported by rfcalc check')\n")
+        env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+        rfcalc_bin = str(Path(sys.executable).parent / "rfcalc")
+        check = wall([rfcalc_bin, "check", str(path)], env=env)
+        torch_import = wall([sys.executable, "-c", "import torch"])
+        torchinfo = wall([sys.executable, "-c",
+                          "import rfcalc, torchinfo; m = rfcalc.build_model(%r); "
+                          "torchinfo.summary(m, input_size=(1, 3, 32, 32), verbose=0)" % str(path)])
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print()
+    print("| 200-layer spec (median of 5, wall) | seconds | vs rfcalc check |")
+    print("|---|---|---|")
+    print(f"| `rfcalc check` (torch unimportable) | {check:.3f} | 1.0x |")
+    print(f"| `python -c \"import torch\"` | {torch_import:.3f} | {torch_import / check:.1f}x |")
+    print(f"| torchinfo summary of the built model | {torchinfo:.3f} | {torchinfo / check:.1f}x |")
+    print()
+    print("| calculator (load_spec: validate + expand + calculate), median of 5 | seconds | per 1k layers |")
+    print("|---|---|---|")
+    for n, seconds in calculator_times():
+        print(f"| {n:,} layers | {seconds:.3f} | {seconds / (n / 1000):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
