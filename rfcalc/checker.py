@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rfcalc.errors import Problem, SpecError
 from rfcalc.features import find_features
 from rfcalc.numbers import SYMBOLS, compare, format_number
-from rfcalc.report import Report
+from rfcalc.report import Diagnostic, Report
 from rfcalc.spec import Spec
 from rfcalc.spec_models import Bound, Constraints
 
@@ -42,6 +42,7 @@ class CheckResult:
     file: str
     rules: tuple[Rule, ...]
     sources: dict[str, str] = field(default_factory=dict)
+    diagnostics: tuple[Diagnostic, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -53,7 +54,7 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "name": self.name, "ok": self.ok, "rules": [r.to_dict() for r in self.rules],
-                "sources": self.sources}
+                "sources": self.sources, "diagnostics": [d.to_dict() for d in self.diagnostics]}
 
 
 def _shortfall(op: str, value: int | float, limit: int | float) -> str:
@@ -158,7 +159,8 @@ def check_spec(spec: Spec, *, overrides: dict[str, Any] | None = None, use_pypro
     if overrides:
         layers.append(("command line", overrides))
     constraints, sources = merge_constraints(layers)
-    return CheckResult(spec.name, spec.file, tuple(evaluate(spec.report, constraints)), sources)
+    return CheckResult(spec.name, spec.file, tuple(evaluate(spec.report, constraints)), sources,
+                       spec.report.diagnostics)
 
 
 def check_report(report: Report, file: str, overrides: dict[str, Any] | None = None) -> CheckResult:
@@ -170,4 +172,4 @@ def check_report(report: Report, file: str, overrides: dict[str, Any] | None = N
     if overrides:
         layers.append(("command line", overrides))
     constraints, sources = merge_constraints(layers)
-    return CheckResult(report.name, file, tuple(evaluate(report, constraints)), sources)
+    return CheckResult(report.name, file, tuple(evaluate(report, constraints)), sources, report.diagnostics)

@@ -188,6 +188,8 @@ def _print_result(result: Any) -> None:
                    "or flags such as --rf '>44'")
     for rule in result.rules:
         typer.echo(f"  {rule.message}")
+    for diagnostic in result.diagnostics:
+        typer.echo(f"  {diagnostic.severity}: {diagnostic.path}: {diagnostic.message}")
 
 
 @app.command()

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from rfcalc.numbers import parse_number
+from rfcalc.numbers import parse_comparison, parse_number
 from rfcalc.train_config import TrainConfig
 
 Pair = Annotated[tuple[int, int], WithJsonSchema({
@@ -252,6 +252,25 @@ class Constraints(BaseModel):
     macs: Bound | None = None
     require: list[Feature] = Field(default_factory=list)
     forbid: list[Feature] = Field(default_factory=list)
+
+    @field_validator("rf", "params", "macs", mode="before")
+    @classmethod
+    def _comparisons(cls, value: Any) -> Any:
+        """Also accept the command line's form: ">44", or a list of them: [">44", "<=60"]."""
+        texts = [value] if isinstance(value, str) else value
+        if isinstance(texts, list) and all(isinstance(t, str) for t in texts):
+            bound: dict[str, Any] = {}
+            for text in texts:
+                op, number = parse_comparison(text)
+                bound[op] = number
+            return bound
+        return value
+
+    @field_validator("require", "forbid", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """Also accept "dilated_conv, gap"."""
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
 class InputSpec(BaseModel):

@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from rfcalc.builder import GlobalPool
+from rfcalc.module_plan import plan_model, row_modules
 from rfcalc.report import Row
+from rfcalc.spec import Spec
 
 Interval = tuple[int, int] | None          # (lo, hi) of the support along one axis; None when empty
 Unit = tuple[int, int]                      # (h, w) index of an output unit
@@ -152,3 +154,29 @@ def window_mismatches(row: Row, measured: Windows, input_hw: tuple[int, int]) ->
 
 def _num(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else str(float(value))
+
+
+def module_problems(spec: Spec, model: nn.Module | None = None) -> list[str]:
+    """Everything where ``build_model(spec)`` (or ``model``) disagrees with the spec's report.
+
+    Parameters (PyTorch's count against the report's), the output shape of every row (read with
+    forward hooks) against ``out_shape``, and the gradient windows of the first, middle and last
+    unit of every row that outputs a feature map. An empty list means the table is right.
+    """
+    from rfcalc.builder import build_model
+
+    report = spec.report
+    model = build_model(spec) if model is None else model
+    problems: list[str] = []
+    params = sum(p.numel() for p in model.parameters())
+    if params != report.params:
+        problems.append(f"parameters: the module has {params}, the report says {report.params}")
+    modules = row_modules(plan_model(spec.nodes, report))
+    probe = GradientProbe(model, spec.input_shape, sorted(set(modules.values())))
+    for row in report.rows:
+        shape = tuple(probe.outputs[modules[row.name]].shape[1:])
+        if shape != row.out_shape:
+            problems.append(f"{row.name}: the module outputs {shape}, the report says {row.out_shape}")
+        elif row.is_feature_map:
+            problems.extend(window_mismatches(row, probe.windows(modules[row.name]), spec.input_shape[1:]))
+    return problems

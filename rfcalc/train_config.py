@@ -108,7 +108,7 @@ class TrainConfig(BaseModel):
     ema: Annotated[float, Field(gt=0, lt=1, description="decay of an EMA of the weights")] | None = None
     tta: bool = True
     workers: Annotated[int, Field(ge=0, description="DataLoader worker processes (albumentations)")] = 2
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
 
     @field_validator("augmentations", mode="before")
     @classmethod

@@ -183,3 +183,16 @@ def test_schema_validates_the_contract_example(runner):
 
     schema = json.loads(runner.invoke(app, ["schema"]).stdout)
     jsonschema.validate(yaml.safe_load(CONTRACT_EXAMPLE), schema)
+
+
+def test_constraints_accept_the_command_lines_comparison_strings(runner, write_spec):
+    spec = SPEC.replace("rf: {gt: 20}", "rf: '>=47'").replace("params: {lt: 50k}", "params: ['<50k', '>=15034']")
+    spec = spec.replace("require: [dilated_conv, depthwise_conv, gap]", "require: 'dilated_conv, gap'")
+    result = runner.invoke(app, ["check", str(write_spec(spec)), "--format", "json"])
+    rules = json.loads(result.stdout)["results"][0]["rules"]
+    assert result.exit_code == 0, result.output
+    assert [r["rule"] for r in rules] == ["RF >= 47", "params >= 15,034", "params < 50,000", "require dilated_conv",
+                                          "require gap", "forbid maxpool"]
+    bad = runner.invoke(app, ["check", str(write_spec(SPEC.replace("rf: {gt: 20}", "rf: 'about 20'")))])
+    assert bad.exit_code == 2
+    assert "constraints.rf: expected a comparison like '>44'" in bad.stderr
