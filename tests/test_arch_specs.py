@@ -242,3 +242,23 @@ def test_examples_readme_shows_the_current_output() -> None:
         result = runner.invoke(app, ["check", str(ROOT / spec)])
         shown = result.stdout.replace(str(ROOT / spec), spec).strip()
         assert shown in readme, shown
+
+
+def test_examples_readme_export_step(tmp_path: Path) -> None:
+    import typer.main
+
+    if "export" not in {c.name for c in typer.main.get_command(app).commands.values()}:  # type: ignore[attr-defined]
+        pytest.skip("`rfcalc export` is not registered")
+    import torch
+
+    out = tmp_path / "quickstart_model.py"
+    result = CliRunner().invoke(app, ["export", str(SPECS["quickstart"]), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    namespace: dict[str, object] = {"__name__": "exported"}
+    exec(compile(out.read_text(encoding="utf-8"), str(out), "exec"), namespace)
+    modules = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
+               and v.__module__ == "exported"]
+    spec = _spec("quickstart")
+    counts = {sum(p.numel() for p in cls().parameters()) for cls in modules
+              if cls.__name__ not in ("Parallel", "Residual", "GlobalPool", "Ultimus")}
+    assert counts == {spec.report.params}
