@@ -1,0 +1,185 @@
+"""``rfcalc inspect FILE.py:NAME --input 3x32x32``: the table of a PyTorch module, and ``FILE.py:NAME`` loading.
+
+Importing this module never imports torch (``rfcalc.cli`` registers the command at start-up); torch and the
+user's file are imported when the command runs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from rfcalc.cli_common import EXIT_BAD_INPUT, console, guarded, require_extra
+from rfcalc.errors import RfcalcError
+
+_SHAPE = re.compile(r"^\s*(\d+)\s*[x×X,]\s*(\d+)\s*[x×X,]\s*(\d+)\s*$")
+
+
+class InspectFormat(str, Enum):
+    rich = "rich"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    """``"3x32x32"`` -> ``(3, 32, 32)`` (channels x height x width); one-line error on anything else."""
+    match = _SHAPE.match(text or "")
+    if not match:
+        raise RfcalcError(f"--input must be CxHxW (channels x height x width), e.g. 3x32x32, got {text!r}")
+    shape = tuple(int(g) for g in match.groups())
+    if min(shape) < 1:
+        raise RfcalcError(f"--input sizes must be >= 1, got {text!r}")
+    return shape  # type: ignore[return-value]
+
+
+def split_target(target: str) -> tuple[Path, str]:
+    """``"model.py:Net"`` -> (Path("model.py"), "Net")."""
+    head, sep, name = target.rpartition(":")
+    if not sep or not head.endswith(".py") or not name:
+        raise RfcalcError(f"{target}: expected FILE.py:NAME, e.g. model.py:Net")
+    if not name.isidentifier():
+        raise RfcalcError(f"{target}: '{name}' is not a Python name")
+    return Path(head), name
+
+
+def load_target(target: str) -> Any:
+    """Import FILE.py and build NAME: an ``nn.Module`` subclass with a no-argument constructor, a function
+    returning a module, or a module instance. Every failure is a one-line :class:`RfcalcError`."""
+    path, name = split_target(target)
+    if not path.is_file():
+        raise RfcalcError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    require_extra("torch", "torch")
+    from torch import nn
+
+    module = _import_file(path)
+    if not hasattr(module, name):
+        found = sorted(k for k, v in vars(module).items() if _is_candidate(v, nn) and not k.startswith("_"))
+        from rfcalc.messages import suggest
+
+        listed = f"; it defines {', '.join(found)}" if found else "; it defines no nn.Module subclass or function"
+        raise RfcalcError(f"{path}: no '{name}'{suggest(name, found)}{listed}")
+    obj = getattr(module, name)
+    if isinstance(obj, nn.Module):
+        return obj
+    if not callable(obj):
+        raise RfcalcError(f"{target}: '{name}' is a {type(obj).__name__}, not an nn.Module subclass or a function "
+                          f"returning a module")
+    kind = "class" if inspect.isclass(obj) else "function"
+    if kind == "class" and not issubclass(obj, nn.Module):
+        raise RfcalcError(f"{target}: class '{name}' is not an nn.Module subclass")
+    missing = _required_parameters(obj)
+    if missing:
+        args = ", ".join(missing)
+        raise RfcalcError(f"{target}: {name}() needs arguments ({args}); point at a function without arguments "
+                          f"that builds it, e.g. def make_model(): return {name}(...)")
+    try:
+        built = obj()
+    except Exception as exc:
+        raise RfcalcError(f"{target}: {name}() failed: {type(exc).__name__}: {_first_line(exc)}") from None
+    if not isinstance(built, nn.Module):
+        raise RfcalcError(f"{target}: {name}() returned a {type(built).__name__}, not an nn.Module")
+    return built
+
+
+def _is_candidate(value: Any, nn: Any) -> bool:
+    return isinstance(value, nn.Module) or (inspect.isclass(value) and issubclass(value, nn.Module)
+                                            and not value.__module__.startswith("torch")) \
+        or (inspect.isfunction(value) and not value.__module__.startswith("torch"))
+
+
+def _required_parameters(obj: Any) -> list[str]:
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in signature.parameters.values()
+            if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
+                                                                   p.KEYWORD_ONLY)]
+
+
+def _import_file(path: Path) -> Any:
+    resolved = path.resolve()
+    module_name = "rfcalc_target_" + re.sub(r"\W", "_", str(resolved))
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None or spec.loader is None:
+        raise RfcalcError(f"{path}: cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    folder = str(resolved.parent)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except SystemExit as exc:
+        del sys.modules[module_name]
+        raise RfcalcError(f"{path}: importing it called exit({exc.code})") from None
+    except BaseException as exc:
+        del sys.modules[module_name]
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise RfcalcError(f"{path}: importing it failed: {type(exc).__name__}: {_first_line(exc)}") from None
+    finally:
+        if sys.path and sys.path[0] == folder:
+            sys.path.pop(0)
+    return module
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``inspect`` command to ``app``."""
+    app.command(name="inspect")(inspect_command)
+
+
+@guarded
+def inspect_command(
+    target: Annotated[str, typer.Argument(help="FILE.py:NAME: an nn.Module subclass with a no-argument "
+                                               "constructor, or a function returning a module.")],
+    input: Annotated[str, typer.Option("--input", "-i", help="Input shape CxHxW, e.g. 3x32x32.")],
+    format: Annotated[InspectFormat, typer.Option("--format", "-f", help="Output format.")] = InspectFormat.rich,
+    to_spec: Annotated[Optional[Path], typer.Option("--to-spec", help="Also write the equivalent v1 spec (YAML) "
+                                                                      "to this file.")] = None,
+) -> None:
+    """The exact, branch-aware table of a PyTorch module, traced with torch.fx (same numbers as `table`).
+
+    Exit 0 when every node is understood, 2 when the module cannot be loaded or traced, or when the
+    table stops at a node that changes the spatial layout in a way rfcalc cannot know (the partial table
+    is printed with an error naming the node).
+    """
+    shape = parse_input_shape(input)
+    require_extra("torch", "torch")
+    from rfcalc import render
+    from rfcalc.inspect import trace_module
+
+    module = load_target(target)
+    inspection = trace_module(module, shape, name=split_target(target)[1])
+    report = inspection.report
+    if format is InspectFormat.rich:
+        out = console()
+        out.print(render.rich_table(report))
+        for diagnostic in report.diagnostics:
+            out.print(f"{diagnostic.severity}: {diagnostic.path}: {diagnostic.message}", markup=False)
+    else:
+        renderer = {"markdown": render.render_markdown, "csv": render.render_csv, "json": render.render_json}
+        sys.stdout.write(renderer[format.value](report))
+        if format is InspectFormat.csv:
+            for diagnostic in report.diagnostics:
+                typer.echo(f"{diagnostic.severity}: {diagnostic.path}: {diagnostic.message}", err=True)
+    if not inspection.complete:
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if to_spec is not None:
+        from rfcalc.to_spec import write_spec
+
+        write_spec(inspection, to_spec)
+        typer.echo(f"wrote {to_spec}", err=True)
