@@ -173,13 +173,13 @@ def inspect_command(
     else:
         renderer = {"markdown": render.render_markdown, "csv": render.render_csv, "json": render.render_json}
         sys.stdout.write(renderer[format.value](report))
-        if format is InspectFormat.csv:
-            for diagnostic in report.diagnostics:
+        for diagnostic in report.diagnostics:  # csv has no place for them; errors go to stderr in any format
+            if format is InspectFormat.csv or diagnostic.severity == "error":
                 typer.echo(f"{diagnostic.severity}: {diagnostic.path}: {diagnostic.message}", err=True)
     if not inspection.complete:
         raise typer.Exit(EXIT_BAD_INPUT)
     if to_spec is not None:
         from rfcalc.to_spec import write_spec
 
-        write_spec(inspection, to_spec)
+        write_spec(inspection, to_spec, source=target)
         typer.echo(f"wrote {to_spec}", err=True)

@@ -41,6 +41,7 @@ import math
 import operator
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -69,13 +70,15 @@ class Inspection:
 
     ``complete`` is False when the walk stopped at a node it cannot follow (the last diagnostic says
     which). ``spec_layers`` maps row names to the spec layer each row was computed from (``"merge"``
-    for merges, :data:`SKIP` for identities); ``spec_notes`` says why a row has no exact spec op.
+    for merges, :data:`SKIP` for identities); ``spec_notes`` says why a row has no exact spec op;
+    ``row_nodes`` maps row names to the torch.fx node whose output the row describes.
     """
 
     report: Report
     complete: bool
     spec_layers: dict[str, PrimLayer | str] = field(default_factory=dict)
     spec_notes: dict[str, str] = field(default_factory=dict)
+    row_nodes: dict[str, str] = field(default_factory=dict)
 
     @property
     def error(self) -> Diagnostic | None:
@@ -133,7 +136,8 @@ def trace_module(module: nn.Module, input_shape: Any, *, name: str | None = None
         dtype = first.dtype if first is not None else torch.float32
         device = first.device if first is not None else torch.device("cpu")
         x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(0)).to(dtype=dtype, device=device)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the user's own warnings on a random input are noise here
             try:
                 walker.run(x)
             except _Stop as stop:
@@ -161,6 +165,11 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return isinstance(m, self._own) or super().is_leaf_module(m, module_qualified_name)
+
+
+def traced(module: nn.Module) -> fx.GraphModule:
+    """The torch.fx graph module rfcalc walks (same tracer, same node names as :func:`trace_module`)."""
+    return _trace(module, type(module).__name__)
 
 
 def _trace(module: nn.Module, label: str) -> fx.GraphModule:
@@ -231,6 +240,7 @@ class _Inspector:
         self.used_names: set[str] = {"input"}
         self.spec_layers: dict[str, PrimLayer | str] = {}
         self.spec_notes: dict[str, str] = {}
+        self.row_nodes: dict[str, str] = {}
         self.got_input = False
         self.output: Any = None
         self.stopped: Diagnostic | None = None
@@ -255,7 +265,8 @@ class _Inspector:
         else:
             diagnostics.append(self.stopped)
         report = Report(self.label, self.shape, tuple(rows), tuple(diagnostics))
-        return Inspection(report, self.stopped is None, dict(self.spec_layers), dict(self.spec_notes))
+        return Inspection(report, self.stopped is None, dict(self.spec_layers), dict(self.spec_notes),
+                          dict(self.row_nodes))
 
     def _output_notes(self, rows: list[Row]) -> list[Diagnostic]:
         flows = [self.flows[n] for n in _nodes_in(self.output) if n in self.flows]
@@ -570,6 +581,7 @@ class _Inspector:
             candidate = f"{name}_{k}"
             k += 1
         self.used_names.add(candidate)
+        self.row_nodes[candidate] = n.name
         return candidate
 
     def _where(self, n: fx.Node) -> str:
