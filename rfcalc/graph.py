@@ -17,68 +17,54 @@ GroupKind = Literal["block", "repeat", "separable"]
 
 
 @dataclass(frozen=True)
-class Prim:
-    """One primitive op (one row of the table)."""
+class _Named:
+    """Every node: its full dotted name, its path in the spec and its YAML location key."""
 
     name: str
     path: str
     key: Key
+
+    @property
+    def local_name(self) -> str:
+        """The last part of the dotted name: the module's attribute name inside its parent."""
+        return self.name.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Prim(_Named):
+    """One primitive op (one row of the table)."""
+
     layer: PrimLayer
 
     @property
     def op(self) -> str:
         return self.layer.op
 
-    @property
-    def local_name(self) -> str:
-        return self.name.rsplit(".", 1)[-1]
-
 
 @dataclass(frozen=True)
-class Group:
+class Group(_Named):
     """A named sequence: an expanded block use, a repeat, or a separable conv (children ``dw``, ``pw``)."""
 
-    name: str
-    path: str
-    key: Key
     kind: GroupKind
     children: tuple[Node, ...]
 
-    @property
-    def local_name(self) -> str:
-        return self.name.rsplit(".", 1)[-1]
-
 
 @dataclass(frozen=True)
-class Parallel:
+class Parallel(_Named):
     """Branches from the same input joined by ``merge``; an empty path is the identity."""
 
-    name: str
-    path: str
-    key: Key
     paths: tuple[tuple[Node, ...], ...]
     merge: Literal["concat", "add"]
     act: ActName
 
-    @property
-    def local_name(self) -> str:
-        return self.name.rsplit(".", 1)[-1]
-
 
 @dataclass(frozen=True)
-class Residual:
+class Residual(_Named):
     """``body(x) + shortcut(x)``; ``shortcut`` None is the identity."""
 
-    name: str
-    path: str
-    key: Key
     body: tuple[Node, ...]
     shortcut: tuple[Node, ...] | None
     act: ActName
-
-    @property
-    def local_name(self) -> str:
-        return self.name.rsplit(".", 1)[-1]
 
 
 Node = Union[Prim, Group, Parallel, Residual]
