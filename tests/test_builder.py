@@ -1,0 +1,207 @@
+"""build_model: parameters and every row's output shape against the report, module names, the custom modules."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import rfcalc  # noqa: E402
+from rfcalc.builder import Parallel, Residual, SpecModel, Ultimus, load_weights  # noqa: E402
+from rfcalc.errors import RfcalcError, SpecError  # noqa: E402
+from rfcalc.module_plan import plan_model, row_modules  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
+
+CONTRACT_EXAMPLE = """
+version: 1
+name: two-branch-dilated
+input: {channels: 3, size: 32}
+defaults:
+  conv: {bias: false, norm: bn, act: relu}
+blocks:
+  dws:
+    params: {out: null, k: 3, dilation: 1}
+    layers:
+      - {op: conv, groups: depthwise, k: $k, padding: same, dilation: $dilation, norm: none, act: none}
+      - {op: conv, out: $out, k: 1}
+layers:
+  - {op: conv, name: c1, out: 16, padding: 1}
+  - {use: dws, name: d1, out: 32, dilation: 2}
+  - op: parallel
+    name: branches
+    merge: concat
+    act: relu
+    paths:
+      - [{op: conv, out: 16, padding: 2, dilation: 2}]
+      - [{op: conv, out: 16, padding: 1}]
+  - op: residual
+    name: res
+    body:
+      - {op: conv, out: 32, padding: 1}
+      - {op: conv, out: 32, padding: 1, act: none}
+    act: relu
+  - {op: conv, name: s1, out: 48, separable: true, padding: 1, norm: gn, norm_groups: 4, dropout: 0.1}
+  - op: residual
+    name: down
+    body: [{op: conv, out: 64, stride: 2, padding: 1, norm: ln}]
+    shortcut: [{op: conv, out: 64, k: 1, stride: 2}]
+  - {op: conv, name: c5, out: 64, stride: 2, padding: 1, repeat: 2}
+  - {op: maxpool, name: mp, k: 2, ceil_mode: true}
+  - {op: gap, name: pool, mode: max}
+  - {op: bn, name: vbn}
+  - {op: dropout, name: vdrop}
+  - {op: ultimus, name: ult, dim: 4}
+  - {op: linear, name: head, out: 10}
+"""
+
+
+def load(path: Path) -> rfcalc.Spec:
+    try:
+        return rfcalc.load_spec(path)
+    except SpecError as exc:  # an example of a mistake, on purpose
+        pytest.skip(f"not a valid spec: {exc.problems[0]}")
+
+
+def output_shapes(model: torch.nn.Module, spec: rfcalc.Spec) -> dict[str, tuple[int, ...]]:
+    """The output shape of every row, read with forward hooks on its module."""
+    modules = row_modules(plan_model(spec.nodes, spec.report))
+    named = dict(model.named_modules())
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = [named[module].register_forward_hook(
+        lambda m, a, out, row=row: shapes.__setitem__(row, tuple(out.shape[1:]))) for row, module in modules.items()]
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(2, *spec.input_shape))
+    for handle in handles:
+        handle.remove()
+    return shapes
+
+
+def check_counts_and_shapes(spec: rfcalc.Spec) -> None:
+    model = rfcalc.build_model(spec)
+    assert sum(p.numel() for p in model.parameters()) == spec.report.params
+    shapes = output_shapes(model, spec)
+    assert shapes == {row.name: row.out_shape for row in spec.report.rows}
+
+
+def test_there_are_bundled_specs() -> None:
+    assert len(BUNDLED) >= 5
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_bundled_spec_parameters_and_shapes(path: Path) -> None:
+    check_counts_and_shapes(load(path))
+
+
+def test_every_op_parameters_and_shapes() -> None:
+    check_counts_and_shapes(rfcalc.load_spec(CONTRACT_EXAMPLE))
+
+
+def test_module_names_read_like_the_spec() -> None:
+    model = rfcalc.build_model(CONTRACT_EXAMPLE)
+    names = {name for name, _ in model.named_modules()}
+    assert {"c1", "c1.conv", "c1.bn", "c1.relu", "d1.0", "d1.1.conv", "branches", "branches.0.conv1.conv",
+            "branches.relu", "res.body.conv1", "res.relu", "s1.dw", "s1.pw.gn", "s1.pw.dropout",
+            "down.shortcut.conv1", "c5.0", "c5.1", "mp", "pool", "ult.q", "head"} <= names
+    assert isinstance(model, SpecModel) and isinstance(model.branches, Parallel) and isinstance(model.res, Residual)
+    assert model.res.shortcut is None
+    assert model.d1[0].groups == 16 and model.d1[0].padding == (2, 2)
+    text = str(model)
+    assert "spec='two-branch-dilated', input=3x32x32" in text and "(branches): Parallel(" in text
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_every_row_has_its_module() -> None:
+    spec = rfcalc.load_spec(CONTRACT_EXAMPLE)
+    modules = row_modules(plan_model(spec.nodes, spec.report))
+    assert list(modules) == [row.name for row in spec.report.rows] or set(modules) == {
+        row.name for row in spec.report.rows}
+    assert modules["c1"] == "c1.conv" and modules["d1.0"] == "d1.0" and modules["branches.relu"] == "branches.relu"
+    named = dict(rfcalc.build_model(spec).named_modules())
+    assert all(module in named for module in modules.values())
+
+
+def test_ultimus_is_per_sample_attention() -> None:
+    torch.manual_seed(0)
+    block = Ultimus(6, dim=3).double()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    out = block(x)
+    for i in range(4):  # one sample at a time, as written in the contract
+        q, k, v = block.q(x[i:i + 1]), block.k(x[i:i + 1]), block.v(x[i:i + 1])
+        attention = torch.softmax(q.T @ k / 3 ** 0.5, dim=-1)
+        expected = block.out(v @ attention)
+        torch.testing.assert_close(out[i:i + 1], expected)
+    torch.testing.assert_close(block(x[1:2]), out[1:2])  # no mixing across the batch
+    assert sum(p.numel() for p in block.parameters()) == 3 * 6 * 3 + 3 * 6 + 6
+
+
+def test_parallel_add_and_identity_path() -> None:
+    spec = rfcalc.load_spec("""
+version: 1
+name: add
+input: {channels: 4, size: 8}
+layers:
+  - op: parallel
+    name: p
+    merge: add
+    paths: [[], [{op: conv, out: 4, padding: 1}], [{op: avgpool, k: 3, stride: 1, padding: 1}]]
+""")
+    model = rfcalc.build_model(spec)
+    x = torch.randn(1, 4, 8, 8)
+    expected = x + getattr(model.p, "1")(x) + torch.nn.functional.avg_pool2d(x, 3, 1, 1)
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_name_that_clashes_with_a_module_attribute_is_one_line() -> None:
+    spec = rfcalc.load_spec({"version": 1, "name": "x", "input": {"channels": 1, "size": 4},
+                             "layers": [{"op": "relu", "name": "training"}]})
+    with pytest.raises(RfcalcError, match="layer name 'training' clashes"):
+        rfcalc.build_model(spec)
+
+
+def test_checkpoint_forms_and_mismatch() -> None:
+    spec = rfcalc.load_spec(CONTRACT_EXAMPLE)
+    source, target = rfcalc.build_model(spec), rfcalc.build_model(spec)
+    load_weights(target, {"model": source.state_dict(), "epoch": 3})
+    load_weights(target, source.state_dict())
+    torch.testing.assert_close(target.c1.conv.weight, source.c1.conv.weight)
+    with pytest.raises(RfcalcError, match="does not fit this spec: missing"):
+        load_weights(target, {"model": {}})
+    other = rfcalc.build_model(CONTRACT_EXAMPLE.replace("out: 16, padding: 1}", "out: 8, padding: 1}", 1))
+    with pytest.raises(RfcalcError, match="size mismatch"):
+        load_weights(target, other.state_dict())
+
+
+def test_missing_torch_is_one_line() -> None:
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import rfcalc\n"
+            "try:\n    rfcalc.build_model({'version': 1, 'name': 'x', 'input': {'channels': 1, 'size': 4},"
+            " 'layers': [{'op': 'relu'}]})\n"
+            "except rfcalc.RfcalcError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "build_model needs PyTorch: pip install 'rfcalc[torch]'", done.stderr
+
+
+def test_core_stays_torch_free() -> None:
+    code = ("import sys, rfcalc, rfcalc.module_plan, rfcalc.export, rfcalc.plot, rfcalc.random_specs\n"
+            "rfcalc.analyze('examples/quickstart.yaml')\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_resnet50_parameters_and_build_time() -> None:
+    """bench/resnet50.yaml has torchvision's resnet50 count; build_model is fast (bench/build_speed.py: < 1 s)."""
+    import time
+
+    spec = rfcalc.load_spec(ROOT / "bench" / "resnet50.yaml")
+    started = time.perf_counter()
+    model = rfcalc.build_model(spec)
+    elapsed = time.perf_counter() - started
+    assert spec.report.params == sum(p.numel() for p in model.parameters()) == 25_557_032
+    assert elapsed < 3.0  # a loose guard for a shared CI machine; the target is measured by the bench

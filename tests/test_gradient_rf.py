@@ -1,0 +1,106 @@
+"""Gradient receptive fields: the table's window of every feature-map row against the module itself.
+
+Every path is made strictly positive (rfcalc.testing.positive_copy), one output unit is back-propagated,
+and the input pixels it depends on are read off: inside the image their extremes equal
+``start + u·jump ± (rf−1)/2`` exactly; where the image edge clips the window they stay inside it.
+First, middle and last unit of every row that outputs a feature map.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import rfcalc  # noqa: E402
+from rfcalc.errors import SpecError  # noqa: E402
+from rfcalc.testing import GradientProbe, gradient_windows, module_problems, positive_copy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
+
+
+def spec_of(layers: list[dict], size: int | list[int] = 16, channels: int = 2) -> rfcalc.Spec:
+    return rfcalc.load_spec({"version": 1, "name": "t", "input": {"channels": channels, "size": size},
+                             "layers": layers})
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_bundled_spec_gradient_windows(path: Path) -> None:
+    try:
+        spec = rfcalc.load_spec(path)
+    except SpecError as exc:
+        pytest.skip(f"not a valid spec: {exc.problems[0]}")
+    assert module_problems(spec) == []
+
+
+def test_contract_example_with_every_op() -> None:
+    from test_builder import CONTRACT_EXAMPLE
+
+    assert module_problems(rfcalc.load_spec(CONTRACT_EXAMPLE)) == []
+
+
+EDGE_CASES = {
+    "dilation leaves holes at the edge": [{"op": "conv", "k": 3, "dilation": 3, "padding": 1, "stride": 2},
+                                          {"op": "conv", "k": 3, "dilation": 2, "padding": 2}],
+    "even kernels, half-pixel centres": [{"op": "conv", "k": 2}, {"op": "conv", "k": 4, "stride": 2, "padding": 1},
+                                         {"op": "avgpool", "k": 2}],
+    "padding wider than the kernel": [{"op": "conv", "k": 1, "padding": 3}, {"op": "conv", "k": 3, "stride": 3}],
+    "ceil_mode pools": [{"op": "maxpool", "k": 3, "stride": 2, "ceil_mode": True},
+                        {"op": "avgpool", "k": 2, "padding": 1, "ceil_mode": True}],
+    "rectangular everything": [{"op": "conv", "k": [1, 5], "stride": [2, 1], "padding": [0, 2],
+                                "dilation": [1, 2]}, {"op": "maxpool", "k": [3, 1], "stride": [1, 2]}],
+    "misaligned concat": [{"op": "parallel", "paths": [[{"op": "conv", "k": 3, "padding": 2}],
+                                                       [{"op": "conv", "k": 5, "padding": 3}]]}],
+    "strided residual with a shortcut conv": [
+        {"op": "conv", "out": 4, "padding": 1},
+        {"op": "residual", "body": [{"op": "conv", "out": 8, "stride": 2, "padding": 1, "norm": "bn", "act": "relu"},
+                                    {"op": "conv", "out": 8, "padding": "same", "dilation": 2}],
+         "shortcut": [{"op": "conv", "out": 8, "k": 1, "stride": 2}], "act": "silu"}],
+    "depthwise and separable": [{"op": "conv", "groups": "depthwise", "out": 4, "k": 5, "padding": 1},
+                                {"op": "conv", "separable": True, "out": 3, "dilation": 2, "stride": 2}],
+    "global pool after feature maps": [{"op": "conv", "k": 3}, {"op": "gap", "mode": "max"},
+                                       {"op": "linear", "out": 3}],
+}
+
+
+@pytest.mark.parametrize("layers", list(EDGE_CASES.values()), ids=list(EDGE_CASES))
+def test_edge_cases(layers: list[dict]) -> None:
+    assert module_problems(spec_of(layers, size=[13, 16])) == []
+
+
+def test_the_oracle_sees_a_wrong_table() -> None:
+    """A module checked against a table with the same shapes but other windows disagrees: the check bites."""
+    plain = spec_of([{"op": "conv", "k": 3, "padding": 1}, {"op": "conv", "k": 3, "padding": 1}])
+    dilated = spec_of([{"op": "conv", "k": 3, "padding": 1}, {"op": "conv", "k": 3, "padding": 2, "dilation": 2}])
+    assert module_problems(plain) == []
+    problems = module_problems(dilated, rfcalc.build_model(plain))
+    assert problems and all("gradient" in p for p in problems)
+    assert any(p.startswith("conv2 unit (7, 7) axis h: table [4, 10]") for p in problems)
+
+
+def test_measured_windows_by_hand() -> None:
+    spec = spec_of([{"op": "conv", "name": "a", "k": 3, "stride": 2}, {"op": "conv", "name": "b", "k": 3}],
+                   size=12, channels=1)
+    windows = gradient_windows(rfcalc.build_model(spec), spec.input_shape, "b")
+    # b is 3x3; unit u sees input pixels [2u, 2u + 6]
+    assert windows == {(0, 0): ((0, 6), (0, 6)), (1, 1): ((2, 8), (2, 8)), (2, 2): ((4, 10), (4, 10))}
+
+
+def test_positive_copy_leaves_the_model_alone() -> None:
+    spec = spec_of([{"op": "conv", "norm": "bn", "act": "relu", "dropout": 0.5}, {"op": "maxpool"}])
+    model = rfcalc.build_model(spec)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    positive = positive_copy(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all((p > 0).all() and p.dtype == torch.float64 for p in positive.parameters())
+    assert not any(isinstance(m, (torch.nn.ReLU, torch.nn.MaxPool2d, torch.nn.BatchNorm2d))
+                   for m in positive.modules())
+
+
+def test_probe_rejects_a_vector_output() -> None:
+    spec = spec_of([{"op": "gap"}])
+    probe = GradientProbe(rfcalc.build_model(spec), spec.input_shape, ["gap1"])
+    with pytest.raises(ValueError, match="not a feature map"):
+        probe.windows("gap1")
