@@ -221,12 +221,18 @@ layers:
 
 
 class Bottleneck(nn.Module):
-    """torchvision's ResNet-50 bottleneck (v1.5): 1x1, 3x3 with the stride, 1x1 x4; one ReLU module used thrice."""
+    """torchvision's ResNet-50 bottleneck (v1.5): 1x1, 3x3 with the stride, 1x1 x4; one ReLU module used thrice.
+
+    ``shortcut_first`` runs the projection shortcut before the body (the same network; only the order of the
+    statements in forward changes, which is all a forward-hook RF tool sees).
+    """
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 shortcut_first: bool = False) -> None:
         super().__init__()
+        self.shortcut_first = shortcut_first
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
@@ -238,10 +244,12 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
+        if self.downsample is not None and self.shortcut_first:
+            identity = self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.downsample is not None:
+        if self.downsample is not None and not self.shortcut_first:
             identity = self.downsample(x)
         out += identity
         return self.relu(out)
@@ -250,9 +258,11 @@ class Bottleneck(nn.Module):
 class ResNet50(nn.Module):
     """torchvision.models.resnet50 by hand; ``head=False`` is the trunk (output of ``layer4``)."""
 
-    def __init__(self, width: int = 64, num_classes: int = 1000, head: bool = True) -> None:
+    def __init__(self, width: int = 64, num_classes: int = 1000, head: bool = True,
+                 shortcut_first: bool = False) -> None:
         super().__init__()
         self.head = head
+        self.shortcut_first = shortcut_first
         self.inplanes = width
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -272,7 +282,7 @@ class ResNet50(nn.Module):
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes * Bottleneck.expansion, 1, stride=stride, bias=False),
                 nn.BatchNorm2d(planes * Bottleneck.expansion))
-        layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
+        layers = [Bottleneck(self.inplanes, planes, stride, downsample, self.shortcut_first)]
         self.inplanes = planes * Bottleneck.expansion
         layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
@@ -286,9 +296,9 @@ class ResNet50(nn.Module):
         return self.fc(x)
 
 
-def resnet50_trunk(width: int = 64) -> ResNet50:
+def resnet50_trunk(width: int = 64, shortcut_first: bool = False) -> ResNet50:
     """The ResNet-50 trunk: conv1 .. layer4, no pooling or classifier."""
-    return ResNet50(width=width, head=False)
+    return ResNet50(width=width, head=False, shortcut_first=shortcut_first)
 
 
 def resnet50() -> ResNet50:

@@ -412,3 +412,12 @@ def test_module_state_is_restored() -> None:
     inspect_module(model, SHAPE)
     assert all(m.training for m in model.modules())
     assert model.bn1.num_batches_tracked.item() == 0
+
+
+def test_statement_order_does_not_change_the_table() -> None:
+    """Computing the projection shortcut before the body changes what forward hooks see, not the network."""
+    usual = inspect_module(M.resnet50_trunk(width=4), (3, 224, 224))
+    first = inspect_module(M.resnet50_trunk(width=4, shortcut_first=True), (3, 224, 224))
+    assert sorted(numbers(usual)) == sorted(numbers(first))
+    assert usual.to_dict()["totals"] == first.to_dict()["totals"]
+    assert first.rf == (427, 427)
