@@ -30,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - exercised in a subprocess test
     raise RfcalcError("build_model needs PyTorch: pip install 'rfcalc[torch]'") from None
 
-from rfcalc.module_plan import Item, Leaf, Merge, Seq, plan_model
+from rfcalc.module_plan import Item, Leaf, Seq, plan_model
 from rfcalc.spec import Spec
 
 

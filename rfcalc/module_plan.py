@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
-from rfcalc.graph import Group, Node, Parallel, Prim, Residual
+from rfcalc.graph import Group, Node, Parallel, Prim
 from rfcalc.report import Report, Row
 
 ACTIVATION_CTORS: dict[str, str] = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "leaky_relu": "nn.LeakyReLU",

@@ -17,47 +17,8 @@ from rfcalc.module_plan import plan_model, row_modules  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
 
-CONTRACT_EXAMPLE = """
-version: 1
-name: two-branch-dilated
-input: {channels: 3, size: 32}
-defaults:
-  conv: {bias: false, norm: bn, act: relu}
-blocks:
-  dws:
-    params: {out: null, k: 3, dilation: 1}
-    layers:
-      - {op: conv, groups: depthwise, k: $k, padding: same, dilation: $dilation, norm: none, act: none}
-      - {op: conv, out: $out, k: 1}
-layers:
-  - {op: conv, name: c1, out: 16, padding: 1}
-  - {use: dws, name: d1, out: 32, dilation: 2}
-  - op: parallel
-    name: branches
-    merge: concat
-    act: relu
-    paths:
-      - [{op: conv, out: 16, padding: 2, dilation: 2}]
-      - [{op: conv, out: 16, padding: 1}]
-  - op: residual
-    name: res
-    body:
-      - {op: conv, out: 32, padding: 1}
-      - {op: conv, out: 32, padding: 1, act: none}
-    act: relu
-  - {op: conv, name: s1, out: 48, separable: true, padding: 1, norm: gn, norm_groups: 4, dropout: 0.1}
-  - op: residual
-    name: down
-    body: [{op: conv, out: 64, stride: 2, padding: 1, norm: ln}]
-    shortcut: [{op: conv, out: 64, k: 1, stride: 2}]
-  - {op: conv, name: c5, out: 64, stride: 2, padding: 1, repeat: 2}
-  - {op: maxpool, name: mp, k: 2, ceil_mode: true}
-  - {op: gap, name: pool, mode: max}
-  - {op: bn, name: vbn}
-  - {op: dropout, name: vdrop}
-  - {op: ultimus, name: ult, dim: 4}
-  - {op: linear, name: head, out: 10}
-"""
+EVERY_OP = ROOT / "tests" / "specs" / "every_op.yaml"
+EVERY_OP_TEXT = EVERY_OP.read_text(encoding="utf-8")
 
 
 def load(path: Path) -> rfcalc.Spec:
@@ -99,11 +60,11 @@ def test_bundled_spec_parameters_and_shapes(path: Path) -> None:
 
 
 def test_every_op_parameters_and_shapes() -> None:
-    check_counts_and_shapes(rfcalc.load_spec(CONTRACT_EXAMPLE))
+    check_counts_and_shapes(rfcalc.load_spec(EVERY_OP_TEXT))
 
 
 def test_module_names_read_like_the_spec() -> None:
-    model = rfcalc.build_model(CONTRACT_EXAMPLE)
+    model = rfcalc.build_model(EVERY_OP_TEXT)
     names = {name for name, _ in model.named_modules()}
     assert {"c1", "c1.conv", "c1.bn", "c1.relu", "d1.0", "d1.1.conv", "branches", "branches.0.conv1.conv",
             "branches.relu", "res.body.conv1", "res.relu", "s1.dw", "s1.pw.gn", "s1.pw.dropout",
@@ -112,12 +73,12 @@ def test_module_names_read_like_the_spec() -> None:
     assert model.res.shortcut is None
     assert model.d1[0].groups == 16 and model.d1[0].padding == (2, 2)
     text = str(model)
-    assert "spec='two-branch-dilated', input=3x32x32" in text and "(branches): Parallel(" in text
+    assert "spec='every-op', input=3x32x32" in text and "(branches): Parallel(" in text
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_every_row_has_its_module() -> None:
-    spec = rfcalc.load_spec(CONTRACT_EXAMPLE)
+    spec = rfcalc.load_spec(EVERY_OP_TEXT)
     modules = row_modules(plan_model(spec.nodes, spec.report))
     assert list(modules) == [row.name for row in spec.report.rows] or set(modules) == {
         row.name for row in spec.report.rows}
@@ -165,14 +126,14 @@ def test_name_that_clashes_with_a_module_attribute_is_one_line() -> None:
 
 
 def test_checkpoint_forms_and_mismatch() -> None:
-    spec = rfcalc.load_spec(CONTRACT_EXAMPLE)
+    spec = rfcalc.load_spec(EVERY_OP_TEXT)
     source, target = rfcalc.build_model(spec), rfcalc.build_model(spec)
     load_weights(target, {"model": source.state_dict(), "epoch": 3})
     load_weights(target, source.state_dict())
     torch.testing.assert_close(target.c1.conv.weight, source.c1.conv.weight)
     with pytest.raises(RfcalcError, match="does not fit this spec: missing"):
         load_weights(target, {"model": {}})
-    other = rfcalc.build_model(CONTRACT_EXAMPLE.replace("out: 16, padding: 1}", "out: 8, padding: 1}", 1))
+    other = rfcalc.build_model(EVERY_OP_TEXT.replace("out: 16, padding: 1}", "out: 8, padding: 1}", 1))
     with pytest.raises(RfcalcError, match="size mismatch"):
         load_weights(target, other.state_dict())
 

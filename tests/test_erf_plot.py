@@ -101,3 +101,13 @@ def test_cli_table_plot(runner, tmp_path: Path) -> None:  # type: ignore[no-unty
     result = runner.invoke(app, ["table", str(SPEC), "--format", "csv", "--plot", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == PNG
+
+
+def test_cli_erf_without_torch_is_one_line(runner, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    result = runner.invoke(app, ["erf", str(SPEC)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "pip install 'rfcalc[torch]'" in result.stderr

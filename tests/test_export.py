@@ -58,9 +58,7 @@ def test_bundled_specs_round_trip(path: Path, tmp_path: Path) -> None:
 
 
 def test_every_op_round_trips(tmp_path: Path) -> None:
-    from test_builder import CONTRACT_EXAMPLE
-
-    assert_round_trip(rfcalc.load_spec(CONTRACT_EXAMPLE), tmp_path)
+    assert_round_trip(rfcalc.load_spec(ROOT / "tests" / "specs" / "every_op.yaml"), tmp_path)
 
 
 def test_random_specs_round_trip(tmp_path: Path) -> None:

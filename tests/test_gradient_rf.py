@@ -36,9 +36,7 @@ def test_bundled_spec_gradient_windows(path: Path) -> None:
 
 
 def test_contract_example_with_every_op() -> None:
-    from test_builder import CONTRACT_EXAMPLE
-
-    assert module_problems(rfcalc.load_spec(CONTRACT_EXAMPLE)) == []
+    assert module_problems(rfcalc.load_spec(ROOT / "tests" / "specs" / "every_op.yaml")) == []
 
 
 EDGE_CASES = {
