@@ -107,8 +107,6 @@ def _required_parameters(obj: Any) -> list[str]:
 def _import_file(path: Path) -> Any:
     resolved = path.resolve()
     module_name = "rfcalc_target_" + re.sub(r"\W", "_", str(resolved))
-    if module_name in sys.modules:
-        return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, resolved)
     if spec is None or spec.loader is None:
         raise RfcalcError(f"{path}: cannot be imported as a Python file")

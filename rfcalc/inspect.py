@@ -2,7 +2,7 @@
 
 The module's forward is traced with :mod:`torch.fx` and the same :class:`~rfcalc.calculator.Calculator`
 that computes a spec's table walks the traced graph: no second receptive-field implementation. One
-forward pass of a random input of the given shape (batch 1, eval mode, no grad) runs alongside the walk,
+forward pass of a random input of the given shape (batch 2, eval mode, no grad) runs alongside the walk,
 so every node's real output shape is known; every row the calculator writes is checked against it.
 
 How nodes map (the lookup table is :mod:`rfcalc.inspect_map`):
@@ -60,7 +60,8 @@ from rfcalc.spec_models import OPS, FlattenLayer, GapLayer, PoolLayer, PrimLayer
 from rfcalc.yaml_source import Source
 
 _RESERVED = frozenset(OPS) | {"concat", "add"}
-SKIP = "skip"  # spec_layers value of a row that is the identity in a spec (contiguous, a same-shape view)
+SKIP = "skip"
+BATCH = 2  # two samples, so that an op that drops the batch dimension (x.squeeze()) shows it  # spec_layers value of a row that is the identity in a spec (contiguous, a same-shape view)
 _TORCH_DIR = os.path.dirname(torch.__file__)
 
 
@@ -135,7 +136,7 @@ def trace_module(module: nn.Module, input_shape: Any, *, name: str | None = None
         first = next((p for p in module.parameters() if p.is_floating_point()), None)
         dtype = first.dtype if first is not None else torch.float32
         device = first.device if first is not None else torch.device("cpu")
-        x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(0)).to(dtype=dtype, device=device)
+        x = torch.rand((BATCH, *shape), generator=torch.Generator().manual_seed(0)).to(dtype=dtype, device=device)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the user's own warnings on a random input are noise here
             try:
@@ -308,7 +309,7 @@ class _Inspector:
         self._node(n, result)
 
     def _node(self, n: fx.Node, result: torch.Tensor) -> None:
-        if result.dim() == 0 or result.shape[0] != 1:
+        if result.dim() == 0 or result.shape[0] != BATCH:
             self._stop(n, f"returns a tensor of shape {tuple(result.shape)} without the batch dimension first")
         out = tuple(int(s) for s in result.shape[1:])
         desc, action, call = self._classify(n)
@@ -509,7 +510,7 @@ class _Inspector:
     def _pending_item(self, n: fx.Node, result: Any) -> None:
         pending = self.pending[n.args[0]]  # type: ignore[index]
         index = n.args[1]
-        if not isinstance(result, torch.Tensor) or result.dim() == 0 or result.shape[0] != 1:
+        if not isinstance(result, torch.Tensor) or result.dim() == 0 or result.shape[0] != BATCH:
             self._stop(n, f"takes item {index!r} of {pending.desc}, which is not a batch of tensors")
         out = tuple(int(s) for s in result.shape[1:])
         self._generic_with(n, pending.flow, out, pending.desc, lambda x: pending.replay(x)[index])
@@ -660,7 +661,7 @@ def _display_path(file: str) -> str:
 def _is_local(replay: Callable[[torch.Tensor], Any], shape: Shape, dtype: torch.dtype, device: torch.device) -> bool:
     """Whether changing one input pixel changes the output at that pixel only (tested at three pixels)."""
     c, h, w = shape
-    x = (torch.rand((1, c, h, w), generator=torch.Generator().manual_seed(1)) + 0.5).to(dtype=dtype, device=device)
+    x = (torch.rand((BATCH, c, h, w), generator=torch.Generator().manual_seed(1)) + 0.5).to(dtype=dtype, device=device)
     try:
         y0 = replay(x.clone())
         for ph, pw in {(h // 2, w // 2), (0, 0), (h - 1, w - 1)}:
@@ -669,7 +670,7 @@ def _is_local(replay: Callable[[torch.Tensor], Any], shape: Shape, dtype: torch.
             y1 = replay(x1)
             if not isinstance(y1, torch.Tensor) or y1.shape != y0.shape or y1.dim() != 4:
                 return False
-            changed = (y1 != y0).any(dim=1)[0]
+            changed = (y1 != y0).any(dim=1).any(dim=0)
             changed[ph, pw] = False
             if bool(changed.any()):
                 return False
