@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rfcalc.cli_common import fail, guarded, require_extra
+from rfcalc.cli_common import guarded, require_extra
 
 
 def register(app: typer.Typer) -> None:
@@ -28,8 +28,6 @@ def export(
     from rfcalc.export import export_source
     from rfcalc.spec import load_spec
 
-    if class_name is not None and not class_name.isidentifier():
-        fail(f"--class-name: not a Python class name: {class_name!r}")
     source = export_source(load_spec(spec), class_name)
     if output is None:
         typer.echo(source, nl=False)

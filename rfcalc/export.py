@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rfcalc import __version__
+from rfcalc.errors import RfcalcError
 from rfcalc.module_plan import Item, Leaf, Merge, Seq, children, plan_model, walk
 from rfcalc.report import Report, Row
 from rfcalc.spec import Spec
@@ -23,6 +24,7 @@ from rfcalc.spec import Spec
 INDENT = "    "
 BUILDER_SOURCE = Path(__file__).with_name("builder.py")
 HELPERS = ("activation", "Parallel", "Residual", "GlobalPool", "Ultimus")
+RESERVED = (*HELPERS, "torch", "nn", "OrderedDict", "INPUT_SHAPE", "annotations")
 
 
 def class_name_for(spec_name: str) -> str:
@@ -31,15 +33,16 @@ def class_name_for(spec_name: str) -> str:
     name = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
     if name[0].isdigit():
         name = f"Net{name}"
-    return f"{name}Net" if name in HELPERS + ("OrderedDict",) else name
+    return f"{name}Net" if name in RESERVED else name
 
 
 def export_source(spec: Spec, class_name: str | None = None) -> str:
     """The Python source of a module that builds ``build_model(spec)``: same classes, names and state_dict keys."""
     root = plan_model(spec.nodes, spec.report)
     name = class_name or class_name_for(spec.name)
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise ValueError(f"not a Python class name: {name!r}")
+    if not name.isidentifier() or keyword.iskeyword(name) or name in RESERVED:
+        raise RfcalcError(f"not a usable class name: {name!r} (a Python identifier other than "
+                          f"{', '.join(RESERVED)})")
     rows = {row.name: row for row in spec.report.rows}
     used = {item.ctor for _, item in walk(root) if isinstance(item, Leaf)}
     merges = {item.kind for _, item in walk(root) if isinstance(item, Merge)}

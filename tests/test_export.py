@@ -108,4 +108,6 @@ def test_cli_export(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-
     printed = runner.invoke(app, ["export", str(spec_path)])
     assert printed.exit_code == 0 and printed.stdout == out.read_text(encoding="utf-8")
     bad = runner.invoke(app, ["export", str(spec_path), "--class-name", "not a name"])
-    assert bad.exit_code == 2 and "not a Python class name" in bad.stderr
+    assert bad.exit_code == 2 and "not a usable class name: 'not a name'" in bad.stderr
+    shadow = runner.invoke(app, ["export", str(spec_path), "--class-name", "torch"])
+    assert shadow.exit_code == 2 and shadow.stderr.count("\n") == 1
