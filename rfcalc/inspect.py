@@ -53,8 +53,9 @@ from torch import nn
 from rfcalc.calculator import Calculator, Flow, fmt_shape
 from rfcalc.errors import RfcalcError
 from rfcalc.graph import Prim
-from rfcalc.inspect_map import (FUNCTIONS, METHODS, Action, AdaptivePool, AsLayer, Binary, Call, Concat, GlobalPool,
-                                Pointwise, Reshape, Unsupported, bind, is_reshape, module_action, rfcalc_leaf_types)
+from rfcalc.inspect_map import (FUNCTIONS, METHODS, Action, AdaptivePool, AsLayer, Binary, Broadcast, Call, Concat,
+                                GlobalPool, Pointwise, Reshape, Unsupported, bind, is_reshape, module_action,
+                                rfcalc_leaf_types)
 from rfcalc.report import INPUT_GEOMETRY, Diagnostic, Report, Row, Shape
 from rfcalc.spec_models import OPS, FlattenLayer, GapLayer, PoolLayer, PrimLayer
 from rfcalc.yaml_source import Source
@@ -319,6 +320,8 @@ class _Inspector:
             self._concat(n, action, call, out, desc)
         elif isinstance(action, Binary):
             self._binary(n, action, call, out, desc)
+        elif isinstance(action, Broadcast):
+            self._broadcast(n, call, out, desc)
         else:
             flow = self._single_flow(n, desc)
             if isinstance(action, AsLayer):
@@ -458,6 +461,21 @@ class _Inspector:
             return
         self._stop(n, f"broadcasts {_fmt(a.shape)} against {_fmt(b.shape)}; rfcalc follows element-wise ops on "
                       f"equal shapes, or with a 1x1 map", desc)
+
+    def _broadcast(self, n: fx.Node, call: Call | None, out: Shape, desc: str) -> None:
+        """``y.expand_as(x)``: y's values at x's positions. A 1x1 map stays 1x1 for the calculator (its consumer
+        is then a broadcast with a global context); a map that already has the size is unchanged."""
+        nodes = call.values["__nodes__"] if call is not None else None
+        source = nodes.get("input") if nodes else None
+        flow = self.flows.get(source) if isinstance(source, fx.Node) else None
+        if flow is None:
+            self._stop(n, "expands a tensor that is not computed from the input", desc)
+        if len(flow.shape) == 3 and len(out) == 3 and flow.shape[0] == out[0] and \
+                (flow.shape[1:] == (1, 1) or flow.shape[1:] == out[1:]):
+            self.flows[n] = flow
+            return
+        self._stop(n, f"expands {fmt_shape(flow.shape)} to {_fmt(out)}; rfcalc follows the expansion of 1x1 maps "
+                      f"only", desc)
 
     def _merge(self, n: fx.Node, flows: list[tuple[str, Flow]], op: str, out: Shape, desc: str) -> None:
         name = self._name(n)

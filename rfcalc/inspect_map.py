@@ -11,6 +11,8 @@ understands has an entry here; :mod:`rfcalc.inspect` walks the traced graph and 
 - :class:`GlobalPool` / :class:`AdaptivePool` — global and adaptive pools (``gap`` or an exact pool);
 - :class:`Reshape` — flatten / view / reshape / squeeze (only flattening to a vector keeps a meaning);
 - :class:`Concat`, :class:`Binary` — merges (``torch.cat``, ``+``, ``*``, ...);
+- :class:`Broadcast` — ``expand`` / ``expand_as``: a 1x1 map seen at every position (it stays 1x1 for the
+  calculator, so the product or sum that uses it is a broadcast with a global context);
 - :class:`Unsupported` — a known call whose windows the calculator cannot describe (a dilated max pool,
   asymmetric ``same`` padding, ...): the report stops there with the reason.
 
@@ -72,11 +74,16 @@ class Binary:
 
 
 @dataclass(frozen=True)
+class Broadcast:
+    """``expand`` / ``expand_as`` / ``broadcast_to``: the same values seen at more positions (no row of its own)."""
+
+
+@dataclass(frozen=True)
 class Unsupported:
     reason: str
 
 
-Action = Union[AsLayer, Pointwise, GlobalPool, AdaptivePool, Reshape, Concat, Binary, Unsupported]
+Action = Union[AsLayer, Pointwise, GlobalPool, AdaptivePool, Reshape, Concat, Binary, Broadcast, Unsupported]
 
 
 @dataclass
@@ -117,7 +124,7 @@ def _conv(weight_shape: tuple[int, ...], has_bias: bool, stride: Any, padding: A
             pad = ((k_eff[0] - 1) // 2, (k_eff[1] - 1) // 2)
     else:
         pad = pair(padding)
-    note = None if padding_mode == "zeros" else f"padding_mode={padding_mode!r} (the spec pads with zeros)"
+    note = None if padding_mode == "zeros" else f"padding_mode={padding_mode!r}; the spec pads with zeros"
     layer = ConvLayer(op="conv", out=out, k=(kh, kw), stride=pair(stride), padding=pad, dilation=dil,
                       groups=int(groups), bias=has_bias)
     return AsLayer(layer, note)
@@ -352,6 +359,7 @@ FUNCTIONS: dict[Any, tuple[_inspect.Signature, Handler]] = _entries([
     ([F.linear], _LINEAR_SIG, _linear_function),
     ([torch.flatten, torch.reshape, torch.squeeze], _ANY_SIG, _reshape),
     ([torch.cat, torch.concat, torch.concatenate], _CAT_SIG, _cat),
+    ([torch.broadcast_to], "input, size", lambda call: Broadcast()),
     ([operator.add, operator.iadd, torch.add], _BINARY_SIG, _binary("add")),
     ([operator.sub, operator.isub, torch.sub, torch.subtract], _BINARY_SIG, _binary("sub")),
     ([operator.mul, operator.imul, torch.mul, torch.multiply], _BINARY_SIG, _binary("mul")),
@@ -365,6 +373,7 @@ _POINTWISE_METHODS = ("sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "abs", "neg
 METHODS: dict[str, tuple[_inspect.Signature, Handler]] = _entries([
     (["relu", "relu_"], "self, *args, **kwargs", _act("relu")),
     (["flatten", "view", "reshape", "squeeze"], "self, *args, **kwargs", _reshape),
+    (["expand", "expand_as", "broadcast_to"], "input, *args, **kwargs", lambda call: Broadcast()),
     (["mean"], "input, dim=None, keepdim=False, *args, **kwargs", lambda call: _mean_dims(call, "avg")),
     (["amax"], "input, dim=None, keepdim=False, *args, **kwargs", lambda call: _mean_dims(call, "max")),
     (["add", "add_", "__add__", "__radd__", "__iadd__"], "input, other, *, alpha=1", _binary("add")),

@@ -421,3 +421,31 @@ def test_statement_order_does_not_change_the_table() -> None:
     assert sorted(numbers(usual)) == sorted(numbers(first))
     assert usual.to_dict()["totals"] == first.to_dict()["totals"]
     assert first.rf == (427, 427)
+
+
+def test_squeeze_excitation_with_linear_layers_and_expand_as() -> None:
+    class SE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 16, 3, stride=2, padding=1, padding_mode="reflect")
+            self.fc1 = nn.Linear(16, 4)
+            self.fc2 = nn.Linear(4, 16)
+            self.head = nn.Linear(16, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.c(x)
+            b, c, _, _ = x.size()
+            y = F.adaptive_avg_pool2d(x, 1).view(b, c)
+            y = torch.sigmoid(self.fc2(F.relu(self.fc1(y)))).view(b, c, 1, 1)
+            x = x * y.expand_as(x)
+            return self.head(x.mean([2, 3], keepdim=True).squeeze())
+
+    inspection = trace_module(SE(), SHAPE)
+    report = inspection.report
+    assert [r.op for r in report.rows] == ["conv", "gap", "flatten", "linear", "relu", "linear", "sigmoid", "view",
+                                           "mul", "gap", "flatten", "linear"]
+    assert report.row("mul").inputs == ("c", "view_1")
+    assert report.row("view_1").out_shape == (16, 1, 1)
+    assert report.rf == (3 + 2 * 15, 3 + 2 * 15)
+    assert [d.code for d in report.diagnostics] == ["global-context"]
+    assert inspection.spec_notes["c"] == "padding_mode='reflect'; the spec pads with zeros"
