@@ -73,7 +73,12 @@ def test_rows_are_named_after_modules_and_nodes() -> None:
     add = report.row("add_1")
     assert add.op == "add" and add.inputs == ("block2.bn2", "block2.shortcut.1")
     assert report.row("block2.relu_1").inputs == ("add_1",)
-    assert report.rows[0].path.endswith("models_for_inspect.py:32") or ".py:" in report.rows[0].path
+    # paths are the lines of the forward code that made each row
+    source = Path(M.__file__).read_text(encoding="utf-8").splitlines()
+    stem_line = source.index("        x = self.block3(self.block2(self.block1(self.stem(x))))") + 1
+    body_line = source.index("        out = self.relu(self.bn1(self.conv1(x)))") + 1
+    assert report.rows[0].path.endswith(f"models_for_inspect.py:{stem_line}")
+    assert report.row("block1.conv1").path.endswith(f"models_for_inspect.py:{body_line}")
 
 
 def test_json_has_exactly_the_fields_of_analyze() -> None:
