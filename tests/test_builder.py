@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,20 @@ import rfcalc  # noqa: E402
 from rfcalc.builder import Parallel, Residual, SpecModel, Ultimus, load_weights  # noqa: E402
 from rfcalc.errors import RfcalcError, SpecError  # noqa: E402
 from rfcalc.module_plan import plan_model, row_modules  # noqa: E402
+from rfcalc.testing import single_thread  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
 
 EVERY_OP = ROOT / "tests" / "specs" / "every_op.yaml"
 EVERY_OP_TEXT = EVERY_OP.read_text(encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors: one torch thread is faster, and far faster on a busy machine."""
+    with single_thread():
+        yield
 
 
 def load(path: Path) -> rfcalc.Spec:

@@ -1,6 +1,8 @@
 """`rfcalc erf` (effective receptive field) and `rfcalc table --plot` (RF per layer): numbers and readable PNGs."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,10 +15,18 @@ import rfcalc  # noqa: E402
 from rfcalc.cli import app  # noqa: E402
 from rfcalc.erf import effective_rf, last_feature_map, mass_square  # noqa: E402
 from rfcalc.plot import plotted_rows, write_rf_plot  # noqa: E402
+from rfcalc.testing import single_thread  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "arch_specs" / "two_branch_dilated.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors: one torch thread is faster, and far faster on a busy machine."""
+    with single_thread():
+        yield
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -7,6 +7,8 @@ First, middle and last unit of every row that outputs a feature map.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,18 @@ torch = pytest.importorskip("torch")
 
 import rfcalc  # noqa: E402
 from rfcalc.errors import SpecError  # noqa: E402
-from rfcalc.testing import GradientProbe, gradient_windows, module_problems, positive_copy  # noqa: E402
+from rfcalc.testing import (GradientProbe, gradient_windows, module_problems, positive_copy,  # noqa: E402
+                            single_thread)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors: one torch thread is faster, and far faster on a busy machine."""
+    with single_thread():
+        yield
 
 
 def spec_of(layers: list[dict], size: int | list[int] = 16, channels: int = 2) -> rfcalc.Spec:

@@ -6,16 +6,24 @@ The generator (rfcalc.random_specs) is seeded, so a failure names the seed that 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from rfcalc.random_specs import random_spec, valid_specs  # noqa: E402
-from rfcalc.testing import module_problems  # noqa: E402
+from rfcalc.testing import module_problems, single_thread  # noqa: E402
 
 COUNT = 200
 BUDGET_S = 180
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors: one torch thread is faster, and far faster on a busy machine."""
+    with single_thread():
+        yield
 
 
 def test_random_specs_agree_with_their_modules() -> None:
