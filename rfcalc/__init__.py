@@ -51,8 +51,11 @@ def build_model(spec: Any) -> Any:
     return _build(load_spec(spec))
 
 
-def inspect_module(module: Any, input_shape: Any) -> Report:
-    """The report of an existing ``nn.Module`` traced with torch.fx (same JSON and meaning as ``analyze``)."""
+def inspect_module(module: Any, input_shape: Any, *, name: str | None = None, partial: bool = False) -> Report:
+    """The report of an existing ``nn.Module`` traced with torch.fx (same JSON and meaning as ``analyze``).
+
+    ``partial=True`` returns the rows up to a node the calculator cannot follow instead of raising.
+    """
     from rfcalc.inspect import inspect_module as _inspect
 
-    return _inspect(module, input_shape)
+    return _inspect(module, input_shape, name=name, partial=partial)

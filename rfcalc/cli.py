@@ -173,10 +173,10 @@ def _check_code(target: str, input: str | None, overrides: dict[str, Any]) -> An
     if input is None:
         raise RfcalcError(f"{target}: checking a PyTorch module needs --input, e.g. --input 3x32x32")
     require_extra("torch", "torch")
-    from rfcalc.cli_inspect import load_target, parse_input_shape
+    from rfcalc.cli_inspect import load_target, parse_input_shape, split_target
     from rfcalc.inspect import inspect_module
 
-    report = inspect_module(load_target(target), parse_input_shape(input))
+    report = inspect_module(load_target(target), parse_input_shape(input), name=split_target(target)[1])
     return check_report(report, target, overrides or None)
 
 
