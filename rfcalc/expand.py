@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from rfcalc.errors import Problem
 from rfcalc.graph import Group, Node, Parallel, Prim, Residual
 from rfcalc.messages import show, suggest, translate
-from rfcalc.spec_models import LAYER_MODELS, OPS, BlockDef, ConvLayer, ParallelLayer, ResidualLayer
+from rfcalc.spec_models import (LAYER_MODELS, OPS, RESERVED_NAMES, BlockDef, ConvLayer, ParallelLayer,
+                                ResidualLayer)
 from rfcalc.yaml_source import Key, Source
 
 _WHOLE_REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
@@ -70,6 +71,11 @@ class Expander:
                 self.fail(raw.origins.get("name", raw.key + ("name",)), f"{raw.path}.name",
                           "must be a name of letters, digits and '_' that does not start with a digit, "
                           f"got {show(given)}")
+                return None
+            if given in RESERVED_NAMES or given.startswith("_"):
+                self.fail(raw.origins.get("name", raw.key + ("name",)), f"{raw.path}.name",
+                          f"name '{given}' is taken by PyTorch's nn.Module (it would hide an attribute of the built "
+                          f"model) or starts with '_'; choose another name")
                 return None
             if given in used:
                 self.fail(raw.origins.get("name", raw.key + ("name",)), f"{raw.path}.name",

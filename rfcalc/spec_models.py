@@ -17,6 +17,17 @@ Pair = Annotated[tuple[int, int], WithJsonSchema({
     "description": "an integer, or [h, w]"})]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
+# Public attributes of torch.nn.Module / nn.Sequential: a layer with one of these names would hide a method
+# of the built module. Listed here so the core can refuse them without importing torch.
+RESERVED_NAMES: frozenset[str] = frozenset((
+    "add_module", "append", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda",
+    "double", "dump_patches", "eval", "extend", "extra_repr", "float", "forward", "get_buffer", "get_extra_state",
+    "get_parameter", "get_submodule", "half", "insert", "ipu", "load_state_dict", "modules", "mtia",
+    "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "pop", "register_buffer",
+    "register_module", "register_parameter", "requires_grad_", "set_extra_state", "set_submodule", "share_memory",
+    "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad",
+))
+
 ActName = Literal["none", "relu", "relu6", "leaky_relu", "gelu", "silu"]
 NormName = Literal["none", "bn", "gn", "ln"]
 Feature = Literal["dilated_conv", "depthwise_conv", "separable_conv", "strided_conv", "maxpool", "avgpool", "gap",

@@ -105,6 +105,10 @@ CASES = {
     'self_recursive_block': (
         'blocks:\n  b:\n    layers: [{use: b}]\nlayers:\n  - {use: b}\n',
         ["spec.yaml:6:20: layers[0] > blocks.b.layers[0].use: block 'b' uses itself (b -> b)"]),
+    'reserved_name': (
+        'layers:\n  - {op: conv, name: forward}\n',
+        ["spec.yaml:5:22: layers[0].name: name 'forward' is taken by PyTorch's nn.Module (it would hide an "
+         "attribute of the built model) or starts with '_'; choose another name"]),
     'negative_repeat': (
         'layers:\n  - {op: conv, repeat: 0}\n',
         ['spec.yaml:5:24: layers[0].repeat: must be an integer >= 1, got 0']),
