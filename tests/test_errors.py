@@ -138,7 +138,8 @@ def test_all_problems_of_a_file_are_reported_at_once(runner, write_spec):
 def test_invalid_yaml(runner, write_spec):
     path = write_spec("version: 1\nname: [unclosed\n")
     (line,) = run_table(runner, path)
-    assert line.startswith(f"{path}:3:1: invalid YAML: expected ',' or ']'")
+    assert line.startswith(f"{path}:3:1: invalid YAML: ")
+    assert line.endswith("expected ',' or ']'")  # libyaml says "did not find expected", PyYAML "expected"
 
 
 def test_empty_file(runner, write_spec):
