@@ -226,10 +226,42 @@ class Calculator:
         macs = 3 * d * dim + dim * d + 2 * dim * dim
         return self._same(node, flow, params, {"dim": dim}, macs=macs)
 
+    # -- rows built by callers (rfcalc.inspect) ----------------------------------------------------------------
+    def passthrough_row(self, name: str, op: str, path: str, flow: Flow, *, out_shape: Shape | None = None,
+                        extra_inputs: tuple[str, ...] = (), params: int = 0,
+                        attrs: dict[str, object] | None = None) -> Flow:
+        """Append a row of ``op`` that keeps rf, jump and start (contract section 2: element-wise ops)."""
+        row = Row(name, op, path, (flow.producer, *extra_inputs), flow.shape,
+                  flow.shape if out_shape is None else out_shape, flow.geo, flow.geo, params, 0, attrs=dict(attrs or {}))
+        self.rows.append(row)
+        return Flow(row.out_shape, row.geo_out, row.name)
+
+    def override_params(self, name: str, params: int) -> int:
+        """Put ``params`` on row ``name`` and 0 on the rows attached to it, unless their parameters already add up
+        to ``params``; returns the total the calculator computed for them."""
+        index = next((i for i in range(len(self.rows) - 1, -1, -1) if self.rows[i].name == name), None)
+        if index is None:
+            raise KeyError(f"no row named {name!r}")
+        attached = [i for i in range(index + 1, len(self.rows)) if self.rows[i].attrs.get("attached_to") == name]
+        computed = self.rows[index].params + sum(self.rows[i].params for i in attached)
+        if computed != params:
+            self.rows[index] = replace(self.rows[index], params=params)
+            for i in attached:
+                self.rows[i] = replace(self.rows[i], params=0)
+        return computed
+
+    def add_diagnostic(self, diagnostic: Diagnostic) -> None:
+        self.diagnostics.append(diagnostic)
+
+    def report(self, name: str, input_shape: Shape) -> Report:
+        """The rows and diagnostics so far as a report."""
+        return Report(name, input_shape, tuple(self.rows), tuple(self.diagnostics))
+
     # -- merges ------------------------------------------------------------------------------------------------
     def merge(self, name: str, path: str, key: Key, flows: list[tuple[str, Flow | None]], op: str,
               act: str = "none") -> Flow | None:
-        """Join labelled inputs with ``op`` ("concat" or "add"); a row for the merge and one for ``act``."""
+        """Join labelled inputs with ``op``: "concat" stacks channels, any other op ("add", or "sub", "mul", "div"
+        from traced code) is element-wise on equal shapes. A row for the merge (named ``op``) and one for ``act``."""
         if any(f is None for _, f in flows):
             return None
         ready: list[tuple[str, Flow]] = [(label, f) for label, f in flows if f is not None]
@@ -248,7 +280,7 @@ class Calculator:
                 f"the merged RF {_fmt_pair(geo.rf)} is their union"))
         in_shapes = [list(f.shape) for _, f in ready]
         row = Row(name, op, path, tuple(f.producer for _, f in ready),
-                  out_shape if op == "add" else None, out_shape, geo, geo, 0, 0, attrs={"in_shapes": in_shapes})
+                  None if op == "concat" else out_shape, out_shape, geo, geo, 0, 0, attrs={"in_shapes": in_shapes})
         rows = [row, *act_row(row, act)]
         self.rows.extend(rows)
         return Flow(out_shape, geo, rows[-1].name)
@@ -267,12 +299,12 @@ class Calculator:
             if len(a) == 3 and first.geo.jump != flow.geo.jump:
                 raise LayerError(f"{first_label} has jump {_fmt_pair(first.geo.jump)} but {label} has jump "
                                  f"{_fmt_pair(flow.geo.jump)}; a merge needs equal jumps")
-            if op == "add" and a[0] != b[0]:
+            if op != "concat" and a[0] != b[0]:
                 raise LayerError(f"{first_label} gives {fmt_shape(a)} but {label} gives {fmt_shape(b)}; "
-                                 f"add needs equal channels (use a shortcut conv or concat)")
-        if op == "add":
-            return first.shape
-        return (sum(f.shape[0] for _, f in flows),) + first.shape[1:]
+                                 f"{op} needs equal channels (use a shortcut conv or concat)")
+        if op == "concat":
+            return (sum(f.shape[0] for _, f in flows),) + first.shape[1:]
+        return first.shape
 
 
 def attached_rows(conv: Row, layer: ConvLayer) -> list[Row]:
@@ -314,4 +346,4 @@ def calculate(name: str, input_shape: Shape, nodes: tuple[Node, ...], source: So
     flow = calc.sequence(nodes, Flow(input_shape, INPUT_GEOMETRY, "input"))
     if flow is None or calc.problems:
         return None, calc.problems
-    return Report(name, input_shape, tuple(calc.rows), tuple(calc.diagnostics)), []
+    return calc.report(name, input_shape), []
