@@ -131,7 +131,7 @@ def check(
                                                                  "e.g. 3x32x32.")] = None,
     format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
 ) -> None:
-    """Check constraints (spec, then [tool.rfcalc.constraints] in pyproject.toml, then flags; later wins).
+    """Check constraints (spec, then \\[tool.rfcalc.constraints] in pyproject.toml, then flags; later wins).
 
     Exit 0 when every rule of every file holds, 1 when a rule fails, 2 when a spec is invalid.
     """
