@@ -53,9 +53,9 @@ from torch import nn
 from rfcalc.calculator import Calculator, Flow, fmt_shape
 from rfcalc.errors import RfcalcError
 from rfcalc.graph import Prim
-from rfcalc.inspect_map import (FUNCTIONS, METHODS, Action, AdaptivePool, AsLayer, Binary, Broadcast, Call, Concat,
-                                GlobalPool, Pointwise, Reshape, Unsupported, bind, is_reshape, module_action,
-                                rfcalc_leaf_types)
+from rfcalc.inspect_actions import (Action, AdaptivePool, AsLayer, Binary, Broadcast, Call, Concat, GlobalPool,
+                                    Pointwise, Reshape, Unsupported)
+from rfcalc.inspect_map import FUNCTIONS, METHODS, bind, is_reshape, module_action, rfcalc_leaf_types
 from rfcalc.report import INPUT_GEOMETRY, Diagnostic, Report, Row, Shape
 from rfcalc.spec_models import OPS, FlattenLayer, GapLayer, PoolLayer, PrimLayer
 from rfcalc.yaml_source import Source
