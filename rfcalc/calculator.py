@@ -231,8 +231,9 @@ class Calculator:
                         extra_inputs: tuple[str, ...] = (), params: int = 0,
                         attrs: dict[str, object] | None = None) -> Flow:
         """Append a row of ``op`` that keeps rf, jump and start (contract section 2: element-wise ops)."""
-        row = Row(name, op, path, (flow.producer, *extra_inputs), flow.shape,
-                  flow.shape if out_shape is None else out_shape, flow.geo, flow.geo, params, 0, attrs=dict(attrs or {}))
+        out = flow.shape if out_shape is None else out_shape
+        row = Row(name, op, path, (flow.producer, *extra_inputs), flow.shape, out, flow.geo, flow.geo, params, 0,
+                  attrs=dict(attrs or {}))
         self.rows.append(row)
         return Flow(row.out_shape, row.geo_out, row.name)
 
