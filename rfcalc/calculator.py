@@ -1,69 +1,27 @@
 """The calculator: sizes, jumps, receptive fields, centres, parameters and MACs of every row.
 
-Implements contract section 2 exactly: centres are integers in half-pixel units, so nothing rounds. One pass
-over the expanded graph in execution order, so it is linear in the number of layers.
+Implements contract section 2 exactly (the formulas are in :mod:`rfcalc.geometry`). One pass over the
+expanded graph in execution order, so it is linear in the number of layers.
+
+``Flow``, ``fmt_shape`` and ``output_size`` are re-exported from :mod:`rfcalc.geometry` for callers.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from rfcalc.errors import Problem
-from rfcalc.graph import Group, Node, Parallel, Prim, Residual
-from rfcalc.report import INPUT_GEOMETRY, Diagnostic, Geometry, IntPair, Report, Row, Shape
+from rfcalc.geometry import (Flow, LayerError, fmt_centre, fmt_pair, fmt_shape, output_size, step_geometry,
+                             union_geometry)
+from rfcalc.graph import Group, Node, Parallel, Prim
+from rfcalc.report import INPUT_GEOMETRY, Diagnostic, IntPair, Report, Row, Shape
 from rfcalc.spec_models import ConvLayer, GapLayer, LinearLayer, NormLayer, PoolLayer, UltimusLayer
 from rfcalc.yaml_source import Key, Source
 
 
-@dataclass(frozen=True)
-class Flow:
-    """What flows along an edge: the tensor's shape, its geometry and the row that produced it."""
-
-    shape: Shape
-    geo: Geometry
-    producer: str
-
-
-class LayerError(Exception):
-    """Raised inside a handler; becomes a located problem for that layer."""
-
-
-def fmt_shape(shape: Shape) -> str:
-    return "x".join(str(s) for s in shape) if len(shape) == 3 else f"a vector of {shape[0]}"
-
-
-def _fmt_pair(pair: tuple[object, object]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
-
-
-def step_geometry(geo: Geometry, k_eff: IntPair, stride: IntPair, padding: IntPair) -> Geometry:
-    """Contract section 2: rf, jump and start after a window op."""
-    (rf_h, rf_w), (j_h, j_w), (s_h, s_w) = geo.rf, geo.jump, geo.start2
-    return Geometry((rf_h + (k_eff[0] - 1) * j_h, rf_w + (k_eff[1] - 1) * j_w), (j_h * stride[0], j_w * stride[1]),
-                    (s_h + (k_eff[0] - 1 - 2 * padding[0]) * j_h, s_w + (k_eff[1] - 1 - 2 * padding[1]) * j_w))
-
-
-def output_size(n: int, k_eff: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
-    """PyTorch's output length, including its ceil_mode rule (the last window must start inside the input)."""
-    span = n + 2 * padding - k_eff
-    if span < 0:
-        return 0
-    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= n + padding:
-        out -= 1
-    return out
-
-
-def union_geometry(geos: list[Geometry]) -> Geometry:
-    """The union (hull) of the inputs' windows; all inputs share one jump."""
-    rf, start2 = [], []
-    for a in (0, 1):  # in half-pixel units: the window of unit 0 is [start2 - (rf-1), start2 + (rf-1)]
-        lo2 = min(g.start2[a] - (g.rf[a] - 1) for g in geos)
-        hi2 = max(g.start2[a] + (g.rf[a] - 1) for g in geos)
-        rf.append((hi2 - lo2) // 2 + 1)
-        start2.append((lo2 + hi2) // 2)
-    return Geometry((rf[0], rf[1]), geos[0].jump, (start2[0], start2[1]))
+__all__ = ["Calculator", "Flow", "LayerError", "attached_rows", "calculate", "fmt_shape", "output_size",
+           "step_geometry", "union_geometry"]
 
 
 class Calculator:
@@ -126,9 +84,9 @@ class Calculator:
                ceil_mode: bool = False) -> IntPair:
         out = tuple(output_size(hw[a], k_eff[a], stride[a], padding[a], ceil_mode) for a in (0, 1))
         if min(out) <= 0:
-            raise LayerError(f"spatial size reaches zero: input {_fmt_pair(hw)} with effective kernel "
-                             f"{_fmt_pair(k_eff)}, padding {_fmt_pair(padding)}, stride {_fmt_pair(stride)} gives "
-                             f"{_fmt_pair(out)}; use a smaller kernel or stride, more padding, or fewer reductions")
+            raise LayerError(f"spatial size reaches zero: input {fmt_pair(hw)} with effective kernel "
+                             f"{fmt_pair(k_eff)}, padding {fmt_pair(padding)}, stride {fmt_pair(stride)} gives "
+                             f"{fmt_pair(out)}; use a smaller kernel or stride, more padding, or fewer reductions")
         return out  # type: ignore[return-value]
 
     def conv(self, node: Prim, flow: Flow) -> list[Row]:
@@ -161,7 +119,7 @@ class Calculator:
             return layer.padding
         for a, axis in ((0, "h"), (1, "w")):
             if layer.stride[a] != 1:
-                raise LayerError(f"padding 'same' needs stride 1, got stride {_fmt_pair(layer.stride)}; "
+                raise LayerError(f"padding 'same' needs stride 1, got stride {fmt_pair(layer.stride)}; "
                                  f"give an explicit padding")
             if k_eff[a] % 2 == 0:
                 raise LayerError(f"padding 'same' needs an odd effective kernel, got {k_eff[a]} on axis {axis} "
@@ -274,11 +232,11 @@ class Calculator:
         geo = union_geometry([f.geo for _, f in ready])
         starts = {f.geo.start2 for _, f in ready}
         if len(out_shape) == 3 and len(starts) > 1:
-            centres = ", ".join(f"{label} at {_fmt_centre(f.geo.start2)}" for label, f in ready)
+            centres = ", ".join(f"{label} at {fmt_centre(f.geo.start2)}" for label, f in ready)
             self.diagnostics.append(Diagnostic(
                 "warning", "misaligned-merge", path,
                 f"{op} '{name}' merges windows with different centres ({centres}); "
-                f"the merged RF {_fmt_pair(geo.rf)} is their union"))
+                f"the merged RF {fmt_pair(geo.rf)} is their union"))
         in_shapes = [list(f.shape) for _, f in ready]
         row = Row(name, op, path, tuple(f.producer for _, f in ready),
                   None if op == "concat" else out_shape, out_shape, geo, geo, 0, 0, attrs={"in_shapes": in_shapes})
@@ -298,8 +256,8 @@ class Calculator:
                 raise LayerError(f"{first_label} gives {fmt_shape(a)} but {label} gives {fmt_shape(b)}; "
                                  f"a merge needs equal spatial sizes")
             if len(a) == 3 and first.geo.jump != flow.geo.jump:
-                raise LayerError(f"{first_label} has jump {_fmt_pair(first.geo.jump)} but {label} has jump "
-                                 f"{_fmt_pair(flow.geo.jump)}; a merge needs equal jumps")
+                raise LayerError(f"{first_label} has jump {fmt_pair(first.geo.jump)} but {label} has jump "
+                                 f"{fmt_pair(flow.geo.jump)}; a merge needs equal jumps")
             if op != "concat" and a[0] != b[0]:
                 raise LayerError(f"{first_label} gives {fmt_shape(a)} but {label} gives {fmt_shape(b)}; "
                                  f"{op} needs equal channels (use a shortcut conv or concat)")
@@ -334,10 +292,6 @@ def act_row(merge: Row, act: str) -> list[Row]:
         return []
     return [Row(f"{merge.name}.{act}", act, merge.path, (merge.name,), merge.out_shape, merge.out_shape,
                 merge.geo_out, merge.geo_out, 0, 0, attrs={"attached_to": merge.name})]
-
-
-def _fmt_centre(start2: tuple[int, int]) -> str:
-    return "(" + ", ".join(str(s // 2) if s % 2 == 0 else str(s / 2) for s in start2) + ")"
 
 
 def calculate(name: str, input_shape: Shape, nodes: tuple[Node, ...], source: Source) -> tuple[Report | None,

@@ -64,7 +64,7 @@ def _header(spec: Spec, name: str, needs_dict: bool) -> str:
         f"Input {_shape(report.input_shape)}, output {_shape(report.output.out_shape)}, "
         f"{report.params:,} parameters, receptive field {_pair(report.rf)}.",
         "Standalone: it needs only torch. The comments give each layer's output shape and receptive field.",
-        f"Its state_dict loads into rfcalc.build_model(spec) and back; run it to print the model.",
+        "Its state_dict loads into rfcalc.build_model(spec) and back; run it to print the model.",
         '"""',
         "from __future__ import annotations",
         "",
