@@ -87,9 +87,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
     """Stepped once per batch; ``total_steps`` = epochs x batches per epoch."""
-    if cfg.schedule == "onecycle":
+    if cfg.schedule == "onecycle" and total_steps >= 3:
+        # OneCycleLR divides by (pct_start * total - 1): keep at least two rising steps on very short runs.
+        pct_start = min(max(cfg.warmup, 2.0 / total_steps), 1.0 - 1.0 / total_steps)
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=cfg.warmup, div_factor=cfg.div_factor,
+            optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=pct_start, div_factor=cfg.div_factor,
             final_div_factor=cfg.final_div_factor, anneal_strategy="cos",
             cycle_momentum=cfg.momentum > 0, base_momentum=max(0.0, cfg.momentum - 0.05), max_momentum=cfg.momentum)
     if cfg.schedule == "cosine":
@@ -147,11 +149,13 @@ class Engine:
         self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.steps = 0
+        self.last_lr: float | None = None
         self.forward = torch.compile(self.model) if compile else self.model
 
     @property
     def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        """The learning rate of the last step taken (before any step: the first one's)."""
+        return self.last_lr if self.last_lr is not None else float(self.optimizer.param_groups[0]["lr"])
 
     @property
     def eval_model(self) -> nn.Module:
@@ -165,6 +169,7 @@ class Engine:
             loss = self.criterion(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.last_lr = float(self.optimizer.param_groups[0]["lr"])
         self.optimizer.step()
         self.schedule.step()
         self.steps += 1
@@ -186,6 +191,7 @@ class Engine:
 
     def state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "steps": self.steps,
+                "last_lr": self.last_lr,
                 "ema": None if self.ema is None else {"model": self.ema.model.state_dict(),
                                                       "updates": self.ema.updates}}
 
@@ -193,6 +199,7 @@ class Engine:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.steps = int(state["steps"])
+        self.last_lr = state.get("last_lr")
         if self.ema is not None and state.get("ema"):
             self.ema.model.load_state_dict(state["ema"]["model"])
             self.ema.updates = int(state["ema"]["updates"])

@@ -16,7 +16,7 @@ from trainer.engine import Engine, autocast, device_name, evaluate, resolve_devi
 from trainer.lr_find import range_test
 from trainer.options import RunOptions, merge_config, resolve_data
 from trainer.progress import class_table
-from trainer.run import fitting_data, notices
+from trainer.run import check_augmentations, fitting_data, notices
 
 
 def evaluate_checkpoint(spec_path: Path, weights: Path, *, data: str | None, tta: bool, device: str,
@@ -40,7 +40,8 @@ def evaluate_checkpoint(spec_path: Path, weights: Path, *, data: str | None, tta
     counts = np.bincount(images.test_y, minlength=len(images.classes)).tolist()
     title = (f"{weights} on {len(y):,} test images of {images.source}{' with flip TTA' if tta else ''}: "
              f"accuracy {result.accuracy:.2%}, loss {result.loss:.4f} ({device_name(dev)})")
-    console.print(class_table(images.classes, result.per_class, counts, title))
+    console.print(title, highlight=False, markup=False, soft_wrap=True)
+    console.print(class_table(images.classes, result.per_class, counts))
     return {"accuracy": result.accuracy, "loss": result.loss,
             "per_class": dict(zip(images.classes, result.per_class))}
 
@@ -56,6 +57,7 @@ def find_lr(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: 
         raise RfcalcError(f"--start-lr {start} / --end-lr {end}: need 0 < start < end")
     if steps < 5:
         raise RfcalcError(f"--steps {steps}: need at least 5")
+    check_augmentations(spec, options, say)
     images = fitting_data(spec, options.config.data or "cifar10", say, options.train_limit, 1)
     dev = resolve_device(options.device)
     setup_backend(dev, options.config.seed)

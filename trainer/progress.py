@@ -45,8 +45,8 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
             f"{row['images_per_s']:,.0f} img/s  {row['seconds']:.1f} s")
 
 
-def class_table(classes: list[str], per_class: list[float], counts: list[int], title: str) -> Table:
-    table = Table(caption=title, caption_justify="left")
+def class_table(classes: list[str], per_class: list[float], counts: list[int]) -> Table:
+    table = Table()
     table.add_column("class")
     table.add_column("images", justify="right")
     table.add_column("accuracy", justify="right")

@@ -62,7 +62,8 @@ def finish(trainer: Trainer, status: str, draw: bool) -> dict[str, Any]:
         counts = np.bincount(trainer.test_y.cpu().numpy(), minlength=len(classes)).tolist()
         title = (f"test accuracy per class after epoch {s.epoch}: {result.accuracy:.2%} "
                  f"(best {s.best['test_acc']:.2%} at epoch {s.best['epoch']})")
-        trainer.console.print(class_table(classes, result.per_class, counts, title))
+        trainer.console.print(title, highlight=False, markup=False, soft_wrap=True)
+        trainer.console.print(class_table(classes, result.per_class, counts))
         written += [p for p in (out / "best.pt", out / "last.pt") if p.is_file()]
         trainer.console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
     return summary

@@ -35,6 +35,36 @@ def check_or_stop(spec: Any, err: Console) -> None:
                       EXIT_RULE_FAILED)
 
 
+def check_augmentations(spec: Any, options: RunOptions, say: Any) -> None:
+    """Build the albumentations pipeline once before any data is read: a bad transform fails at once, located."""
+    if options.config.aug != "albumentations":
+        return
+    from trainer.augment import AugmentationError, build_pipeline
+
+    c, h, w = spec.input_shape
+    try:
+        build_pipeline(options.config.steps(), (0.5,) * c, (h, w, c), say)
+    except AugmentationError as exc:
+        raise RfcalcError(_located(spec, exc), exc.exit_code) from None
+
+
+def _located(spec: Any, exc: Any) -> str:
+    """``file:line:col: message`` when the transform comes from the spec file."""
+    if spec.train is None or "augmentations" not in spec.train.model_fields_set or not Path(spec.file).is_file():
+        return str(exc)
+    from rfcalc.yaml_source import parse_yaml, read_spec_text
+
+    _, source = parse_yaml(read_spec_text(Path(spec.file)), spec.file)
+    item = spec.data["train"]["augmentations"][exc.index]
+    key: tuple[Any, ...] = ("train", "augmentations", exc.index)
+    if isinstance(item, dict) and "name" not in item:
+        key += (next(iter(item)),)
+    if exc.key:
+        key += (exc.key,)
+    line, column = source.locate(key, at_key=exc.key is not None)
+    return f"{spec.file}:{line}:{column}: {exc}"
+
+
 def fitting_data(spec: Any, data: str, say: Any, train_limit: int | None = None,
                  test_limit: int | None = None) -> ImageSet:
     """The data set, checked against the spec: classes, the model's output size and the input shape."""
@@ -100,6 +130,7 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
                           compile=compile, skip_check=skip_check)
     if not (skip_check or options.skip_check):
         check_or_stop(spec, err)
+    check_augmentations(spec, options, say)
     console.print(render.rich_table(spec.report))
     images = fitting_data(spec, options.config.data or "cifar10", say, options.train_limit, options.test_limit)
     trainer = Trainer(spec, options, images, console, say, resume=ckpt)
