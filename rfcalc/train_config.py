@@ -9,7 +9,7 @@ train:
   epochs: 20
   batch_size: 256
   optimizer: sgd                          # sgd (momentum, Nesterov) | adamw
-  lr: 0.1                                 # the peak of the schedule
+  lr: 0.2                                 # the peak of the schedule
   weight_decay: 5e-4
   schedule: onecycle                      # onecycle | cosine | constant
   label_smoothing: 0.1
@@ -92,7 +92,7 @@ class TrainConfig(BaseModel):
     epochs: Annotated[int, Field(ge=1)] = 20
     batch_size: Annotated[int, Field(ge=1)] = 256
     optimizer: OptimizerName = "sgd"
-    lr: Annotated[float, Field(gt=0, description="peak learning rate")] = 0.1
+    lr: Annotated[float, Field(gt=0, description="peak learning rate")] = 0.2
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     nesterov: bool = True
     weight_decay: Annotated[float, Field(ge=0)] = 5e-4

@@ -108,7 +108,7 @@ def run(args: list[str]) -> Result:
     return CliRunner().invoke(make_app(), [str(a) for a in args])
 
 
-INFO = ("notice:", "decoding ", "reading ", "training ", "lr range test")
+INFO = ("notice:", "decoding ", "reading ", "training ", "lr range test", "check: ")
 
 
 def one_line_error(result: Result) -> str:

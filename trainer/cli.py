@@ -38,7 +38,7 @@ def train(
     data: DATA = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs [default: spec, else 20].")] = None,
     batch_size: BATCH = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate [default: spec, else 0.1].")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate [default: spec, else 0.2].")] = None,
     device: DEVICE = None,
     out: OUT = None,
     train_limit: TRAIN_LIMIT = None,

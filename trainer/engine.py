@@ -165,7 +165,10 @@ class Engine:
         """One optimizer step; returns the summed loss and the number correct (tensors, not synced)."""
         self.model.train()
         with autocast(self.device):
-            logits = self.forward(x)
+            if self.steps == 0 and self.forward is not self.model:
+                logits = self._first_compiled_forward(x)
+            else:
+                logits = self.forward(x)
             loss = self.criterion(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -177,6 +180,15 @@ class Engine:
             self.ema.update(self.model)
         with torch.no_grad():
             return loss.detach().float() * len(y), (logits.argmax(1) == y).sum()
+
+    def _first_compiled_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """torch.compile compiles on the first call: its failures become one line."""
+        try:
+            return self.forward(x)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise RfcalcError(f"torch.compile failed ({type(exc).__name__}: {first}); train without --compile") \
+                from None
 
     @torch.inference_mode()
     def predict(self, x: torch.Tensor, tta: bool, model: nn.Module | None = None) -> torch.Tensor:

@@ -156,14 +156,15 @@ class Trainer:
 
     def _epoch(self, bar: EpochBar, flag: dict[str, bool]) -> None:
         s, engine, n_batches = self.state, self.engine, len(self.batches)
-        sums = torch.tensor([s.partial["loss"], s.partial["correct"]], dtype=torch.float64, device=self.device)
+        wide = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
+        sums = torch.tensor([s.partial["loss"], s.partial["correct"]], dtype=wide, device=self.device)
         seen, seconds_before = int(s.partial["seen"]), s.partial["seconds"]
         started = last_shown = time.perf_counter()
         seen_here = 0
         bar.start(s.epoch, n_batches, s.batch)
         for b, (x, y) in enumerate(self.batches.epoch(s.epoch, s.batch), start=s.batch):
             loss, correct = engine.step(self.normalize(x), y)
-            sums += torch.stack([loss.double(), correct.double()])
+            sums += torch.stack([loss.to(wide), correct.to(wide)])
             seen += len(y)
             seen_here += len(y)
             s.lrs.append(engine.lr)

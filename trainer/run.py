@@ -27,6 +27,9 @@ def check_or_stop(spec: Any, err: Console) -> None:
     """`rfcalc check` on the spec; a failing rule stops the run with the check's report (exit 1)."""
     result = rfcalc.check(spec)
     if result.ok:
+        if result.rules:
+            err.print("check: " + ", ".join(rule.message for rule in result.rules), highlight=False, markup=False,
+                      soft_wrap=True)
         return
     err.print(f"{result.file} ({result.name}): FAIL", highlight=False, markup=False)
     for rule in result.rules:
