@@ -46,7 +46,8 @@ def train(spec: Path, args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             command += [flag, str(value)]
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
-    done = subprocess.run(command, check=False, env={**os.environ, "COLUMNS": "150"})
+    # the run's own output (table, epoch lines) goes to stderr; stdout is this script's Markdown
+    done = subprocess.run(command, check=False, stdout=sys.stderr, env={**os.environ, "COLUMNS": "150"})
     if done.returncode:
         raise SystemExit(f"{spec.name}: rfcalc train exited with {done.returncode}")
     return json.loads((out / "summary.json").read_text(encoding="utf-8"))
