@@ -54,7 +54,9 @@ def train(spec: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _reached(item: dict[str, Any] | None) -> str:
-    return "-" if item is None else f"epoch {item['epoch']}, {item['seconds']:,.0f} s ({item['train_seconds']:,.0f} s training)"
+    if item is None:
+        return "-"
+    return f"epoch {item['epoch']}, {item['seconds']:,.0f} s ({item['train_seconds']:,.0f} s training)"
 
 
 def report(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> str:

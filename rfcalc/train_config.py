@@ -87,8 +87,8 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Annotated[str, Field(min_length=1, description="image folder (train/<class>/*, test/<class>/*), CIFAR "
-                                                         "python folder or .tar.gz, or cifar10 / cifar100")] | None = None
+    data: Annotated[str, Field(min_length=1, description="image folder (train/<class>/*, test/<class>/*), "
+                               "CIFAR python folder or .tar.gz, or cifar10 / cifar100")] | None = None
     epochs: Annotated[int, Field(ge=1)] = 20
     batch_size: Annotated[int, Field(ge=1)] = 256
     optimizer: OptimizerName = "sgd"

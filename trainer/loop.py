@@ -246,6 +246,7 @@ def _oom_message(exc: BaseException, batch_size: int) -> str:
 
 def describe(trainer: Trainer) -> str:
     cfg = trainer.cfg
-    return (f"{device_name(trainer.device)}, {len(trainer.images.train_y):,} train / {len(trainer.images.test_y):,} "
-            f"test images, {cfg.epochs} epochs x {len(trainer.batches)} batches of {min(cfg.batch_size, len(trainer.images.train_y))}, "
-            f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), aug {cfg.aug}")
+    n_train, n_test = len(trainer.images.train_y), len(trainer.images.test_y)
+    return (f"{device_name(trainer.device)}, {n_train:,} train / {n_test:,} test images, {cfg.epochs} epochs x "
+            f"{len(trainer.batches)} batches of {min(cfg.batch_size, n_train)}, {cfg.optimizer} lr {cfg.lr:g} "
+            f"({cfg.schedule}), aug {cfg.aug}")

@@ -49,8 +49,8 @@ def misclassified(images: np.ndarray, true: list[int], pred: list[int], classes:
         axis.axis("off")
         if i < len(images):
             image = images[i]
-            axis.imshow(image[:, :, 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None,
-                        interpolation="nearest")
+            gray = image.shape[-1] == 1
+            axis.imshow(image[:, :, 0] if gray else image, cmap="gray" if gray else None, interpolation="nearest")
             axis.set_title(f"true {classes[true[i]]}\npred {classes[pred[i]]}", fontsize=9)
     fig.suptitle(title)
     _save(fig, path)
