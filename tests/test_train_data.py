@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("cv2")
 
-from train_helpers import CLASSES, make_images, write_image_folder, write_pickle_folder, write_tarball  # noqa: E402
+from train_helpers import (CLASSES, make_images, write_cifar100_folder, write_image_folder,  # noqa: E402
+                           write_pickle_folder, write_tarball)
 
 from rfcalc.errors import RfcalcError  # noqa: E402
 from trainer import download  # noqa: E402
@@ -129,3 +130,10 @@ def test_download_verifies_the_checksum(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(download.ARCHIVES, "cifar10", (url, "cifar-10-python.tar.gz", download.md5sum(archive)))
     images = load_data("cifar10")
     assert (_cache / "cifar-10-python.tar.gz").is_file() and images.classes == CLASSES
+
+
+def test_cifar100_fine_labels(tmp_path: Path) -> None:
+    images = load_data(str(write_cifar100_folder(tmp_path / "c100")))
+    assert len(images.classes) == 100 and images.classes[7] == "class07"
+    assert images.train_x.shape == (300, 8, 8, 3) and images.train_y.max() == 99
+    assert len(images.test_y) == 200

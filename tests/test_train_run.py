@@ -224,3 +224,33 @@ def test_range_test_leaves_model_and_optimizer_as_they_were() -> None:
     assert json.dumps(engine.optimizer.state_dict()["param_groups"]) == optim_before
     assert all(torch.equal(a, s["momentum_buffer"]) for a, s in zip(momentum_before,
                                                                     engine.optimizer.state.values()))
+
+
+def test_out_of_memory_says_so_and_suggests_a_batch_size(tmp_path: Path, pickles: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def step(self, x, y):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Engine, "step", step)
+    spec = _spec(tmp_path, spec_text(train="aug: fast"))
+    result = run(["train", spec, "--data", pickles, "--batch-size", "64", "--out", tmp_path / "run"])
+    assert result.exit_code == 1
+    assert one_line_error(result) == "CUDA ran out of memory at batch size 64; try --batch-size 32"
+
+
+def test_resume_with_another_spec_names_the_first_mismatched_tensor(tmp_path: Path, pickles: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _spec(tmp_path, spec_text(train="batch_size: 16\naug: fast"))
+
+    def interrupt(epoch: int, batch: int) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(loop, "on_batch_hook", interrupt)
+    assert run(["train", spec, "--data", pickles, "--epochs", "2", "--out", tmp_path / "a"]).exit_code == 130
+    monkeypatch.setattr(loop, "on_batch_hook", lambda epoch, batch: None)
+    other = _spec(tmp_path, spec_text(train="batch_size: 16\naug: fast").replace("out: 8}", "out: 12}"), "o.yaml")
+    result = run(["train", other, "--resume", tmp_path / "a" / "last.pt"])
+    assert result.exit_code == 2
+    assert one_line_error(result) == (f"{tmp_path / 'a' / 'last.pt'} does not match spec 'tiny-test': "
+                                      "'c1.conv.weight' is [8, 3, 3, 3] in the checkpoint but [12, 3, 3, 3] in the "
+                                      "spec")

@@ -119,3 +119,19 @@ def one_line_error(result: Result) -> str:
     assert lines, result.output
     assert all(ln.startswith(INFO) for ln in lines[:-1]), result.stderr
     return lines[-1]
+
+
+def write_cifar100_folder(root: Path, per_class: int = 3, test_per_class: int = 2, size: int = 8,
+                          classes: int = 100) -> Path:
+    """CIFAR-100's python layout: root/cifar-100-python/{train, test, meta} with fine labels."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    for name, n, seed in (("train", per_class, 1), ("test", test_per_class, 2)):
+        x, y = make_images(n, size, classes, seed=seed)
+        with (folder / name).open("wb") as handle:
+            pickle.dump({b"fine_labels": y.tolist(), b"coarse_labels": (y // 5).tolist(),
+                         b"data": x.transpose(0, 3, 1, 2).reshape(len(x), -1)}, handle)
+    with (folder / "meta").open("wb") as handle:
+        pickle.dump({b"fine_label_names": [f"class{i:02d}".encode() for i in range(classes)],
+                     b"coarse_label_names": [f"super{i}".encode() for i in range(20)]}, handle)
+    return folder

@@ -85,7 +85,8 @@ class Trainer:
     """One run of ``rfcalc train``: build everything, then :meth:`fit`."""
 
     def __init__(self, spec: Any, options: RunOptions, images: ImageSet, console: Console,
-                 say: Callable[[str], None], resume: dict[str, Any] | None = None) -> None:
+                 say: Callable[[str], None], resume: dict[str, Any] | None = None,
+                 resume_path: Path | str = "--resume") -> None:
         self.spec, self.options, self.images, self.console, self.say = spec, options, images, console, say
         self.cfg = options.config
         self.out = Path(options.out)
@@ -102,14 +103,14 @@ class Trainer:
         self.test_y = torch.from_numpy(images.test_y).to(self.device) if on_device else torch.from_numpy(images.test_y)
         self.state = RunState()
         if resume is not None:
-            self._restore(resume)
+            self._restore(resume, resume_path)
         self.last_eval: EvalResult | None = None
 
     # ---------------------------------------------------------------- checkpoints
 
-    def _restore(self, ckpt: dict[str, Any]) -> None:
+    def _restore(self, ckpt: dict[str, Any], path: Path | str) -> None:
         saved = ckpt["resume"]
-        checkpoint.load_weights(self.engine.model, saved["live_model"], "--resume", self.spec.name)
+        checkpoint.load_weights(self.engine.model, saved["live_model"], path, self.spec.name)
         self.engine.load_state(saved["engine"])
         torch.set_rng_state(saved["rng"]["cpu"])
         if self.device.type == "cuda" and saved["rng"].get("cuda"):  # pragma: no cover - no GPU in CI

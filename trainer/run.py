@@ -136,7 +136,7 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
     check_augmentations(spec, options, say)
     console.print(render.rich_table(spec.report))
     images = fitting_data(spec, options.config.data or "cifar10", say, options.train_limit, options.test_limit)
-    trainer = Trainer(spec, options, images, console, say, resume=ckpt)
+    trainer = Trainer(spec, options, images, console, say, resume=ckpt, resume_path=resume or "--resume")
     say(f"training {spec.name}: {describe(trainer)}" + (f"; resuming at epoch {trainer.state.epoch + 1}, batch "
                                                         f"{trainer.state.batch + 1}" if ckpt else ""))
     try:
