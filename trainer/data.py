@@ -94,9 +94,14 @@ def _locate(data: str, cache: Path) -> tuple[str, Path]:
 
 def _read(kind: str, path: Path, channels: int, say: Callable[[str], None]) -> RawData:
     if kind == "image-folder":
+        from rich.console import Console
+        from rich.progress import Progress
+
         total = datasets.count_images(path)
         say(f"decoding {total:,} images from {path} once (cached for later runs)")
-        return datasets.read_image_folder(path, channels)
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("decoding", total=total)
+            return datasets.read_image_folder(path, channels, lambda n: progress.advance(task, n))
     say(f"reading {path} once (cached for later runs)")
     if kind == "pickle-folder":
         return datasets.read_pickle_folder(path)
