@@ -17,8 +17,14 @@ Modules, one idea each:
 - :mod:`trainer.checkpoint`  atomic save, load, resume, mismatch naming
 - :mod:`trainer.artifacts`   metrics.jsonl, summary.json
 - :mod:`trainer.plots`       curves.png, misclassified.png, confusion.png, lr_find.png
+- :mod:`trainer.report`      the end of a run: summary, figures, per-class table, what was written
 - :mod:`trainer.progress`    the rich progress bar, the epoch lines, the per-class table
 - :mod:`trainer.lr_find`     the LR range test
-- :mod:`trainer.evaluate`    accuracy and per-class accuracy of a checkpoint
+- :mod:`trainer.run`         `rfcalc train` from spec to summary: check, options or resume, data that fits
+- :mod:`trainer.evaluate`    `rfcalc evaluate` (a checkpoint's accuracy per class) and `rfcalc lr-find`
 - :mod:`trainer.cli`         `register(app)`: the three commands
+
+Randomness is a pure function of (seed, epoch, batch) or lives in ``last.pt``: a seeded CPU run is repeatable
+bit for bit, with any number of DataLoader workers, and a run resumed with ``--resume`` after Ctrl-C ends with
+the same weights as one that never stopped.
 """

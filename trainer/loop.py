@@ -219,7 +219,8 @@ class Trainer:
         kept = (f"kept {last} (end of epoch {s.epoch})" if last.is_file() and s.epoch > 0
                 else "no checkpoint was written")
         self.finish("diverged", plots=False)
-        raise Diverged(f"the loss became NaN in epoch {s.epoch + 1} (by batch {batch + 1}/{n_batches}, lr "
+        what = "NaN" if math.isnan(total_loss) else "infinite"
+        raise Diverged(f"the loss became {what} in epoch {s.epoch + 1} (by batch {batch + 1}/{n_batches}, lr "
                        f"{self.engine.lr:.3g}); stopped and {kept}; try a lower --lr, e.g. {self.cfg.lr / 10:.3g}")
 
     # ---------------------------------------------------------------- the end
