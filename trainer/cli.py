@@ -16,14 +16,14 @@ SPEC = Annotated[Path, typer.Argument(help="The spec file (YAML).")]
 DATA = Annotated[Optional[str], typer.Option(
     "--data", help="Image folder (train/<class>/*, test/<class>/*), CIFAR python folder or .tar.gz, or cifar10 / "
                    "cifar100 (downloaded into $RFCALC_CACHE). Default: the spec's train.data, else CIFAR.")]
-DEVICE = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps [default: auto]")]
-BATCH = Annotated[Optional[int], typer.Option("--batch-size", help="Images per batch [default: spec, else 256].")]
-OUT = Annotated[Optional[str], typer.Option("--out", help="Output folder [default: runs/<spec name>].")]
+DEVICE = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")]
+BATCH = Annotated[Optional[int], typer.Option("--batch-size", help="Images per batch (default: spec, else 256).")]
+OUT = Annotated[Optional[str], typer.Option("--out", help="Output folder (default: runs/<spec name>).")]
 TRAIN_LIMIT = Annotated[Optional[int], typer.Option("--train-limit", help="Use N training images (a fixed subset).")]
 TEST_LIMIT = Annotated[Optional[int], typer.Option("--test-limit", help="Use N test images (a fixed subset).")]
 AUG = Annotated[Optional[str], typer.Option("--aug", help="albumentations (per-image, in worker processes) or fast "
-                                                          "(batched on the device) [default: spec, else "
-                                                          "albumentations].")]
+                                                          "(batched on the device) (default: spec, else "
+                                                          "albumentations).")]
 
 
 def _need_extras(aug: str | None = None) -> None:
@@ -36,19 +36,19 @@ def _need_extras(aug: str | None = None) -> None:
 def train(
     spec: SPEC,
     data: DATA = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs [default: spec, else 20].")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (default: spec, else 20).")] = None,
     batch_size: BATCH = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate [default: spec, else 0.2].")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default: spec, else 0.2).")] = None,
     device: DEVICE = None,
     out: OUT = None,
     train_limit: TRAIN_LIMIT = None,
     test_limit: TEST_LIMIT = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed [default: spec, else 0].")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: spec, else 0).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue a run from its last.pt.")] = None,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Train even when `rfcalc check` fails.")] = False,
     aug: AUG = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="DataLoader workers (albumentations) "
-                                                                     "[default: spec, else 2].")] = None,
+                                                                     "(default: spec, else 2).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
 ) -> None:
     """Train the spec's module: checks it, prints its table, trains with a progress bar, writes metrics.jsonl,
