@@ -81,7 +81,8 @@ def main() -> None:
         torchinfo = wall([sys.executable, "-c",
                           "import rfcalc, torchinfo; m = rfcalc.build_model(%r); "
                           "torchinfo.summary(m, input_size=(1, 3, 32, 32), verbose=0)" % str(path)])
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
     print()
     print("| 200-layer spec (median of 5, wall) | seconds | vs rfcalc check |")
     print("|---|---|---|")

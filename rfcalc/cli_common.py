@@ -22,10 +22,16 @@ EXIT_OK, EXIT_RULE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def console(stderr: bool = False) -> Console:
-    """A rich console; width from $COLUMNS when set (tests fix it), no colour when not a terminal."""
+    """A rich console; width from $COLUMNS when set (tests fix it). Written to a file or a pipe, tables get
+    room for every column instead of rich's 80, and no colour."""
+    import sys
+
     from rich.console import Console
 
     width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
+    stream = sys.stderr if stderr else sys.stdout
+    if width is None and not stream.isatty():
+        width = 200
     return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
 
 

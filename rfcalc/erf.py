@@ -133,7 +133,8 @@ def write_erf_plot(result: ErfResult, path: str | Path) -> Path:
     fig, (image_ax, profile_ax) = plt.subplots(1, 2, figsize=(11, 5), gridspec_kw={"width_ratios": [1.1, 1]})
     (h_lo, h_hi), (w_lo, w_hi) = result.window(0), result.window(1)
     image_ax.set_facecolor("0.85")
-    shown = image_ax.imshow((heat / peak).numpy(), cmap="magma", origin="upper", extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+    shown = image_ax.imshow((heat / peak).numpy(), cmap="magma", origin="upper",
+                            extent=(-0.5, width - 0.5, height - 0.5, -0.5),
                             vmin=0, vmax=1, interpolation="nearest")
     fig.colorbar(shown, ax=image_ax, fraction=0.046, pad=0.04, label="mean |∂unit/∂input| (max = 1)")
     image_ax.add_patch(Rectangle((float(w_lo) - 0.5, float(h_lo) - 0.5), float(w_hi - w_lo + 1),

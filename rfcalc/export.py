@@ -96,7 +96,8 @@ def _model_class(spec: Spec, name: str, root: Seq, rows: dict[str, Row]) -> str:
              f"{INDENT * 2}super().__init__()"]
     for child_name, child in root.children:
         body, comment = _expr(child, rows)
-        first = (f"self.{child_name} = " if _plain(child_name) else f"self.add_module({_literal(child_name)}, ") + body[0]
+        head = f"self.{child_name} = " if _plain(child_name) else f"self.add_module({_literal(child_name)}, "
+        first = head + body[0]
         body = [first] + body[1:]
         body[-1] += ("" if _plain(child_name) else ")") + _comment(comment)
         lines += [INDENT * 2 + line for line in body]
@@ -134,7 +135,8 @@ def _expr(item: Item, rows: dict[str, Row]) -> tuple[list[str], str]:
     act = f", act={_literal(item.act)}" if item.act != "none" else ""
     comment = _describe(rows[item.name])
     if item.kind == "parallel":
-        return ["Parallel([", *_entries(children(item), rows, keyed=False), f"], merge={_literal(item.merge)}{act})"], comment
+        entries = _entries(children(item), rows, keyed=False)
+        return ["Parallel([", *entries, f"], merge={_literal(item.merge)}{act})"], comment
     lines = ["Residual("]
     for child_name, child in children(item):
         lines += _entry(child, rows, prefix=f"{child_name}=")

@@ -42,7 +42,8 @@ def show(value: Any) -> str:
     return str(value)
 
 
-def _message(err: dict[str, Any], model: type[BaseModel] | None) -> str:
+def describe_error(err: dict[str, Any], model: type[BaseModel] | None) -> str:
+    """One pydantic error as the contract's message: what is wrong, the value, what is allowed."""
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     field = err["loc"][-1] if err["loc"] else ""
     if kind == "extra_forbidden":
@@ -100,7 +101,7 @@ def translate(exc: ValidationError, source: Source, key: Key, path: str, model: 
         seen.add(loc)
         origin = (origins or {}).get(loc[0]) if loc else None
         where = origin + loc[1:] if origin is not None else key + loc
-        problems.append(source.problem(where, _path_text(path, loc), _message(err, _field_model(model, loc)),
+        problems.append(source.problem(where, _path_text(path, loc), describe_error(err, _field_model(model, loc)),
                                        at_key=err["type"] == "extra_forbidden"))
     return problems
 

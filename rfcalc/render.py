@@ -110,9 +110,10 @@ MARKDOWN_HEADER = ("Operation", "nin", "in ch", "out ch", "padding", "kernel", "
 def _markdown_cells(line: Line) -> list[str]:
     row = line.row
     in_shape = _in_shape(row)
-    return [f"{row.name} ({line.label})", _spatial(in_shape), _in_channels(row), _channels(line.out_shape), axis(row.padding),
-            axis(row.kernel), axis(row.stride), axis(row.dilation), _nout(line), axis(row.geo_in.jump),
-            axis(row.geo_out.jump), axis(row.geo_in.rf), axis(row.geo_out.rf), format_number(line.params)]
+    return [f"{row.name} ({line.label})", _spatial(in_shape), _in_channels(row), _channels(line.out_shape),
+            axis(row.padding), axis(row.kernel), axis(row.stride), axis(row.dilation), _nout(line),
+            axis(row.geo_in.jump), axis(row.geo_out.jump), axis(row.geo_in.rf), axis(row.geo_out.rf),
+            format_number(line.params)]
 
 
 def render_markdown(report: Report) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rfcalc.errors import RfcalcError
-from rfcalc.messages import _message
+from rfcalc.messages import describe_error
 from rfcalc.spec import Spec
 from rfcalc.train_config import AUG_MODES, TrainConfig
 
@@ -70,7 +70,7 @@ def merge_config(base: TrainConfig | None, flags: dict[str, Any]) -> TrainConfig
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
         flag = FLAGS.get(field, field)
-        raise RfcalcError(f"{flag} {given.get(field, '')}: {_message(err, TrainConfig)}") from None
+        raise RfcalcError(f"{flag} {given.get(field, '')}: {describe_error(err, TrainConfig)}") from None
 
 
 def resolve_data(config: TrainConfig, spec: Spec) -> str:
