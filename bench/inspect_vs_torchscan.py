@@ -19,7 +19,6 @@ The model is tests/models_for_inspect.py's hand-written ResNet-50 (torchvision i
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -34,9 +33,10 @@ import models_for_inspect as M  # noqa: E402
 import rfcalc  # noqa: E402
 from rfcalc.testing import gradient_windows  # noqa: E402
 
+from results_file import write_section  # noqa: E402  (bench/ is the script's folder)
+
 SHAPE = (3, 224, 224)
 CHECKPOINTS = ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"]
-BEGIN, END = "<!-- inspect:begin -->", "<!-- inspect:end -->"
 
 
 def rfcalc_points(model: torch.nn.Module) -> tuple[dict[str, tuple[int, int]], float]:
@@ -133,21 +133,11 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     if args.write:
-        write_section(ROOT / "bench" / "RESULTS.md", text)
+        write_section("inspect", text)
 
 
 def _pair(value: tuple[int, int]) -> str:
     return f"{int(value[0])} / {int(value[1])}"
-
-
-def write_section(path: Path, text: str) -> None:
-    block = f"{BEGIN}\n{text}{END}\n"
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks and comparisons\n\n"
-    if BEGIN in current and END in current:
-        current = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", lambda _: block, current, flags=re.S)
-    else:
-        current = current.rstrip("\n") + "\n\n" + block
-    path.write_text(current, encoding="utf-8")
 
 
 if __name__ == "__main__":

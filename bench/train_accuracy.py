@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from results_file import write_section  # bench/ is the script's own folder
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"
-BEGIN, END = "<!-- train-accuracy:begin -->", "<!-- train-accuracy:end -->"
 
 
 def fits(spec_path: Path) -> bool:
@@ -86,16 +86,6 @@ def report(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    block = f"{BEGIN}\n{text}{END}\n"
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks and comparisons\n\n"
-    if BEGIN in current and END in current:
-        current = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", lambda _: block, current, flags=re.S)
-    else:
-        current = current.rstrip("\n") + "\n\n" + block
-    path.write_text(current, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", default="c1c2c3c4_cifar10.yaml",
@@ -119,7 +109,7 @@ def main() -> None:
     text = report(args, summaries)
     sys.stdout.write(text)
     if args.write:
-        write_section(ROOT / "bench" / "RESULTS.md", text)
+        write_section("train-accuracy", text)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -33,9 +32,10 @@ from typing import Any
 
 import yaml
 
+from results_file import write_section  # bench/ is the script's own folder
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"
-BEGIN, END = "<!-- train-speed:begin -->", "<!-- train-speed:end -->"
 REPORT_AUGS = [
     {"HorizontalFlip": {"p": 0.5}},
     {"ShiftScaleRotate": {"shift_limit": 0.1, "scale_limit": 0.1, "rotate_limit": 15, "p": 0.5}},
@@ -189,7 +189,7 @@ def main() -> None:
     text = report(args, results)
     sys.stdout.write(text)
     if args.write:
-        write_section(ROOT / "bench" / "RESULTS.md", text)
+        write_section("train-speed", text)
 
 
 def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -> str:
@@ -221,16 +221,6 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         ratio = f"{median / base:.2f}x" if base else "-"
         lines.append(f"| {CONFIGS[name][0]} | {median:,.0f} | {', '.join(f'{v:,.0f}' for v in values)} | {ratio} |")
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, text: str) -> None:
-    block = f"{BEGIN}\n{text}{END}\n"
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks and comparisons\n\n"
-    if BEGIN in current and END in current:
-        current = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", lambda _: block, current, flags=re.S)
-    else:
-        current = current.rstrip("\n") + "\n\n" + block
-    path.write_text(current, encoding="utf-8")
 
 
 if __name__ == "__main__":
