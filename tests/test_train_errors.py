@@ -9,15 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("albumentations")
 
 from train_helpers import one_line_error, run, spec_text, write_pickle_folder  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RFCALC_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is fastest and leaves the other core to other tests
-    yield
-    torch.set_num_threads(threads)
+from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ pytest.importorskip("matplotlib")
 
 from train_helpers import (CLASSES, one_line_error, run, spec_text, write_image_folder,  # noqa: E402
                            write_pickle_folder)
+from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
 
 import rfcalc  # noqa: E402
 from trainer import loop  # noqa: E402
@@ -22,15 +23,6 @@ from trainer.engine import Engine  # noqa: E402
 from trainer.lr_find import range_test  # noqa: E402
 
 METRIC_KEYS = {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_s", "seconds"}
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RFCALC_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is fastest and leaves the other core to other tests
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+import torch
 import typer
 from typer.testing import CliRunner, Result
 
@@ -135,3 +137,14 @@ def write_cifar100_folder(root: Path, per_class: int = 3, test_per_class: int = 
         pickle.dump({b"fine_label_names": [f"class{i:02d}".encode() for i in range(classes)],
                      b"coarse_label_names": [f"super{i}".encode() for i in range(20)]}, handle)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each test gets its own data cache, and torch one thread (tiny tensors: fastest, and it leaves the other
+    core to other tests). Autouse in every test module that imports it."""
+    monkeypatch.setenv("RFCALC_CACHE", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
