@@ -77,6 +77,7 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(fake.parent)}
         rfcalc_bin = str(Path(sys.executable).parent / "rfcalc")
         check = wall([rfcalc_bin, "check", str(path)], env=env)
+        floor = wall([sys.executable, "-c", "import typer, yaml; from pydantic import BaseModel"])
         torch_import = wall([sys.executable, "-c", "import torch"])
         torchinfo = wall([sys.executable, "-c",
                           "import rfcalc, torchinfo; m = rfcalc.build_model(%r); "
@@ -87,6 +88,8 @@ def main() -> None:
     print("| 200-layer spec (median of 5, wall) | seconds | vs rfcalc check |")
     print("|---|---|---|")
     print(f"| `rfcalc check` (torch unimportable) | {check:.3f} | 1.0x |")
+    print(f"| importing the base dependencies alone (typer, PyYAML, pydantic's BaseModel) | {floor:.3f} | "
+          f"{floor / check:.2f}x |")
     print(f"| `python -c \"import torch\"` | {torch_import:.3f} | {torch_import / check:.1f}x |")
     print(f"| torchinfo summary of the built model | {torchinfo:.3f} | {torchinfo / check:.1f}x |")
     print()
