@@ -15,7 +15,9 @@ Data: the same fixed subset of ``../shared/datasets/cifar10-jpeg`` for every run
 
 Every run is a fresh process; configurations alternate within each repeat (the machine is shared), and the
 figure of a run is its images/s in the training loop (evaluation excluded) of its last epoch (the first pays
-for worker start-up). Reported: the median over repeats, and its ratio to the reports' way.
+for worker start-up). Reported: the median over repeats and its ratio to the reports' way, and the paired
+ratios (each run over the reports' run of the same repeat, which shared the machine's load of those minutes)
+with their median: the verdict, since a shared machine's speed drifts by tens of percent from minute to minute.
 """
 from __future__ import annotations
 
@@ -212,15 +214,32 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         f"images/s of the training loop in the last epoch of each run (evaluation excluded), median of "
         f"{args.repeats} alternating runs.",
         "",
-        "| run | images/s (median) | every run | ratio to the reports' way |",
-        "|---|---:|---|---:|",
+        "| run | images/s (median) | every run | ratio of medians | paired ratio, each repeat "
+        "| paired ratio (median) |",
+        "|---|---:|---|---:|---|---:|",
     ]
     for name, runs in results.items():
         values = last(runs)
         median = statistics.median(values)
         ratio = f"{median / base:.2f}x" if base else "-"
-        lines.append(f"| {CONFIGS[name][0]} | {median:,.0f} | {', '.join(f'{v:,.0f}' for v in values)} | {ratio} |")
+        paired = paired_ratios(results, name)
+        each = ", ".join(f"{r:.2f}x" for r in paired) if paired else "-"
+        middle = f"**{statistics.median(paired):.2f}x**" if paired and name != "reports" else "-"
+        lines.append(f"| {CONFIGS[name][0]} | {median:,.0f} | {', '.join(f'{v:,.0f}' for v in values)} | {ratio} "
+                     f"| {each} | {middle} |")
+    lines += ["", "A repeat runs every configuration once, one after the other; the paired ratio of a run is its "
+              "images/s over the reports' run of the same repeat (the two shared the machine's load of those "
+              "minutes), and the verdict is the median of those ratios."]
     return "\n".join(lines) + "\n"
+
+
+def paired_ratios(results: dict[str, list[dict[str, Any]]], name: str) -> list[float]:
+    """Each run of ``name`` over the reports' run of the same repeat (empty without the reports' way)."""
+    if "reports" not in results:
+        return []
+    mine = [r["images_per_s"][-1] for r in results[name]]
+    theirs = [r["images_per_s"][-1] for r in results["reports"]]
+    return [a / b for a, b in zip(mine, theirs)]
 
 
 if __name__ == "__main__":
