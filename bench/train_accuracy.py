@@ -4,6 +4,7 @@
     python bench/train_accuracy.py --epochs 40 --device cuda --aug fast
     python bench/train_accuracy.py --specs all --epochs 20           # every bundled spec that fits CIFAR-10
     python bench/train_accuracy.py --specs c1c2c3c4_cifar10.yaml --epochs 2 --write   # a short CPU run, recorded
+    python bench/train_accuracy.py --epoch-table runs/c1            # per-epoch Markdown table of a finished run
 
 Each spec runs as its own `rfcalc train ... --skip-check` process (a spec that fails its constraints is
 still measured); the table comes from each run's summary.json. ``--write`` replaces the train-accuracy
@@ -86,6 +87,30 @@ def report(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def epoch_table(run: Path) -> str:
+    """The per-epoch Markdown table of a run folder (its metrics.jsonl), and the line that sums it up."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    lines = ["| epoch | lr (last step) | train loss | train acc | test loss | test acc (flip TTA) | images/s | seconds "
+             "| elapsed |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['epoch']} | {r['lr']:.4f} | {r['train_loss']:.3f} | {r['train_acc']:.2%} | "
+                     f"{r['test_loss']:.3f} | {r['test_acc']:.2%} | {r['images_per_s']:,.0f} | {r['seconds']:,.0f} | "
+                     f"{r['elapsed']:,.0f} |")
+    if not rows:
+        return "no epoch finished\n"
+    best = max(rows, key=lambda r: r["test_acc"])
+    lines += ["", f"{len(rows)} epochs; best test accuracy {best['test_acc']:.2%} (epoch {best['epoch']}), final "
+              f"{rows[-1]['test_acc']:.2%}; " + "; ".join(_first_reached(rows, goal) for goal in (0.85, 0.90)) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _first_reached(rows: list[dict[str, Any]], goal: float) -> str:
+    hit = next((r for r in rows if r["test_acc"] >= goal), None)
+    if hit is None:
+        return f"{goal:.0%} not reached"
+    return f"{goal:.0%} first reached at epoch {hit['epoch']} ({hit['elapsed']:,.0f} s elapsed)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", default="c1c2c3c4_cifar10.yaml",
@@ -100,7 +125,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--write", action="store_true", help="replace the train-accuracy section of bench/RESULTS.md")
+    parser.add_argument("--epoch-table", type=Path, metavar="RUN_DIR",
+                        help="only print the per-epoch table of a finished run's metrics.jsonl")
     args = parser.parse_args()
+    if args.epoch_table:
+        sys.stdout.write(epoch_table(args.epoch_table))
+        return
     names = sorted(p.name for p in (ROOT / "arch_specs").glob("*.yaml")) if args.specs == "all" else \
         [n.strip() for n in args.specs.split(",") if n.strip()]
     specs = [ROOT / "arch_specs" / n for n in names]
