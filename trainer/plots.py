@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -19,7 +20,7 @@ def _save(fig: Figure, path: Path) -> None:
 def curves(rows: list[dict[str, Any]], lrs: list[float], path: Path, title: str) -> None:
     """Loss and accuracy per epoch (train and test), and the learning rate per step."""
     epochs = [r["epoch"] for r in rows]
-    fig = Figure(figsize=(14, 4))
+    fig = Figure(figsize=(14, 4), layout="constrained")  # constrained: the lr axis labels stay clear of acc
     loss, acc, lr = fig.subplots(1, 3)
     loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
     loss.plot(epochs, [r["test_loss"] for r in rows], "o-", label="test")
@@ -32,6 +33,7 @@ def curves(rows: list[dict[str, Any]], lrs: list[float], path: Path, title: str)
     for axis in (loss, acc):
         axis.legend()
         axis.grid(alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     steps = np.arange(1, len(lrs) + 1) / max(1, len(lrs)) * (epochs[-1] if epochs else 1)
     lr.plot(steps, lrs)
     lr.set(title="learning rate (per step)", xlabel="epoch")
