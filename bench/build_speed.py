@@ -26,7 +26,7 @@ def main() -> None:
     import torch  # noqa: F401
 
     import rfcalc
-    from rfcalc.builder import build_model, count_parameters
+    from rfcalc.model.builder import build_model, count_parameters
     torch_s = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -12,7 +12,7 @@ The model is tests/models_for_inspect.py's hand-written ResNet-50 (torchvision i
   for the model (torchscan <= 0.1 printed it; torchscan 0.2 prints only the per-module values);
 - the same network with the shortcut computed before the body in each block (``shortcut_first``): the same
   function, so rfcalc gives the same table, while the hook chain changes;
-- truth: the gradient oracle (rfcalc.testing.positive_copy) on a narrow copy of the trunk (same kernels,
+- truth: the gradient oracle (rfcalc.model.oracle.positive_copy) on a narrow copy of the trunk (same kernels,
   strides and paddings; width 2) at 3x512x512, where the middle unit's window lies inside the image:
   the input pixels its output depends on.
 """
@@ -31,7 +31,7 @@ import torchscan  # noqa: E402
 
 import models_for_inspect as M  # noqa: E402
 import rfcalc  # noqa: E402
-from rfcalc.testing import gradient_windows  # noqa: E402
+from rfcalc.model.oracle import gradient_windows  # noqa: E402
 
 from results_file import write_section  # noqa: E402  (bench/ is the script's folder)
 

@@ -58,7 +58,7 @@ def reports_way(args: argparse.Namespace) -> dict[str, Any]:
     from torch.nn import functional as F
 
     import rfcalc
-    from trainer.data import load_data, subset
+    from rfcalc.trainer.data import load_data, subset
 
     images = subset(load_data(str(args.data)), args.images, 1000)
     mean, std = images.mean, images.std

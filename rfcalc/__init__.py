@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from rfcalc.checker import CheckResult
+    from rfcalc.analysis.checker import CheckResult
     from rfcalc.errors import Problem, RfcalcError, SpecError
-    from rfcalc.report import Report, Row
-    from rfcalc.spec import Spec, analyze, load_spec
+    from rfcalc.table.report import Report, Row
+    from rfcalc.analysis.load import Spec, analyze, load_spec
 
 _LAZY: dict[str, str] = {
     "Problem": "rfcalc.errors", "RfcalcError": "rfcalc.errors", "SpecError": "rfcalc.errors",
-    "Report": "rfcalc.report", "Row": "rfcalc.report",
-    "Spec": "rfcalc.spec", "analyze": "rfcalc.spec", "load_spec": "rfcalc.spec",
+    "Report": "rfcalc.table.report", "Row": "rfcalc.table.report",
+    "Spec": "rfcalc.analysis.load", "analyze": "rfcalc.analysis.load", "load_spec": "rfcalc.analysis.load",
 }
 
 __all__ = ["Problem", "Report", "RfcalcError", "Row", "Spec", "SpecError", "__version__", "analyze", "build_model",
@@ -37,16 +37,16 @@ def __getattr__(name: str) -> Any:
 
 def check(spec: Any, **overrides: Any) -> CheckResult:
     """The constraint verdict of a spec (torch-free). Keyword arguments override rules, e.g. ``rf={"gt": 44}``."""
-    from rfcalc.checker import check_spec
-    from rfcalc.spec import load_spec
+    from rfcalc.analysis.checker import check_spec
+    from rfcalc.analysis.load import load_spec
 
     return check_spec(load_spec(spec), overrides=overrides or None)
 
 
 def build_model(spec: Any) -> Any:
     """A ``torch.nn.Module`` whose parameters, shapes and receptive fields are exactly the report's."""
-    from rfcalc.builder import build_model as _build
-    from rfcalc.spec import load_spec
+    from rfcalc.model.builder import build_model as _build
+    from rfcalc.analysis.load import load_spec
 
     return _build(load_spec(spec))
 
@@ -56,6 +56,6 @@ def inspect_module(module: Any, input_shape: Any, *, name: str | None = None, pa
 
     ``partial=True`` returns the rows up to a node the calculator cannot follow instead of raising.
     """
-    from rfcalc.inspect import inspect_module as _inspect
+    from rfcalc.inspection.api import inspect_module as _inspect
 
     return _inspect(module, input_shape, name=name, partial=partial)

@@ -1,4 +1,4 @@
 """`python -m rfcalc`."""
-from rfcalc.cli import main
+from rfcalc.cli.app import main
 
 main()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,21 @@ class SpecError(ValueError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class ExitCode(IntEnum):
+    """The exit codes of every command: part of the interface, defined here only."""
+
+    OK = 0
+    FAILED = 1          # a rule failed (`check`); training diverged or ran out of memory
+    BAD_INPUT = 2       # an invalid spec, flag, file or path
+    INTERRUPTED = 130   # Ctrl-C / SIGTERM (a resumable checkpoint is kept)
+
+
 class RfcalcError(Exception):
     """A user-facing failure outside the spec itself (missing extra, bad flag, unreadable data).
 
     ``exit_code`` is what the CLI exits with; the message is printed as one line.
     """
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.BAD_INPUT) -> None:
         self.exit_code = exit_code
         super().__init__(message)

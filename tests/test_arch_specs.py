@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 import rfcalc
-from rfcalc.checker import check_spec
-from rfcalc.cli import app
+from rfcalc.analysis.checker import check_spec
+from rfcalc.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = ROOT / "arch_specs"

@@ -11,10 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import rfcalc  # noqa: E402
-from rfcalc.builder import Parallel, Residual, SpecModel, Ultimus, load_weights  # noqa: E402
+from rfcalc.model.builder import SpecModel  # noqa: E402
+from rfcalc.model.modules import Parallel, Residual, Ultimus  # noqa: E402
+from rfcalc.model.weights import load_weights  # noqa: E402
 from rfcalc.errors import RfcalcError, SpecError  # noqa: E402
-from rfcalc.module_plan import plan_model, row_modules  # noqa: E402
-from rfcalc.testing import single_thread  # noqa: E402
+from rfcalc.model.plan import plan_model, row_modules  # noqa: E402
+from rfcalc.model.oracle import single_thread  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
@@ -139,11 +141,17 @@ def test_checkpoint_forms_and_mismatch() -> None:
     load_weights(target, {"model": source.state_dict(), "epoch": 3})
     load_weights(target, source.state_dict())
     torch.testing.assert_close(target.c1.conv.weight, source.c1.conv.weight)
-    with pytest.raises(RfcalcError, match="does not fit this spec: missing"):
+    with pytest.raises(RfcalcError) as missing:
         load_weights(target, {"model": {}})
+    assert str(missing.value) == ("the checkpoint does not fit spec 'every-op': 'c1.conv.weight' [16, 3, 3, 3] is "
+                                  "missing from the checkpoint")
     other = rfcalc.build_model(EVERY_OP_TEXT.replace("out: 16, padding: 1}", "out: 8, padding: 1}", 1))
-    with pytest.raises(RfcalcError, match="size mismatch"):
-        load_weights(target, other.state_dict())
+    with pytest.raises(RfcalcError) as mismatch:
+        load_weights(target, other.state_dict(), source="other.pt")
+    assert str(mismatch.value) == ("other.pt does not fit spec 'every-op': 'c1.conv.weight' is [8, 3, 3, 3] in the "
+                                   "checkpoint but [16, 3, 3, 3] in the spec")
+    with pytest.raises(RfcalcError, match="holds a list, not a state_dict"):
+        load_weights(target, [1, 2])
 
 
 def test_missing_torch_is_one_line() -> None:
@@ -157,7 +165,8 @@ def test_missing_torch_is_one_line() -> None:
 
 
 def test_core_stays_torch_free() -> None:
-    code = ("import sys, rfcalc, rfcalc.module_plan, rfcalc.export, rfcalc.plot, rfcalc.random_specs\n"
+    code = ("import sys, rfcalc, rfcalc.model.plan, rfcalc.model.export, rfcalc.analysis.plot, "
+            "rfcalc.spec.random_specs\n"
             "rfcalc.analyze('examples/quickstart.yaml')\n"
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)

@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 
 import rfcalc
-from rfcalc.calculator import output_size
+from rfcalc.analysis.calculator import output_size
 
 CONTRACT_EXAMPLE = """
 version: 1

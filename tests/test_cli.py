@@ -6,7 +6,7 @@ import io
 import json
 
 import rfcalc
-from rfcalc.cli import app
+from rfcalc.cli.app import app
 
 SPEC = """
 version: 1
@@ -170,7 +170,7 @@ def test_schema_is_json_schema_of_the_spec(runner, tmp_path):
     conv = schema["$defs"]["ConvLayer"]["properties"]
     assert {"out", "k", "stride", "padding", "dilation", "groups", "separable", "bias", "norm", "act"} <= set(conv)
     assert "train" in schema["properties"]
-    out = tmp_path / "rfcalc.schema.json"
+    out = tmp_path / "rfcalc.spec.schema.json"
     assert runner.invoke(app, ["schema", "-o", str(out)]).exit_code == 0
     assert json.loads(out.read_text()) == schema
 

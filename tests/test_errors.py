@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import rfcalc
-from rfcalc.cli import app
+from rfcalc.cli.app import app
 
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<rest>.+)$")
 HEADER = "version: 1\nname: bad\ninput: {channels: 3, size: 16}\n"

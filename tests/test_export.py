@@ -16,9 +16,9 @@ torch = pytest.importorskip("torch")
 
 import rfcalc  # noqa: E402
 from rfcalc.errors import SpecError  # noqa: E402
-from rfcalc.export import class_name_for, export_source  # noqa: E402
-from rfcalc.random_specs import valid_specs  # noqa: E402
-from rfcalc.testing import single_thread  # noqa: E402
+from rfcalc.model.export import class_name_for, export_source  # noqa: E402
+from rfcalc.spec.random_specs import valid_specs  # noqa: E402
+from rfcalc.model.oracle import single_thread  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
@@ -107,7 +107,7 @@ def test_awkward_names(tmp_path: Path) -> None:
 
 
 def test_cli_export(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from rfcalc.cli import app
+    from rfcalc.cli.app import app
 
     spec_path = ROOT / "examples" / "quickstart.yaml"
     out = tmp_path / "model.py"

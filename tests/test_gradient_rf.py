@@ -1,6 +1,6 @@
 """Gradient receptive fields: the table's window of every feature-map row against the module itself.
 
-Every path is made strictly positive (rfcalc.testing.positive_copy), one output unit is back-propagated,
+Every path is made strictly positive (rfcalc.model.oracle.positive_copy), one output unit is back-propagated,
 and the input pixels it depends on are read off: inside the image their extremes equal
 ``start + u·jump ± (rf−1)/2`` exactly; where the image edge clips the window they stay inside it.
 First, middle and last unit of every row that outputs a feature map.
@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 import rfcalc  # noqa: E402
 from rfcalc.errors import SpecError  # noqa: E402
-from rfcalc.testing import (GradientProbe, gradient_windows, module_problems, positive_copy,  # noqa: E402
+from rfcalc.model.oracle import (GradientProbe, gradient_windows, module_problems, positive_copy,  # noqa: E402
                             single_thread)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ For each model of tests/models_for_inspect.py (a chain with dilated, depthwise a
 joined by concat, residual blocks with projection shortcuts, functional-style forward code, a torchvision-style
 ResNet-50): the inspected report has exactly the rows of its spec (names aside): parameters, shapes, kernels,
 strides, paddings, dilations, groups, RF, jump and start; and every feature-map row's window agrees with the
-input support of the traced node's output in a strictly positive copy of the module (rfcalc.testing).
+input support of the traced node's output in a strictly positive copy of the module (rfcalc.model.oracle).
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from torch import nn  # noqa: E402
 import models_for_inspect as M  # noqa: E402
 import rfcalc  # noqa: E402
 from rfcalc.errors import RfcalcError  # noqa: E402
-from rfcalc.inspect import inspect_module, trace_module, traced  # noqa: E402
-from rfcalc.report import Report  # noqa: E402
-from rfcalc.testing import default_units, positive_copy, window_mismatches  # noqa: E402
-from rfcalc.to_spec import signature, spec_from_inspection  # noqa: E402
+from rfcalc.inspection.api import inspect_module, trace_module, traced  # noqa: E402
+from rfcalc.table.report import Report  # noqa: E402
+from rfcalc.model.oracle import default_units, positive_copy, window_mismatches  # noqa: E402
+from rfcalc.inspection.to_spec import signature, spec_from_inspection  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (3, 32, 32)

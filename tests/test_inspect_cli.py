@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 
 import rfcalc  # noqa: E402
-from rfcalc.cli import app  # noqa: E402
-from rfcalc.cli_inspect import load_target, parse_input_shape  # noqa: E402
+from rfcalc.cli.app import app  # noqa: E402
+from rfcalc.cli.inspect_command import load_target, parse_input_shape  # noqa: E402
 from rfcalc.errors import RfcalcError  # noqa: E402
-from rfcalc.inspect import inspect_module  # noqa: E402
+from rfcalc.inspection.api import inspect_module  # noqa: E402
 
 MODEL_PY = '''
 import torch
@@ -267,7 +267,8 @@ def test_load_target_returns_modules(model_py: Path) -> None:
 
 
 def test_importing_cli_inspect_does_not_import_torch() -> None:
-    code = "import sys, rfcalc.cli, rfcalc.cli_inspect, rfcalc.to_spec; print('torch' in sys.modules)"
+    code = ("import sys, rfcalc.cli.app, rfcalc.cli.inspect_command, rfcalc.inspection.to_spec, "
+            "rfcalc.inspection.target; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -275,7 +276,7 @@ def test_importing_cli_inspect_does_not_import_torch() -> None:
 def test_register_on_a_fresh_app(model_py: Path) -> None:
     import typer
 
-    from rfcalc.cli_inspect import register
+    from rfcalc.cli.inspect_command import register
 
     fresh = typer.Typer()
     register(fresh)

@@ -1,7 +1,7 @@
 """At least 200 random valid specs agree with their modules: parameters, every row's shape, gradient windows.
 
-The generator (rfcalc.random_specs) is seeded, so a failure names the seed that reproduces it:
-``rfcalc.load_spec(rfcalc.random_specs.random_spec(SEED))``.
+The generator (rfcalc.spec.random_specs) is seeded, so a failure names the seed that reproduces it:
+``rfcalc.load_spec(rfcalc.spec.random_specs.random_spec(SEED))``.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rfcalc.random_specs import random_spec, valid_specs  # noqa: E402
-from rfcalc.testing import module_problems, single_thread  # noqa: E402
+from rfcalc.spec.random_specs import random_spec, valid_specs  # noqa: E402
+from rfcalc.model.oracle import module_problems, single_thread  # noqa: E402
 
 COUNT = 200
 BUDGET_S = 180

@@ -4,8 +4,8 @@ from __future__ import annotations
 import yaml
 
 from conftest import ROOT
-from rfcalc.cli import app
-from rfcalc.train_config import TrainConfig
+from rfcalc.cli.app import app
+from rfcalc.trainer.config import TrainConfig
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
@@ -55,7 +55,7 @@ def test_readme_train_section_is_valid():
 def test_readme_pyproject_constraints_are_valid():
     import tomllib
 
-    from rfcalc.spec_models import Constraints
+    from rfcalc.spec.models import Constraints
 
     block = next(block for block in _blocks("toml") if "[tool.rfcalc.constraints]" in block)
     Constraints.model_validate(tomllib.loads(block)["tool"]["rfcalc"]["constraints"])

@@ -44,7 +44,7 @@ def test_command_runs_with_torch_unimportable(command, poisoned_env, tmp_path):
 
 
 def test_importing_the_core_and_cli_loads_no_torch_numpy_or_matplotlib(poisoned_env):
-    code = ("import sys, rfcalc, rfcalc.cli; rfcalc.analyze({'version': 1, 'name': 'x', 'input': "
+    code = ("import sys, rfcalc, rfcalc.cli.app; rfcalc.analyze({'version': 1, 'name': 'x', 'input': "
             "{'channels': 1, 'size': 4}, 'layers': [{'op': 'gap'}]}); "
             "print(sorted(m for m in ('torch', 'numpy', 'matplotlib', 'albumentations') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=poisoned_env)

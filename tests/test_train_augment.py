@@ -7,10 +7,10 @@ import pytest
 torch = pytest.importorskip("torch")
 A = pytest.importorskip("albumentations")
 
-from rfcalc.train_config import FastAug  # noqa: E402
-from trainer.augment import (AugmentationError, AugmentedBatches, EpochSampler, build_pipeline,  # noqa: E402
+from rfcalc.trainer.config import FastAug  # noqa: E402
+from rfcalc.trainer.augment import (AugmentationError, AugmentedBatches, EpochSampler, build_pipeline,  # noqa: E402
                              make_loader, translate_v1)
-from trainer.fast_aug import augment, batch_generator  # noqa: E402
+from rfcalc.trainer.fast_aug import augment, batch_generator  # noqa: E402
 
 MEAN = (0.5, 0.25, 0.75)
 SHAPE = (16, 16, 3)

@@ -6,9 +6,9 @@ import pytest
 
 import rfcalc
 from rfcalc.errors import RfcalcError
-from rfcalc.schema import spec_json_schema
-from rfcalc.train_config import DEFAULT_AUGMENTATIONS, TrainConfig
-from trainer.options import merge_config, resolve
+from rfcalc.spec.schema import spec_json_schema
+from rfcalc.trainer.config import DEFAULT_AUGMENTATIONS, TrainConfig
+from rfcalc.trainer.options import merge_config, resolve
 
 SPEC = """
 version: 1

@@ -15,8 +15,8 @@ from train_helpers import (CLASSES, make_images, write_cifar100_folder, write_im
                            write_pickle_folder, write_tarball)
 
 from rfcalc.errors import RfcalcError  # noqa: E402
-from trainer import download  # noqa: E402
-from trainer.data import load_data, subset  # noqa: E402
+from rfcalc.trainer import download  # noqa: E402
+from rfcalc.trainer.data import load_data, subset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -18,9 +18,9 @@ from train_helpers import (CLASSES, one_line_error, run, spec_text, write_image_
 from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
 
 import rfcalc  # noqa: E402
-from trainer import loop  # noqa: E402
-from trainer.engine import Engine  # noqa: E402
-from trainer.lr_find import range_test  # noqa: E402
+from rfcalc.trainer import loop  # noqa: E402
+from rfcalc.trainer.engine import Engine  # noqa: E402
+from rfcalc.trainer.lr_find import range_test  # noqa: E402
 
 METRIC_KEYS = {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_s", "seconds"}
 
@@ -177,7 +177,7 @@ def test_evaluate_reproduces_the_runs_accuracy_and_names_a_mismatch(tmp_path: Pa
     other = _spec(tmp_path, spec_text().replace("out: 16", "out: 24"), "other.yaml")
     result = run(["evaluate", other, "--weights", tmp_path / "run" / "best.pt", "--data", pickles])
     assert result.exit_code == 2
-    assert one_line_error(result).endswith("does not match spec 'tiny-test': 'c2.conv.weight' is [16, 8, 3, 3] in "
+    assert one_line_error(result).endswith("does not fit spec 'tiny-test': 'c2.conv.weight' is [16, 8, 3, 3] in "
                                            "the checkpoint but [24, 8, 3, 3] in the spec")
 
 
@@ -193,7 +193,7 @@ def test_range_test_leaves_model_and_optimizer_as_they_were() -> None:
     torch.manual_seed(0)
     spec = rfcalc.load_spec(spec_text())
     cfg = rfcalc.load_spec(spec_text()).train
-    from rfcalc.train_config import TrainConfig
+    from rfcalc.trainer.config import TrainConfig
 
     engine = Engine(rfcalc.build_model(spec), cfg or TrainConfig(), torch.device("cpu"), total_steps=10)
     x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
@@ -243,6 +243,6 @@ def test_resume_with_another_spec_names_the_first_mismatched_tensor(tmp_path: Pa
     other = _spec(tmp_path, spec_text(train="batch_size: 16\naug: fast").replace("out: 8}", "out: 12}"), "o.yaml")
     result = run(["train", other, "--resume", tmp_path / "a" / "last.pt"])
     assert result.exit_code == 2
-    assert one_line_error(result) == (f"{tmp_path / 'a' / 'last.pt'} does not match spec 'tiny-test': "
+    assert one_line_error(result) == (f"{tmp_path / 'a' / 'last.pt'} does not fit spec 'tiny-test': "
                                       "'c1.conv.weight' is [8, 3, 3, 3] in the checkpoint but [12, 3, 3, 3] in the "
                                       "spec")

@@ -99,7 +99,7 @@ def spec_text(size: int = 16, classes: int | None = 10, train: str = "", extra_l
 
 def make_app() -> typer.Typer:
     """A fresh app with only the trainer's commands (the project's CLI adds them the same way)."""
-    from trainer.cli import register
+    from rfcalc.cli.train_commands import register
 
     app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
     register(app)

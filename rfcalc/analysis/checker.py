@@ -1,0 +1,173 @@
+"""The constraint checker: every rule of a spec with its measured value and verdict (torch-free)."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rfcalc.errors import Problem, SpecError
+from rfcalc.analysis.features import find_features
+from rfcalc.quantities import SYMBOLS, compare, format_number
+from rfcalc.table.report import Diagnostic, Report
+from rfcalc.analysis.load import Spec
+from rfcalc.spec.models import Bound, Constraints
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One checked rule: ``name`` like "rf > 44" or "require dilated_conv"."""
+
+    name: str
+    kind: str
+    ok: bool
+    value: Any
+    limit: Any
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.name, "kind": self.kind, "ok": self.ok, "value": self.value, "limit": self.limit,
+                "message": self.message}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdict for one model: ``ok`` when every rule holds."""
+
+    name: str
+    file: str
+    rules: tuple[Rule, ...]
+    sources: dict[str, str] = field(default_factory=dict)
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rules)
+
+    @property
+    def failed(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if not r.ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "name": self.name, "ok": self.ok, "rules": [r.to_dict() for r in self.rules],
+                "sources": self.sources, "diagnostics": [d.to_dict() for d in self.diagnostics]}
+
+
+def _shortfall(op: str, value: int | float, limit: int | float) -> str:
+    """How far a failing value is from the nearest passing integer."""
+    need = {"gt": limit + 1, "ge": limit, "lt": limit - 1, "le": limit, "eq": limit}[op]
+    gap = abs(need - value)
+    if op in ("gt", "ge") or (op == "eq" and value < limit):
+        return f"short by {format_number(gap)}"
+    return f"over by {format_number(gap)}"
+
+
+def _bound_rules(label: str, kind: str, bound: Bound, values: tuple[int, ...]) -> list[Rule]:
+    rules = []
+    shown = format_number(values[0]) if len(set(values)) == 1 else "x".join(format_number(v) for v in values)
+    for op, limit in bound.items():
+        ok = all(compare(op, v, limit) for v in values)  # type: ignore[arg-type]
+        name = f"{label} {SYMBOLS[op]} {format_number(limit)}"  # type: ignore[index]
+        text = f"{label} {shown} {SYMBOLS[op]} {format_number(limit)}"  # type: ignore[index]
+        if not ok:
+            worst = min(values) if op in ("gt", "ge") else max(values)
+            text += f" ✗ ({_shortfall(op, worst, limit)})"
+        else:
+            text += " ✓"
+        rules.append(Rule(name, kind, ok, list(values) if kind == "rf" else values[0], limit, text))
+    return rules
+
+
+def evaluate_rules(report: Report, constraints: Constraints) -> list[Rule]:
+    """Check ``constraints`` against a report."""
+    rules: list[Rule] = []
+    if constraints.rf is not None:
+        rules += _bound_rules("RF", "rf", constraints.rf, report.rf)
+    if constraints.params is not None:
+        rules += _bound_rules("params", "params", constraints.params, (report.params,))
+    if constraints.macs is not None:
+        rules += _bound_rules("MACs", "macs", constraints.macs, (report.macs,))
+    features = find_features(report) if constraints.require or constraints.forbid else {}
+    for feature in constraints.require:
+        where = features[feature]
+        text = (f"require {feature} ✓ ({_names(where)})" if where else f"require {feature} ✗ (no layer has it)")
+        rules.append(Rule(f"require {feature}", "require", bool(where), where, feature, text))
+    for feature in constraints.forbid:
+        where = features[feature]
+        text = (f"forbid {feature} ✗ (found in {_names(where)})" if where else f"forbid {feature} ✓")
+        rules.append(Rule(f"forbid {feature}", "forbid", not where, where, feature, text))
+    return rules
+
+
+def _names(names: list[str], most: int = 3) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start``."""
+    for folder in [start, *start.parents]:
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def pyproject_constraints(start: Path) -> tuple[dict[str, Any], str | None]:
+    """``[tool.rfcalc.constraints]`` of the nearest pyproject.toml (raw), and that file's path."""
+    path = find_pyproject(start)
+    if path is None:
+        return {}, None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError([Problem(str(path), 1, 1, "", f"cannot read pyproject.toml: {exc}")]) from None
+    table = data.get("tool", {}).get("rfcalc", {}).get("constraints", {})
+    return (table if isinstance(table, dict) else {}), str(path)
+
+
+def merge_constraints(layers: list[tuple[str, dict[str, Any]]]) -> tuple[Constraints, dict[str, str]]:
+    """Merge raw constraint tables, later ones winning per rule key; also says where each rule came from."""
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for origin, table in layers:
+        for key, value in table.items():
+            merged[key] = value
+            sources[key] = origin
+    try:
+        return Constraints.model_validate(merged), sources
+    except ValidationError as exc:
+        origin = ", ".join(sorted(set(sources.values()))) or "constraints"
+        problems = [Problem(origin, 1, 1, ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        raise SpecError(problems) from None
+
+
+def check_spec(spec: Spec, *, overrides: dict[str, Any] | None = None, use_pyproject: bool = True) -> CheckResult:
+    """Check a spec: its own constraints, then the nearest pyproject's, then ``overrides`` (later wins)."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if spec.constraints is not None:
+        layers.append((spec.file, spec.constraints.model_dump(exclude_defaults=True)))
+    if use_pyproject:
+        start = Path(spec.file).resolve().parent if Path(spec.file).is_file() else Path.cwd()
+        table, path = pyproject_constraints(start)
+        if path is not None and table:
+            layers.append((path, table))
+    if overrides:
+        layers.append(("command line", overrides))
+    constraints, sources = merge_constraints(layers)
+    return CheckResult(spec.name, spec.file, tuple(evaluate_rules(spec.report, constraints)), sources,
+                       spec.report.diagnostics)
+
+
+def check_report(report: Report, file: str, overrides: dict[str, Any] | None = None) -> CheckResult:
+    """Check a report that has no spec (an inspected module): pyproject's rules, then ``overrides``."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    table, path = pyproject_constraints(Path.cwd())
+    if path is not None and table:
+        layers.append((path, table))
+    if overrides:
+        layers.append(("command line", overrides))
+    constraints, sources = merge_constraints(layers)
+    return CheckResult(report.name, file, tuple(evaluate_rules(report, constraints)), sources, report.diagnostics)

@@ -1,0 +1,46 @@
+"""The rfcalc command line: the typer app, with every command registered explicitly.
+
+An import error in any command module is an error at start-up, never a command that silently goes missing.
+Nothing imported here imports torch: `table` and `check` are pre-commit hooks.
+"""
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+# pydantic looks for plugins through importlib.metadata at the first model it builds: ~40 ms that a
+# pre-commit hook should not pay. Only this command-line process is affected.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+import typer  # noqa: E402
+
+from rfcalc import __version__  # noqa: E402
+from rfcalc.cli import inspect_command, model_commands, spec_commands, train_commands  # noqa: E402
+
+app = typer.Typer(name="rfcalc", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Exact receptive-field tables, constraint checks, PyTorch modules and training from a "
+                       "YAML spec of a CNN.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rfcalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """rfcalc: design small CNNs under constraints."""
+
+
+for _register in (spec_commands.register, model_commands.register, inspect_command.register,
+                  train_commands.register):
+    _register(app)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

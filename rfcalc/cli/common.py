@@ -1,0 +1,67 @@
+"""What every command shares: the consoles and turning user-facing failures into one line and an exit code.
+
+Exit codes are :class:`rfcalc.errors.ExitCode`.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
+
+from rfcalc.errors import ExitCode, RfcalcError, SpecError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console; width from $COLUMNS when set (tests fix it). Written to a file or a pipe, tables get
+    room for every column instead of rich's 80, and no colour."""
+    import sys
+
+    from rich.console import Console
+
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
+    stream = sys.stderr if stderr else sys.stdout
+    if width is None and not stream.isatty():
+        width = 200
+    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
+
+
+def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> NoReturn:
+    """Print one line to stderr and exit with ``code``."""
+    typer.echo(message, err=True)
+    raise typer.Exit(int(code))
+
+
+def guarded(func: F) -> F:
+    """Run a command body; SpecError / RfcalcError / Ctrl-C become one-line messages and exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SpecError as exc:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+        except RfcalcError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", ExitCode.INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Raise a one-line RfcalcError when an optional dependency is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise RfcalcError(f"this command needs {module}: pip install 'rfcalc[{extra}]'"
+                          + (" (CPU build: pip install torch==2.13.0)" if module == "torch" else ""))

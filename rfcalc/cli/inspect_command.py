@@ -1,0 +1,64 @@
+"""``rfcalc inspect FILE.py:NAME --input 3x32x32``: the table of a PyTorch module.
+
+Importing this module never imports torch (``rfcalc.cli.app`` registers the command at start-up); torch and the
+user's file are imported when the command runs.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rfcalc.analysis.render import TableFormat
+from rfcalc.cli.common import console, guarded, require_extra
+from rfcalc.errors import ExitCode
+from rfcalc.inspection.target import load_target, parse_input_shape, split_target
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``inspect`` command to ``app``."""
+    app.command(name="inspect")(inspect_command)
+
+
+@guarded
+def inspect_command(
+    target: Annotated[str, typer.Argument(help="FILE.py:NAME: an nn.Module subclass with a no-argument "
+                                               "constructor, or a function returning a module.")],
+    input: Annotated[str, typer.Option("--input", "-i", help="Input shape CxHxW, e.g. 3x32x32.")],
+    format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
+    to_spec: Annotated[Optional[Path], typer.Option("--to-spec", help="Also write the equivalent v1 spec (YAML) "
+                                                                      "to this file.")] = None,
+) -> None:
+    """The exact, branch-aware table of a PyTorch module, traced with torch.fx (same numbers as `table`).
+
+    Exit 0 when every node is understood, 2 when the module cannot be loaded or traced, or when the
+    table stops at a node that changes the spatial layout in a way rfcalc cannot know (the partial table
+    is printed with an error naming the node).
+    """
+    shape = parse_input_shape(input)
+    require_extra("torch", "torch")
+    from rfcalc.analysis import render
+    from rfcalc.inspection.api import trace_module
+
+    module = load_target(target)
+    inspection = trace_module(module, shape, name=split_target(target)[1])
+    report = inspection.report
+    if format is TableFormat.rich:
+        out = console()
+        out.print(render.rich_table(report))
+        for diagnostic in report.diagnostics:
+            out.print(f"{diagnostic.severity}: {diagnostic.path}: {diagnostic.message}", markup=False)
+    else:
+        sys.stdout.write(render.render_text(report, format))
+        for diagnostic in report.diagnostics:  # csv has no place for them; errors go to stderr in any format
+            if format is TableFormat.csv or diagnostic.severity == "error":
+                typer.echo(f"{diagnostic.severity}: {diagnostic.path}: {diagnostic.message}", err=True)
+    if not inspection.complete:
+        raise typer.Exit(int(ExitCode.BAD_INPUT))
+    if to_spec is not None:
+        from rfcalc.inspection.to_spec import write_spec
+
+        write_spec(inspection, to_spec, source=target)
+        typer.echo(f"wrote {to_spec}", err=True)

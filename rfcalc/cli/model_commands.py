@@ -1,0 +1,70 @@
+"""The `export` and `erf` commands. Importing this module imports no torch; the command bodies do."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rfcalc.cli.common import guarded, require_extra
+
+
+def register(app: typer.Typer) -> None:
+    """Add `export` and `erf` to the command line."""
+    app.command("export")(export)
+    app.command("erf")(erf)
+
+
+@guarded
+def export(
+    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the source here "
+                                                                         "(default: print it).")] = None,
+    class_name: Annotated[Optional[str], typer.Option("--class-name", help="The model class's name "
+                                                                            "(default: the spec's name in "
+                                                                            "CamelCase).")] = None,
+) -> None:
+    """Standalone, readable PyTorch source of the spec's model (no rfcalc needed to run it)."""
+    from rfcalc.model.export import export_source
+    from rfcalc.analysis.load import load_spec
+
+    source = export_source(load_spec(spec), class_name)
+    if output is None:
+        typer.echo(source, nl=False)
+        return
+    output.write_text(source, encoding="utf-8")
+    typer.echo(f"wrote {output}", err=True)
+
+
+@guarded
+def erf(
+    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
+    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="A checkpoint written by "
+                                                                           "`rfcalc train` or a bare "
+                                                                           "state_dict (default: random "
+                                                                           "weights).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to draw the heatmap (PNG).")] = Path("erf.png"),
+    batch: Annotated[int, typer.Option(min=1, help="Random inputs to average the gradient over.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the random inputs and weights.")] = 0,
+) -> None:
+    """The effective receptive field of the centre unit of the last feature map, against the theoretical RF."""
+    require_extra("torch", "torch")
+    require_extra("matplotlib", "train")
+    import torch
+
+    from rfcalc.model.builder import build_model
+    from rfcalc.model.erf import effective_rf, summary, write_erf_plot
+    from rfcalc.model.weights import load_weights, read_checkpoint
+    from rfcalc.analysis.load import load_spec
+
+    loaded = load_spec(spec)
+    torch.manual_seed(seed)
+    model = build_model(loaded)
+    if weights is not None:
+        load_weights(model, read_checkpoint(weights), source=weights, spec_name=loaded.name)
+    result = effective_rf(loaded, model, batch=batch, seed=seed,
+                          weights="random weights" if weights is None else f"weights from {weights.name}")
+    for line in summary(result, loaded.input_shape[1:]):
+        typer.echo(line)
+    write_erf_plot(result, output)
+    typer.echo(f"wrote {output}", err=True)

@@ -1,0 +1,177 @@
+"""`table`, `check` and `schema`: the spec commands. They are pre-commit hooks: nothing imported here, nor in
+the command bodies, imports torch (``check FILE.py:NAME`` alone does, through :mod:`rfcalc.inspection`)."""
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from rfcalc.analysis.render import TableFormat
+from rfcalc.cli.common import console, fail, guarded
+from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
+from rfcalc.inspection.target import is_code_target
+from rfcalc.quantities import parse_comparison
+
+
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `table`, `check` and `schema` to ``app``."""
+    app.command("table")(table)
+    app.command("check")(check)
+    app.command("schema")(schema)
+
+
+@guarded
+def table(
+    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
+    format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
+    plot: Annotated[Optional[Path], typer.Option(help="Also draw RF and feature-map size per layer to this PNG "
+                                                      "(needs matplotlib).")] = None,
+) -> None:
+    """The exact per-layer table: sizes, jumps, receptive fields, centres, parameters, MACs."""
+    from rfcalc.analysis import render
+    from rfcalc.analysis.load import load_spec
+
+    loaded = load_spec(spec)
+    report = loaded.report
+    if format is TableFormat.rich:
+        out = console()
+        out.print(render.rich_table(report))
+        for diagnostic in report.diagnostics:
+            out.print(f"{diagnostic.severity}: {diagnostic.path}: {diagnostic.message}")
+    else:
+        sys.stdout.write(render.render_text(report, format))
+    if plot is not None:
+        _plot(loaded, plot)
+
+
+def _plot(spec: Any, path: Path) -> None:
+    from rfcalc.cli.common import require_extra
+
+    require_extra("matplotlib", "train")
+    from rfcalc.analysis.plot import write_rf_plot
+
+    bounds = spec.constraints.rf.items() if spec.constraints and spec.constraints.rf else []
+    rf_line = next((float(v) for op, v in bounds if op in ("gt", "ge", "eq")), None)
+    write_rf_plot(spec.report, path, rf_line)
+    typer.echo(f"wrote {path}", err=True)
+
+
+def _overrides(rf: list[str], params: list[str], macs: list[str], require: list[str],
+               forbid: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, texts in (("rf", rf), ("params", params), ("macs", macs)):
+        bound: dict[str, Any] = {}
+        for text in texts:
+            try:
+                op, value = parse_comparison(text)
+            except ValueError as exc:
+                raise RfcalcError(f"--{key}: {exc}") from None
+            bound[op] = value
+        if bound:
+            out[key] = bound
+    for key, texts in (("require", require), ("forbid", forbid)):
+        items = [item.strip() for text in texts for item in text.split(",") if item.strip()]
+        if items:
+            out[key] = items
+    return out
+
+
+def check(
+    specs: Annotated[list[str], typer.Argument(help="Spec files, or FILE.py:NAME for a PyTorch module "
+                                                    "(with --input).")],
+    rf: Annotated[list[str], typer.Option("--rf", help="RF bound, e.g. '>44' (both axes must pass).")] = [],
+    params: Annotated[list[str], typer.Option("--params", help="Parameter bound, e.g. '<200k'.")] = [],
+    macs: Annotated[list[str], typer.Option("--macs", help="MACs bound, e.g. '<50M'.")] = [],
+    require: Annotated[list[str], typer.Option("--require", help="Features that must be present, comma-separated."
+                                               )] = [],
+    forbid: Annotated[list[str], typer.Option("--forbid", help="Features that must be absent, comma-separated.")
+                      ] = [],
+    input: Annotated[Optional[str], typer.Option("--input", help="Input shape for FILE.py:NAME targets, "
+                                                                 "e.g. 3x32x32.")] = None,
+    format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
+) -> None:
+    """Check constraints (spec, then \\[tool.rfcalc.constraints] in pyproject.toml, then flags; later wins).
+
+    Exit 0 when every rule of every file holds, 1 when a rule fails, 2 when a spec is invalid.
+    """
+    from rfcalc.analysis.checker import CheckResult, check_spec
+    from rfcalc.analysis.load import load_spec
+
+    try:
+        overrides = _overrides(rf, params, macs, require, forbid)
+    except RfcalcError as exc:
+        fail(str(exc), exc.exit_code)
+    results: list[CheckResult] = []
+    errors: list[Problem] = []
+    for target in specs:
+        try:
+            if is_code_target(target):
+                results.append(_check_code(target, input, overrides))
+            else:
+                results.append(check_spec(load_spec(Path(target)), overrides=overrides or None))
+        except SpecError as exc:
+            errors.extend(exc.problems)
+        except RfcalcError as exc:
+            errors.append(Problem(target, 1, 1, "", str(exc)))
+    code = ExitCode.BAD_INPUT if errors else (ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILED)
+    if format is CheckFormat.json:
+        typer.echo(json.dumps({"ok": code == ExitCode.OK, "exit_code": int(code),
+                               "results": [r.to_dict() for r in results],
+                               "errors": [p.to_dict() for p in errors]}, indent=2, ensure_ascii=False))
+    else:
+        for problem in errors:
+            typer.echo(str(problem), err=True)
+        for result in results:
+            _print_result(result)
+    raise typer.Exit(int(code))
+
+
+def _check_code(target: str, input: str | None, overrides: dict[str, Any]) -> Any:
+    from rfcalc.analysis.checker import check_report
+    from rfcalc.cli.common import require_extra
+
+    if input is None:
+        raise RfcalcError(f"{target}: checking a PyTorch module needs --input, e.g. --input 3x32x32")
+    require_extra("torch", "torch")
+    from rfcalc.inspection.target import load_target, parse_input_shape, split_target
+    from rfcalc.inspection.api import inspect_module
+
+    report = inspect_module(load_target(target), parse_input_shape(input), name=split_target(target)[1])
+    return check_report(report, target, overrides or None)
+
+
+def _print_result(result: Any) -> None:
+    verdict = "ok" if result.ok else "FAIL"
+    typer.echo(f"{result.file} ({result.name}): {verdict}")
+    if not result.rules:
+        typer.echo("  no constraints: add `constraints:` to the spec, [tool.rfcalc.constraints] to pyproject.toml, "
+                   "or flags such as --rf '>44'")
+    for rule in result.rules:
+        typer.echo(f"  {rule.message}")
+    for diagnostic in result.diagnostics:
+        typer.echo(f"  {diagnostic.severity}: {diagnostic.path}: {diagnostic.message}")
+
+
+@guarded
+def schema(
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+                      ] = None,
+) -> None:
+    """Print the JSON Schema of a spec (for editors: `# yaml-language-server: $schema=rfcalc.spec.schema.json`)."""
+    from rfcalc.spec.schema import spec_json_schema
+
+    text = json.dumps(spec_json_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)

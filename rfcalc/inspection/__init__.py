@@ -1,0 +1,10 @@
+"""``rfcalc inspect``: the table of an ``nn.Module`` that exists as PyTorch code, traced with torch.fx.
+
+:mod:`~rfcalc.inspection.api` is the entry (``inspect_module``, ``trace_module``); :mod:`~rfcalc.inspection.target`
+loads ``FILE.py:NAME`` (torch only when it runs); :mod:`~rfcalc.inspection.trace` traces and runs the graph;
+:mod:`~rfcalc.inspection.lookup` is the table of which call is which op; :mod:`~rfcalc.inspection.walk` visits
+the nodes, :mod:`~rfcalc.inspection.follow` and :mod:`~rfcalc.inspection.merges` say what rows each becomes and
+:mod:`~rfcalc.inspection.record` records them with the calculator; :mod:`~rfcalc.inspection.to_spec` writes the
+equivalent spec back (torch-free). This ``__init__`` imports nothing, so ``import rfcalc.inspection.target`` stays
+torch-free.
+"""

@@ -1,0 +1,92 @@
+"""What a traced PyTorch call means to ``rfcalc inspect``: the *actions* of the lookup table. Needs torch.
+
+:mod:`rfcalc.inspection.lookup` answers every call it knows with one of these; :mod:`rfcalc.inspection.walk` turns
+the answer into rows:
+
+- :class:`AsLayer` — a spec layer model (``ConvLayer``, ``PoolLayer``, ...) the calculator handles as is;
+  ``spec_note`` says why the spec could not write it back exactly (``--to-spec`` refuses then);
+- :class:`Pointwise` — a known element-wise op with no spec op (sigmoid, hardswish, instance norm, ...):
+  passes the RF through;
+- :class:`GlobalPool` / :class:`AdaptivePool` — global and adaptive pools (``gap`` or an exact pool);
+- :class:`Reshape` — flatten / view / reshape / squeeze (only flattening to a vector keeps a meaning);
+- :class:`Concat`, :class:`Binary` — merges (``torch.cat``, ``+``, ``*``, ...);
+- :class:`Broadcast` — ``expand`` / ``expand_as``: a 1x1 map seen at every position (it stays 1x1 for the
+  calculator, so the product or sum that uses it is a broadcast with a global context);
+- :class:`Unsupported` — a known call whose windows the calculator cannot describe (a dilated max pool,
+  asymmetric ``same`` padding, ...): the report stops there with the reason.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from torch import nn
+
+from rfcalc.spec.models import PrimLayer
+
+
+@dataclass(frozen=True)
+class AsLayer:
+    layer: PrimLayer
+    spec_note: str | None = None
+
+
+@dataclass(frozen=True)
+class Pointwise:
+    op: str
+
+
+@dataclass(frozen=True)
+class GlobalPool:
+    mode: str  # "avg" | "max"
+
+
+@dataclass(frozen=True)
+class AdaptivePool:
+    mode: str
+
+
+@dataclass(frozen=True)
+class Reshape:
+    pass
+
+
+@dataclass(frozen=True)
+class Concat:
+    dim: int
+    tensors: str = "tensors"
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # "add" | "sub" | "mul" | "div"
+    operands: tuple[str, str] = ("input", "other")
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """``expand`` / ``expand_as`` / ``broadcast_to``: the same values seen at more positions (no row of its own)."""
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    reason: str
+
+
+Action = Union[AsLayer, Pointwise, GlobalPool, AdaptivePool, Reshape, Concat, Binary, Broadcast, Unsupported]
+
+
+@dataclass
+class Call:
+    """One traced call: the module (for ``call_module``) and its arguments bound by name to concrete values."""
+
+    name: str
+    module: nn.Module | None
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+Handler = Callable[[Call], Action]

@@ -1,0 +1,99 @@
+"""Tracing for ``rfcalc inspect``: the torch.fx graph of a module, the interpreter that runs it node by node,
+and where in the user's code each node comes from. Needs torch."""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from rfcalc.errors import RfcalcError
+from rfcalc.inspection.lookup import rfcalc_leaf_types
+
+BATCH = 2  # two samples, so that an op that drops the batch dimension (x.squeeze()) shows it
+_TORCH_DIR = os.path.dirname(torch.__file__)
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, recording where in the user's code each node comes from; rfcalc's own
+    ``GlobalPool`` and ``Ultimus`` stay whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_stack_traces = True
+        self._own = rfcalc_leaf_types()
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, self._own) or super().is_leaf_module(m, module_qualified_name)
+
+
+def traced(module: nn.Module) -> fx.GraphModule:
+    """The torch.fx graph module rfcalc walks (same tracer, same node names as ``trace_module``)."""
+    return trace_graph(module, type(module).__name__)
+
+
+def trace_graph(module: nn.Module, label: str) -> fx.GraphModule:
+    """Trace ``module``; a failure is one :class:`RfcalcError` line naming ``label``."""
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(module)
+    except Exception as exc:
+        text = first_line(exc)
+        why = " (data-dependent control flow in forward)" if "control flow" in text else ""
+        raise RfcalcError(f"cannot trace {label} with torch.fx{why}: {text}") from None
+    return fx.GraphModule(tracer.root, graph)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class Walker(fx.Interpreter):
+    """Runs the graph node by node and hands each node, with its real output, to a visitor."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.extra_traceback = False
+        self.current: fx.Node | None = None
+        self._visit: Callable[[fx.Node, Any], None] = lambda n, result: None
+
+    def walk(self, x: torch.Tensor, visit: Callable[[fx.Node, Any], None]) -> Any:
+        """Run the forward on ``x``, calling ``visit(node, output)`` after each node."""
+        self._visit = visit
+        return self.run(x)
+
+    def run_node(self, n: fx.Node) -> Any:
+        self.current = n
+        result = super().run_node(n)
+        self._visit(n, result)
+        return result
+
+    def replay(self, n: fx.Node, args: Any, kwargs: Any) -> Any:
+        """Run node ``n`` again on other arguments."""
+        return getattr(self, n.op)(n.target, args, kwargs)
+
+    def value(self, n: fx.Node) -> Any:
+        """The output node ``n`` gave in this run (None before it ran)."""
+        return self.env.get(n)
+
+
+def source_line(n: fx.Node) -> str:
+    """``model.py:42``: the innermost line of the user's code that made this node (else the node name)."""
+    frames = re.findall(r'File "([^"]+)", line (\d+)', n.stack_trace or "")
+    for file, line in reversed(frames):
+        if not os.path.abspath(file).startswith(_TORCH_DIR) and not file.startswith("<"):
+            return f"{_display_path(file)}:{line}"
+    return n.name
+
+
+def _display_path(file: str) -> str:
+    try:
+        rel = os.path.relpath(file)
+    except ValueError:
+        return file
+    return file if rel.startswith("..") else rel

@@ -1,0 +1,194 @@
+"""The gradient receptive-field oracle: which input pixels an output unit of a module really depends on.
+
+Used by the tests to prove the table right against the module itself, and reusable on any
+``nn.Module`` (``rfcalc.inspection.api`` checks its traced tables with it). Needs torch.
+
+:func:`positive_copy` makes every path strictly positive (weights and biases ``|w| + c``,
+activations, norms and dropout -> identity, max pools -> average pools), so no gradient can
+cancel: the non-zero support of ``d out[unit] / d input`` is then exactly the set of input pixels
+connected to the unit. :func:`window_mismatches` compares that support with the table's window
+``start + u·jump ± (rf−1)/2``: exact where the window lies inside the image; where the image edge
+clips it, strides and dilations can leave holes at the edge, so there the support need only stay
+inside the window.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+
+import torch
+from torch import nn
+
+from rfcalc.model.builder import GlobalPool
+from rfcalc.model.plan import plan_model, row_modules
+from rfcalc.table.report import Row
+from rfcalc.analysis.load import Spec
+
+Interval = tuple[int, int] | None          # (lo, hi) of the support along one axis; None when empty
+Unit = tuple[int, int]                      # (h, w) index of an output unit
+Windows = dict[Unit, tuple[Interval, Interval]]
+
+_IDENTITY_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Mish,
+    nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout,
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d, nn.LocalResponseNorm,
+)
+
+
+def _positive_module(module: nn.Module) -> nn.Module:
+    """The positive stand-in of one module (the module itself when it needs no change)."""
+    if isinstance(module, _IDENTITY_TYPES):
+        return nn.Identity()
+    if isinstance(module, nn.MaxPool2d):
+        if module.dilation not in (1, (1, 1)):
+            raise ValueError("a dilated max pool has no average-pool stand-in")
+        return nn.AvgPool2d(module.kernel_size, module.stride, module.padding, module.ceil_mode)
+    if isinstance(module, nn.AdaptiveMaxPool2d):
+        return nn.AdaptiveAvgPool2d(module.output_size)
+    if isinstance(module, GlobalPool):
+        return GlobalPool("avg")
+    return module
+
+
+def positive_copy(model: nn.Module, offset: float = 0.1) -> nn.Module:
+    """A float64, eval-mode copy of ``model`` in which every path from input to output is strictly positive."""
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            replacement = _positive_module(child)
+            if replacement is not child:
+                setattr(parent, name, replacement)
+    model = model.double().eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(param.abs() + offset)
+    return model
+
+
+def default_units(height: int, width: int) -> list[Unit]:
+    """The first, the middle and the last unit (along both axes at once)."""
+    return [(0, 0), ((height - 1) // 2, (width - 1) // 2), (height - 1, width - 1)]
+
+
+class GradientProbe:
+    """Runs a positive model once and reads the input support of units of any of its modules.
+
+    ``probe = GradientProbe(model, (3, 32, 32), ["c1.conv", "branches"])``; then
+    ``probe.windows("branches")`` -> {unit: ((lo_h, hi_h), (lo_w, hi_w))}.
+    Pass ``positive=False`` when ``model`` already is a :func:`positive_copy`.
+    """
+
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], module_names: Sequence[str],
+                 batch: int = 3, positive: bool = True, seed: int = 0) -> None:
+        self.model = positive_copy(model) if positive else model
+        generator = torch.Generator().manual_seed(seed)
+        self.input = (torch.rand((batch, *input_shape), generator=generator, dtype=torch.float64) + 0.5)
+        self.input.requires_grad_(True)
+        self.outputs: dict[str, torch.Tensor] = {}
+        modules = dict(self.model.named_modules())
+        handles = []
+        for name in module_names:
+            if name not in modules:
+                raise KeyError(f"the model has no module named {name!r}")
+            handles.append(modules[name].register_forward_hook(self._keeper(name)))
+        try:
+            self.model(self.input)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _keeper(self, name: str):  # type: ignore[no-untyped-def]
+        def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
+            self.outputs[name] = output
+        return hook
+
+    def windows(self, module_name: str, units: Sequence[Unit] | None = None) -> Windows:
+        """Per unit, per axis, the extremes of the input pixels its output depends on (all channels)."""
+        out = self.outputs[module_name]
+        if out.dim() != 4:
+            raise ValueError(f"{module_name!r} outputs {tuple(out.shape[1:])}, not a feature map")
+        units = list(units) if units is not None else default_units(out.shape[2], out.shape[3])
+        if len(units) > self.input.shape[0]:
+            raise ValueError(f"at most {self.input.shape[0]} units per call (one per sample of the batch)")
+        seed = sum(out[i, :, h, w].sum() for i, (h, w) in enumerate(units))
+        (grad,) = torch.autograd.grad(seed, self.input, retain_graph=True, allow_unused=True)
+        result: Windows = {}
+        for i, unit in enumerate(units):
+            support = (grad[i] != 0).any(dim=0) if grad is not None else torch.zeros(self.input.shape[2:], dtype=bool)
+            result[unit] = (_extent(support.any(dim=1)), _extent(support.any(dim=0)))
+        return result
+
+
+def _extent(mask: torch.Tensor) -> Interval:
+    index = torch.nonzero(mask).flatten()
+    return None if index.numel() == 0 else (int(index[0]), int(index[-1]))
+
+
+def gradient_windows(model: nn.Module, input_shape: Sequence[int], module_name: str,
+                     units: Sequence[Unit] | None = None) -> Windows:
+    """The measured input support of the first, middle and last unit (or ``units``) of one module's output."""
+    return GradientProbe(model, input_shape, [module_name]).windows(module_name, units)
+
+
+def window_mismatches(row: Row, measured: Windows, input_hw: tuple[int, int]) -> list[str]:
+    """Where the measured supports disagree with the row's table window (empty list: they agree)."""
+    problems = []
+    for unit, intervals in measured.items():
+        windows = [row.geo_out.window(axis, unit[axis]) for axis in (0, 1)]
+        inside = [lo >= 0 and hi <= input_hw[axis] - 1 for axis, (lo, hi) in enumerate(windows)]
+        for axis, support in enumerate(intervals):
+            lo, hi = windows[axis]
+            where = f"{row.name} unit {unit} axis {'hw'[axis]}: table [{_num(lo)}, {_num(hi)}]"
+            if support is None:  # fine only where the image edge clips the window
+                if all(inside):
+                    problems.append(f"{where}, but the unit depends on no input pixel")
+                continue
+            got_lo, got_hi = support
+            if (lo >= 0 and got_lo != lo) or got_lo < lo:
+                problems.append(f"{where}, gradient starts at {got_lo}")
+            if (hi <= input_hw[axis] - 1 and got_hi != hi) or got_hi > hi:
+                problems.append(f"{where}, gradient ends at {got_hi}")
+    return problems
+
+
+def _num(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else str(float(value))
+
+
+def module_problems(spec: Spec, model: nn.Module | None = None) -> list[str]:
+    """Everything where ``build_model(spec)`` (or ``model``) disagrees with the spec's report.
+
+    Parameters (PyTorch's count against the report's), the output shape of every row (read with
+    forward hooks) against ``out_shape``, and the gradient windows of the first, middle and last
+    unit of every row that outputs a feature map. An empty list means the table is right.
+    """
+    from rfcalc.model.builder import build_model
+
+    report = spec.report
+    model = build_model(spec) if model is None else model
+    problems: list[str] = []
+    params = sum(p.numel() for p in model.parameters())
+    if params != report.params:
+        problems.append(f"parameters: the module has {params}, the report says {report.params}")
+    modules = row_modules(plan_model(spec.nodes, report))
+    probe = GradientProbe(model, spec.input_shape, sorted(set(modules.values())))
+    for row in report.rows:
+        shape = tuple(probe.outputs[modules[row.name]].shape[1:])
+        if shape != row.out_shape:
+            problems.append(f"{row.name}: the module outputs {shape}, the report says {row.out_shape}")
+        elif row.is_feature_map:
+            problems.extend(window_mismatches(row, probe.windows(modules[row.name]), spec.input_shape[1:]))
+    return problems
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny tensors go several times faster, above all on a busy shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

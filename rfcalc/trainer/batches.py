@@ -1,0 +1,71 @@
+"""Both augmentation paths behind one interface, and the uint8 -> normalised float step they share.
+
+A batch source has ``len()`` (batches per epoch), ``epoch(e, start)`` yielding (uint8 [B, H, W, C], labels)
+on the training device, and ``close()``. :class:`Normalizer` turns a uint8 batch into the model's input
+(float, normalised with the training statistics, channels-last memory).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from rfcalc.trainer.augment import AugmentedBatches, EpochSampler, batches_per_epoch, build_pipeline, make_loader
+from rfcalc.trainer.data import ImageSet
+from rfcalc.trainer.fast_aug import FastBatches
+from rfcalc.trainer.options import RunOptions
+
+
+class Normalizer:
+    """uint8 [B, H, W, C] -> float [B, C, H, W] (channels-last memory), ``(x/255 - mean) / std``."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> None:
+        self.scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=device)
+        self.shift = torch.tensor([-m / s for m, s in zip(mean, std)], device=device)
+        self.mean, self.std = mean, std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, x.float(), self.scale).permute(0, 3, 1, 2)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """float [B, C, H, W] -> float [B, H, W, C] in 0..1, for plotting."""
+        mean = torch.tensor(self.mean, device=x.device)[:, None, None]
+        std = torch.tensor(self.std, device=x.device)[:, None, None]
+        return (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1)
+
+
+class AlbumentationsBatches:
+    """Per-sample albumentations in DataLoader workers, one batch per task, uint8 across the process boundary."""
+
+    def __init__(self, images: ImageSet, options: RunOptions, device: torch.device,
+                 say: Callable[[str], None]) -> None:
+        cfg = options.config
+        compose = build_pipeline(cfg.steps(), images.mean, images.train_x.shape[1:], say)
+        self.n, self.batch_size, self.device = len(images.train_y), cfg.batch_size, device
+        self.dataset = AugmentedBatches(images.train_x, images.train_y, compose, cfg.seed)
+        self.sampler = EpochSampler(self.n, cfg.batch_size, cfg.seed)
+        self.loader = make_loader(self.dataset, self.sampler, cfg.workers, pin_memory=device.type == "cuda")
+
+    def __len__(self) -> int:
+        return batches_per_epoch(self.n, self.batch_size)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.sampler.epoch, self.sampler.start = epoch, start
+        for x, y in self.loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def close(self) -> None:
+        iterator = getattr(self.loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+        self.loader = None
+
+
+def make_batches(images: ImageSet, options: RunOptions, device: torch.device,
+                 say: Callable[[str], None]) -> Any:
+    cfg = options.config
+    if cfg.aug == "fast":
+        return FastBatches(images.train_x, images.train_y, cfg.batch_size, cfg.seed, cfg.fast_aug, images.mean,
+                           device)
+    return AlbumentationsBatches(images, options, device, say)

@@ -1,0 +1,236 @@
+"""The model side of a run: device, the spec's module, optimizer, schedule, EMA, one step, evaluation.
+
+On CUDA: bf16 autocast, channels-last memory, cudnn benchmark, optional ``torch.compile``. On CPU:
+channels-last too (faster convolutions with oneDNN), fp32; seeded runs are bit-for-bit repeatable.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from rfcalc.errors import RfcalcError
+from rfcalc.trainer.config import TrainConfig
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda, then mps, then cpu; a requested accelerator that is missing is a one-line error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RfcalcError(f"--device {name}: CUDA is not available here (torch {torch.__version__}); "
+                              f"use --device cpu or auto")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise RfcalcError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise RfcalcError("--device mps: MPS is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":  # pragma: no cover - no GPU in CI
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def setup_backend(device: torch.device, seed: int) -> None:
+    """Seed torch (CPU runs are then deterministic); on CUDA pick the fastest kernels (not bit-exact)."""
+    torch.manual_seed(seed)
+    if device.type == "cuda":  # pragma: no cover - no GPU in CI
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def autocast(device: torch.device) -> Any:
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():  # pragma: no cover - no GPU in CI
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    model = model.to(device)
+    if device.type in ("cuda", "cpu"):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weights of convs and linears only, not on norms' affine parameters nor biases."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
+    """Stepped once per batch; ``total_steps`` = epochs x batches per epoch."""
+    if cfg.schedule == "onecycle" and total_steps >= 3:
+        # OneCycleLR divides by (pct_start * total - 1): keep at least two rising steps on very short runs.
+        pct_start = min(max(cfg.warmup, 2.0 / total_steps), 1.0 - 1.0 / total_steps)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=pct_start, div_factor=cfg.div_factor,
+            final_div_factor=cfg.final_div_factor, anneal_strategy="cos",
+            cycle_momentum=cfg.momentum > 0, base_momentum=max(0.0, cfg.momentum - 0.05), max_momentum=cfg.momentum)
+    if cfg.schedule == "cosine":
+        warm = max(1, int(cfg.warmup * total_steps))
+        low = 1.0 / cfg.div_factor
+        end = low / cfg.final_div_factor
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return low + (1 - low) * step / warm
+            t = min(1.0, (step - warm) / max(1, total_steps - warm))
+            return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * t))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+class EMA:
+    """An exponential moving average of the weights (buffers copied), with a warm-up of the decay."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema_params = list(self.model.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - decay)
+        for mine, theirs in zip(self.model.buffers(), model.buffers()):
+            mine.copy_(theirs)
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    predictions: torch.Tensor  # int64 [N] on the CPU
+    per_class: list[float]
+
+
+class Engine:
+    """Owns the module, optimizer, schedule and EMA of a run; ``step`` trains on one normalised batch."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device, total_steps: int,
+                 compile: bool = False) -> None:
+        self.device, self.cfg, self.total_steps = device, cfg, total_steps
+        self.model = prepare_model(model, device)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.schedule = make_schedule(self.optimizer, cfg, total_steps)
+        self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.steps = 0
+        self.last_lr: float | None = None
+        self.forward = torch.compile(self.model) if compile else self.model
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the last step taken (before any step: the first one's)."""
+        return self.last_lr if self.last_lr is not None else float(self.optimizer.param_groups[0]["lr"])
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.model
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns the summed loss and the number correct (tensors, not synced)."""
+        self.model.train()
+        with autocast(self.device):
+            if self.steps == 0 and self.forward is not self.model:
+                logits = self._first_compiled_forward(x)
+            else:
+                logits = self.forward(x)
+            loss = self.criterion(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.last_lr = float(self.optimizer.param_groups[0]["lr"])
+        self.optimizer.step()
+        self.schedule.step()
+        self.steps += 1
+        if self.ema is not None:
+            self.ema.update(self.model)
+        with torch.no_grad():
+            return loss.detach().float() * len(y), (logits.argmax(1) == y).sum()
+
+    def _first_compiled_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """torch.compile compiles on the first call: its failures become one line."""
+        try:
+            return self.forward(x)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise RfcalcError(f"torch.compile failed ({type(exc).__name__}: {first}); train without --compile") \
+                from None
+
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor, tta: bool, model: nn.Module | None = None) -> torch.Tensor:
+        """Logits of a normalised batch; with ``tta`` the average of the image and its mirror image."""
+        model = model or self.eval_model
+        model.eval()
+        with autocast(self.device):
+            logits = model(x).float()
+            if tta:
+                logits = (logits + model(x.flip(3)).float()) / 2
+        return logits
+
+    def state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "steps": self.steps,
+                "last_lr": self.last_lr,
+                "ema": None if self.ema is None else {"model": self.ema.model.state_dict(),
+                                                      "updates": self.ema.updates}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.steps = int(state["steps"])
+        self.last_lr = state.get("last_lr")
+        if self.ema is not None and state.get("ema"):
+            self.ema.model.load_state_dict(state["ema"]["model"])
+            self.ema.updates = int(state["ema"]["updates"])
+
+
+def evaluate_split(engine: Engine, x: torch.Tensor, y: torch.Tensor, normalize: Any, classes: int, tta: bool,
+             batch_size: int = 1000, model: nn.Module | None = None) -> EvalResult:
+    """Loss (plain cross-entropy), accuracy and per-class accuracy on uint8 images ``x`` [N, H, W, C]."""
+    total_loss = torch.zeros((), device=engine.device)
+    predictions = []
+    for start in range(0, len(y), batch_size):
+        xb = x[start:start + batch_size].to(engine.device, non_blocking=True)
+        yb = y[start:start + batch_size].to(engine.device, non_blocking=True)
+        logits = engine.predict(normalize(xb), tta, model)
+        total_loss += nn.functional.cross_entropy(logits, yb, reduction="sum")
+        predictions.append(logits.argmax(1).cpu())
+    pred = torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.long)
+    correct = pred == y.cpu()
+    counts = torch.bincount(y.cpu(), minlength=classes).clamp(min=1)
+    per_class = (torch.bincount(y.cpu()[correct], minlength=classes) / counts).tolist()
+    n = max(1, len(y))
+    return EvalResult(float(total_loss) / n, float(correct.sum()) / n, pred, per_class)

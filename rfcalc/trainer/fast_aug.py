@@ -1,0 +1,90 @@
+"""The fast path (`--aug fast`): the data set lives on the training device as uint8, and per-sample random
+flip, translate (reflect-padded) and cutout are a handful of batched tensor ops there (the airbench pattern).
+
+No worker processes, no per-image Python. Randomness comes from a generator seeded per batch with
+(run seed, epoch, batch number), so runs are reproducible and resumable mid-epoch.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from rfcalc.trainer.config import FastAug
+from rfcalc.trainer.augment import batch_indices, batches_per_epoch
+
+FAST_SALT = 0xFA57
+
+
+def batch_generator(device: torch.device, seed: int, epoch: int, batch: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, epoch, batch, FAST_SALT]).generate_state(1, np.uint64)[0]
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+    return gen
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Reflect out-of-range indices back inside [0, size) without repeating the edge (like reflect padding)."""
+    index = index.abs()
+    return torch.where(index > size - 1, 2 * (size - 1) - index, index)
+
+
+def augment(x: torch.Tensor, cfg: FastAug, gen: torch.Generator, fill: torch.Tensor) -> torch.Tensor:
+    """Randomly flip, translate and cut out a uint8 batch [B, H, W, C]; returns a new [B, H, W, C] tensor."""
+    b, h, w, _ = x.shape
+    dev = x.device
+    rows = torch.arange(h, device=dev).expand(b, h)
+    cols = torch.arange(w, device=dev).expand(b, w)
+    if cfg.flip:
+        flip = torch.rand(b, generator=gen, device=dev) < 0.5
+        cols = torch.where(flip[:, None], w - 1 - cols, cols)
+    if cfg.translate:
+        r = cfg.translate
+        dy = torch.randint(-r, r + 1, (b, 1), generator=gen, device=dev)
+        dx = torch.randint(-r, r + 1, (b, 1), generator=gen, device=dev)
+        rows = _reflect(rows + dy, h)
+        cols = _reflect(cols + dx, w)
+    batch = torch.arange(b, device=dev)[:, None, None]
+    out = x[batch, rows[:, :, None], cols[:, None, :]]  # one gather: [B, H, W, C]
+    if cfg.cutout:
+        half = cfg.cutout / 2
+        cy = torch.randint(0, h, (b, 1), generator=gen, device=dev)
+        cx = torch.randint(0, w, (b, 1), generator=gen, device=dev)
+        active = torch.rand(b, 1, generator=gen, device=dev) < cfg.cutout_p
+        ys = torch.arange(h, device=dev)[None, :]
+        xs = torch.arange(w, device=dev)[None, :]
+        in_y = ((ys - cy + 0.5).abs() <= half) & active
+        in_x = (xs - cx + 0.5).abs() <= half
+        hole = in_y[:, :, None] & in_x[:, None, :]
+        out = torch.where(hole[..., None], fill, out)
+    return out
+
+
+class FastBatches:
+    """Batches of the device-resident training set: ``epoch(e, start)`` yields (uint8 [B, H, W, C], labels)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, cfg: FastAug,
+                 mean: tuple[float, ...], device: torch.device) -> None:
+        self.x = torch.from_numpy(x).to(device)
+        self.y = torch.from_numpy(y).to(device)
+        self.n, self.batch_size, self.seed, self.cfg, self.device = len(y), batch_size, seed, cfg, device
+        self.fill = torch.tensor([round(255 * m) for m in mean], dtype=torch.uint8, device=device)
+
+    def __len__(self) -> int:
+        return batches_per_epoch(self.n, self.batch_size)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for b, indices in batch_indices(self.n, self.batch_size, self.seed, epoch, start):
+            index = torch.from_numpy(indices).to(self.device, non_blocking=True)
+            gen = batch_generator(self.device, self.seed, epoch, b)
+            yield augment(self.x[index], self.cfg, gen, self.fill), self.y[index]
+
+    def close(self) -> None:
+        pass
+
+
+def describe(cfg: FastAug) -> str:
+    parts = ["flip" if cfg.flip else "", f"translate ±{cfg.translate}px (reflect)" if cfg.translate else "",
+             f"cutout {cfg.cutout}x{cfg.cutout} p={cfg.cutout_p}" if cfg.cutout else ""]
+    return ", ".join(p for p in parts if p) or "none"
