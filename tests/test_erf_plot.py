@@ -93,7 +93,7 @@ def test_cli_erf_bad_checkpoint_is_one_line(runner, tmp_path: Path) -> None:  # 
 
 def test_rf_plot(tmp_path: Path) -> None:
     report = rfcalc.analyze(SPEC)
-    assert all("attached_to" not in row.attrs for row in plotted_rows(report))
+    assert all(row.attached_to is None for row in plotted_rows(report))
     path = write_rf_plot(report, tmp_path / "rf.png", rf_line=44)
     width, height = png_size(path)
     assert width >= 800 and height >= 700

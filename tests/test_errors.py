@@ -28,7 +28,7 @@ def run_table(runner, path: Path) -> list[str]:
 CASES = {
     'unknown_op': (
         'layers:\n  - {op: conv, out: 8}\n  - {op: cnov, out: 8}\n',
-        ["spec.yaml:6:10: layers[1].op: unknown op 'cnov' (did you mean 'conv'?); allowed: conv, maxpool, avgpool, gap, bn, gn, ln, dropout, flatten, linear, ultimus, parallel, residual, relu, relu6, leaky_relu, gelu, silu"]),
+        ["spec.yaml:6:10: layers[1].op: unknown op 'cnov' (did you mean 'conv'?); allowed: conv, maxpool, avgpool, gap, bn, gn, ln, relu, relu6, leaky_relu, gelu, silu, hardswish, dropout, flatten, linear, ultimus, channel_shuffle, parallel, residual"]),
     'unknown_key': (
         'layers:\n  - {op: conv, out: 8, kernel: 3}\n',
         ["spec.yaml:5:24: layers[0].kernel: unknown key 'kernel' (did you mean 'k'?); allowed: act, bias, dilation, dropout, groups, k, name, norm, norm_groups, op, out, padding, repeat, separable, stride"]),
@@ -40,7 +40,7 @@ CASES = {
         ["spec.yaml:5:21: layers[0].out: must be an integer, got 'eight'"]),
     'bad_enum': (
         'layers:\n  - {op: conv, out: 8, act: rleu}\n',
-        ["spec.yaml:5:29: layers[0].act: must be one of 'none', 'relu', 'relu6', 'leaky_relu', 'gelu' or 'silu', got 'rleu'"]),
+        ["spec.yaml:5:29: layers[0].act: must be one of 'none', 'relu', 'relu6', 'leaky_relu', 'gelu', 'silu' or 'hardswish', got 'rleu'"]),
     'merge_shape_mismatch': (
         'layers:\n  - op: parallel\n    name: br\n    paths:\n      - [{op: conv, out: 4, padding: 1}]\n      - [{op: conv, out: 4}]\n',
         ["spec.yaml:5:5: layers[0] (concat 'br'): paths[0] gives 4x16x16 but paths[1] gives 4x14x14; a merge needs equal spatial sizes"]),
@@ -88,7 +88,7 @@ CASES = {
         ['spec.yaml:5:5: layers[0]: norm: gn needs norm_groups (the number of groups, a divisor of out)']),
     'missing_op': (
         'layers:\n  - {out: 4}\n',
-        ['spec.yaml:5:5: layers[0]: missing `op` (one of conv, maxpool, avgpool, gap, bn, gn, ln, dropout, flatten, linear, ultimus, parallel, residual, relu, relu6, leaky_relu, gelu, silu) or `use: BLOCK`']),
+        ['spec.yaml:5:5: layers[0]: missing `op` (one of conv, maxpool, avgpool, gap, bn, gn, ln, relu, relu6, leaky_relu, gelu, silu, hardswish, dropout, flatten, linear, ultimus, channel_shuffle, parallel, residual) or `use: BLOCK`']),
     'missing_top_level': (
         '',
         ['spec.yaml:1:1: layers: required, but missing']),

@@ -14,7 +14,7 @@ from rfcalc.table.report import Report, Row
 
 def plotted_rows(report: Report) -> list[Row]:
     """The rows drawn: every row but the attached norm/act/dropout of a conv or a merge."""
-    return [row for row in report.rows if "attached_to" not in row.attrs]
+    return [row for row in report.rows if row.attached_to is None]
 
 
 def write_rf_plot(report: Report, path: str | Path, rf_line: float | None = None) -> Path:
@@ -30,7 +30,7 @@ def write_rf_plot(report: Report, path: str | Path, rf_line: float | None = None
     rows = plotted_rows(report)
     labels = ["input", *(row.name for row in rows)]
     position = {name: i for i, name in enumerate(labels)}
-    owner = {row.name: row.attrs["attached_to"] for row in report.rows if "attached_to" in row.attrs}
+    owner = {row.name: row.attached_to for row in report.rows if row.attached_to is not None}
     edges = [(position[_owner(src, owner)], i + 1) for i, row in enumerate(rows) for src in row.inputs]
     rf = [(1, 1), *(row.geo_out.rf for row in rows)]
     size = [tuple(report.input_shape[1:]), *(row.out_shape[1:] if row.is_feature_map else None for row in rows)]

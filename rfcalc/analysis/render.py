@@ -42,7 +42,7 @@ class Line:
 def fold(report: Report) -> list[Line]:
     lines: list[Line] = []
     for row in report.rows:
-        parent = row.attrs.get("attached_to")
+        parent = row.attached_to
         if parent and lines and lines[-1].row.name == parent:
             last = lines[-1]
             lines[-1] = Line(last.row, f"{last.label}+{row.op}", last.params + row.params, row.out_shape)
@@ -76,7 +76,7 @@ def _channels(shape: tuple[int, ...] | None) -> str:
 
 
 def _in_channels(row: Row) -> str:
-    shapes = row.attrs.get("in_shapes")
+    shapes = row.in_shapes
     if shapes and row.op == "concat":
         return "+".join(str(s[0]) for s in shapes)
     return _channels(_in_shape(row))
@@ -92,7 +92,7 @@ def _in_text(row: Row) -> str:
 def _in_shape(row: Row) -> tuple[int, ...] | None:
     if row.in_shape is not None:
         return row.in_shape
-    shapes = row.attrs.get("in_shapes")
+    shapes = row.in_shapes
     return tuple(shapes[0]) if shapes else None
 
 

@@ -38,7 +38,7 @@ with an ``info`` diagnostic); parameters the forward never uses give a ``warning
 The pieces: :mod:`rfcalc.inspection.trace` traces and runs the graph; :mod:`rfcalc.inspection.walk` says what each
 node is, :mod:`rfcalc.inspection.follow` and :mod:`rfcalc.inspection.merges` what rows it becomes, and
 :mod:`rfcalc.inspection.record` records them with the calculator; :mod:`rfcalc.inspection.lookup` is the lookup table
-(its converters in :mod:`rfcalc.inspection.convert`, its answers in :mod:`rfcalc.inspection.actions`).
+(built from every op's inspect rules in :mod:`rfcalc.ops`; its answers are :mod:`rfcalc.ops.actions`).
 """
 from __future__ import annotations
 

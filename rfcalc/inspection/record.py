@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, get_args
 
 import torch
 import torch.fx as fx
@@ -21,12 +21,14 @@ from rfcalc.errors import RfcalcError
 from rfcalc.spec.graph import Prim
 from rfcalc.inspection.trace import Walker, source_line
 from rfcalc.table.report import Diagnostic, Report, Row, Shape
-from rfcalc.spec.models import OPS, PrimLayer
+from rfcalc.ops.fields import LayerModel
+from rfcalc.ops.merges import SpecMerge
+from rfcalc.ops.registry import REGISTRY
 from rfcalc.inspection.to_spec import MERGE
 from rfcalc.spec.source import Source
 
-_RESERVED = frozenset(OPS) | {"concat", "add"}
-_SPEC_PARAMS = ("conv", "linear", "bn", "gn", "ln")  # ops whose parameter count the spec computes
+# a pass-through row never takes the name of a spec op or merge (it gets "_op" appended)
+_RESERVED = frozenset(REGISTRY) | frozenset(get_args(SpecMerge))
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Inspection:
 
     report: Report
     complete: bool
-    spec_layers: dict[str, PrimLayer | str] = field(default_factory=dict)
+    spec_layers: dict[str, LayerModel | str] = field(default_factory=dict)
     spec_notes: dict[str, str] = field(default_factory=dict)
     row_nodes: dict[str, str] = field(default_factory=dict)
 
@@ -72,12 +74,12 @@ class Recorder:
         self._seen: set[int] = set()
         self._module_calls: dict[str, int] = {}
         self._used_names: set[str] = {"input"}
-        self._spec_layers: dict[str, PrimLayer | str] = {}
+        self._spec_layers: dict[str, LayerModel | str] = {}
         self._spec_notes: dict[str, str] = {}
         self._row_nodes: dict[str, str] = {}
 
     # -- rows ------------------------------------------------------------------------------------------------
-    def layer(self, n: fx.Node, layer: PrimLayer, flow: Flow, out: Shape, desc: str, note: str | None) -> None:
+    def layer(self, n: fx.Node, layer: LayerModel, flow: Flow, out: Shape, desc: str, note: str | None) -> None:
         """The rows the calculator computes for ``layer`` (a spec layer) applied to ``flow``."""
         name = self._name(n)
         new = self._calc.prim(Prim(name, self.where(n), ("node", n.name), layer), flow)
@@ -213,7 +215,7 @@ class Recorder:
             self.diagnose("info", "shared-parameters", n,
                           f"'{name}' ({desc}) reuses parameters used before; PyTorch counts them once, at their "
                           f"first use")
-        elif op in _SPEC_PARAMS:
+        elif op in REGISTRY:
             self.diagnose("info", "parameters", n,
                           f"'{name}' ({desc}) has {count:,} parameters where the spec's {op} would have {computed:,}")
 

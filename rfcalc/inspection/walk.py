@@ -17,7 +17,7 @@ import torch
 import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow
-from rfcalc.inspection.actions import (Action, AdaptivePool, AsLayer, Binary, Broadcast, Call, Concat, GlobalPool,
+from rfcalc.ops.actions import (Action, AdaptivePool, AsLayer, Binary, Broadcast, Call, Concat, GlobalPool,
                                     Pointwise, Reshape, Unsupported)
 from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat

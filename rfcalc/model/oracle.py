@@ -21,8 +21,10 @@ from fractions import Fraction
 import torch
 from torch import nn
 
-from rfcalc.model.builder import GlobalPool
+from rfcalc.model.builder import constructor
+from rfcalc.model.modules import GlobalPool
 from rfcalc.model.plan import plan_model, row_modules
+from rfcalc.ops.registry import REGISTRY
 from rfcalc.table.report import Row
 from rfcalc.analysis.load import Spec
 
@@ -30,11 +32,13 @@ Interval = tuple[int, int] | None          # (lo, hi) of the support along one a
 Unit = tuple[int, int]                      # (h, w) index of an output unit
 Windows = dict[Unit, tuple[Interval, Interval]]
 
-_IDENTITY_TYPES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Mish,
-    nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout,
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d, nn.LocalResponseNorm,
-)
+# Modules that may cancel or zero a gradient, replaced by the identity: every registered op whose `positive` is
+# "identity" (norms, activations, dropout), and what inspected code uses besides.
+_IDENTITY_TYPES: tuple[type[nn.Module], ...] = tuple(dict.fromkeys([
+    *(constructor(ctor) for op in REGISTRY.values() if op.positive == "identity" for ctor in op.ctors),
+    nn.ELU, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Dropout1d, nn.AlphaDropout, nn.LayerNorm, nn.InstanceNorm2d,
+    nn.LocalResponseNorm,
+]))
 
 
 def _positive_module(module: nn.Module) -> nn.Module:
