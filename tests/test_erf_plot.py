@@ -1,32 +1,25 @@
 """`rfcalc erf` (effective receptive field) and `rfcalc table --plot` (RF per layer): numbers and readable PNGs."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("matplotlib")
+import torch
+import matplotlib  # noqa: F401 - the train extra
 
 import rfcalc  # noqa: E402
 from rfcalc.cli.app import app  # noqa: E402
 from rfcalc.model.erf import effective_rf, last_feature_map, mass_square  # noqa: E402
 from rfcalc.analysis.plot import plotted_rows, write_rf_plot  # noqa: E402
-from rfcalc.model.oracle import single_thread  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "arch_specs" / "two_branch_dilated.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one torch thread is faster, and far faster on a busy machine."""
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -109,6 +109,34 @@ CASES = {
         'layers:\n  - {op: conv, name: forward}\n',
         ["spec.yaml:5:22: layers[0].name: name 'forward' is taken by PyTorch's nn.Module (it would hide an "
          "attribute of the built model) or starts with '_'; choose another name"]),
+    'groups_do_not_divide_out': (
+        'layers:\n  - {op: conv, out: 5, groups: 3}\n',
+        ["spec.yaml:5:5: layers[0] (conv 'conv1'): groups 3 must divide out, got out 5"]),
+    'norm_groups_do_not_divide_out': (
+        'layers:\n  - {op: conv, out: 6, norm: gn, norm_groups: 4}\n',
+        ["spec.yaml:5:5: layers[0] (conv 'conv1'): norm_groups 4 must divide out, got out 6"]),
+    'gn_groups_do_not_divide_the_channels': (
+        'layers:\n  - {op: gn, groups: 2}\n',
+        ["spec.yaml:5:5: layers[0] (gn 'gn1'): groups 2 must divide the channels, got 3 channels"]),
+    'merge_of_a_map_and_a_vector': (
+        'layers:\n  - op: parallel\n    paths: [[{op: gap}], []]\n',
+        ["spec.yaml:5:5: layers[0] (concat 'parallel1'): paths[0] gives a vector of 3 but paths[1] gives 3x16x16; "
+         "a merge needs both feature maps or both vectors"]),
+    'defaults_for_an_unknown_op': (
+        'defaults:\n  cnv: {k: 3}\nlayers:\n  - {op: conv}\n',
+        ["spec.yaml:5:3: defaults.cnv: unknown op 'cnv' (did you mean 'conv'?); allowed: conv, maxpool, avgpool, gap, "
+         "bn, gn, ln, relu, relu6, leaky_relu, gelu, silu, hardswish, dropout, flatten, linear, ultimus, "
+         "channel_shuffle, parallel, residual"]),
+    'defaults_with_a_name': (
+        'defaults:\n  conv: {name: c, k: 3}\nlayers:\n  - {op: conv}\n',
+        ["spec.yaml:5:10: defaults.conv.name: 'name' cannot have a default"]),
+    'defaults_with_a_bad_value_is_one_line_not_one_per_layer': (
+        'defaults:\n  conv: {dilation: 0, k: 3}\nlayers:\n  - {op: conv}\n  - {op: conv}\n  - {op: conv, out: 0}\n',
+        ["spec.yaml:5:20: defaults.conv.dilation: must be >= 1, got 0",
+         "spec.yaml:9:21: layers[2].out: must be >= 1, got 0"]),
+    'defaults_not_a_mapping': (
+        'defaults:\n  conv: [1, 2]\nlayers:\n  - {op: conv}\n',
+        ["spec.yaml:5:9: defaults.conv: must be a mapping, got [1, 2]"]),
     'negative_repeat': (
         'layers:\n  - {op: conv, repeat: 0}\n',
         ['spec.yaml:5:24: layers[0].repeat: must be an integer >= 1, got 0']),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 import torch.fx as fx  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

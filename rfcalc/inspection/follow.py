@@ -18,12 +18,12 @@ from rfcalc.analysis.calculator import Flow, fmt_shape
 from rfcalc.ops.actions import AdaptivePool, AsLayer, GlobalPool, Pointwise, Reshape
 from rfcalc.inspection.lookup import is_reshape
 from rfcalc.inspection.record import Recorder, describe_shape, shapes_match
-from rfcalc.inspection.trace import BATCH
+from rfcalc.inspection.tracing import BATCH
 from rfcalc.table.report import Shape
 from rfcalc.ops.flatten import FlattenLayer
 from rfcalc.ops.gap import GapLayer
 from rfcalc.ops.pool import PoolLayer
-from rfcalc.inspection.to_spec import SKIP
+from rfcalc.inspection.result import SKIP
 
 
 def follow_layer(rec: Recorder, n: fx.Node, action: AsLayer, flow: Flow, out: Shape, desc: str) -> None:

@@ -9,7 +9,6 @@ with :class:`CannotFollow` at the first node the calculator cannot follow.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, get_args
 
 import torch
@@ -19,37 +18,16 @@ from torch import nn
 from rfcalc.analysis.calculator import Calculator, Flow
 from rfcalc.errors import RfcalcError
 from rfcalc.spec.graph import Prim
-from rfcalc.inspection.trace import Walker, source_line
+from rfcalc.inspection.tracing import Walker, source_line
 from rfcalc.table.report import Diagnostic, Report, Row, Shape
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.merges import SpecMerge
 from rfcalc.ops.registry import REGISTRY
-from rfcalc.inspection.to_spec import MERGE
+from rfcalc.inspection.result import MERGE, Inspection
 from rfcalc.spec.source import Source
 
 # a pass-through row never takes the name of a spec op or merge (it gets "_op" appended)
 _RESERVED = frozenset(REGISTRY) | frozenset(get_args(SpecMerge))
-
-
-@dataclass(frozen=True)
-class Inspection:
-    """The report of a traced module plus what ``--to-spec`` needs.
-
-    ``complete`` is False when the walk stopped at a node it cannot follow (the last diagnostic says
-    which). ``spec_layers`` maps row names to the spec layer each row was computed from (``"merge"``
-    for merges, ``"skip"`` for identities); ``spec_notes`` says why a row has no exact spec op;
-    ``row_nodes`` maps row names to the torch.fx node whose output the row describes.
-    """
-
-    report: Report
-    complete: bool
-    spec_layers: dict[str, LayerModel | str] = field(default_factory=dict)
-    spec_notes: dict[str, str] = field(default_factory=dict)
-    row_nodes: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def error(self) -> Diagnostic | None:
-        return next((d for d in self.report.diagnostics if d.severity == "error"), None)
 
 
 class CannotFollow(Exception):

@@ -15,20 +15,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from rfcalc.errors import RfcalcError, SpecError
+from rfcalc.inspection.result import MERGE, SKIP, Inspection
 from rfcalc.table.report import Report, Row
 from rfcalc.ops.base import ATTACH_ORDER
 from rfcalc.ops.registry import REGISTRY
 
-if TYPE_CHECKING:
-    from rfcalc.inspection.api import Inspection
 
-SKIP = "skip"
-MERGE = "merge"
 
 
 def spec_from_inspection(inspection: Inspection, *, note: str | None = None) -> dict[str, Any]:
