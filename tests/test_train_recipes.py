@@ -42,9 +42,10 @@ def test_cosine_schedule_warms_up_linearly_then_follows_the_cosine_to_its_floor(
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         schedule.step()
-    low, end, warm = 0.4 / 10, 0.4 / 10 / 100, 5
-    expected = [0.4 * (0.1 + 0.9 * s / warm) if s < warm else
-                0.4 * (end / 0.4 * 10 * 0.1 + (1 - end / 0.4 * 10 * 0.1) * 0.5 * (1 + math.cos(math.pi * (s - warm) / 15)))
+    low, end, warm = 0.4 / 10, 0.4 / 10 / 100, 5   # lr / div_factor, that / final_div_factor, 25% of 20 steps
+    floor = end / 0.4                               # the cosine's end as a factor of the peak: 0.001
+    expected = [0.4 * (0.1 + 0.9 * s / warm) if s < warm
+                else 0.4 * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (s - warm) / (20 - warm))))
                 for s in range(20)]
     assert lrs[0] == pytest.approx(low)
     assert lrs == pytest.approx(expected)
