@@ -17,7 +17,7 @@ from rfcalc.errors import Problem, SpecError
 from rfcalc.spec.expand import Expander, RawLayer
 from rfcalc.spec.graph import Node
 from rfcalc.spec.messages import suggest, translate
-from rfcalc.table.report import Report, Shape
+from rfcalc.table.report import Report
 from rfcalc.spec.models import LAYER_MODELS, OPS, Constraints, SpecFile
 from rfcalc.trainer.config import TrainConfig
 from rfcalc.spec.source import Source, parse_yaml, read_spec_text
@@ -28,7 +28,7 @@ class Spec:
     """A valid spec: its header, the expanded graph and the calculator's report."""
 
     name: str
-    input_shape: Shape
+    input_shape: tuple[int, int, int]  # (C, H, W)
     classes: int | None
     constraints: Constraints | None
     train: TrainConfig | None
@@ -117,7 +117,7 @@ def _check_defaults(top: SpecFile, source: Source) -> tuple[list[Problem], dict[
                                            f"unknown op '{op}'{suggest(op, OPS)}; allowed: {', '.join(OPS)}",
                                            at_key=True))
             continue
-        bad_fields = {bad for bad in ("op", "name", "repeat") if bad in fields}
+        bad_fields: set[str] = {bad for bad in ("op", "name", "repeat") if bad in fields}
         for bad in sorted(bad_fields):
             problems.append(source.problem(("defaults", op, bad), f"defaults.{op}.{bad}",
                                            f"'{bad}' cannot have a default", at_key=True))
@@ -128,7 +128,7 @@ def _check_defaults(top: SpecFile, source: Source) -> tuple[list[Problem], dict[
             found = translate(exc, source, ("defaults", op), f"defaults.{op}", model)
             missing = {f"defaults.{op}.{e['loc'][0]}" for e in exc.errors() if e["type"] == "missing" and e["loc"]}
             problems.extend(p for p in found if p.path not in missing)
-            bad_fields |= {e["loc"][0] for e in exc.errors() if e["type"] != "missing" and e["loc"]}
+            bad_fields |= {str(e["loc"][0]) for e in exc.errors() if e["type"] != "missing" and e["loc"]}
         usable[op] = {k: v for k, v in fields.items() if k not in bad_fields}
     return problems, usable
 

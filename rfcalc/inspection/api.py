@@ -71,7 +71,7 @@ def parse_shape(input_shape: Any) -> tuple[int, int, int]:
     if len(shape) != 3 or min(shape) < 1:
         hint = " (without the batch dimension)" if len(shape) == 4 else ""
         raise RfcalcError(f"input_shape must be three positive sizes (C, H, W){hint}, got {tuple(input_shape)!r}")
-    return shape  # type: ignore[return-value]
+    return (shape[0], shape[1], shape[2])
 
 
 def inspect_module(module: nn.Module, input_shape: Any, *, name: str | None = None,

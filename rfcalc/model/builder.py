@@ -19,7 +19,6 @@ whose output is exactly that row's (``c1`` -> ``c1.conv`` when the conv carries 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 
 from rfcalc.errors import RfcalcError
 
@@ -47,7 +46,7 @@ class SpecModel(nn.Sequential):
         return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))}"
 
 
-def constructor(ctor: str) -> Callable[..., nn.Module]:
+def constructor(ctor: str) -> type[nn.Module]:
     """The class a leaf names: ``"nn.Conv2d"`` -> ``torch.nn.Conv2d``; ``"GlobalPool"`` -> rfcalc's helper."""
     if ctor.startswith("nn."):
         found = getattr(nn, ctor.removeprefix("nn."), None)

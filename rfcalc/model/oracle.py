@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 
 import torch
@@ -103,7 +103,7 @@ class GradientProbe:
             for handle in handles:
                 handle.remove()
 
-    def _keeper(self, name: str):  # type: ignore[no-untyped-def]
+    def _keeper(self, name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
             self.outputs[name] = output
         return hook
@@ -116,7 +116,7 @@ class GradientProbe:
         units = list(units) if units is not None else default_units(out.shape[2], out.shape[3])
         if len(units) > self.input.shape[0]:
             raise ValueError(f"at most {self.input.shape[0]} units per call (one per sample of the batch)")
-        seed = sum(out[i, :, h, w].sum() for i, (h, w) in enumerate(units))
+        seed = torch.stack([out[i, :, h, w].sum() for i, (h, w) in enumerate(units)]).sum()
         (grad,) = torch.autograd.grad(seed, self.input, retain_graph=True, allow_unused=True)
         result: Windows = {}
         for i, unit in enumerate(units):

@@ -5,6 +5,7 @@ import difflib
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from rfcalc.errors import Problem
 from rfcalc.spec.source import Key, Source
@@ -42,7 +43,7 @@ def show(value: Any) -> str:
     return str(value)
 
 
-def describe_error(err: dict[str, Any], model: type[BaseModel] | None) -> str:
+def describe_error(err: ErrorDetails, model: type[BaseModel] | None) -> str:
     """One pydantic error as the contract's message: what is wrong, the value, what is allowed."""
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     field = err["loc"][-1] if err["loc"] else ""
@@ -99,7 +100,7 @@ def translate(exc: ValidationError, source: Source, key: Key, path: str, model: 
         if loc in seen:
             continue
         seen.add(loc)
-        origin = (origins or {}).get(loc[0]) if loc else None
+        origin = (origins or {}).get(loc[0]) if loc and isinstance(loc[0], str) else None
         where = origin + loc[1:] if origin is not None else key + loc
         problems.append(source.problem(where, _path_text(path, loc), describe_error(err, _field_model(model, loc)),
                                        at_key=err["type"] == "extra_forbidden"))

@@ -103,17 +103,17 @@ def _residual(rng: random.Random, channels: int) -> tuple[Layer, int]:
         else:
             layer, c = random_conv(rng, c, keep_size=True, out=need)
         body.append(layer)
-    layer: Layer = {"op": "residual", "body": body}
+    residual: Layer = {"op": "residual", "body": body}
     if downsample or out != channels:
         shortcut: Layer = {"op": "conv", "out": out, "k": 1}
         if downsample:
             shortcut["stride"] = 2
             if rng.random() < 0.5:  # a strided 2x2 shortcut: its window is off-centre from the body's
                 shortcut["k"] = 2
-        layer["shortcut"] = [shortcut]
+        residual["shortcut"] = [shortcut]
     if rng.random() < 0.5:
-        layer["act"] = rng.choice(ACT_NAMES)
-    return layer, out
+        residual["act"] = rng.choice(ACT_NAMES)
+    return residual, out
 
 
 def random_spec(seed: int) -> dict[str, Any]:

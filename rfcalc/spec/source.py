@@ -15,7 +15,7 @@ from rfcalc.errors import Problem, SpecError
 
 Key = tuple[Any, ...]
 # libyaml's parser when PyYAML was built with it (about 5x faster on big specs); the pure-Python one otherwise.
-Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass

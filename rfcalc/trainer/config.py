@@ -58,7 +58,7 @@ DEFAULT_AUGMENTATIONS: tuple[dict[str, Any], ...] = (
 
 def augmentation_steps(items: list[AugItem]) -> list[tuple[str, dict[str, Any]]]:
     """The items of `augmentations` as (transform name, arguments); items are already validated."""
-    steps = []
+    steps: list[tuple[str, dict[str, Any]]] = []
     for item in items:
         if isinstance(item, str):
             steps.append((item, {}))
@@ -68,6 +68,10 @@ def augmentation_steps(items: list[AugItem]) -> list[tuple[str, dict[str, Any]]]
             (name, args), = item.items()
             steps.append((str(name), dict(args or {})))
     return steps
+
+
+def _default_augmentations() -> list[AugItem]:
+    return [dict(a) for a in DEFAULT_AUGMENTATIONS]
 
 
 class FastAug(BaseModel):
@@ -103,7 +107,7 @@ class TrainConfig(BaseModel):
     final_div_factor: Annotated[float, Field(ge=1, description="final lr = initial lr / final_div_factor")] = 100.0
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.1
     aug: AugMode = "albumentations"
-    augmentations: list[AugItem] = Field(default_factory=lambda: [dict(a) for a in DEFAULT_AUGMENTATIONS])
+    augmentations: list[AugItem] = Field(default_factory=lambda: _default_augmentations())
     fast_aug: FastAug = Field(default_factory=FastAug)
     ema: Annotated[float, Field(gt=0, lt=1, description="decay of an EMA of the weights")] | None = None
     tta: bool = True
