@@ -218,8 +218,7 @@ def test_channel_shuffle_permutes_channels_like_shufflenet() -> None:
     assert (row.params, row.groups, row.out_shape, row.geo_out) == (0, 2, (6, 2, 2), INPUT_GEOMETRY)
     x = torch.arange(6.0).reshape(1, 6, 1, 1).expand(1, 6, 2, 2)
     y = rfcalc.build_model(spec)(x)
-    assert y[0, :, 0, 0].tolist() == [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]  # torch.nn.ChannelShuffle(2) gives the same
-    assert torch.equal(y, nn.ChannelShuffle(2)(x))
+    assert y[0, :, 0, 0].tolist() == [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]  # channels (0 1 2)(3 4 5) -> 0 3 1 4 2 5
     assert rfcalc.check(spec).ok
 
 

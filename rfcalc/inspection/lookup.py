@@ -179,7 +179,7 @@ UNRESOLVED: tuple[str, ...] = tuple(_TABLE.unresolved)
 
 
 def rfcalc_leaf_types() -> tuple[type, ...]:
-    """rfcalc's own helper modules that the tracer keeps whole (``GlobalPool``, ``Ultimus``, ``ChannelShuffle``)."""
+    """rfcalc's own helper modules that the tracer keeps whole (``GlobalPool``, ``Ultimus``)."""
     return tuple(_TABLE.own)
 
 

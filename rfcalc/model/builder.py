@@ -9,8 +9,7 @@ The module tree is :func:`rfcalc.model.plan.plan_model`'s, so ``print(model)`` r
 - ``parallel`` is :class:`Parallel` (paths ``branches.0``, ``branches.1``), ``residual`` is :class:`Residual`
   (``res.body``, ``res.shortcut``); the merge's activation is their child named after it (``branches.relu``);
 - each op's module is what its registered leaf names (:mod:`rfcalc.ops`): a ``torch.nn`` class, or one of the
-  helpers in :mod:`rfcalc.model.modules` (``gap`` is ``GlobalPool``, ``ultimus`` is ``Ultimus``,
-  ``channel_shuffle`` is ``ChannelShuffle``).
+  helpers in :mod:`rfcalc.model.modules` (``gap`` is ``GlobalPool``, ``ultimus`` is ``Ultimus``).
 
 Every row name is a module name; :func:`rfcalc.model.plan.row_modules` maps each row to the module
 whose output is exactly that row's (``c1`` -> ``c1.conv`` when the conv carries attached ops).

@@ -1,5 +1,5 @@
 """The helper modules that built and exported models share: ``activation``, :class:`Parallel`, :class:`Residual`,
-:class:`GlobalPool`, :class:`Ultimus`, :class:`ChannelShuffle`. Needs torch.
+:class:`GlobalPool`, :class:`Ultimus`. Needs torch.
 
 :mod:`rfcalc.model.export` copies the classes verbatim into exported files, so they use only ``torch``, ``nn``
 and ``activation``; an exported file gets ``activation`` written out from the activation table
@@ -95,19 +95,3 @@ class Ultimus(nn.Module):
         attention = torch.softmax(q.unsqueeze(2) * k.unsqueeze(1) * self.scale, dim=-1)
         z = torch.einsum("ni,nij->nj", v, attention)
         return self.out(z)
-
-
-class ChannelShuffle(nn.Module):
-    """ShuffleNet's channel shuffle: C = groups·n channels viewed as groups x n, transposed, flattened back."""
-
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c = x.shape[0], x.shape[1]
-        rest = x.shape[2:]
-        return x.reshape(n, self.groups, c // self.groups, *rest).transpose(1, 2).reshape(n, c, *rest)
-
-    def extra_repr(self) -> str:
-        return f"groups={self.groups}"

@@ -42,11 +42,10 @@ def _random(rng: random.Random, shape: Shape) -> tuple[dict[str, Any], Shape]:
 
 OP = OpDef(
     name="channel_shuffle", family="channel_shuffle",
-    summary="ShuffleNet's channel shuffle in `groups` groups (rfcalc's ChannelShuffle), no parameters",
-    model=ChannelShuffleLayer, calc=_calc, leaf=lambda row: Leaf(row.name, "ChannelShuffle", (row.groups,)),
-    ctors=("ChannelShuffle",), positive="keep",
-    inspect=InspectRules(modules={"rfcalc.model.modules.ChannelShuffle": _module,
-                                  "torch.nn.ChannelShuffle": _module},
+    summary="ShuffleNet's channel shuffle in `groups` groups (nn.ChannelShuffle), no parameters",
+    model=ChannelShuffleLayer, calc=_calc, leaf=lambda row: Leaf(row.name, "nn.ChannelShuffle", (row.groups,)),
+    ctors=("nn.ChannelShuffle",), positive="keep",
+    inspect=InspectRules(modules={"torch.nn.ChannelShuffle": _module},
                          functions=(FunctionRule(("torch.nn.functional.channel_shuffle", "torch.channel_shuffle",
                                                   "torch.native_channel_shuffle"), "input, groups", _function),)),
     random=_random, features={"channel_shuffle": lambda row, c: row.op == "channel_shuffle"},
