@@ -205,6 +205,9 @@ def test_channel_shuffle_groups_must_divide_the_channels() -> None:
                           "layers": [{"op": "channel_shuffle", "groups": 4}]})
     assert str(exc.value) == ("<dict>:1:1: layers[0] (channel_shuffle 'channel_shuffle1'): groups 4 must divide the "
                               "channels, got 6 channels")
+    with pytest.raises(rfcalc.SpecError, match="needs a feature map .* but gets a vector of 6"):
+        rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 6, "size": 8},
+                          "layers": [{"op": "gap"}, {"op": "channel_shuffle", "groups": 2}]})
     with pytest.raises(rfcalc.SpecError, match="layers\\[0\\].groups: required, but missing"):
         rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 6, "size": 8},
                           "layers": [{"op": "channel_shuffle"}]})

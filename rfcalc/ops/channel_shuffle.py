@@ -1,6 +1,6 @@
 """``channel_shuffle``: ShuffleNet's channel shuffle in ``groups`` groups (C = g·n channels, viewed as g x n,
-transposed, flattened back). A permutation of channels: the shape, the RF, the jump and the centre are
-unchanged, and there are no parameters; ``groups`` must divide the channels.
+transposed, flattened back) on a feature map. A permutation of channels: the shape, the RF, the jump and the
+centre are unchanged, and there are no parameters; ``groups`` must divide the channels.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rfcalc.ops.actions import Action, AsLayer, Call
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.norm import random_groups
-from rfcalc.ops.rows import channels_divisible, same_geometry
+from rfcalc.ops.rows import channels_divisible, feature_map, same_geometry
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
 
@@ -24,7 +24,8 @@ class ChannelShuffleLayer(LayerModel):
 
 
 def _calc(layer: ChannelShuffleLayer, at: At, flow: Flow) -> list[Row]:
-    channels_divisible("groups", layer.groups, flow.shape[0])
+    channels, _, _ = feature_map("channel_shuffle", flow)  # nn.ChannelShuffle takes (N, C, H, W) only
+    channels_divisible("groups", layer.groups, channels)
     return [same_geometry("channel_shuffle", at, flow, groups=layer.groups)]
 
 
@@ -36,7 +37,9 @@ def _function(call: Call) -> Action:
     return AsLayer(ChannelShuffleLayer(op="channel_shuffle", groups=int(call.get("groups"))))
 
 
-def _random(rng: random.Random, shape: Shape) -> tuple[dict[str, Any], Shape]:
+def _random(rng: random.Random, shape: Shape) -> tuple[dict[str, Any], Shape] | None:
+    if len(shape) != 3:
+        return None
     return {"op": "channel_shuffle", "groups": random_groups(rng, shape[0])}, shape
 
 
