@@ -92,17 +92,23 @@ LOAD_10K = ("import sys, time, yaml; sys.path.insert(0, {bench!r}); from check_s
             "rfcalc.load_spec(s); print(time.perf_counter() - t)")
 
 
+def workspace(tmp: str) -> tuple[Path, Path]:
+    """The 200-layer spec file, and a folder whose ``torch`` package raises on import (put it on PYTHONPATH)."""
+    path = Path(tmp) / "deep200.yaml"
+    path.write_text(yaml.safe_dump(deep_spec(200)))
+    fake = Path(tmp) / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('torch imported by rfcalc check')\n")
+    return path, fake.parent
+
+
 def compare(baseline: Path, repeats: int) -> None:
     """This checkout against ``baseline``, interleaved; prints a Markdown table."""
     here = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "deep200.yaml"
-        path.write_text(yaml.safe_dump(deep_spec(200)))
-        fake = Path(tmp) / "fake" / "torch"
-        fake.mkdir(parents=True)
-        (fake / "__init__.py").write_text("raise ImportError('torch imported by rfcalc check')\n")
+        path, no_torch = workspace(tmp)
         roots = {"before": baseline.resolve(), "after": here}
-        envs = {label: {**os.environ, "PYTHONPATH": f"{fake.parent}{os.pathsep}{root}",
+        envs = {label: {**os.environ, "PYTHONPATH": f"{no_torch}{os.pathsep}{root}",
                         "PYDANTIC_DISABLE_PLUGINS": "__all__"} for label, root in roots.items()}
         check = paired({label: [sys.executable, "-m", "rfcalc", "check", str(path)] for label in roots}, envs, repeats)
         calc: dict[str, list[float]] = {label: [] for label in roots}
@@ -131,12 +137,8 @@ def main() -> None:
         compare(Path(sys.argv[at + 1]), repeats)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "deep200.yaml"
-        path.write_text(yaml.safe_dump(deep_spec(200)))
-        fake = Path(tmp) / "fake" / "torch"
-        fake.mkdir(parents=True)
-        (fake / "__init__.py").write_text("raise ImportError('torch imported by rfcalc check')\n")
-        env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+        path, no_torch = workspace(tmp)
+        env = {**os.environ, "PYTHONPATH": str(no_torch)}
         rfcalc_bin = str(Path(sys.executable).parent / "rfcalc")
         check = wall([rfcalc_bin, "check", str(path)], env=env)
         floor = wall([sys.executable, "-c", "import typer, yaml; from pydantic import BaseModel"])
