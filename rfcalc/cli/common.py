@@ -40,7 +40,7 @@ def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> NoReturn:
 
 
 def guarded(func: F) -> F:
-    """Run a command body; SpecError / RfcalcError / Ctrl-C become one-line messages and exit codes."""
+    """Run a command body; SpecError / RfcalcError / Ctrl-C / OSError become one-line messages and exit codes."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -54,6 +54,9 @@ def guarded(func: F) -> F:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", ExitCode.INTERRUPTED)
+        except OSError as exc:  # the last net: a file the checks before the work could not foresee
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}")
 
     return wrapper  # type: ignore[return-value]
 

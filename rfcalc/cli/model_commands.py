@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from rfcalc.cli.common import guarded, require_extra
+from rfcalc.cli.outputs import IMAGE, PYTHON, output_file, writing
 
 
 def register(app: typer.Typer) -> None:
@@ -28,11 +29,14 @@ def export(
     from rfcalc.model.export import export_source
     from rfcalc.analysis.load import load_spec
 
+    if output is not None:
+        output_file("--output", output, PYTHON)
     source = export_source(load_spec(spec), class_name)
     if output is None:
         typer.echo(source, nl=False)
         return
-    output.write_text(source, encoding="utf-8")
+    with writing("--output", output):
+        output.write_text(source, encoding="utf-8")
     typer.echo(f"wrote {output}", err=True)
 
 
@@ -48,6 +52,7 @@ def erf(
     seed: Annotated[int, typer.Option(help="Seed of the random inputs and weights.")] = 0,
 ) -> None:
     """The effective receptive field of the centre unit of the last feature map, against the theoretical RF."""
+    output_file("--output", output, IMAGE)
     require_extra("torch", "torch")
     require_extra("matplotlib", "train")
     import torch
@@ -66,5 +71,6 @@ def erf(
                           weights="random weights" if weights is None else f"weights from {weights.name}")
     for line in summary(result, loaded.input_shape[1:]):
         typer.echo(line)
-    write_erf_plot(result, output)
+    with writing("--output", output):
+        write_erf_plot(result, output)
     typer.echo(f"wrote {output}", err=True)

@@ -12,6 +12,7 @@ import typer
 
 from rfcalc.analysis.render import TableFormat
 from rfcalc.cli.common import console, fail, guarded
+from rfcalc.cli.outputs import IMAGE, JSON, output_file, writing
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
 from rfcalc.inspection.target import is_code_target
 from rfcalc.quantities import parse_comparison
@@ -40,6 +41,8 @@ def table(
     from rfcalc.analysis import render
     from rfcalc.analysis.load import load_spec
 
+    if plot is not None:
+        output_file("--plot", plot, IMAGE)
     loaded = load_spec(spec)
     report = loaded.report
     if format is TableFormat.rich:
@@ -61,7 +64,8 @@ def _plot(spec: Any, path: Path) -> None:
 
     bounds = spec.constraints.rf.items() if spec.constraints and spec.constraints.rf else []
     rf_line = next((float(v) for op, v in bounds if op in ("gt", "ge", "eq")), None)
-    write_rf_plot(spec.report, path, rf_line)
+    with writing("--plot", path):
+        write_rf_plot(spec.report, path, rf_line)
     typer.echo(f"wrote {path}", err=True)
 
 
@@ -169,9 +173,12 @@ def schema(
     """Print the JSON Schema of a spec (for editors: `# yaml-language-server: $schema=rfcalc.spec.schema.json`)."""
     from rfcalc.spec.schema import spec_json_schema
 
+    if output is not None:
+        output_file("--output", output, JSON)
     text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        with writing("--output", output):
+            output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from rfcalc.cli.common import console, guarded, require_extra
+from rfcalc.cli.outputs import output_folder
 
 SPEC = Annotated[Path, typer.Argument(help="The spec file (YAML).")]
 DATA = Annotated[Optional[str], typer.Option(
@@ -57,6 +58,8 @@ def train(
     Exit 0 when done, 1 when the check fails or the loss becomes NaN, 2 on bad input, 130 on Ctrl-C
     (last.pt is saved; the message gives the --resume command).
     """
+    if out is not None:
+        output_folder("--out", Path(out))
     _need_extras(aug)
     from rfcalc.trainer.run import train as run_train
 
@@ -101,6 +104,8 @@ def lr_find(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
 ) -> None:
     """The LR range test: writes lr_find.png and prints the steepest-descent and min-loss/10 learning rates."""
+    if out is not None:
+        output_folder("--out", Path(out))
     _need_extras(aug)
     from rfcalc.trainer.lr_find import find_lr
 
