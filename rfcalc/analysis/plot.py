@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rfcalc.errors import RfcalcError
+from rfcalc.extras import missing
 from rfcalc.table.report import Report, Row
 
 
@@ -25,7 +25,7 @@ def write_rf_plot(report: Report, path: str | Path, rf_line: float | None = None
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RfcalcError("--plot needs matplotlib: pip install 'rfcalc[train]' (or pip install matplotlib)") from None
+        raise missing("matplotlib", "train", "drawing a plot") from None
 
     rows = plotted_rows(report)
     labels = ["input", *(row.name for row in rows)]

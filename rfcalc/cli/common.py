@@ -62,9 +62,7 @@ def guarded(func: F) -> F:
 
 
 def require_extra(module: str, extra: str) -> None:
-    """Raise a one-line RfcalcError when an optional dependency is missing."""
-    import importlib.util
+    """Raise a one-line RfcalcError, with the install command, when an optional dependency is missing."""
+    from rfcalc import extras
 
-    if importlib.util.find_spec(module) is None:
-        raise RfcalcError(f"this command needs {module}: pip install 'rfcalc[{extra}]'"
-                          + (" (CPU build: pip install torch==2.13.0)" if module == "torch" else ""))
+    extras.require(module, extra)
