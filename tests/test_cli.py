@@ -90,8 +90,8 @@ def test_check_passes_and_reports_every_rule(runner, write_spec):
 def test_check_failing_rule_exits_1_and_says_by_how_much(runner, write_spec):
     result = runner.invoke(app, ["check", str(write_spec(SPEC)), "--rf", ">50", "--params", "<10k"])
     assert result.exit_code == 1
-    assert "RF 47 > 50 ✗ (short by 4)" in result.stdout
-    assert "params 15,034 < 10,000 ✗ (over by 5,035)" in result.stdout
+    assert "RF 47 > 50 ✗ (add at least 4)" in result.stdout
+    assert "params 15,034 < 10,000 ✗ (remove at least 5,035)" in result.stdout
     assert "FAIL" in result.stdout
 
 

@@ -55,5 +55,5 @@ def test_hook_passes_a_good_spec_and_fails_a_bad_one(tmp_path: Path, pre_commit_
     assert both.returncode == 1, both.stdout + both.stderr
     assert "Failed" in both.stdout
     assert "arch_specs/bad.yaml (failing): FAIL" in both.stdout
-    assert "RF 35 > 44 ✗ (short by 10)" in both.stdout  # rf 5, then 7 (jump 2), gap over 15: 7 + 14*2
+    assert "RF 35 > 44 ✗ (add at least 10)" in both.stdout  # rf 5, then 7 (jump 2), gap over 15: 7 + 14*2
     assert "arch_specs/good.yaml (passing): ok" in both.stdout

@@ -1,6 +1,7 @@
 """The constraint checker: every rule of a spec with its measured value and verdict (torch-free)."""
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from rfcalc.errors import Problem, SpecError
 from rfcalc.analysis.features import find_features
-from rfcalc.quantities import SYMBOLS, compare, format_number
+from rfcalc.quantities import SYMBOLS, compare, format_number, format_pair
 from rfcalc.table.report import Diagnostic, Report
 from rfcalc.analysis.load import Spec
 from rfcalc.spec.models import Bound, Constraints
@@ -55,18 +56,19 @@ class CheckResult:
                 "sources": self.sources, "diagnostics": [d.to_dict() for d in self.diagnostics]}
 
 
-def _shortfall(op: str, value: int | float, limit: int | float) -> str:
-    """How far a failing value is from the nearest passing integer."""
-    need = {"gt": limit + 1, "ge": limit, "lt": limit - 1, "le": limit, "eq": limit}[op]
-    gap = abs(need - value)
-    if op in ("gt", "ge") or (op == "eq" and value < limit):
-        return f"short by {format_number(gap)}"
-    return f"over by {format_number(gap)}"
+def _shortfall(op: str, value: int, limit: int | float) -> str:
+    """What a failing (integer) value needs to pass: 'add at least 6' for RF 39 > 44 (45 is the first RF that
+    passes), 'remove at least 9,323' for params 59,322 < 50,000 (49,999 is the last count that passes)."""
+    need = {"gt": math.floor(limit) + 1, "ge": math.ceil(limit), "lt": math.ceil(limit) - 1, "le": math.floor(limit),
+            "eq": limit}[op]
+    verb = "add" if need > value else "remove"
+    return f"{verb} {format_number(abs(need - value))}" if op == "eq" else \
+        f"{verb} at least {format_number(abs(need - value))}"
 
 
 def _bound_rules(label: str, kind: str, bound: Bound, values: tuple[int, ...]) -> list[Rule]:
     rules = []
-    shown = format_number(values[0]) if len(set(values)) == 1 else "x".join(format_number(v) for v in values)
+    shown = format_pair(values)
     for op, limit in bound.items():
         ok = all(compare(op, v, limit) for v in values)  # type: ignore[arg-type]
         name = f"{label} {SYMBOLS[op]} {format_number(limit)}"  # type: ignore[index]

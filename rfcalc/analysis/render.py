@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from dataclasses import dataclass
 from fractions import Fraction
 from enum import Enum
 from typing import Any
 
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
-from rfcalc.quantities import format_number
+from rfcalc.quantities import format_number, format_pair
 from rfcalc.table.report import Report, Row, exact
 
 
@@ -52,17 +57,10 @@ def fold(report: Report) -> list[Line]:
 
 
 def axis(value: tuple[Any, Any] | None) -> str:
-    """(3, 3) -> '3'; (3, 5) -> '3x5'; None -> '-'."""
+    """(3, 3) -> '3'; (3, 5) -> '3x5'; (10032, 10032) -> '10,032'; (Fraction(1, 2),) * 2 -> '0.5'; None -> '-'."""
     if value is None:
         return "-"
-    a, b = (_num(v) for v in value)
-    return a if a == b else f"{a}x{b}"
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, Fraction):
-        value = exact(value)
-    return str(value)
+    return format_pair([exact(v) if isinstance(v, Fraction) else v for v in value])
 
 
 def _spatial(shape: tuple[int, ...] | None) -> str:
@@ -109,7 +107,7 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 def summary_line(report: Report) -> str:
     out = report.output
     return (f"{report.name}: params {format_number(report.params)}, MACs {format_number(report.macs)}, "
-            f"RF {axis(out.geo_out.rf)}, jump {axis(out.geo_out.jump)}, output {_shape(out.out_shape)}")
+            f"RF {rf_cell(out)}, jump {axis(out.geo_out.jump)}, output {_shape(out.out_shape)}")
 
 
 MARKDOWN_HEADER = ("Operation", "nin", "in ch", "out ch", "padding", "kernel", "stride", "dilation", "nout", "jin",
@@ -121,7 +119,7 @@ def _markdown_cells(line: Line) -> list[str]:
     in_shape = _in_shape(row)
     return [f"{row.name} ({line.label})", _spatial(in_shape), _in_channels(row), _channels(line.out_shape),
             axis(row.padding), axis(row.kernel), axis(row.stride), axis(row.dilation), _nout(line),
-            axis(row.geo_in.jump), axis(row.geo_out.jump), axis(row.geo_in.rf), axis(row.geo_out.rf),
+            axis(row.geo_in.jump), axis(row.geo_out.jump), axis(row.geo_in.rf), rf_cell(row),
             format_number(line.params)]
 
 
@@ -158,20 +156,153 @@ def render_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"
 
 
-def rich_table(report: Report) -> Table:
-    table = Table(title=summary_line(report), title_justify="left", show_lines=False)
-    for header, justify in (("#", "right"), ("layer", "left"), ("op", "left"), ("in", "right"), ("out", "right"),
-                            ("k", "right"), ("s", "right"), ("p", "right"), ("d", "right"), ("g", "right"),
-                            ("jump", "right"), ("RF", "right"), ("start", "right"), ("params", "right"),
-                            ("MACs", "right")):
-        table.add_column(header, justify=justify, no_wrap=header in ("layer", "op"))  # type: ignore[arg-type]
-    for i, line in enumerate(fold(report)):
-        row = line.row
-        table.add_row(str(i), row.name, line.label, _in_text(row), _shape(line.out_shape), axis(row.kernel),
-                      axis(row.stride), axis(row.padding), axis(row.dilation),
-                      "-" if row.groups is None else str(row.groups), axis(row.geo_out.jump), axis(row.geo_out.rf),
-                      axis(row.geo_out.start), format_number(line.params), format_number(row.macs))
+# ----------------------------------------------------------------------------------------------- the rich table
+# A terminal is 80 to 120 columns wide and the full table of a real network needs ~115. Rather than let rich cut
+# numbers to "…", the table picks the richest layout that fits: first the k/s/p/d columns fold into one cell, then
+# the row index, the input shape (the line above's output, but for merges), MACs and the centre ("start") are left
+# out, and long layer names wrap at their dots. What is left out is said under the table; csv and json have it all.
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which columns the rich table shows, and how."""
+
+    fold_kspd: bool = False
+    index: bool = True
+    in_shape: bool = True
+    macs: bool = True
+    start: bool = True
+    groups: bool = True
+    wrap_names: bool = False  # wrap the longest layer names at their dots, as little as makes the table fit
+
+    def hidden(self) -> list[str]:
+        """The report's columns this layout leaves out, for the note under the table."""
+        return [name for name, shown in (("in", self.in_shape), ("g", self.groups), ("start", self.start),
+                                         ("MACs", self.macs)) if not shown]
+
+
+def _layouts() -> list[Layout]:
+    """The layouts to try, richest first; each leaves out or folds one more thing than the one before."""
+    steps: list[dict[str, bool]] = [{}, {"fold_kspd": True}, {"index": False}, {"in_shape": False},
+                                    {"macs": False}, {"wrap_names": True}, {"start": False}, {"groups": False}]
+    layouts, fields = [], {}
+    for step in steps:
+        fields.update(step)
+        layouts.append(Layout(**fields))
+    return layouts
+
+
+def _name_parts(name: str) -> list[str]:
+    """'res1.body.conv.0' -> ['res1.', 'body.', 'conv.', '0']: where a long name may wrap."""
+    parts = name.split(".")
+    return [part + "." for part in parts[:-1]] + [parts[-1]]
+
+
+def wrap_name(name: str, width: int | None) -> str:
+    """A layer name on as few lines of at most ``width`` characters as its dots allow, the lines as even as can be
+    ('res1.body.conv.0' at 15: 'res1.body.' over 'conv.0'). A part longer than ``width`` keeps a line of its own."""
+    parts = _name_parts(name)
+    if width is None or len(name) <= width or len(parts) == 1:
+        return name
+    best: list[str] = parts
+    for lines in range(2, len(parts) + 1):
+        splits = [[''.join(parts[a:b]) for a, b in zip((0, *cuts), (*cuts, len(parts)))]
+                  for cuts in itertools.combinations(range(1, len(parts)), lines - 1)]
+        fitting = [split for split in splits if max(map(len, split)) <= width]
+        if fitting:
+            best = min(fitting, key=lambda split: max(map(len, split)))
+            break
+    return "\n".join(best)
+
+
+def rf_cell(row: Row) -> str:
+    """The receptive field of a row's output as every table and summary writes it: the one place for RF cells."""
+    return axis(row.geo_out.rf)
+
+
+def _kspd(row: Row) -> str:
+    return " ".join(axis(value) for value in (row.kernel, row.stride, row.padding, row.dilation))
+
+
+def _groups(row: Row) -> str:
+    return "-" if row.groups is None else format_number(row.groups)
+
+
+def _columns(layout: Layout, name_width: int | None) -> list[tuple[str, str, Any]]:
+    """(header, justify, cell of a :class:`Line` and its index) for the columns of ``layout``."""
+    columns: list[tuple[str, str, Any]] = []
+    if layout.index:
+        columns.append(("#", "right", lambda i, line: str(i)))
+    columns += [("layer", "left", lambda i, line: wrap_name(line.row.name, name_width)),
+                ("op", "left", lambda i, line: line.label)]
+    if layout.in_shape:
+        columns.append(("in", "right", lambda i, line: _in_text(line.row)))
+    columns.append(("out", "right", lambda i, line: _shape(line.out_shape)))
+    if layout.fold_kspd:
+        columns.append(("k s p d", "right", lambda i, line: _kspd(line.row)))
+    else:
+        columns += [(h, "right", lambda i, line, f=f: axis(getattr(line.row, f)))
+                    for h, f in (("k", "kernel"), ("s", "stride"), ("p", "padding"), ("d", "dilation"))]
+    if layout.groups:
+        columns.append(("g", "right", lambda i, line: _groups(line.row)))
+    columns += [("jump", "right", lambda i, line: axis(line.row.geo_out.jump)),
+                ("RF", "right", lambda i, line: rf_cell(line.row))]
+    if layout.start:
+        columns.append(("start", "right", lambda i, line: axis(line.row.geo_out.start)))
+    columns.append(("params", "right", lambda i, line: format_number(line.params)))
+    if layout.macs:
+        columns.append(("MACs", "right", lambda i, line: format_number(line.row.macs)))
+    return columns
+
+
+def _table(lines: list[Line], layout: Layout, name_width: int | None = None) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), pad_edge=False,
+                  header_style="bold")
+    columns = _columns(layout, name_width)
+    for header, justify, _ in columns:
+        table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for i, line in enumerate(lines):
+        table.add_row(*(cell(i, line) for _, _, cell in columns))
     return table
+
+
+class ReportTable:
+    """The rich table of a report, laid out for the width it is printed at (see :class:`Layout`)."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.lines = fold(report)
+
+    def layout_for(self, console: Console, width: int) -> tuple[Layout, Table]:
+        """The richest layout whose table fits ``width`` columns (the last one when none does)."""
+        unbounded = console.options.update_width(10_000)  # rich clamps a measurement to the width it is given
+
+        def excess(table: Table) -> int:
+            return Measurement.get(console, unbounded, table).maximum - width
+
+        for layout in _layouts():
+            table = _table(self.lines, layout)
+            if layout.wrap_names and excess(table) > 0:
+                names = [line.row.name for line in self.lines]
+                shortest = max(len(part) for name in names for part in _name_parts(name))
+                table = _table(self.lines, layout, max(shortest, max(map(len, names)) - excess(table)))
+            if excess(table) <= 0:
+                break
+        return layout, table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        layout, table = self.layout_for(console, options.max_width)
+        yield Text(summary_line(self.report))
+        yield table
+        hidden = layout.hidden()
+        if hidden:
+            yield Text(f"hidden at {options.max_width} columns: {', '.join(hidden)} (widen the terminal, or "
+                       f"--format csv / json)", style="dim")
+
+
+def rich_table(report: Report) -> ReportTable:
+    """The report for a terminal: the summary line, then the widest table that fits (rich renderable)."""
+    return ReportTable(report)
 
 
 def render_text(report: Report, fmt: TableFormat) -> str:

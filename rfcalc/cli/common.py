@@ -66,3 +66,28 @@ def require_extra(module: str, extra: str) -> None:
     from rfcalc import extras
 
     extras.require(module, extra)
+
+
+def _plain_metavars(params: list[Any]) -> list[Any]:
+    """Help shows what to type, not Python types: a flag shows nothing (typer >= 0.2x prints ``<bool>``), an
+    option its metavar (``--rf BOUND``), an argument its name only (``SPEC``, not ``SPEC <path>``)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        if getattr(param, "param_type_name", "") == "argument" and param.metavar is not None:
+            param.display_type_rich = lambda ctx: None
+    return params
+
+
+class Command(typer.core.TyperCommand):
+    """Every rfcalc command: typer's, with help that names values instead of Python types."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_metavars(super().get_params(ctx))
+
+
+class Group(typer.core.TyperGroup):
+    """The ``rfcalc`` group: the same help as :class:`Command` for ``--version`` and ``--help``."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_metavars(super().get_params(ctx))

@@ -25,12 +25,12 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def inspect_command(
-    target: Annotated[str, typer.Argument(help="FILE.py:NAME: an nn.Module subclass with a no-argument "
-                                               "constructor, or a function returning a module.")],
-    input: Annotated[str, typer.Option("--input", "-i", help="Input shape CxHxW, e.g. 3x32x32.")],
+    target: Annotated[str, typer.Argument(metavar="FILE.py:NAME", help="an nn.Module subclass with a "
+                                          "no-argument constructor, or a function returning a module.")],
+    input: Annotated[str, typer.Option("--input", "-i", metavar="CxHxW", help="Input shape CxHxW, e.g. 3x32x32.")],
     format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
-    to_spec: Annotated[Optional[Path], typer.Option("--to-spec", help="Also write the equivalent v1 spec (YAML) "
-                                                                      "to this file.")] = None,
+    to_spec: Annotated[Optional[Path], typer.Option("--to-spec", metavar="FILE.yaml",
+                                                    help="Also write the equivalent v1 spec to this file.")] = None,
 ) -> None:
     """The exact, branch-aware table of a PyTorch module, traced with torch.fx (same numbers as `table`).
 

@@ -32,12 +32,17 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def table(
-    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")],
     format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
-    plot: Annotated[Optional[Path], typer.Option(help="Also draw RF and feature-map size per layer to this PNG "
-                                                      "(needs matplotlib).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        metavar="FILE.png", help="Also draw RF and feature-map size per layer to this image (needs matplotlib).")
+    ] = None,
 ) -> None:
-    """The exact per-layer table: sizes, jumps, receptive fields, centres, parameters, MACs."""
+    """The exact per-layer table: sizes, jumps, receptive fields, centres, parameters, MACs.
+
+    The rich table shows as many columns as the terminal's width allows (--format csv or json has them all).
+    Exit 0 when the table is printed, 2 when the spec is invalid or --plot cannot be written.
+    """
     from rfcalc.analysis import render
     from rfcalc.analysis.load import load_spec
 
@@ -90,17 +95,18 @@ def _overrides(rf: list[str], params: list[str], macs: list[str], require: list[
 
 
 def check(
-    specs: Annotated[list[str], typer.Argument(help="Spec files, or FILE.py:NAME for a PyTorch module "
+    specs: Annotated[list[str], typer.Argument(metavar="SPEC", help="Spec files, or FILE.py:NAME for a PyTorch module "
                                                     "(with --input).")],
-    rf: Annotated[list[str], typer.Option("--rf", help="RF bound, e.g. '>44' (both axes must pass).")] = [],
-    params: Annotated[list[str], typer.Option("--params", help="Parameter bound, e.g. '<200k'.")] = [],
-    macs: Annotated[list[str], typer.Option("--macs", help="MACs bound, e.g. '<50M'.")] = [],
-    require: Annotated[list[str], typer.Option("--require", help="Features that must be present, comma-separated."
-                                               )] = [],
-    forbid: Annotated[list[str], typer.Option("--forbid", help="Features that must be absent, comma-separated.")
-                      ] = [],
-    input: Annotated[Optional[str], typer.Option("--input", help="Input shape for FILE.py:NAME targets, "
-                                                                 "e.g. 3x32x32.")] = None,
+    rf: Annotated[list[str], typer.Option("--rf", metavar="BOUND",
+                                          help="RF bound, e.g. '>44' (both axes must pass).")] = [],
+    params: Annotated[list[str], typer.Option("--params", metavar="BOUND", help="Parameter bound, e.g. '<200k'.")] = [],
+    macs: Annotated[list[str], typer.Option("--macs", metavar="BOUND", help="MACs bound, e.g. '<50M'.")] = [],
+    require: Annotated[list[str], typer.Option("--require", metavar="FEATURES",
+                                               help="Features that must be present, comma-separated.")] = [],
+    forbid: Annotated[list[str], typer.Option("--forbid", metavar="FEATURES",
+                                              help="Features that must be absent, comma-separated.")] = [],
+    input: Annotated[Optional[str], typer.Option("--input", metavar="CxHxW",
+                                                 help="Input shape for FILE.py:NAME targets, e.g. 3x32x32.")] = None,
     format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
 ) -> None:
     """Check constraints (spec, then \\[tool.rfcalc.constraints] in pyproject.toml, then flags; later wins).
@@ -167,10 +173,14 @@ def _print_result(result: Any) -> None:
 
 @guarded
 def schema(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE.json",
+                                                 help="Write to this file instead of stdout.")
                       ] = None,
 ) -> None:
-    """Print the JSON Schema of a spec (for editors: `# yaml-language-server: $schema=rfcalc.spec.schema.json`)."""
+    """Print the JSON Schema of a spec (for editors: `# yaml-language-server: $schema=rfcalc.schema.json`).
+
+    Exit 0 when it is printed or written, 2 when --output cannot be written.
+    """
     from rfcalc.spec.schema import spec_json_schema
 
     if output is not None:
