@@ -196,3 +196,40 @@ def test_constraints_accept_the_command_lines_comparison_strings(runner, write_s
     bad = runner.invoke(app, ["check", str(write_spec(SPEC.replace("rf: {gt: 20}", "rf: 'about 20'")))])
     assert bad.exit_code == 2
     assert "constraints.rf: expected a comparison like '>44'" in bad.stderr
+
+
+def test_numbers_are_written_one_way_in_check_and_every_table(runner, write_spec):
+    # conv k3 s2 on 2048 -> 1023 units, jump 2; gap over them: 3 + (1023 - 1) * 2 = 2047
+    path = write_spec("""
+        version: 1
+        name: big
+        input: {channels: 1, size: 2048}
+        layers:
+          - {op: conv, name: c1, out: 2, stride: 2}
+          - {op: gap, name: gap}
+    """)
+    check = runner.invoke(app, ["check", str(path), "--rf", ">3000"])
+    assert check.exit_code == 1 and "  RF 2,047 > 3,000 ✗ (add at least 954)\n" in check.stdout
+    rich = runner.invoke(app, ["table", str(path)]).stdout
+    assert rich.startswith("big: params 20, MACs 18,837,522, RF 2,047, jump 2, output 2\n")
+    assert "  2  2,047  1,023  " in rich.splitlines()[-1]  # jump, RF, start
+    markdown = runner.invoke(app, ["table", str(path), "--format", "markdown"]).stdout
+    assert "| gap (gap) | 1,023 | 2 | 2 | 0 | 1,023 | 1 | 1 | 1 | 2 | 2 | 3 | 2,047 | 0 |" in markdown
+    assert "**big: params 20, MACs 18,837,522, RF 2,047, jump 2, output 2**" in markdown
+    csv_rows = list(csv.DictReader(io.StringIO(runner.invoke(app, ["table", str(path), "--format", "csv"]).stdout)))
+    assert csv_rows[-1]["rf_out"] == "2047x2047"  # machine formats keep plain numbers
+
+
+def test_check_says_what_it_takes_to_pass(runner, write_spec):
+    path = write_spec(SPEC)  # RF 47, params 15,034
+    cases = {("--params", "<10k"): "params 15,034 < 10,000 ✗ (remove at least 5,035)",
+             ("--params", "<=10k"): "params 15,034 <= 10,000 ✗ (remove at least 5,034)",
+             ("--rf", ">50"): "RF 47 > 50 ✗ (add at least 4)",
+             ("--rf", ">=50"): "RF 47 >= 50 ✗ (add at least 3)",
+             ("--rf", "==45"): "RF 47 == 45 ✗ (remove 2)",
+             ("--rf", "==49"): "RF 47 == 49 ✗ (add 2)",
+             ("--rf", ">46.5"): "RF 47 > 46.5 ✓",
+             ("--rf", ">47.5"): "RF 47 > 47.5 ✗ (add at least 1)"}
+    for (flag, bound), line in cases.items():
+        result = runner.invoke(app, ["check", str(path), flag, bound])
+        assert f"  {line}\n" in result.stdout, (flag, bound, result.stdout)
