@@ -139,8 +139,25 @@ def test_check_bad_flag_is_one_line_exit_2(runner, write_spec):
     assert result.exit_code == 2
     assert result.stderr.strip() == ("--rf: expected a comparison like '>44', '>=45', '<200k' or '==51', "
                                      "got 'about 44'")
-    result = runner.invoke(app, ["check", str(write_spec(SPEC)), "--require", "dilated"])
-    assert result.exit_code == 2 and "require.0" in result.stderr and "dilated" in result.stderr
+    result = runner.invoke(app, ["check", str(write_spec(SPEC)), "--require", "gap,dilatedconv"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == ("--require: must be one of 'dilated_conv', 'depthwise_conv', 'separable_conv', "
+                             "'strided_conv', 'maxpool', 'avgpool', 'gap', 'residual', 'concat', 'linear', 'bn', 'gn', "
+                             "'ln', 'dropout', 'ultimus' or 'channel_shuffle', got 'dilatedconv' "
+                             "(did you mean 'dilated_conv'?)\n")
+
+
+def test_flag_and_spec_file_get_the_same_words(runner, write_spec, tmp_path):
+    flag = runner.invoke(app, ["check", str(write_spec(SPEC)), "--forbid", "maxpoll"]).stderr
+    spec = runner.invoke(app, ["check", str(write_spec(SPEC.replace("forbid: [maxpool]", "forbid: [maxpoll]")))])
+    assert flag.removeprefix("--forbid: ") == spec.stderr.split("constraints.forbid[0]: ")[1]
+    assert flag.endswith("got 'maxpoll' (did you mean 'maxpool'?)\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.rfcalc.constraints]\nrf = {gt = 30}\nforbid = ["maxpoll"]\n')
+    result = runner.invoke(app, ["check", str(write_spec(SPEC))])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{tmp_path / 'pyproject.toml'}:3:1: tool.rfcalc.constraints.forbid[0]: must be "
+                                    "one of 'dilated_conv'")
+    assert result.stderr.endswith("got 'maxpoll' (did you mean 'maxpool'?)\n")
 
 
 def test_bad_constraint_in_spec_is_located(runner, write_spec):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,11 +10,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rfcalc.errors import Problem, SpecError
+from rfcalc.errors import Problem, RfcalcError, SpecError
 from rfcalc.analysis.features import find_features
 from rfcalc.quantities import SYMBOLS, compare, format_number, format_pair
 from rfcalc.table.report import Diagnostic, Report
 from rfcalc.analysis.load import Spec
+from rfcalc.spec.messages import describe_error
 from rfcalc.spec.models import Bound, Constraints
 
 
@@ -141,9 +143,34 @@ def merge_constraints(layers: list[tuple[str, dict[str, Any]]]) -> tuple[Constra
     try:
         return Constraints.model_validate(merged), sources
     except ValidationError as exc:
-        origin = ", ".join(sorted(set(sources.values()))) or "constraints"
-        problems = [Problem(origin, 1, 1, ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
-        raise SpecError(problems) from None
+        raise SpecError([_located(err, sources) for err in exc.errors()]) from None
+
+
+def _located(err: Any, sources: dict[str, str]) -> Problem:
+    """A bad rule where it was written: pyproject.toml's line of the key (tomllib keeps no positions), else the
+    spec or the command line."""
+    loc = tuple(err["loc"])
+    origin = sources.get(str(loc[0]), "constraints") if loc else "constraints"
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    line = 1
+    if origin.endswith("pyproject.toml") and loc:
+        path = f"tool.rfcalc.constraints.{path}"
+        try:
+            lines = Path(origin).read_text(encoding="utf-8").splitlines()
+            line = next(i for i, text in enumerate(lines, 1) if re.match(rf"\s*{re.escape(str(loc[0]))}\s*=", text))
+        except (OSError, StopIteration):
+            pass
+    return Problem(origin, line, 1, path, describe_error(err, Constraints))
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Rules given as flags (``{"require": ["dilatedconv"]}``), checked once before any file, in the words the
+    spec file gets: ``--require: must be one of 'dilated_conv', …, got 'dilatedconv' (did you mean …?)``."""
+    try:
+        Constraints.model_validate(overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise RfcalcError(f"--{err['loc'][0]}: {describe_error(err, Constraints)}") from None
 
 
 def check_spec(spec: Spec, *, overrides: dict[str, Any] | None = None, use_pyproject: bool = True) -> CheckResult:

@@ -113,11 +113,12 @@ def check(
 
     Exit 0 when every rule of every file holds, 1 when a rule fails, 2 when a spec is invalid.
     """
-    from rfcalc.analysis.checker import CheckResult, check_spec
+    from rfcalc.analysis.checker import CheckResult, check_overrides, check_spec
     from rfcalc.analysis.load import load_spec
 
     try:
         overrides = _overrides(rf, params, macs, require, forbid)
+        check_overrides(overrides)
     except RfcalcError as exc:
         fail(str(exc), exc.exit_code)
     results: list[CheckResult] = []
