@@ -158,6 +158,8 @@ def test_long_names_wrap_at_dots_evenly():
     assert wrap_name("res1.body.conv.0", 6) == "res1.\nbody.\nconv.0"
     assert wrap_name("branches.0.conv1a", 12) == "branches.\n0.conv1a"
     assert wrap_name("averyveryverylongname", 5) == "averyveryverylongname"
+    deep = ".".join(f"b{i}" for i in range(14))  # 14 parts: greedy lines
+    assert wrap_name(deep, 12) == "b0.b1.b2.b3.\nb4.b5.b6.b7.\nb8.b9.b10.\nb11.b12.b13"
 
 
 def test_train_prints_the_same_table(tmp_path, monkeypatch):

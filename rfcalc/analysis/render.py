@@ -204,6 +204,13 @@ def wrap_name(name: str, width: int | None) -> str:
     parts = _name_parts(name)
     if width is None or len(name) <= width or len(parts) == 1:
         return name
+    if len(parts) > 12:  # deeply nested names: greedy lines (the even split below tries every cut)
+        greedy = [""]
+        for part in parts:
+            if greedy[-1] and len(greedy[-1]) + len(part) > width:
+                greedy.append("")
+            greedy[-1] += part
+        return "\n".join(greedy)
     best: list[str] = parts
     for lines in range(2, len(parts) + 1):
         splits = [[''.join(parts[a:b]) for a, b in zip((0, *cuts), (*cuts, len(parts)))]
@@ -306,7 +313,7 @@ def rich_table(report: Report) -> ReportTable:
 
 
 def render_text(report: Report, fmt: TableFormat) -> str:
-    """The report as text in a plain-text format (``rich`` is a :class:`rich.table.Table`: :func:`rich_table`)."""
+    """The report as text in a plain-text format (``rich`` is a renderable for a console: :func:`rich_table`)."""
     renderers = {TableFormat.markdown: render_markdown, TableFormat.csv: render_csv, TableFormat.json: render_json}
     if fmt not in renderers:
         raise ValueError(f"{fmt.value} is not a plain-text format")

@@ -76,7 +76,8 @@ def erf(
         load_weights(model, read_checkpoint(weights), source=weights, spec_name=loaded.name)
     result = effective_rf(loaded, model, batch=batch, seed=seed,
                           weights="random weights" if weights is None else f"weights from {weights.name}")
-    for line in summary(result, loaded.input_shape[1:]):
+    _, height, width = loaded.input_shape
+    for line in summary(result, (height, width)):
         typer.echo(line)
     with writing("--output", output):
         write_erf_plot(result, output)

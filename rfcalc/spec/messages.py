@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import re
 import types
+from collections.abc import Mapping
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -92,7 +93,7 @@ def _keys_of(model: type[BaseModel]) -> str:
     return " with " + (fields[0] if len(fields) == 1 else f"{', '.join(fields[:-1])} and {fields[-1]}")
 
 
-def describe_error(err: dict[str, Any], model: type[BaseModel] | None,
+def describe_error(err: Mapping[str, Any], model: type[BaseModel] | None,
                    expected: type[BaseModel] | None = None) -> str:
     """One pydantic error as the contract's message: what is wrong, the value, what is allowed. ``model`` owns the
     field (its keys are listed for an unknown key); ``expected`` is the model the value should have been."""
@@ -153,7 +154,7 @@ def translate(exc: ValidationError, source: Source, key: Key, path: str, model: 
         if loc in seen:
             continue
         seen.add(loc)
-        origin = (origins or {}).get(loc[0]) if loc else None
+        origin = (origins or {}).get(loc[0]) if loc and isinstance(loc[0], str) else None
         where = origin + loc[1:] if origin is not None else key + loc
         message = describe_error(err, _field_model(model, loc), _value_model(model, loc))
         problems.append(source.problem(where, _path_text(path, loc), message, at_key=err["type"] == "extra_forbidden"))
