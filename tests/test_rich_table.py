@@ -147,9 +147,23 @@ def test_what_is_hidden_is_said():
 def test_the_layout_narrows_step_by_step():
     report = rfcalc.analyze(ROOT / "arch_specs" / "custom_resnet.yaml")
     table = ReportTable(report)
-    console = Console(file=io.StringIO(), width=200)
-    hidden = [table.layout_for(console, width)[0].hidden() for width in (120, 100, 80, 70, 60)]
+    hidden = [table.layout_for(width)[0].hidden() for width in (120, 100, 80, 70, 60)]
     assert hidden == [[], ["in"], ["in", "MACs"], ["in", "start", "MACs"], ["in", "g", "start", "MACs"]]
+
+
+def test_the_width_reckoned_is_richs_own():
+    """The layout is chosen by adding up column widths (cheap); rich's measurement of each table agrees exactly."""
+    from rich.measure import Measurement
+
+    from rfcalc.analysis.render import _layouts
+
+    console = Console(file=io.StringIO(), width=10_000)
+    for spec in BUNDLED:
+        table = ReportTable(rfcalc.analyze(spec))
+        for layout in _layouts():
+            for name_width in (None, 12):
+                measured = Measurement.get(console, console.options, table.table(layout, name_width)).maximum
+                assert table.width_of(layout, name_width) == measured, (spec.stem, layout, name_width)
 
 
 def test_long_names_wrap_at_dots_evenly():

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.measure import Measurement
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
@@ -235,42 +235,39 @@ def _groups(row: Row) -> str:
     return "-" if row.groups is None else format_number(row.groups)
 
 
-def _columns(layout: Layout, name_width: int | None) -> list[tuple[str, str, Any]]:
-    """(header, justify, cell of a :class:`Line` and its index) for the columns of ``layout``."""
-    columns: list[tuple[str, str, Any]] = []
-    if layout.index:
-        columns.append(("#", "right", lambda i, line: str(i)))
-    columns += [("layer", "left", lambda i, line: wrap_name(line.row.name, name_width)),
-                ("op", "left", lambda i, line: line.label)]
-    if layout.in_shape:
-        columns.append(("in", "right", lambda i, line: _in_text(line.row)))
-    columns.append(("out", "right", lambda i, line: _shape(line.out_shape)))
-    if layout.fold_kspd:
-        columns.append(("k s p d", "right", lambda i, line: _kspd(line.row)))
-    else:
-        columns += [(h, "right", lambda i, line, f=f: axis(getattr(line.row, f)))
-                    for h, f in (("k", "kernel"), ("s", "stride"), ("p", "padding"), ("d", "dilation"))]
-    if layout.groups:
-        columns.append(("g", "right", lambda i, line: _groups(line.row)))
-    columns += [("jump", "right", lambda i, line: axis(line.row.geo_out.jump)),
-                ("RF", "right", lambda i, line: rf_cell(line.row))]
-    if layout.start:
-        columns.append(("start", "right", lambda i, line: axis(line.row.geo_out.start)))
-    columns.append(("params", "right", lambda i, line: format_number(line.params)))
-    if layout.macs:
-        columns.append(("MACs", "right", lambda i, line: format_number(line.row.macs)))
-    return columns
+# The cell of every column the rich table can show, for a folded line and its index.
+_CELLS: dict[str, Any] = {
+    "#": lambda i, line: str(i),
+    "op": lambda i, line: line.label,
+    "in": lambda i, line: _in_text(line.row),
+    "out": lambda i, line: _shape(line.out_shape),
+    "k s p d": lambda i, line: _kspd(line.row),
+    "k": lambda i, line: axis(line.row.kernel),
+    "s": lambda i, line: axis(line.row.stride),
+    "p": lambda i, line: axis(line.row.padding),
+    "d": lambda i, line: axis(line.row.dilation),
+    "g": lambda i, line: _groups(line.row),
+    "jump": lambda i, line: axis(line.row.geo_out.jump),
+    "RF": lambda i, line: rf_cell(line.row),
+    "start": lambda i, line: axis(line.row.geo_out.start),
+    "params": lambda i, line: format_number(line.params),
+    "MACs": lambda i, line: format_number(line.row.macs),
+}
+_LEFT = ("layer", "op")
+_GAP = 2  # between two columns: one space of padding and the (blank) divider of box.SIMPLE_HEAD
 
 
-def _table(lines: list[Line], layout: Layout, name_width: int | None = None) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), pad_edge=False,
-                  header_style="bold")
-    columns = _columns(layout, name_width)
-    for header, justify, _ in columns:
-        table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for i, line in enumerate(lines):
-        table.add_row(*(cell(i, line) for _, _, cell in columns))
-    return table
+def _headers(layout: Layout) -> list[str]:
+    """The columns of ``layout``, in order."""
+    headers = ["#"] if layout.index else []
+    headers += ["layer", "op"] + (["in"] if layout.in_shape else []) + ["out"]
+    headers += ["k s p d"] if layout.fold_kspd else ["k", "s", "p", "d"]
+    headers += (["g"] if layout.groups else []) + ["jump", "RF"] + (["start"] if layout.start else [])
+    return headers + ["params"] + (["MACs"] if layout.macs else [])
+
+
+def _text_width(text: str) -> int:
+    return max(cell_len(line) for line in text.split("\n"))
 
 
 class ReportTable:
@@ -279,28 +276,49 @@ class ReportTable:
     def __init__(self, report: Report) -> None:
         self.report = report
         self.lines = fold(report)
+        self.names = [line.row.name for line in self.lines]
+        self.cells = {header: [cell(i, line) for i, line in enumerate(self.lines)] for header, cell in _CELLS.items()}
+        self.widths = {header: max(_text_width(text) for text in [header, *cells])
+                       for header, cells in self.cells.items()}
 
-    def layout_for(self, console: Console, width: int) -> tuple[Layout, Table]:
-        """The richest layout whose table fits ``width`` columns (the last one when none does)."""
-        unbounded = console.options.update_width(10_000)  # rich clamps a measurement to the width it is given
+    def _name_column(self, name_width: int | None) -> list[str]:
+        return [wrap_name(name, name_width) for name in self.names]
 
-        def excess(table: Table) -> int:
-            return Measurement.get(console, unbounded, table).maximum - width
+    def width_of(self, layout: Layout, name_width: int | None = None) -> int:
+        """How wide the table of ``layout`` is, names wrapped to ``name_width`` (the sum of its columns)."""
+        headers = _headers(layout)
+        names = max(_text_width(text) for text in ["layer", *self._name_column(name_width)])
+        return sum(names if h == "layer" else self.widths[h] for h in headers) + _GAP * (len(headers) - 1)
 
+    def layout_for(self, width: int) -> tuple[Layout, int | None]:
+        """The richest layout whose table fits ``width`` columns (the last one when none does), and the width the
+        layer names are wrapped to (None: not wrapped)."""
+        longest = max(map(len, self.names))
+        shortest = max(len(part) for name in self.names for part in _name_parts(name))
         for layout in _layouts():
-            table = _table(self.lines, layout)
-            if layout.wrap_names and excess(table) > 0:
-                names = [line.row.name for line in self.lines]
-                shortest = max(len(part) for name in names for part in _name_parts(name))
-                table = _table(self.lines, layout, max(shortest, max(map(len, names)) - excess(table)))
-            if excess(table) <= 0:
-                break
-        return layout, table
+            excess = self.width_of(layout) - width
+            if excess <= 0:
+                return layout, None
+            if layout.wrap_names and self.width_of(layout, max(shortest, longest - excess)) <= width:
+                return layout, max(shortest, longest - excess)
+        return layout, shortest
+
+    def table(self, layout: Layout, name_width: int | None) -> Table:
+        """The rich table of ``layout``, names wrapped to ``name_width``."""
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), pad_edge=False,
+                      header_style="bold")
+        headers = _headers(layout)
+        columns = [self._name_column(name_width) if h == "layer" else self.cells[h] for h in headers]
+        for header in headers:
+            table.add_column(header, justify="left" if header in _LEFT else "right", overflow="fold")
+        for row in zip(*columns):
+            table.add_row(*row)
+        return table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        layout, table = self.layout_for(console, options.max_width)
+        layout, name_width = self.layout_for(options.max_width)
         yield Text(summary_line(self.report))
-        yield table
+        yield self.table(layout, name_width)
         hidden = layout.hidden()
         if hidden:
             yield Text(f"hidden at {options.max_width} columns: {', '.join(hidden)} (widen the terminal, or "
