@@ -151,8 +151,8 @@ def test_missing_torch_is_one_line() -> None:
             "try:\n    rfcalc.build_model({'version': 1, 'name': 'x', 'input': {'channels': 1, 'size': 4},"
             " 'layers': [{'op': 'relu'}]})\n"
             "except rfcalc.RfcalcError as exc:\n    print(exc)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "build_model needs PyTorch: pip install 'rfcalc[torch]'", done.stderr
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.stdout.strip() == "build_model needs torch: pip install \"torch==2.13.0\" -e '.[torch]'", done.stderr
 
 
 def test_core_stays_torch_free() -> None:

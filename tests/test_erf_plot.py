@@ -113,4 +113,4 @@ def test_cli_erf_without_torch_is_one_line(runner, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     result = runner.invoke(app, ["erf", str(SPEC)])
     assert result.exit_code == 2
-    assert result.stderr.count("\n") == 1 and "pip install 'rfcalc[torch]'" in result.stderr
+    assert result.stderr.count("\n") == 1 and "pip install \"torch==2.13.0\" -e '" in result.stderr

@@ -166,8 +166,51 @@ def test_all_problems_of_a_file_are_reported_at_once(runner, write_spec):
 def test_invalid_yaml(runner, write_spec):
     path = write_spec("version: 1\nname: [unclosed\n")
     (line,) = run_table(runner, path)
-    assert line.startswith(f"{path}:3:1: invalid YAML: ")
-    assert line.endswith("expected ',' or ']'")  # libyaml says "did not find expected", PyYAML "expected"
+    assert line.startswith(f"{path}:2:7: invalid YAML: the '[' opened here is not closed, or an item before it "
+                           "lacks its ',' (the parser stopped at line 3, column 1: ")
+    assert line.endswith("expected ',' or ']')")  # libyaml says "did not find expected", PyYAML "expected"
+
+
+@pytest.mark.parametrize(("text", "where", "says"), [
+    ("input: {channels: 3, size: 32\nlayers:\n  - {op: conv, out: 8}\n", "3:8",
+     "the '{' opened here is not closed, or an item before it lacks its ',' (the parser stopped at line 4, "
+     "column 7: "),
+    ("input: {channels: 3, size: 32}\nlayers: [\n  {op: conv, out: 8},\n  {op: gap}\n", "4:9",
+     "the '[' opened here is not closed"),
+    ('input: {channels: 3, size: 32}\nlayers:\n  - {op: conv, name: "c1, out: 8}\n', "5:22",
+     "the quote opened here is never closed (the parser stopped at line 6, column 1: "),
+    ("input: {channels: 3 size: 32}\nlayers:\n  - {op: conv}\n", "3:25", "invalid YAML: "),  # same line: there
+])
+def test_invalid_yaml_is_located_where_it_opens(runner, write_spec, text, where, says):
+    path = write_spec("version: 1\nname: x\n" + text)
+    (line,) = run_table(runner, path)
+    assert line.startswith(f"{path}:{where}: invalid YAML: ") and says in line, line
+
+
+@pytest.mark.parametrize("name", ["couche_été", "ﬁlter", "2conv", "c-1"])
+def test_names_are_ascii_identifiers(runner, write_spec, name):
+    path = write_spec(HEADER + f"layers:\n  - {{op: conv, out: 8, name: \"{name}\"}}\n")
+    (line,) = run_table(runner, path)
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "_"))})
+    why = f" ({', '.join(map(repr, bad))} is not allowed)" if bad else ""
+    assert line.endswith(f"layers[0].name: must be a name of ASCII letters (a-z, A-Z), digits and '_' that does not "
+                         f"start with a digit, got '{name}'{why}"), line
+
+
+def test_block_names_get_the_same_words(runner, write_spec):
+    path = write_spec(HEADER + "blocks:\n  bloc_été:\n    layers: [{op: relu}]\nlayers:\n  - {use: bloc_été}\n")
+    lines = run_table(runner, path)
+    assert "must be a name of ASCII letters (a-z, A-Z), digits and '_'" in lines[0], lines
+
+
+def test_a_long_value_is_previewed_not_dumped(runner, write_spec):
+    block = ("blocks:\n  basic:\n    - {op: residual, body: [{op: conv, out: 8, padding: 1}, "
+             "{op: conv, out: 8, padding: 1}]}\n    - {op: relu}\nlayers:\n  - {use: basic}\n")
+    (line, *_) = run_table(runner, write_spec(HEADER + block))
+    assert line.endswith("blocks.basic: must be a mapping with layers (required) and params, got a list of 2 items: "
+                         "[{op: residual, …}, {op: relu}]"), line
+    (line,) = run_table(runner, write_spec(HEADER + "layers:\n  - {op: conv, out: " + "x" * 300 + "}\n"))
+    assert line.endswith(f"got '{'x' * 40}'… (300 characters)"), line
 
 
 def test_empty_file(runner, write_spec):

@@ -12,6 +12,7 @@ import typer
 
 from rfcalc.analysis.render import TableFormat
 from rfcalc.cli.common import console, fail, guarded
+from rfcalc.cli.outputs import IMAGE, JSON, output_file, writing
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
 from rfcalc.inspection.target import is_code_target
 from rfcalc.quantities import parse_comparison
@@ -31,15 +32,22 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def table(
-    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")],
     format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
-    plot: Annotated[Optional[Path], typer.Option(help="Also draw RF and feature-map size per layer to this PNG "
-                                                      "(needs matplotlib).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        metavar="FILE.png", help="Also draw RF and feature-map size per layer to this image (needs matplotlib).")
+    ] = None,
 ) -> None:
-    """The exact per-layer table: sizes, jumps, receptive fields, centres, parameters, MACs."""
+    """The exact per-layer table: sizes, jumps, receptive fields, centres, parameters, MACs.
+
+    The rich table shows as many columns as the terminal's width allows (--format csv or json has them all).
+    Exit 0 when the table is printed, 2 when the spec is invalid or --plot cannot be written.
+    """
     from rfcalc.analysis import render
     from rfcalc.analysis.load import load_spec
 
+    if plot is not None:
+        output_file("--plot", plot, IMAGE)
     loaded = load_spec(spec)
     report = loaded.report
     if format is TableFormat.rich:
@@ -61,7 +69,8 @@ def _plot(spec: Any, path: Path) -> None:
 
     bounds = spec.constraints.rf.items() if spec.constraints and spec.constraints.rf else []
     rf_line = next((float(v) for op, v in bounds if op in ("gt", "ge", "eq")), None)
-    write_rf_plot(spec.report, path, rf_line)
+    with writing("--plot", path):
+        write_rf_plot(spec.report, path, rf_line)
     typer.echo(f"wrote {path}", err=True)
 
 
@@ -86,28 +95,30 @@ def _overrides(rf: list[str], params: list[str], macs: list[str], require: list[
 
 
 def check(
-    specs: Annotated[list[str], typer.Argument(help="Spec files, or FILE.py:NAME for a PyTorch module "
+    specs: Annotated[list[str], typer.Argument(metavar="SPEC", help="Spec files, or FILE.py:NAME for a PyTorch module "
                                                     "(with --input).")],
-    rf: Annotated[list[str], typer.Option("--rf", help="RF bound, e.g. '>44' (both axes must pass).")] = [],
-    params: Annotated[list[str], typer.Option("--params", help="Parameter bound, e.g. '<200k'.")] = [],
-    macs: Annotated[list[str], typer.Option("--macs", help="MACs bound, e.g. '<50M'.")] = [],
-    require: Annotated[list[str], typer.Option("--require", help="Features that must be present, comma-separated."
-                                               )] = [],
-    forbid: Annotated[list[str], typer.Option("--forbid", help="Features that must be absent, comma-separated.")
-                      ] = [],
-    input: Annotated[Optional[str], typer.Option("--input", help="Input shape for FILE.py:NAME targets, "
-                                                                 "e.g. 3x32x32.")] = None,
+    rf: Annotated[list[str], typer.Option("--rf", metavar="BOUND",
+                                          help="RF bound, e.g. '>44' (both axes must pass).")] = [],
+    params: Annotated[list[str], typer.Option("--params", metavar="BOUND", help="Parameter bound, e.g. '<200k'.")] = [],
+    macs: Annotated[list[str], typer.Option("--macs", metavar="BOUND", help="MACs bound, e.g. '<50M'.")] = [],
+    require: Annotated[list[str], typer.Option("--require", metavar="FEATURES",
+                                               help="Features that must be present, comma-separated.")] = [],
+    forbid: Annotated[list[str], typer.Option("--forbid", metavar="FEATURES",
+                                              help="Features that must be absent, comma-separated.")] = [],
+    input: Annotated[Optional[str], typer.Option("--input", metavar="CxHxW",
+                                                 help="Input shape for FILE.py:NAME targets, e.g. 3x32x32.")] = None,
     format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
 ) -> None:
     """Check constraints (spec, then \\[tool.rfcalc.constraints] in pyproject.toml, then flags; later wins).
 
     Exit 0 when every rule of every file holds, 1 when a rule fails, 2 when a spec is invalid.
     """
-    from rfcalc.analysis.checker import CheckResult, check_spec
+    from rfcalc.analysis.checker import CheckResult, check_overrides, check_spec
     from rfcalc.analysis.load import load_spec
 
     try:
         overrides = _overrides(rf, params, macs, require, forbid)
+        check_overrides(overrides)
     except RfcalcError as exc:
         fail(str(exc), exc.exit_code)
     results: list[CheckResult] = []
@@ -163,15 +174,22 @@ def _print_result(result: Any) -> None:
 
 @guarded
 def schema(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE.json",
+                                                 help="Write to this file instead of stdout.")
                       ] = None,
 ) -> None:
-    """Print the JSON Schema of a spec (for editors: `# yaml-language-server: $schema=rfcalc.spec.schema.json`)."""
+    """Print the JSON Schema of a spec (for editors: `# yaml-language-server: $schema=rfcalc.schema.json`).
+
+    Exit 0 when it is printed or written, 2 when --output cannot be written.
+    """
     from rfcalc.spec.schema import spec_json_schema
 
+    if output is not None:
+        output_file("--output", output, JSON)
     text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        with writing("--output", output):
+            output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)

@@ -20,11 +20,12 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from rfcalc.errors import RfcalcError
+from rfcalc.extras import missing
 
 try:
     from torch import nn
 except ImportError:  # pragma: no cover - exercised in a subprocess test
-    raise RfcalcError("build_model needs PyTorch: pip install 'rfcalc[torch]'") from None
+    raise missing("torch", "torch", "build_model") from None
 
 from rfcalc.model import modules
 from rfcalc.model.modules import Parallel, Residual
