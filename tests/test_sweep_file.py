@@ -144,6 +144,8 @@ def test_bad_sweep_file_is_one_located_line_and_exit_2(case: str, runner, tmp_pa
     (["--workers", "0"], "--workers 0: must be >= 1"),
     (["--timeout", "0"], "--timeout 0: must be a positive duration, got '0'"),
     (["--trials", "0"], "--trials 0: must be >= 1"),
+    (["--device", "tpu"], "--device tpu: unknown device; use auto, cpu, cuda, cuda:N or mps"),
+    (["--train-command", " "], "--train-command: empty; give the command that starts `rfcalc train`"),
     (["--show"], "--show: no study in {out} yet (no study.db); run the sweep first, or give its --out / --storage"),
     (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open the study storage: Can't load plugin: "
                                     "sqlalchemy.dialects:nosuchdb"),

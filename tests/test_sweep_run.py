@@ -236,9 +236,11 @@ def _finished_lines(text: str) -> dict[int, list[str]]:
 def test_two_worker_processes_on_sqlite_finish_n_trials_none_twice_none_lost(tmp_path: Path, data: Path,
                                                                             env: dict[str, str]) -> None:
     """Three of the four (width, dilation) pairs break the rules and the fourth is trained once, then reused:
-    nearly every trial takes milliseconds, so the two workers race on the storage for every one of them."""
+    nearly every trial takes milliseconds, so the two workers race on the storage for every one of them. Two
+    objectives (NSGA-II): accuracy and parameters."""
     text = sweep_text(12, 1, []).replace("[16, 24, 32]", "[16, 32]").replace("[0.01, 0.0000001]", "[0.01]")
-    sweep_file = folder(tmp_path, "sweep.yaml", text.replace("seed: 0\n", "seed: 0\nstartup_trials: 2\n"))
+    sweep_file = folder(tmp_path, "sweep.yaml", text.replace("seed: 0\n", "seed: 0\nobjective: [accuracy, params]\n"
+                                                                            "population: 4\n"))
     out = tmp_path / "out"
     done = sweep([sweep_file, "--data", data, "--out", out, "--workers", "2"], env)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -253,7 +255,11 @@ def test_two_worker_processes_on_sqlite_finish_n_trials_none_twice_none_lost(tmp
     assert sorted(p.name for p in (out / "trials").iterdir()) == [f"{n:04d}" for n in range(12)]
     trained = [t.number for t in kept if (out / "trials" / f"{t.number:04d}" / "metrics.jsonl").is_file()]
     assert 1 <= len(trained) <= 2  # (16, 2) is trained once, or by both workers at the same instant
-    assert all(t.params["width"] == 16 and t.params["dilation"] == 2 for t in kept if t.state.name == "COMPLETE")
+    complete = [t for t in kept if t.state.name == "COMPLETE"]
+    assert complete and all(t.params == {"width": 16, "dilation": 2, "lr": 0.01} for t in complete)
+    assert all(t.values == [t.user_attrs["accuracy"], 3922.0] for t in complete)  # accuracy, params
+    assert sorted(p.name for p in (out / "pareto").iterdir()) == [f"trial_{t.number:04d}.yaml" for t in complete]
+    assert check(out / "best.yaml").exit_code == 0
 
 
 def _free_port() -> int:

@@ -71,6 +71,10 @@ def sweep(
         seconds = None if timeout is None else parse_duration(timeout)
     except ValueError as exc:
         raise RfcalcError(f"--timeout {timeout}: {exc}") from None
+    if device is not None:
+        from rfcalc.trainer.options import check_device
+
+        check_device(device)
     launcher = tuple(shlex.split(train_command)) if train_command else TRAIN_COMMAND
     if train_command is not None and not launcher:
         raise RfcalcError("--train-command: empty; give the command that starts `rfcalc train`")

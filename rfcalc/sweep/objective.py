@@ -113,7 +113,7 @@ def _train(ctx: Context, trial: Any, folder: Path, params: int, shown: str) -> f
                 if len(sweep.objective) > 1:
                     continue
                 trial.report(accuracy, epoch)
-                if epoch < epochs and trial.should_prune():
+                if not finished and epoch < epochs and trial.should_prune():
                     proc.kill()
                     reason = f"stopped after epoch {epoch}/{epochs} by the {sweep.pruner} pruner ({accuracy:.2%})"
                     _end(trial, Outcome.pruned, reason, started)
@@ -123,6 +123,7 @@ def _train(ctx: Context, trial: Any, folder: Path, params: int, shown: str) -> f
                 break
             if ctx.stop.wait(ctx.poll_s):
                 code = proc.interrupt(INTERRUPT_WAIT_S)
+                proc.new_epochs()  # an epoch that ended while the child stopped
                 kept = folder / "last.pt"
                 reason = (f"interrupted (Ctrl-C) after {proc.seen} epoch(s); "
                           + (f"{kept} kept to resume" if kept.is_file() and code == 130 else "started over next time"))

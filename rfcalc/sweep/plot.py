@@ -46,8 +46,12 @@ def write_plot(results: Results, path: Path, limit: float | None = None) -> Path
         ax.scatter(px, py, color="tab:gray", marker="x", label=f"pruned ({len(px)}, accuracy when stopped)", zorder=2)
     front = sorted((float(r.cost(second) or 0), 100 * float(r.accuracy or 0)) for r in results.rows if r.front)
     if front:
-        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="tab:red", linewidth=1.5,
-                label="Pareto front", zorder=2)
+        right = max([p[0] for p in front] + x + px)
+        steps = front + [(right, front[-1][1])] if right > front[-1][0] else front
+        ax.step([p[0] for p in steps], [p[1] for p in steps], where="post", color="tab:red", linewidth=1.2,
+                zorder=2)
+        ax.scatter([p[0] for p in front], [p[1] for p in front], s=150, facecolors="none", edgecolors="tab:red",
+                   linewidths=1.5, label=f"Pareto front ({len(front)})", zorder=3)
     best = results.best
     if best is not None:
         ax.scatter([best.cost(second)], [100 * float(best.accuracy or 0)], marker="*", s=260, color="gold",

@@ -83,6 +83,18 @@ def stop_on_signals(stop: threading.Event, on_signal: Callable[[], None] = lambd
             signal.signal(sig, old)
 
 
+def trial_env(threads: int | None) -> dict[str, str]:
+    """The environment of every trial's `rfcalc train`: this one, plus (unless already set) OMP_NUM_THREADS =
+    cores / workers, and OMP_WAIT_POLICY=PASSIVE - idle OpenMP threads sleep instead of spinning, which on a
+    CPU shared with other trials or other work is the difference between ~100 and ~1,700 images/s for a small
+    model (bench/RESULTS.md, sweep section)."""
+    env = dict(os.environ)
+    if threads is not None:
+        env.setdefault("OMP_NUM_THREADS", str(threads))
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
 def more_to_do(study: Any, trials: int) -> bool:
     """Fewer than ``trials`` counted trials, or queued candidates (a queued retry replaces an interrupted one)."""
     all_trials = study.get_trials(deepcopy=False)
@@ -95,9 +107,7 @@ def work(plan: WorkerPlan, stop: threading.Event) -> bool:
     sweep = sweep_of(plan)
     study = open_study(sweep, plan.url, plan.index)
     say = say_with(plan.label)
-    env = dict(os.environ)
-    if plan.threads is not None and "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = str(plan.threads)
+    env = trial_env(plan.threads)
     ctx = Context(sweep, Path(plan.out), plan.data, plan.device, stop, say, plan.launcher or TRAIN_COMMAND, env=env)
     started = time.monotonic()
     while not stop.is_set():
