@@ -35,7 +35,9 @@ DEFAULT_DATA = next((p for p in (ROOT.parent / "shared" / "datasets" / "cifar10-
 def run(command: list[str]) -> float:
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
     started = time.perf_counter()
-    done = subprocess.run(command, stdout=sys.stderr, env={**os.environ, "COLUMNS": "100"})
+    env = {**os.environ, "COLUMNS": "100"}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the sweep's own trials (bench/sweep_threads.py)
+    done = subprocess.run(command, stdout=sys.stderr, env=env)
     if done.returncode:
         raise SystemExit(f"{command[3]} exited with {done.returncode}")
     return time.perf_counter() - started
@@ -65,6 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out = args.out.resolve()
 
+    load_before = os.getloadavg()[0]
     sweep_out = args.out / "sweep"
     sweep_wall = run([sys.executable, "-m", "rfcalc", "sweep", str(args.sweep), "--data", str(args.data), "--out",
                       str(sweep_out), "--device", args.device])
@@ -110,9 +113,10 @@ def main() -> None:
         lines.append(f"| {label} | {loaded.report.params:,} | {loaded.report.rf[0]} | {lr:.4g} | "
                      f"{summary['best_test_acc']:.2%} | {summary['final_test_acc']:.2%} | {summary['wall']:.0f} s |")
     values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[best]["values"].items())
-    machine = (f"{platform.machine()}, {os.cpu_count()} cores, torch threads from OMP_NUM_THREADS="
-               f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, load average at the end "
-               f"{os.getloadavg()[0]:.1f}")
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS="
+               f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, OMP_WAIT_POLICY="
+               f"{os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}, load average {load_before:.1f} at the start and "
+               f"{os.getloadavg()[0]:.1f} at the end: the cores were shared with other work")
     text = ("## `rfcalc sweep`: the best spec vs the bundled default\n\n"
             f"`python bench/sweep_best.py` ({time.strftime('%Y-%m-%d')}, {machine}; device {args.device}).\n\n"
             + "\n".join(lines) + f"\n\nThe best trial's values: {values}.\n\n")

@@ -6,6 +6,7 @@ can write the spec of any trial (the best spec included) without the folder it r
 """
 from __future__ import annotations
 
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ class Candidate:
                   f"# {values}" if values else "# the base spec's own values",
                   "# constraints: the base spec's rules, its pyproject.toml's and the sweep file's, merged"]
         if note:
-            header.append(f"# {note}")
+            header += textwrap.wrap(note, 110, initial_indent="# ", subsequent_indent="# ")
         body = yaml.safe_dump(self.data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=120)
         return "\n".join(header) + "\n" + body
 

@@ -208,8 +208,8 @@ def _dimensions(top: SweepFile, base: dict[str, Any], source: Source, problems: 
             for label, settings in (param.choices or {}).items():  # type: ignore[union-attr]
                 parsed = []
                 for text, value in settings.items():
-                    key = ("space", name, "choices", label, text)
-                    tokens = check(str(text), key, f"space.{name}.choices.{label}", name, at_key=True)
+                    tokens = check(str(text), ("space", name, "choices", label, text), f"space.{name}.choices.{label}",
+                                   name, at_key=True)
                     if tokens is not None:
                         parsed.append((tokens, value))
                 labelled.append((str(label), tuple(parsed)))
@@ -218,7 +218,7 @@ def _dimensions(top: SweepFile, base: dict[str, Any], source: Source, problems: 
         texts = param.paths
         paths = []
         for i, text in enumerate(texts):
-            key = ("space", name, "path") + ((i,) if isinstance(param.path, list) else ())
+            key: Key = ("space", name, "path", *((i,) if isinstance(param.path, list) else ()))
             where = f"space.{name}.path" + (f"[{i}]" if isinstance(param.path, list) else "")
             tokens = check(text, key, where, name)
             if tokens is not None:

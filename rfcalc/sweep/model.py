@@ -112,10 +112,10 @@ class Param(BaseModel):
             if self.log and (low < 1 or (self.step or 1) != 1):
                 raise ValueError("log needs low >= 1 and no step")
         if self.float_range is not None:
-            low, high = self.float_range
-            if not low < high:
-                raise ValueError(f"float: low must be < high, got [{low}, {high}]")
-            if self.log and (low <= 0 or self.step is not None):
+            low_f, high_f = self.float_range
+            if not low_f < high_f:
+                raise ValueError(f"float: low must be < high, got [{low_f}, {high_f}]")
+            if self.log and (low_f <= 0 or self.step is not None):
                 raise ValueError("log needs low > 0 and no step")
         return self
 

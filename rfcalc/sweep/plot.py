@@ -54,7 +54,7 @@ def write_plot(results: Results, path: Path, limit: float | None = None) -> Path
                    linewidths=1.5, label=f"Pareto front ({len(front)})", zorder=3)
     best = results.best
     if best is not None:
-        ax.scatter([best.cost(second)], [100 * float(best.accuracy or 0)], marker="*", s=260, color="gold",
+        ax.scatter([float(best.cost(second) or 0)], [100 * float(best.accuracy or 0)], marker="*", s=260, color="gold",
                    edgecolor="black", label=f"best: trial {best.number}", zorder=4)
         ax.annotate(f"{best.number}", (float(best.cost(second) or 0), 100 * float(best.accuracy or 0)),
                     textcoords="offset points", xytext=(8, 6))

@@ -114,9 +114,12 @@ def collect(study: Any, sweep: Any, storage: str) -> Results:
     rows = [row_of(t) for t in trials]
     shown = [r for r in rows if r.outcome not in HIDDEN]
     second = sweep.second_objective
-    points = [(r.accuracy, float(r.cost(second))) if r.outcome is Outcome.complete and r.accuracy is not None
-              and r.cost(second) is not None else None for r in shown]
-    marks = pareto_front(points)  # type: ignore[arg-type]
+    points: list[tuple[float, float] | None] = []
+    for r in shown:
+        cost = r.cost(second)
+        done = r.outcome is Outcome.complete and r.accuracy is not None and cost is not None
+        points.append((float(r.accuracy or 0.0), float(cost or 0)) if done else None)
+    marks = pareto_front(points)
     shown = [replace(r, front=mark) for r, mark in zip(shown, marks)]
     return Results(sweep.name, storage, tuple(sweep.objective), sweep.trials, tuple(shown),
                    tuple(d.name for d in sweep.dimensions), len(rows) - len(shown))

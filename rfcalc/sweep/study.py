@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rfcalc.errors import RfcalcError
 from rfcalc.sweep.load import Sweep
@@ -81,8 +81,9 @@ def make_pruner(sweep: Sweep) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def directions(sweep: Sweep) -> list[str]:
-    return ["maximize"] + ["minimize"] * (len(sweep.objective) - 1)
+def directions(sweep: Sweep) -> list[Literal["maximize", "minimize"]]:
+    second: list[Literal["maximize", "minimize"]] = ["minimize"] * (len(sweep.objective) - 1)
+    return ["maximize", *second]
 
 
 def open_study(sweep: Sweep, url: str, worker: int = 0, *, create: bool = True) -> Any:

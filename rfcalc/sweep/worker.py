@@ -48,8 +48,8 @@ class WorkerPlan:
 def sweep_of(plan: WorkerPlan) -> Sweep:
     """The sweep file with the command line's --trials / --timeout / --seed laid over it."""
     sweep = load_sweep(plan.sweep_file)
-    changes = {k: v for k, v in (("trials", plan.trials), ("timeout", plan.timeout), ("seed", plan.seed))
-               if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in (("trials", plan.trials), ("timeout", plan.timeout),
+                                                 ("seed", plan.seed)) if v is not None}
     return replace(sweep, **changes) if changes else sweep
 
 
