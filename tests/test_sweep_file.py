@@ -246,3 +246,49 @@ def test_the_readme_shows_the_bundled_sweep_example() -> None:
     shown = yaml.safe_load(block[:block.index("```")])
     example = yaml.safe_load((ROOT / "examples" / "sweep_quick.yaml").read_text(encoding="utf-8"))
     assert shown == {key: example[key] for key in ("space", "budget", "trials")}
+
+
+BLOCKS = """\
+version: 1
+name: blocky
+input: {channels: 3, size: 32}
+defaults:
+  conv: {k: 3, padding: 1, bias: false, norm: bn, act: relu}
+blocks:
+  dws:
+    params: {out: null, dilation: 1}
+    layers:
+      - {op: conv, groups: depthwise, padding: $dilation, dilation: $dilation, norm: none, act: none}
+      - {op: conv, out: $out, k: 1, padding: 0}
+layers:
+  - {op: conv, name: c1, out: 16, stride: 2}
+  - {use: dws, name: d1, out: 32, dilation: 2}
+  - {op: gap}
+  - {op: linear, out: 10}
+constraints: {params: {lt: 2k}}
+"""
+
+
+def test_a_trial_spec_keeps_blocks_and_applies_labelled_choices_and_block_parameters(tmp_path: Path) -> None:
+    from rfcalc.analysis.load import load_spec
+    from rfcalc.sweep.candidate import judge, make_candidate, write_candidate
+
+    (tmp_path / "base.yaml").write_text(BLOCKS, encoding="utf-8")
+    (tmp_path / "sweep.yaml").write_text(
+        "version: 1\nspec: base.yaml\nspace:\n  width: {path: layers.d1.out, choices: [32, 64]}\n"
+        "  norm:\n    choices:\n      bn: {defaults.conv.norm: bn}\n"
+        "      gn: {defaults.conv.norm: gn, defaults.conv.norm_groups: 4}\n"
+        "budget: {epochs: 1}\ntrials: 4\n", encoding="utf-8")
+    sweep = load_sweep(tmp_path / "sweep.yaml")
+    for values, ok in (({"width": 32, "norm": "gn"}, True), ({"width": 64, "norm": "bn"}, False)):
+        candidate = make_candidate(sweep, 7, values)
+        path = write_candidate(sweep, candidate, tmp_path / "trials" / f"{values['width']}.yaml")
+        verdict = judge(path)
+        spec = load_spec(path)
+        assert spec.data["blocks"] == yaml.safe_load(BLOCKS)["blocks"]  # blocks intact, expanded only when loaded
+        assert spec.data["layers"][1] == {"use": "dws", "name": "d1", "out": values["width"], "dilation": 2}
+        assert spec.data["defaults"]["conv"]["norm"] == values["norm"] and spec.name == "blocky-t7"
+        assert spec.report.row("d1.1").out_shape[0] == values["width"]
+        assert verdict.ok is ok and verdict.params == spec.report.params and 0 <= verdict.seconds < 1
+    assert verdict.reason == f"params {spec.report.params:,} < 2,000 ✗ (over by {spec.report.params - 1999:,})"
+    assert spec.data["defaults"]["conv"].get("norm_groups") is None
