@@ -245,7 +245,7 @@ def test_the_readme_shows_the_bundled_sweep_example() -> None:
     block = readme[readme.index("```yaml\nspace:\n") + len("```yaml\n"):]
     shown = yaml.safe_load(block[:block.index("```")])
     example = yaml.safe_load((ROOT / "examples" / "sweep_quick.yaml").read_text(encoding="utf-8"))
-    assert shown == {key: example[key] for key in ("space", "budget", "trials")}
+    assert shown == {key: example[key] for key in ("space", "budget", "trials", "timeout")}
 
 
 BLOCKS = """\

@@ -25,7 +25,20 @@ ATTR = "rfcalc_sweep"
 
 
 def storage_url(out: Path, storage: str | None) -> str:
-    return storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    """--storage, else the SQLite file in the output folder. A bare ``postgresql://`` URL gets psycopg 3 (the
+    `sweep` extra's driver) when psycopg2, SQLAlchemy's default, is not installed."""
+    if storage is None:
+        return f"sqlite:///{(out / 'study.db').resolve()}"
+    for bare in ("postgresql://", "postgres://"):
+        if storage.startswith(bare) and not _installed("psycopg2") and _installed("psycopg"):
+            return "postgresql+psycopg://" + storage[len(bare):]
+    return storage
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def shown_url(url: str) -> str:
