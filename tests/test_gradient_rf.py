@@ -16,12 +16,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import rfcalc  # noqa: E402
+from conftest import bundled_specs  # noqa: E402
 from rfcalc.errors import SpecError  # noqa: E402
 from rfcalc.model.oracle import (GradientProbe, gradient_windows, module_problems, positive_copy,  # noqa: E402
                             single_thread)
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
+BUNDLED = bundled_specs()
 
 
 @pytest.fixture(autouse=True)

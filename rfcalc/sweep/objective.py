@@ -44,7 +44,7 @@ class Context:
     say: Callable[[str], None]
     launcher: tuple[str, ...] = TRAIN_COMMAND
     env: dict[str, str] | None = None        # the children's environment (None: this process's)
-    poll_s: float = 0.5
+    poll_s: float = 0.25                      # how often metrics.jsonl is read
     current: dict[str, int] = field(default_factory=dict)   # {"trial": number} of the trial under way
 
 

@@ -86,7 +86,7 @@ def stop_on_signals(stop: threading.Event, on_signal: Callable[[], None] = lambd
 def trial_env(threads: int | None) -> dict[str, str]:
     """The environment of every trial's `rfcalc train`: this one, plus (unless already set) OMP_NUM_THREADS =
     cores / workers, and OMP_WAIT_POLICY=PASSIVE - idle OpenMP threads sleep instead of spinning, which on a
-    CPU shared with other trials or other work is the difference between ~100 and ~1,700 images/s for a small
+    CPU shared with other trials or other work is the difference between ~200 and ~1,700 images/s for a small
     model (bench/RESULTS.md, sweep section)."""
     env = dict(os.environ)
     if threads is not None:
