@@ -11,6 +11,14 @@ from typer.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def bundled_specs(recursive: bool = True) -> list[Path]:
+    """The bundled spec files: arch_specs/ and examples/, without the sweep files (examples/sweep_*.yaml are
+    `rfcalc sweep` files, not specs)."""
+    pattern = "**/*.yaml" if recursive else "*.yaml"
+    found = [*ROOT.glob(f"arch_specs/{pattern}"), *ROOT.glob(f"examples/{pattern}")]
+    return sorted(p for p in found if not p.name.startswith("sweep_"))
+
+
 @pytest.fixture(autouse=True)
 def _fixed_width(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "120")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import rfcalc  # noqa: E402
+from conftest import bundled_specs  # noqa: E402
 from rfcalc.model.builder import SpecModel  # noqa: E402
 from rfcalc.model.modules import Parallel, Residual, Ultimus  # noqa: E402
 from rfcalc.model.weights import load_weights  # noqa: E402
@@ -17,7 +18,7 @@ from rfcalc.errors import RfcalcError  # noqa: E402
 from rfcalc.model.plan import plan_model, row_modules  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
+BUNDLED = bundled_specs()
 
 EVERY_OP = ROOT / "tests" / "specs" / "every_op.yaml"
 EVERY_OP_TEXT = EVERY_OP.read_text(encoding="utf-8")

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 import rfcalc  # noqa: E402
+from conftest import bundled_specs  # noqa: E402
 from rfcalc.model.oracle import (GradientProbe, gradient_windows, module_problems, positive_copy,  # noqa: E402
                             )
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
+BUNDLED = bundled_specs()
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

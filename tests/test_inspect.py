@@ -22,6 +22,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 import models_for_inspect as M  # noqa: E402
+from conftest import bundled_specs  # noqa: E402
 import rfcalc  # noqa: E402
 from rfcalc.errors import RfcalcError  # noqa: E402
 from rfcalc.inspection.api import inspect_module, trace_module, traced  # noqa: E402
@@ -191,7 +192,7 @@ def test_misaligned_branches_window_is_the_union() -> None:
 
 
 # -- built specs round-trip ----------------------------------------------------------------------------------------
-BUNDLED = sorted([*ROOT.glob("arch_specs/*.yaml"), *ROOT.glob("examples/*.yaml")])
+BUNDLED = bundled_specs(recursive=False)
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)

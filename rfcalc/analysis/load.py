@@ -61,6 +61,11 @@ def load_spec(spec: str | Path | dict[str, Any] | Spec) -> Spec:
     return _from_data(data, source)
 
 
+def load_spec_data(data: Any, source: Source) -> Spec:
+    """A spec already parsed from YAML (e.g. a mapping inside a sweep file); ``source`` locates its errors."""
+    return _from_data(data, source)
+
+
 def _looks_like_path(text: object) -> bool:
     if not isinstance(text, str) or "\n" in text:
         return False

@@ -1,0 +1,162 @@
+"""The sweep's best spec vs the bundled default, trained side by side at equal epochs on the same images.
+
+    python bench/sweep_best.py                           # examples/sweep_quick.yaml, then 5 epochs on 10,000 images
+    python bench/sweep_best.py --epochs 10 --train-limit 50000 --device cuda
+    python bench/sweep_best.py --write                   # also replace the sweep section of bench/RESULTS.md
+    python bench/sweep_best.py --reuse --write           # re-render a finished run (--out/timings.json)
+
+1. `rfcalc sweep` (its study, best.yaml and table go to --out/sweep); the cost of the sweep is recorded: wall
+   time, trials trained / pruned / rejected, how long a rejection and a training took.
+2. `rfcalc train` on three specs with the same flags (epochs, training images, batch size, aug, seed), each
+   evaluated on the whole test split (the sweep selected on --test-limit images of it): the bundled
+   arch_specs/c1c2c3c4_cifar10.yaml as it is (its default recipe), the sweep's baseline trial 0 (the bundled
+   widths with the sweep's first learning rate) and the sweep's best spec.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from results_file import write_section  # bench/ is the script's own folder
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = next((p for p in (ROOT.parent / "shared" / "datasets" / "cifar10-jpeg",
+                                 ROOT.parent.parent / "shared" / "datasets" / "cifar10-jpeg") if p.is_dir()),
+                    ROOT.parent / "shared" / "datasets" / "cifar10-jpeg")
+
+
+def run(command: list[str]) -> float:
+    print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    env = {**os.environ, "COLUMNS": "100"}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the sweep's own trials (bench/sweep_threads.py)
+    done = subprocess.run(command, stdout=sys.stderr, env=env)
+    if done.returncode:
+        raise SystemExit(f"{command[3]} exited with {done.returncode}")
+    return time.perf_counter() - started
+
+
+def train(name: str, spec: Path, args: argparse.Namespace) -> float:
+    """`rfcalc train` with the bench's flags; its wall time."""
+    out = args.out / name
+    return run([sys.executable, "-m", "rfcalc", "train", str(spec), "--data", str(args.data), "--out", str(out),
+                   "--epochs", str(args.epochs), "--train-limit", str(args.train_limit), "--batch-size",
+                   str(args.batch_size), "--aug", args.aug, "--seed", "0", "--device", args.device])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sweep", type=Path, default=ROOT / "examples" / "sweep_quick.yaml")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-sweep")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--train-limit", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--aug", default="fast")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--write", action="store_true", help="replace the sweep section of bench/RESULTS.md")
+    parser.add_argument("--reuse", action="store_true", help="keep the steps --out/timings.json says are done "
+                                                                "(re-render a finished run)")
+    args = parser.parse_args()
+    args.out = args.out.resolve()
+
+    timings_file = args.out / "timings.json"
+    timings = json.loads(timings_file.read_text()) if args.reuse and timings_file.is_file() else {}
+    timings.setdefault("load_before", os.getloadavg()[0])
+    sweep_out = args.out / "sweep"
+    if "sweep" not in timings:
+        timings["sweep"] = run([sys.executable, "-m", "rfcalc", "sweep", str(args.sweep), "--data", str(args.data),
+                                "--out", str(sweep_out), "--device", args.device])
+        _save(timings_file, timings)
+    shown = subprocess.run([sys.executable, "-m", "rfcalc", "sweep", str(args.sweep), "--out", str(sweep_out),
+                            "--show", "--format", "json"], capture_output=True, text=True, check=True)
+    results = json.loads(shown.stdout)
+    rows = {row["trial"]: row for row in results["trials"]}
+    best = results["best"]
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name=results["study"], storage=f"sqlite:///{sweep_out / 'study.db'}")
+    rejected_ms = [t.user_attrs["check_ms"] for t in study.trials if t.user_attrs.get("outcome") == "rejected"]
+    trained = [row for row in rows.values() if row["state"] in ("complete", "pruned") and row["seconds"]
+               and "same candidate" not in row["note"]]
+
+    specs = [("c1c2c3c4 as bundled", ROOT / "arch_specs" / "c1c2c3c4_cifar10.yaml"),
+             ("sweep trial 0 (bundled widths)", sweep_out / "trials" / "0000" / "spec.yaml"),
+             (f"sweep best (trial {best})", sweep_out / "best.yaml")]
+    summaries = []
+    for i, (_, spec) in enumerate(specs):
+        key = f"train-{i}"
+        if key not in timings:
+            timings[key] = train(key, spec, args)
+            _save(timings_file, timings)
+        summaries.append(json.loads((args.out / key / "summary.json").read_text(encoding="utf-8")))
+    timings["load_after"] = timings.get("load_after", os.getloadavg()[0])
+    _save(timings_file, timings)
+
+    import rfcalc
+    from rfcalc.sweep.load import load_sweep
+
+    budget = load_sweep(args.sweep).budget
+    image_epochs = sum(int(row["epochs"] or 0) for row in trained) * (budget.train_limit or 50_000)
+    lines = [f"Sweep: `{args.sweep.relative_to(ROOT)}`, {len(rows)} trials ("
+             + ", ".join(f"{n} {state}" for state, n in results["counts"].items() if n)
+             + f") in {timings['sweep'] / 60:.1f} min wall. A rejection took {statistics.median(rejected_ms):.1f} ms "
+             f"(median of {len(rejected_ms)}); a trained trial {statistics.median(r['seconds'] for r in trained):.1f} s"
+             f" (median of {len(trained)}). The sweep trained {image_epochs:,} images in all (epochs x images of "
+             f"every trained trial), {image_epochs / (args.epochs * args.train_limit):.0%} of one run below.",
+             "",
+             f"Then each spec trained alone with the same flags: {args.epochs} epochs on {args.train_limit:,} "
+             f"training images, batch {args.batch_size}, aug {args.aug}, seed 0; accuracy on the whole test split "
+             f"({summaries[0]['data']['test_images']:,} images). The sweep had selected on "
+             f"{_count(budget.test_limit)} test images after {budget.epochs} epochs on "
+             f"{_count(budget.train_limit)} training images.",
+             "",
+             "| spec | params | RF | lr | best test acc | final test acc | wall |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for i, ((label, spec), summary) in enumerate(zip(specs, summaries)):
+        loaded = rfcalc.load_spec(spec)
+        lr = summary["options"]["config"]["lr"]
+        lines.append(f"| {label} | {loaded.report.params:,} | {loaded.report.rf[0]} | {lr:.4g} | "
+                     f"{summary['best_test_acc']:.2%} | {summary['final_test_acc']:.2%} | "
+                     f"{timings[f'train-{i}']:.0f} s |")
+    values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[best]["values"].items())
+    picked, n_test = rows[best]["accuracy"], budget.test_limit or summaries[0]["data"]["test_images"]
+    noise = 100 * (picked * (1 - picked) / n_test) ** 0.5
+    delta = 100 * (summaries[2]["best_test_acc"] - summaries[0]["best_test_acc"])
+    lines += ["", f"At {args.epochs} epochs the sweep's best is {delta:+.2f} points from the bundled spec. The sweep "
+                  f"ranked its candidates by {picked:.2%} on {n_test:,} test images (one standard error: "
+                  f"{noise:.1f} points) after {budget.epochs} epochs on {_count(budget.train_limit)} images: a "
+                  f"proxy that coarse picks among candidates its own noise cannot separate, and favours what learns "
+                  f"fastest rather than what ends best. A sweep whose best is worth quoting needs a trial budget "
+                  f"closer to the final run's."]
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS="
+               f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, OMP_WAIT_POLICY="
+               f"{os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}, load average {timings['load_before']:.1f} at the "
+               f"start and {timings['load_after']:.1f} at the end: the cores were shared with other work")
+    text = ("## `rfcalc sweep`: the best spec vs the bundled default\n\n"
+            f"`python bench/sweep_best.py` ({time.strftime('%Y-%m-%d')}, {machine}; device {args.device}).\n\n"
+            + "\n".join(lines) + f"\n\nThe best trial's values: {values}.\n\n")
+    print(text)
+    if args.write:
+        write_section("sweep", text)
+
+
+def _count(value: int | None) -> str:
+    return "all the" if value is None else f"{value:,}"
+
+
+def _save(path: Path, timings: dict[str, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timings, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
