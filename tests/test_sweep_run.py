@@ -163,7 +163,8 @@ def test_rejected_never_train_pruned_stop_early_and_the_best_spec_passes_check(t
     assert results["counts"]["complete"] == 2 and results["best"] == 0
 
     # rejected: the trial spec and nothing else; `rfcalc check` on it fails with the same reason
-    for n, rule in ((1, "params 6,418 < 6,000 ✗ (remove at least 419)"), (2, "require dilated_conv ✗ (no layer has it)")):
+    for n, rule in ((1, "params 6,418 < 6,000 ✗ (remove at least 419)"),
+                    (2, "require dilated_conv ✗ (no layer has it)")):
         trial_dir = out / "trials" / f"{n:04d}"
         assert sorted(p.name for p in trial_dir.iterdir()) == ["spec.yaml"]
         checked = check(trial_dir / "spec.yaml")
