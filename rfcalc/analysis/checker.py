@@ -144,8 +144,10 @@ def merge_constraints(layers: list[tuple[str, dict[str, Any]]]) -> tuple[Constra
         raise SpecError(problems) from None
 
 
-def check_spec(spec: Spec, *, overrides: dict[str, Any] | None = None, use_pyproject: bool = True) -> CheckResult:
-    """Check a spec: its own constraints, then the nearest pyproject's, then ``overrides`` (later wins)."""
+def spec_constraints(spec: Spec, *, overrides: dict[str, Any] | None = None,
+                     use_pyproject: bool = True) -> tuple[Constraints, dict[str, str]]:
+    """The rules that apply to a spec: its own constraints, then the nearest pyproject's, then ``overrides``
+    (later wins per rule key), and where each rule came from. `check` and `suggest` both use this."""
     layers: list[tuple[str, dict[str, Any]]] = []
     if spec.constraints is not None:
         layers.append((spec.file, spec.constraints.model_dump(exclude_defaults=True)))
@@ -156,7 +158,12 @@ def check_spec(spec: Spec, *, overrides: dict[str, Any] | None = None, use_pypro
             layers.append((path, table))
     if overrides:
         layers.append(("command line", overrides))
-    constraints, sources = merge_constraints(layers)
+    return merge_constraints(layers)
+
+
+def check_spec(spec: Spec, *, overrides: dict[str, Any] | None = None, use_pyproject: bool = True) -> CheckResult:
+    """Check a spec: its own constraints, then the nearest pyproject's, then ``overrides`` (later wins)."""
+    constraints, sources = spec_constraints(spec, overrides=overrides, use_pyproject=use_pyproject)
     return CheckResult(spec.name, spec.file, tuple(evaluate_rules(spec.report, constraints)), sources,
                        spec.report.diagnostics)
 
