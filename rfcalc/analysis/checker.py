@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from rfcalc.errors import Problem, SpecError
 from rfcalc.analysis.features import find_features
-from rfcalc.quantities import SYMBOLS, compare, format_number
+from rfcalc.quantities import SYMBOLS, BoundOp, compare, format_number
 from rfcalc.table.report import Diagnostic, Report
 from rfcalc.analysis.load import Spec
 from rfcalc.spec.models import Bound, Constraints
@@ -26,6 +26,7 @@ class Rule:
     value: Any
     limit: Any
     message: str
+    op: BoundOp | None = None   # the comparison of a bound rule (rf, params, macs); None for require / forbid
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.name, "kind": self.kind, "ok": self.ok, "value": self.value, "limit": self.limit,
@@ -76,7 +77,8 @@ def _bound_rules(label: str, kind: str, bound: Bound, values: tuple[int, ...]) -
             text += f" ✗ ({_shortfall(op, worst, limit)})"
         else:
             text += " ✓"
-        rules.append(Rule(name, kind, ok, list(values) if kind == "rf" else values[0], limit, text))
+        value = list(values) if kind == "rf" else values[0]
+        rules.append(Rule(name, kind, ok, value, limit, text, op))  # type: ignore[arg-type]
     return rules
 
 

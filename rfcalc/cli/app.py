@@ -15,7 +15,8 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 import typer  # noqa: E402
 
 from rfcalc import __version__  # noqa: E402
-from rfcalc.cli import inspect_command, model_commands, spec_commands, train_commands  # noqa: E402
+from rfcalc.cli import (inspect_command, model_commands, spec_commands, suggest_command,  # noqa: E402
+                        train_commands)
 
 app = typer.Typer(name="rfcalc", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Exact receptive-field tables, constraint checks, PyTorch modules and training from a "
@@ -36,8 +37,8 @@ def main_callback(
     """rfcalc: design small CNNs under constraints."""
 
 
-for _register in (spec_commands.register, model_commands.register, inspect_command.register,
-                  train_commands.register):
+for _register in (spec_commands.register, suggest_command.register, model_commands.register,
+                  inspect_command.register, train_commands.register):
     _register(app)
 
 

@@ -79,6 +79,7 @@ class _Builder:
 
 
 def dotted(key: Key) -> str:
+    """("layers", 3, "dilation") -> "layers[3].dilation": the path of a value as error messages print it."""
     text = ""
     for part in key:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))

@@ -1,0 +1,124 @@
+"""`suggest`: the least changes that make a failing spec pass, and `-o` to write the best one into a copy of the
+spec. Torch-free, like `check` (same rule sources and flags)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rfcalc.cli.common import console, fail, guarded
+from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
+from rfcalc.errors import ExitCode, RfcalcError
+from rfcalc.suggest.search import DEFAULT_BUDGET, DEFAULT_MAX_EDITS, DEFAULT_TOP
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class SuggestFormat(str, Enum):
+    rich = "rich"
+    markdown = "markdown"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("suggest")(suggest)
+
+
+@guarded
+def suggest(
+    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
+    rf: RfFlag = [],
+    params: ParamsFlag = [],
+    macs: MacsFlag = [],
+    require: RequireFlag = [],
+    forbid: ForbidFlag = [],
+    top: Annotated[int, typer.Option("--top", "-k", help="How many suggestions to show.")] = DEFAULT_TOP,
+    budget: Annotated[int, typer.Option("--budget", help="At most this many candidate specs are evaluated.")
+                      ] = DEFAULT_BUDGET,
+    max_edits: Annotated[int, typer.Option("--max-edits", help="At most this many edits in one suggestion.")
+                         ] = DEFAULT_MAX_EDITS,
+    format: Annotated[SuggestFormat, typer.Option("--format", "-f", help="Output format.")] = SuggestFormat.rich,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the spec with the top suggestion "
+                                                   "applied to this file (comments and formatting kept).")] = None,
+) -> None:
+    """Suggest the smallest changes to SPEC that make every rule pass (rules as for `check`).
+
+    Ranked by fewest edits, then output size kept, smallest |Δparams|, smallest |ΔMACs|. Exit 0 when
+    suggestions are found or the spec already passes, 1 when nothing passes within the search budget, 2 for bad
+    input.
+    """
+    from rfcalc.analysis.checker import spec_constraints
+    from rfcalc.analysis.load import load_spec
+    from rfcalc.inspection.target import is_code_target
+    from rfcalc.suggest.search import suggest as run_search
+
+    for flag, value in (("--top", top), ("--budget", budget), ("--max-edits", max_edits)):
+        if value < 1:
+            fail(f"{flag}: must be >= 1, got {value}")
+    if is_code_target(str(spec)):
+        fail(f"{spec}: suggest edits YAML specs; for a PyTorch module write one first with "
+             f"`rfcalc inspect {spec} --input 3x32x32 --to-spec net.yaml`")
+    overrides = rule_overrides(rf, params, macs, require, forbid)
+    if output is not None:
+        check_output_path(output)
+    loaded = load_spec(spec)
+    constraints, sources = spec_constraints(loaded, overrides=overrides or None)
+    result = run_search(loaded, constraints, sources=sources, top=top, budget=budget, max_edits=max_edits)
+    if format is SuggestFormat.json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif format is SuggestFormat.markdown:
+        from rfcalc.suggest.render import render_markdown
+
+        sys.stdout.write(render_markdown(result))
+    else:
+        from rfcalc.suggest.render import rich_output
+
+        console().print(rich_output(result))
+    if output is not None:
+        if result.suggestions:
+            _write(spec, output, result.suggestions[0].edits)
+        else:
+            typer.echo(f"{output}: not written ({'the spec already passes' if result.before.ok else 'no fix found'})",
+                       err=True)
+    raise typer.Exit(int(result.exit_code))
+
+
+def check_output_path(path: Path) -> None:
+    """One-line errors, before any work, for an output path that cannot be written."""
+    if path.suffix.lower() not in YAML_SUFFIXES:
+        raise RfcalcError(f"-o {path}: the fixed spec is YAML; give a file name ending in .yaml or .yml")
+    if path.is_dir():
+        raise RfcalcError(f"-o {path}: is a directory; give a file name such as {path / 'fixed.yaml'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise RfcalcError(f"-o {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise RfcalcError(f"-o {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise RfcalcError(f"-o {path}: permission denied")
+
+
+def _write(spec: Path, output: Path, edits: tuple[object, ...]) -> None:
+    from rfcalc.spec.source import read_spec_text
+    from rfcalc.suggest.yaml_patch import write_fix
+
+    text, kept = write_fix(read_spec_text(spec), edits, str(spec))  # type: ignore[arg-type]
+    try:
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.",
+                                         suffix=".tmp", delete=False, newline="") as handle:
+            handle.write(text)
+        os.replace(handle.name, output)
+    except OSError as exc:
+        if "handle" in locals():
+            Path(handle.name).unlink(missing_ok=True)
+        raise RfcalcError(f"-o {output}: cannot write: {exc.strerror or exc}", ExitCode.BAD_INPUT) from None
+    typer.echo(f"wrote {output} (suggestion #1 applied)", err=True)
+    if not kept:
+        typer.echo(f"warning: {output}: the spec's comments and formatting could not be kept (YAML layout the "
+                   f"splicer does not handle); the content is exact", err=True)
