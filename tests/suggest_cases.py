@@ -6,6 +6,9 @@ forbidden max-pool present. Rules of the spec's own that the change happens to b
 separable convs become plain convs goes over its parameter limit) are dropped, so that each case fails in its
 one way; so are `eq` bounds (custom_resnet and ultimus pin the parameter count their reports print: a check of
 the reproduction, which no design change can keep).
+
+``all_single_edits`` lists every edit of every kind at every place of a spec, over ranges that include the
+search's own: the exhaustive search the oracle test compares `suggest` with.
 """
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ import yaml
 
 from rfcalc.analysis.checker import evaluate_rules, merge_constraints
 from rfcalc.analysis.load import load_spec
+from rfcalc.suggest import kinds
+from rfcalc.suggest.edits import Edit
+from rfcalc.suggest.sites import find_sites, node_keys, scalar
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(ROOT.glob("arch_specs/*.yaml")) + [ROOT / "examples" / "quickstart.yaml"]
@@ -113,3 +119,50 @@ def cases() -> list[tuple[str, str]]:
 def load_case(name: str, kind: str) -> tuple[dict[str, Any], str]:
     path = next(p for p in BUNDLED if p.stem == name)
     return made_to_fail(yaml.safe_load(path.read_text(encoding="utf-8")), kind)
+
+
+def all_single_edits(data: dict[str, Any]) -> list[Edit]:
+    """Every edit of every kind at every place, over ranges that include the search's own."""
+    spec = load_spec(data)
+    names, _ = node_keys(spec.nodes)
+    sites = find_sites(data, names)
+    edits: list[Edit | None] = []
+    for site in sites.sites:
+        if site.op == "conv":
+            d, k, p = scalar(site.value("dilation")), scalar(site.value("k")), scalar(site.value("padding"))
+            for v in range(1, 17):
+                edits += [kinds.dilation(site, v, True), kinds.dilation(site, v, False)]
+            edits += [kinds.kernel(site, v) for v in range(1, 12)]
+            top = max(16, (p or 0) + (d or 1) * ((k or 1) - 1))
+            edits += [kinds.padding(site, v) for v in range(0, top + 1)]
+            edits += [kinds.stride(site, v) for v in range(1, 4)]
+            edits += [kinds.separable(site, on) for on in (True, False)]
+            edits += [kinds.depthwise(site, on) for on in (True, False)]
+        if site.op in ("conv", "linear"):
+            out = scalar(site.value("out"))
+            if out is not None:
+                edits += [kinds.width(site, v) for v in range(1, 4 * out + 9)]
+        if site.op in ("maxpool", "avgpool"):
+            edits += [kinds.replace_op(site, "avgpool" if site.op == "maxpool" else "maxpool"),
+                      kinds.pool_to_conv(site), kinds.pool_to_conv(site, 3, 2, 1)]
+        if site.op == "flatten":
+            edits.append(kinds.replace_op(site, "gap"))
+        if site.use:
+            for param in sites.block_params(site.use):
+                current = scalar(site.layer.get(param.name, param.default)) or 1
+                edits += [kinds.use_param(site, param, v) for v in range(0 if param.field == "padding" else 1,
+                                                                         4 * current + 17)]
+        if site.op not in ("parallel", "residual"):
+            edits.append(kinds.remove(site))
+    for sequence in sites.sequences:
+        items: Any = data
+        for part in sequence:
+            items = items[part]
+        for index in range(len(items) + 1):
+            for depthwise in (True, False):
+                for d in range(1, 17):
+                    layer = {"op": "conv", "name": "oracle_new", "k": 3, "padding": d, "dilation": d}
+                    if depthwise:
+                        layer["groups"] = "depthwise"
+                    edits.append(kinds.insert(sequence, index, layer))
+    return [e for e in edits if e is not None]

@@ -79,7 +79,10 @@ def suggest(
     else:
         from rfcalc.suggest.render import rich_output
 
-        console().print(rich_output(result))
+        out = console()
+        with out.capture() as captured:   # without the table's trailing padding (logs, READMEs, diffs)
+            out.print(rich_output(result))
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
     if output is not None:
         if result.suggestions:
             _write(spec, output, result.suggestions[0].edits)

@@ -6,11 +6,14 @@ and bisects a monotone ladder (RF against dilation, params against width) instea
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from rfcalc.spec.source import Key
+from rfcalc.table.report import Report
 from rfcalc.suggest import kinds
 from rfcalc.suggest.apply import get
 from rfcalc.suggest.edits import Edit, EditKind
@@ -38,6 +41,8 @@ class Ladder:
     values: tuple[Any, ...]
     make: Callable[[Any], Edit | None]
     monotone: bool = False
+    gaps: bool = False     # values in between may be invalid (a width a later group rejects, an even kernel
+                           # with `padding: same`): an invalid value does not end the ladder
 
 
 def _up(start: int, stop: int, step: int = 1) -> tuple[int, ...]:
@@ -55,24 +60,22 @@ def _width_step(site: Site) -> int:
     if type(groups) is int and groups > 1:
         step = groups
     if site.value("norm") == "gn" and type(site.value("norm_groups")) is int:
-        ng = site.value("norm_groups")
-        step = step * ng // _gcd(step, ng)
+        step = math.lcm(step, site.value("norm_groups"))
     return step
-
-
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
 
 
 class Generator:
     """Ladders for the goals of one state of the search (one spec, possibly already edited)."""
 
-    def __init__(self, sites: SpecSites, row_keys: Mapping[str, Key]) -> None:
+    def __init__(self, sites: SpecSites, row_keys: Mapping[str, Key], report: Report) -> None:
         self.sites = sites
         self.row_keys = row_keys
         self.by_key = {s.key: s for s in sites.sites}
+        self.in_channels: dict[Key, int] = {}    # a conv layer's input channels (its first row's)
+        for row in report.rows:
+            key = row_site(row.name, row_keys)
+            if row.op == "conv" and key is not None and row.in_shape is not None:
+                self.in_channels.setdefault(key, row.in_shape[0])
 
     # -- goals -> ladders ----------------------------------------------------------------------------------
     def ladders(self, goal: Goal) -> list[Ladder]:
@@ -92,74 +95,88 @@ class Generator:
         uses = [s for s in self.sites.sites if s.use]
         if goal.quantity == "rf":
             for site in convs:
-                yield from self._geometry(goal, site, up, strides=True)
+                yield from self._geometry(goal, site, up)
             yield from self._use_params(goal, uses, ("dilation", "k", "padding", "stride"), up)
             if up:
                 yield from self._inserts(goal, dilated=True)
             else:
                 yield from self._removals(goal)
             return
-        # params or macs
+        # params or macs. Map sizes change MACs, and params only through a flatten (its linear's inputs).
+        spatial = goal.quantity == "macs" or any(s.op == "flatten" for s in self.sites.sites)
         for site in convs + [s for s in self.sites.sites if s.op == "linear"]:
             yield from self._width(goal, site, up)
         yield from self._use_params(goal, uses, ("out",), up)
-        for site in convs:
-            edit = kinds.separable(site, on=not up)
-            if edit is not None:
-                yield Ladder(goal, EditKind.SEPARABLE, site.key, (not up,), lambda on, s=site: kinds.separable(s, on))
-            edit = kinds.depthwise(site, on=not up)
-            if edit is not None:
-                yield Ladder(goal, EditKind.DEPTHWISE, site.key, (not up,), lambda on, s=site: kinds.depthwise(s, on))
+        for site in convs:   # both ways: a separable 1x1 conv has more parameters than a plain one
+            for on in (not up, up):
+                if kinds.separable(site, on) is not None:
+                    yield Ladder(goal, EditKind.SEPARABLE, site.key, (on,), partial(kinds.separable, site))
+                if kinds.depthwise(site, on) is not None:
+                    yield Ladder(goal, EditKind.DEPTHWISE, site.key, (on,), partial(kinds.depthwise, site))
             k = scalar(site.value("k"))
             if k is not None:
-                values = _up(k, MAX_KERNEL, 2) if up else _down(k, 1, 2)
-                yield Ladder(goal, EditKind.KERNEL, site.key, values, lambda v, s=site: kinds.kernel(s, v), True)
-            if goal.quantity == "macs":
+                values = _up(k, MAX_KERNEL) if up else _down(k)
+                yield Ladder(goal, EditKind.KERNEL, site.key, values, partial(kinds.kernel, site), True, True)
+            if spatial:
                 yield from self._stride_and_padding(goal, site, shrink=not up)
-        if goal.quantity == "macs":
+        if spatial:
             yield from self._use_params(goal, uses, ("stride",), not up)
+            for site in (s for s in self.sites.sites if s.op in ("maxpool", "avgpool")):
+                yield from self._pool_to_conv(goal, site)   # a conv rounds down where a ceil_mode pool rounds up
+            if not up:
+                for site in (s for s in self.sites.sites if s.op == "flatten"):
+                    yield Ladder(goal, EditKind.REPLACE, site.key, ("gap",), partial(kinds.replace_op, site))
         if not up:
             yield from self._removals(goal)
 
-    def _geometry(self, goal: Goal, site: Site, up: bool, strides: bool) -> Iterator[Ladder]:
+    def _geometry(self, goal: Goal, site: Site, up: bool) -> Iterator[Ladder]:
+        """RF: a larger dilation, kernel, padding (a larger map for gap to pool) or stride; or smaller ones."""
         d, k = scalar(site.value("dilation")), scalar(site.value("k"))
         if d is not None:
             values = _up(d, MAX_DILATION) if up else _down(d)
-            yield Ladder(goal, EditKind.DILATION, site.key, values, lambda v, s=site: kinds.dilation(s, v, True), True)
-            yield Ladder(goal, EditKind.DILATION, site.key, values, lambda v, s=site: kinds.dilation(s, v, False))
+            yield Ladder(goal, EditKind.DILATION, site.key, values, partial(kinds.dilation, site, keep_size=True),
+                         True, True)
+            yield Ladder(goal, EditKind.DILATION, site.key, values, partial(kinds.dilation, site, keep_size=False))
         if k is not None:
-            values = _up(k, MAX_KERNEL, 2) if up else _down(k, 1, 2)
-            yield Ladder(goal, EditKind.KERNEL, site.key, values, lambda v, s=site: kinds.kernel(s, v), True)
+            values = _up(k, MAX_KERNEL) if up else _down(k)
+            yield Ladder(goal, EditKind.KERNEL, site.key, values, partial(kinds.kernel, site), True, True)
         p = scalar(site.value("padding")) if site.value("padding") != "valid" else 0
         if p is not None and d is not None and k is not None:
             values = _up(p, max(p, d * (k - 1))) if up else _down(p, 0)
-            yield Ladder(goal, EditKind.PADDING, site.key, values, lambda v, s=site: kinds.padding(s, v), True)
+            yield Ladder(goal, EditKind.PADDING, site.key, values, partial(kinds.padding, site), True)
         s0 = scalar(site.value("stride"))
-        if strides and s0 is not None:
+        if s0 is not None:
             values = _up(s0, MAX_STRIDE) if up else _down(s0)
-            yield Ladder(goal, EditKind.STRIDE, site.key, values, lambda v, s=site: kinds.stride(s, v))
+            yield Ladder(goal, EditKind.STRIDE, site.key, values, partial(kinds.stride, site))
 
     def _stride_and_padding(self, goal: Goal, site: Site, shrink: bool) -> Iterator[Ladder]:
-        """Smaller maps (fewer MACs): a larger stride or less padding; larger maps the other way."""
+        """Smaller maps (fewer MACs): a larger stride, less padding, a dilation that widens the kernel without
+        the padding to match; larger maps the other way."""
+        d = scalar(site.value("dilation"))
+        if d is not None:
+            values = _up(d, MAX_DILATION) if shrink else _down(d)
+            yield Ladder(goal, EditKind.DILATION, site.key, values, partial(kinds.dilation, site, keep_size=False))
         s0 = scalar(site.value("stride"))
         if s0 is not None:
             values = _up(s0, MAX_STRIDE) if shrink else _down(s0)
-            yield Ladder(goal, EditKind.STRIDE, site.key, values, lambda v, s=site: kinds.stride(s, v))
+            yield Ladder(goal, EditKind.STRIDE, site.key, values, partial(kinds.stride, site))
         p = scalar(site.value("padding")) if site.value("padding") != "valid" else 0
         d, k = scalar(site.value("dilation")), scalar(site.value("k"))
         if p is not None and d is not None and k is not None:
             values = _down(p, 0) if shrink else _up(p, max(p, d * (k - 1)))
-            yield Ladder(goal, EditKind.PADDING, site.key, values, lambda v, s=site: kinds.padding(s, v), True)
+            yield Ladder(goal, EditKind.PADDING, site.key, values, partial(kinds.padding, site), True)
 
     def _width(self, goal: Goal, site: Site, up: bool) -> Iterator[Ladder]:
         out = scalar(site.value("out"))
-        if out is None or site.value("groups") == "depthwise":
+        if out is None:
             return
         step = _width_step(site)
-        if out % step:
+        if site.value("groups") == "depthwise":   # out: a multiple of the input channels
+            step = self.in_channels.get(site.key, 0)
+        if not step or out % step:
             return
         values = _up(out, MAX_WIDTH_FACTOR * out + 8, step) if up else _down(out, step, step)
-        yield Ladder(goal, EditKind.WIDTH, site.key, values, lambda v, s=site: kinds.width(s, v), True)
+        yield Ladder(goal, EditKind.WIDTH, site.key, values, partial(kinds.width, site), True, True)
 
     def _use_params(self, goal: Goal, uses: list[Site], fields: tuple[str, ...], up: bool) -> Iterator[Ladder]:
         for site in uses:
@@ -179,7 +196,8 @@ class Generator:
                     limit = MAX_STRIDE if param.field == "stride" else MAX_DILATION
                     values = _up(current, limit) if up else _down(current)
                 yield Ladder(goal, kinds.PARAM_KINDS[param.field], site.key, values,
-                             lambda v, s=site, p=param: kinds.use_param(s, p, v), param.field in ("out", "dilation"))
+                             partial(kinds.use_param, site, param), param.field in ("out", "dilation"),
+                             param.field == "out")
 
     def _inserts(self, goal: Goal, dilated: bool, depthwise_only: bool = False) -> Iterator[Ladder]:
         """A 3x3 conv (depthwise, and plain) with padding = dilation (the size stays) at every place of every
@@ -195,7 +213,7 @@ class Generator:
                     name = fresh_name(base, self.sites.names)
                     values = _up(1, MAX_DILATION) if dilated else (1,)
                     yield Ladder(goal, EditKind.INSERT, sequence + (index,), values,
-                                 lambda d, q=sequence, i=index, n=name, w=dw: kinds.insert(q, i, _new_conv(n, d, w)),
+                                 partial(_insert_conv, sequence, index, name, dw),
                                  dilated)
 
     def _removals(self, goal: Goal, only: set[Key] | None = None) -> Iterator[Ladder]:
@@ -207,46 +225,53 @@ class Generator:
             parent = get(self.sites.data, site.key[:-1])
             in_path = len(site.key) >= 3 and site.key[-3] == "paths"   # a parallel's path may be empty (identity)
             if len(parent) > 1 or in_path:
-                yield Ladder(goal, EditKind.REMOVE, site.key, (None,), lambda _, s=site: kinds.remove(s))
+                yield Ladder(goal, EditKind.REMOVE, site.key, (None,), partial(_ignore_value, kinds.remove, site))
 
     # -- features ------------------------------------------------------------------------------------------
     def _add(self, goal: Goal) -> Iterator[Ladder]:
         feature = goal.quantity
         convs = [s for s in self.sites.sites if s.op == "conv"]
-        if feature == "dilated_conv":
+        if feature == "dilated_conv":   # 2, or 3 where an even kernel needs an even change to keep the size
             for site in convs:
-                yield Ladder(goal, EditKind.DILATION, site.key, (2,), lambda v, s=site: kinds.dilation(s, v, True))
-                yield Ladder(goal, EditKind.DILATION, site.key, (2,), lambda v, s=site: kinds.dilation(s, v, False))
+                yield Ladder(goal, EditKind.DILATION, site.key, (2, 3), partial(kinds.dilation, site, keep_size=True))
+                yield Ladder(goal, EditKind.DILATION, site.key, (2,), partial(kinds.dilation, site, keep_size=False))
             for site in (s for s in self.sites.sites if s.use):
                 for param in self.sites.block_params(str(site.use)):
                     if param.field == "dilation":
                         yield Ladder(goal, EditKind.DILATION, site.key, (2,),
-                                     lambda v, s=site, p=param: kinds.use_param(s, p, v))
+                                     partial(kinds.use_param, site, param))
             yield from self._single_inserts(goal, dilation=2)
         elif feature in ("depthwise_conv", "separable_conv"):
             for site in convs:
-                yield Ladder(goal, EditKind.SEPARABLE, site.key, (True,), lambda on, s=site: kinds.separable(s, on))
+                yield Ladder(goal, EditKind.SEPARABLE, site.key, (True,), partial(kinds.separable, site))
                 if feature == "depthwise_conv":
                     yield Ladder(goal, EditKind.DEPTHWISE, site.key, (True,),
-                                 lambda on, s=site: kinds.depthwise(s, on))
+                                 partial(kinds.depthwise, site))
             if feature == "depthwise_conv":
                 yield from self._single_inserts(goal, dilation=1)
+                declared = any(s.value("groups") == "depthwise" or s.value("separable") is True for s in convs)
+                if declared:   # a conv declared depthwise sees one channel: widen or drop what narrows it to one
+                    for site in convs:
+                        if scalar(site.value("out")) == 1:
+                            yield Ladder(goal, EditKind.WIDTH, site.key, (2, 3, 4),
+                                         partial(kinds.width, site))
+                    yield from self._removals(goal)
         elif feature == "strided_conv":
             for site in convs:
-                yield Ladder(goal, EditKind.STRIDE, site.key, (2,), lambda v, s=site: kinds.stride(s, v))
+                yield Ladder(goal, EditKind.STRIDE, site.key, (2,), partial(kinds.stride, site))
             for site in (s for s in self.sites.sites if s.op in ("maxpool", "avgpool")):
                 yield from self._pool_to_conv(goal, site)
         elif feature == "gap":
             for site in (s for s in self.sites.sites if s.op == "flatten"):
-                yield Ladder(goal, EditKind.REPLACE, site.key, ("gap",), lambda op, s=site: kinds.replace_op(s, op))
+                yield Ladder(goal, EditKind.REPLACE, site.key, ("gap",), partial(kinds.replace_op, site))
 
     def _single_inserts(self, goal: Goal, dilation: int) -> Iterator[Ladder]:
         for ladder in self._inserts(goal, dilated=dilation > 1, depthwise_only=True):
             yield Ladder(goal, ladder.kind, ladder.site, (dilation,), ladder.make)
 
     def _pool_to_conv(self, goal: Goal, site: Site) -> Iterator[Ladder]:
-        yield Ladder(goal, EditKind.REPLACE, site.key, (None,), lambda _, s=site: kinds.pool_to_conv(s))
-        yield Ladder(goal, EditKind.REPLACE, site.key, (None,), lambda _, s=site: kinds.pool_to_conv(s, 3, 2, 1))
+        yield Ladder(goal, EditKind.REPLACE, site.key, (None,), partial(_ignore_value, kinds.pool_to_conv, site))
+        yield Ladder(goal, EditKind.REPLACE, site.key, (None,), partial(_ignore_value, _pool_to_3x3_conv, site))
 
     def _remove(self, goal: Goal) -> Iterator[Ladder]:
         feature = goal.quantity
@@ -255,17 +280,30 @@ class Generator:
         for site in offenders:
             if feature in ("maxpool", "avgpool") and site.op in ("maxpool", "avgpool"):
                 other = "avgpool" if site.op == "maxpool" else "maxpool"
-                yield Ladder(goal, EditKind.REPLACE, site.key, (other,), lambda op, s=site: kinds.replace_op(s, op))
+                yield Ladder(goal, EditKind.REPLACE, site.key, (other,), partial(kinds.replace_op, site))
                 yield from self._pool_to_conv(goal, site)
             elif feature == "dilated_conv" and site.op == "conv":
-                yield Ladder(goal, EditKind.DILATION, site.key, (1,), lambda v, s=site: kinds.dilation(s, v, True))
-                yield Ladder(goal, EditKind.DILATION, site.key, (1,), lambda v, s=site: kinds.dilation(s, v, False))
+                yield Ladder(goal, EditKind.DILATION, site.key, (1,), partial(kinds.dilation, site, keep_size=True))
+                yield Ladder(goal, EditKind.DILATION, site.key, (1,), partial(kinds.dilation, site, keep_size=False))
             elif feature == "strided_conv" and site.op == "conv":
-                yield Ladder(goal, EditKind.STRIDE, site.key, (1,), lambda v, s=site: kinds.stride(s, v))
+                yield Ladder(goal, EditKind.STRIDE, site.key, (1,), partial(kinds.stride, site))
             elif feature in ("depthwise_conv", "separable_conv") and site.op == "conv":
-                yield Ladder(goal, EditKind.SEPARABLE, site.key, (False,), lambda on, s=site: kinds.separable(s, on))
-                yield Ladder(goal, EditKind.DEPTHWISE, site.key, (False,), lambda on, s=site: kinds.depthwise(s, on))
+                yield Ladder(goal, EditKind.SEPARABLE, site.key, (False,), partial(kinds.separable, site))
+                yield Ladder(goal, EditKind.DEPTHWISE, site.key, (False,), partial(kinds.depthwise, site))
         yield from self._removals(goal, only={s.key for s in offenders})
+
+
+def _ignore_value(make: Callable[[Site], Edit | None], site: Site, _value: Any) -> Edit | None:
+    """For ladders of one rung whose edit takes no value (remove, pool to conv)."""
+    return make(site)
+
+
+def _pool_to_3x3_conv(site: Site) -> Edit | None:
+    return kinds.pool_to_conv(site, 3, 2, 1)
+
+
+def _insert_conv(sequence: Key, index: int, name: str, depthwise: bool, dilation: int) -> Edit:
+    return kinds.insert(sequence, index, _new_conv(name, dilation, depthwise))
 
 
 def _new_conv(name: str, dilation: int, depthwise: bool) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 JSON form is ``SuggestResult.to_dict()``."""
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from rich import box
@@ -37,8 +38,8 @@ def change_text(edit: Edit, change: Change) -> str:
     field = dotted(change.key[len(edit.site):]) if change.key[:len(edit.site)] == edit.site else change.path
     if change.op is Op.REMOVE:
         return f"{field} removed"
-    if change.op is Op.ADD and change.old is None:
-        return f"{field} {format_value(change.value)}"
+    if change.op is Op.ADD and (change.old is None or change.old == change.value):
+        return f"{field} {format_value(change.value)}"   # a new field, or one made explicit
     return f"{field} {format_value(change.old)} → {format_value(change.value)}"
 
 
@@ -82,7 +83,8 @@ def search_lines(result: SuggestResult) -> list[str]:
         lines.append(f"  {level.edits} edit{plural}: {level.evaluations:,} specs from {level.states} start"
                      f"{'s' if level.states > 1 else ''}, {level.partials} partial fixes")
     if stats.kinds:
-        lines.append(f"  edit kinds tried: {', '.join(stats.kinds)}")
+        lines += textwrap.wrap(f"edit kinds tried: {', '.join(stats.kinds)}", 78, initial_indent="  ",
+                               subsequent_indent="    ")
     lines += [f"  no edit kind works on: {rule}" for rule in stats.unreachable]
     if result.best_partial is not None:
         best = result.best_partial

@@ -76,15 +76,15 @@ class Search:
             try:
                 for state in frontier:
                     names, keys = node_keys(state.after.nodes)
-                    generator = Generator(find_sites(state.after.data, names), keys)
+                    generator = Generator(find_sites(state.after.data, names), keys, state.after.report)
                     for goal in state.after.goals:
                         found = generator.ladders(goal)
                         if level == 1 and not found:
                             unreachable += (goal.rule,)
                         for ladder in found:
-                            self.kinds.setdefault(ladder.kind.value)
                             if self._outranked(ladder, level, solutions, top):
                                 continue
+                            self.kinds.setdefault(ladder.kind.value)
                             ladders += 1
                             for edit, outcome in walk(ladder, state.after, self._try):
                                 self._classify(state, edit, outcome, solutions, partials)

@@ -8,7 +8,7 @@ changes), or a block parameter at one use site (``layers[2].out``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +132,8 @@ def find_sites(data: Mapping[str, Any], node_names: Mapping[Key, str]) -> SpecSi
                 out.names.add(layer["name"])
             op = layer.get("op")
             merged = {**defaults.get(op, {}), **layer} if isinstance(op, str) else dict(layer)
-            label = layer.get("name") if isinstance(layer.get("name"), str) else node_names.get(here, dotted(here))
+            name = layer.get("name")
+            label = name if isinstance(name, str) else node_names.get(here, dotted(here))
             out.sites.append(Site(here, layer, merged, label, block))
             if op == "parallel":
                 for j, path in enumerate(layer.get("paths") or []):
@@ -191,7 +192,3 @@ def fresh_name(base: str, taken: set[str]) -> str:
         n += 1
         name = f"{base}_{n}"
     return name
-
-
-def iter_conv_sites(sites: SpecSites) -> Iterator[Site]:
-    return (s for s in sites.sites if s.op == "conv")

@@ -66,6 +66,8 @@ def climb(ladder: Ladder, base: Outcome, try_: Try) -> Iterator[Found]:
             continue
         outcome = try_(base, edit)
         if outcome is None:
+            if ladder.gaps:
+                continue
             return
         yield edit, outcome
         now = outcome.distance_of(rule)
@@ -78,14 +80,17 @@ def climb(ladder: Ladder, base: Outcome, try_: Try) -> Iterator[Found]:
 
 
 def _first_passing(probe: _Probe, lo: int, hi: int) -> Found | None:
-    """Bisect for the first passing rung in (lo, hi]; ``hi`` passes. Tries the rung just below ``hi`` first:
-    after a good prediction that settles it in one evaluation."""
-    if hi - lo > 1 and probe.distance(probe(hi - 1)) != 0:
-        return probe(hi)
-    if hi - lo > 1:
-        hi -= 1
+    """Bisect for the first passing rung in (lo, hi]; ``hi`` passes and ``lo`` does not. Tries the rung just
+    below ``hi`` first: after a good prediction that settles it in one evaluation. An invalid rung in between
+    (a width a later grouped conv rejects) tells nothing: the nearest valid rung below it is asked instead."""
+    first = True
     while hi - lo > 1:
-        mid = (lo + hi) // 2
+        mid = hi - 1 if first else (lo + hi) // 2
+        first = False
+        while mid > lo and probe(mid) is None:
+            mid -= 1
+        if mid == lo:
+            break
         if probe.distance(probe(mid)) == 0:
             hi = mid
         else:
@@ -100,7 +105,7 @@ def gallop(ladder: Ladder, base: Outcome, try_: Try, probe: _Probe | None = None
     last_valid, lo, hi, step, i = None, -1, None, 1, 0
     while i < n:
         found = probe(i)
-        if found is None and i not in probe.inapplicable:
+        if found is None and i not in probe.inapplicable and not ladder.gaps:
             break                  # the spec turned invalid: larger rungs will not come back
         if found is not None:
             if probe.distance(found) == 0:
@@ -139,7 +144,8 @@ def secant(ladder: Ladder, base: Outcome, try_: Try) -> Iterator[Found]:
             break                  # no progress at this rung: not the linear case
         lo, d_lo = i, d
         if i == n - 1:
-            yield found            # the last rung does not pass: the most progress this ladder makes
+            if found is not None:
+                yield found        # the last rung does not pass: the most progress this ladder makes
             return
         i = min(n - 1, i + max(1, math.ceil(d / slope)))
     yield from gallop(ladder, base, try_, probe)

@@ -80,6 +80,19 @@ def _splice(text: str, start: int, end: int, new: str) -> str:
     return text[:start] + new + text[end:]
 
 
+def _replace_node(text: str, node: yaml.Node, value: Any) -> str:
+    """A value in place of a node. A block collection starts on the line after its key: its flow replacement
+    goes on the key's line, after the ':' (or the '-')."""
+    if isinstance(node, yaml.ScalarNode) or getattr(node, "flow_style", False):
+        return _splice(text, node.start_mark.index, _end(node), format_value(value))
+    j = node.start_mark.index - 1
+    while j >= 0 and text[j] in " \t\r\n":
+        j -= 1
+    if j < 0 or text[j] not in ":-":
+        raise _Unsupported("a comment between a key and its block value")
+    return _splice(text, j + 1, _end(node), " " + format_value(value))
+
+
 def _apply(text: str, change: Change, newline: str) -> str:
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     if root is None:
@@ -98,8 +111,7 @@ def _mapping(text: str, node: yaml.MappingNode, name: Any, change: Change, newli
     if change.op is Op.REPLACE:
         if index is None:
             raise _Unsupported("replace of a missing key")
-        value = pairs[index][1]
-        return _splice(text, value.start_mark.index, _end(value), format_value(change.value))
+        return _replace_node(text, pairs[index][1], change.value)
     if change.op is Op.ADD:
         if index is not None:
             raise _Unsupported("add of an existing key")
@@ -153,8 +165,7 @@ def _sequence(text: str, node: yaml.SequenceNode, index: Any, change: Change, ne
     if not isinstance(index, int):
         raise _Unsupported("a mapping key on a list")
     if change.op is Op.REPLACE:
-        item = items[index]
-        return _splice(text, item.start_mark.index, _end(item), format_value(change.value))
+        return _replace_node(text, items[index], change.value)
     if change.op is Op.ADD:
         entry = format_value(change.value)
         if node.flow_style:
@@ -179,10 +190,12 @@ def _sequence(text: str, node: yaml.SequenceNode, index: Any, change: Change, ne
         if len(items) > 1:
             return _splice(text, item.start_mark.index, items[1].start_mark.index, "")
         return _splice(text, item.start_mark.index, _end(item), "")
+    if len(items) == 1:            # the list becomes empty (a parallel's path that becomes the identity)
+        return _replace_node(text, node, [])
     dash = _dash(text, item)
     start = _line_start(text, dash)
-    if text[start:dash].strip():
-        raise _Unsupported("a list item that shares its line")
+    if text[start:dash].strip():   # `- - a` (an inner list's first item on its parent's line): pull up the next
+        return _splice(text, dash, _dash(text, items[index + 1]), "")
     end = _line_end(text, _end(item))
     end = min(len(text), end + len(newline)) if text.startswith(newline, end) else end
     return _splice(text, start, end, "")
