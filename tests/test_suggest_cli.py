@@ -183,6 +183,15 @@ def test_invalid_spec_is_reported_exactly_as_check_reports_it(runner, write_spec
     assert check.stderr.strip() == line
 
 
+def test_json_format_reports_bad_input_as_json(runner, write_spec) -> None:
+    path = write_spec("version: 1\nname: bad\ninput: {channels: 3, size: 16}\nlayers:\n  - {op: cnov}\n")
+    result = _run(runner, str(path), "--format", "json")
+    assert result.exit_code == 2 and result.stderr == ""
+    data = json.loads(result.stdout)
+    assert (data["status"], data["exit_code"]) == ("error", 2)
+    assert [(e["line"], e["column"], e["path"]) for e in data["errors"]] == [(5, 10, "layers[0].op")]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--rf", "abc"], "--rf: expected a comparison like '>44', '>=45', '<200k' or '==51', got 'abc'"),
     (["--top", "0"], "--top: must be >= 1, got 0"),

@@ -8,14 +8,17 @@ import sys
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from rfcalc.cli.common import console, fail, guarded
+from rfcalc.cli.common import console, guarded
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
-from rfcalc.errors import ExitCode, RfcalcError
+from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
 from rfcalc.suggest.search import DEFAULT_BUDGET, DEFAULT_MAX_EDITS, DEFAULT_TOP
+
+if TYPE_CHECKING:
+    from rfcalc.suggest.result import SuggestResult
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -53,23 +56,16 @@ def suggest(
     suggestions are found or the spec already passes, 1 when nothing passes within the search budget, 2 for bad
     input.
     """
-    from rfcalc.analysis.checker import spec_constraints
-    from rfcalc.analysis.load import load_spec
-    from rfcalc.inspection.target import is_code_target
-    from rfcalc.suggest.search import suggest as run_search
-
-    for flag, value in (("--top", top), ("--budget", budget), ("--max-edits", max_edits)):
-        if value < 1:
-            fail(f"{flag}: must be >= 1, got {value}")
-    if is_code_target(str(spec)):
-        fail(f"{spec}: suggest edits YAML specs; for a PyTorch module write one first with "
-             f"`rfcalc inspect {spec} --input 3x32x32 --to-spec net.yaml`")
-    overrides = rule_overrides(rf, params, macs, require, forbid)
-    if output is not None:
-        check_output_path(output)
-    loaded = load_spec(spec)
-    constraints, sources = spec_constraints(loaded, overrides=overrides or None)
-    result = run_search(loaded, constraints, sources=sources, top=top, budget=budget, max_edits=max_edits)
+    try:
+        result = _search(spec, rule_overrides(rf, params, macs, require, forbid), top, budget, max_edits, output)
+    except (SpecError, RfcalcError) as exc:
+        if format is not SuggestFormat.json:
+            raise                              # one line per problem on stderr, exit 2 (`guarded`)
+        problems = exc.problems if isinstance(exc, SpecError) else [Problem(str(spec), 1, 1, "", str(exc))]
+        typer.echo(json.dumps({"schema_version": 1, "file": str(spec), "status": "error",
+                               "exit_code": int(ExitCode.BAD_INPUT), "errors": [p.to_dict() for p in problems]},
+                              indent=2, ensure_ascii=False))
+        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
     if format is SuggestFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif format is SuggestFormat.markdown:
@@ -90,6 +86,27 @@ def suggest(
             typer.echo(f"{output}: not written ({'the spec already passes' if result.before.ok else 'no fix found'})",
                        err=True)
     raise typer.Exit(int(result.exit_code))
+
+
+def _search(spec: Path, overrides: dict[str, Any], top: int, budget: int, max_edits: int,
+            output: Path | None) -> SuggestResult:
+    """Check the arguments, load the spec and its rules, search. Bad input raises SpecError / RfcalcError."""
+    from rfcalc.analysis.checker import spec_constraints
+    from rfcalc.analysis.load import load_spec
+    from rfcalc.inspection.target import is_code_target
+    from rfcalc.suggest.search import suggest as run_search
+
+    for flag, value in (("--top", top), ("--budget", budget), ("--max-edits", max_edits)):
+        if value < 1:
+            raise RfcalcError(f"{flag}: must be >= 1, got {value}")
+    if is_code_target(str(spec)):
+        raise RfcalcError(f"{spec}: suggest edits YAML specs; for a PyTorch module write one first with "
+                          f"`rfcalc inspect {spec} --input 3x32x32 --to-spec net.yaml`")
+    if output is not None:
+        check_output_path(output)
+    loaded = load_spec(spec)
+    constraints, sources = spec_constraints(loaded, overrides=overrides or None)
+    return run_search(loaded, constraints, sources=sources, top=top, budget=budget, max_edits=max_edits)
 
 
 def check_output_path(path: Path) -> None:
