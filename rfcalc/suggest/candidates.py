@@ -153,13 +153,14 @@ class Generator:
         """Smaller maps (fewer MACs): a larger stride, less padding, a dilation that widens the kernel without
         the padding to match; larger maps the other way."""
         d = scalar(site.value("dilation"))
-        if d is not None:
+        if d is not None:   # maps shrink step by step (with plateaus where a stride rounds down): monotone
             values = _up(d, MAX_DILATION) if shrink else _down(d)
-            yield Ladder(goal, EditKind.DILATION, site.key, values, partial(kinds.dilation, site, keep_size=False))
+            yield Ladder(goal, EditKind.DILATION, site.key, values, partial(kinds.dilation, site, keep_size=False),
+                         True)
         s0 = scalar(site.value("stride"))
         if s0 is not None:
             values = _up(s0, MAX_STRIDE) if shrink else _down(s0)
-            yield Ladder(goal, EditKind.STRIDE, site.key, values, partial(kinds.stride, site))
+            yield Ladder(goal, EditKind.STRIDE, site.key, values, partial(kinds.stride, site), True)
         p = scalar(site.value("padding")) if site.value("padding") != "valid" else 0
         d, k = scalar(site.value("dilation")), scalar(site.value("k"))
         if p is not None and d is not None and k is not None:

@@ -105,8 +105,20 @@ def gallop(ladder: Ladder, base: Outcome, try_: Try, probe: _Probe | None = None
     last_valid, lo, hi, step, i = None, -1, None, 1, 0
     while i < n:
         found = probe(i)
+        if found is None and i not in probe.inapplicable and not ladder.gaps and last_valid is None:
+            i += 1                 # invalid from the start (sizes that a later merge rejects): step until valid
+            continue
         if found is None and i not in probe.inapplicable and not ladder.gaps:
-            break                  # the spec turned invalid: larger rungs will not come back
+            # The spec turned invalid: larger rungs will not come back. Rungs skipped on the way may pass.
+            for j in range(lo + 1, i):
+                found = probe(j)
+                if found is None:
+                    break
+                if probe.distance(found) == 0:
+                    yield found
+                    return
+                last_valid = found
+            break
         if found is not None:
             if probe.distance(found) == 0:
                 hi = i
