@@ -126,8 +126,8 @@ def _summary(result: SuggestResult) -> str:
     n = len(result.suggestions)
     edits = len(result.suggestions[0].edits)
     spent = "\n  the search budget ran out: a smaller fix may exist" if result.search.budget_spent else ""
-    return (f"{n} fix{'es' if n > 1 else ''} of {edits} edit{'s' if edits > 1 else ''}, best first; "
-            f"{result.search.evaluations:,} specs evaluated{spent}")
+    return (f"{n} fix{'es' if n > 1 else ''} of {edits} edit{'s' if edits > 1 else ''} (each passes every rule), "
+            f"best first; {result.search.evaluations:,} specs evaluated{spent}")
 
 
 def _passes_lines(result: SuggestResult) -> list[str]:

@@ -132,8 +132,8 @@ def find_sites(data: Mapping[str, Any], node_names: Mapping[Key, str]) -> SpecSi
                 out.names.add(layer["name"])
             op = layer.get("op")
             merged = {**defaults.get(op, {}), **layer} if isinstance(op, str) else dict(layer)
-            name = layer.get("name")
-            label = name if isinstance(name, str) else node_names.get(here, dotted(here))
+            name = layer.get("name")   # unnamed: the generated name, but in a block (one name per use) the path
+            label = name if isinstance(name, str) else (dotted(here) if block else node_names.get(here, dotted(here)))
             out.sites.append(Site(here, layer, merged, label, block))
             if op == "parallel":
                 for j, path in enumerate(layer.get("paths") or []):
