@@ -3,6 +3,23 @@
 The core (``load_spec``, ``analyze``, ``check``) never imports torch; ``build_model`` and
 ``inspect_module`` import it lazily and need the ``torch`` extra. Attributes load on first use,
 so ``import rfcalc`` (and the pre-commit hooks) start fast.
+
+The package, bottom layer first (``docs/EXTENDING.md`` says where to add what):
+
+- :mod:`rfcalc.errors`, :mod:`rfcalc.quantities`  located problems, exit codes; "200k" and ">44"
+- :mod:`rfcalc.table`       the table's data (Row, Report, Geometry) and contract section 2's formulas
+- :mod:`rfcalc.ops`         the op registry: each op (model, calculator rule, module, inspect matchers,
+                            random layers, features, write-back) defined once in its family module
+- :mod:`rfcalc.spec`        YAML with line:col, the spec models, expansion into the graph, error wording,
+                            the JSON Schema, random specs
+- :mod:`rfcalc.analysis`    the calculator, ``load_spec``/``analyze``, features, the checker, rendering
+- :mod:`rfcalc.suggest`     ``rfcalc suggest``: the least edits of a raw spec that make its rules pass
+- :mod:`rfcalc.model`       the module plan, ``build_model``, export, checkpoints, ERF, the gradient oracle
+- :mod:`rfcalc.inspection`  ``rfcalc inspect``: torch.fx tracing walked by the same calculator
+- :mod:`rfcalc.trainer`     ``rfcalc train`` / ``evaluate`` / ``lr-find``
+- :mod:`rfcalc.cli`         the command line (parse, call, render)
+
+The pure core (table, ops, spec, analysis, suggest) never imports torch nor the CLI; nothing imports in a circle.
 """
 from __future__ import annotations
 

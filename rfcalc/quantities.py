@@ -44,7 +44,14 @@ def compare(op: BoundOp, value: int | float, limit: int | float) -> bool:
 
 
 def format_number(value: int | float) -> str:
-    """12345 -> '12,345'; 0.5 -> '0.5'."""
+    """12345 -> '12,345'; 0.5 -> '0.5'. Every number a person reads (tables, checks, plots) goes through here."""
     if isinstance(value, int) or float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:g}"
+
+
+def format_pair(values: tuple[int | float, ...] | list[int | float]) -> str:
+    """A per-axis value: (53, 53) -> '53'; (3, 5) -> '3x5'; (10032, 10032) -> '10,032'."""
+    if len(set(values)) == 1:
+        return format_number(values[0])
+    return "x".join(format_number(v) for v in values)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +31,13 @@ def write_spec(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one torch thread is faster, and far faster on a busy machine (torch imported lazily, so
+    torch-free test modules never load it)."""
+    from rfcalc.model.oracle import single_thread
+
+    with single_thread():
+        yield

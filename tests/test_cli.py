@@ -90,8 +90,8 @@ def test_check_passes_and_reports_every_rule(runner, write_spec):
 def test_check_failing_rule_exits_1_and_says_by_how_much(runner, write_spec):
     result = runner.invoke(app, ["check", str(write_spec(SPEC)), "--rf", ">50", "--params", "<10k"])
     assert result.exit_code == 1
-    assert "RF 47 > 50 ✗ (short by 4)" in result.stdout
-    assert "params 15,034 < 10,000 ✗ (over by 5,035)" in result.stdout
+    assert "RF 47 > 50 ✗ (add at least 4)" in result.stdout
+    assert "params 15,034 < 10,000 ✗ (remove at least 5,035)" in result.stdout
     assert "FAIL" in result.stdout
 
 
@@ -139,8 +139,25 @@ def test_check_bad_flag_is_one_line_exit_2(runner, write_spec):
     assert result.exit_code == 2
     assert result.stderr.strip() == ("--rf: expected a comparison like '>44', '>=45', '<200k' or '==51', "
                                      "got 'about 44'")
-    result = runner.invoke(app, ["check", str(write_spec(SPEC)), "--require", "dilated"])
-    assert result.exit_code == 2 and "require.0" in result.stderr and "dilated" in result.stderr
+    result = runner.invoke(app, ["check", str(write_spec(SPEC)), "--require", "gap,dilatedconv"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == ("--require: must be one of 'dilated_conv', 'depthwise_conv', 'separable_conv', "
+                             "'strided_conv', 'maxpool', 'avgpool', 'gap', 'residual', 'concat', 'linear', 'bn', 'gn', "
+                             "'ln', 'dropout', 'ultimus' or 'channel_shuffle', got 'dilatedconv' "
+                             "(did you mean 'dilated_conv'?)\n")
+
+
+def test_flag_and_spec_file_get_the_same_words(runner, write_spec, tmp_path):
+    flag = runner.invoke(app, ["check", str(write_spec(SPEC)), "--forbid", "maxpoll"]).stderr
+    spec = runner.invoke(app, ["check", str(write_spec(SPEC.replace("forbid: [maxpool]", "forbid: [maxpoll]")))])
+    assert flag.removeprefix("--forbid: ") == spec.stderr.split("constraints.forbid[0]: ")[1]
+    assert flag.endswith("got 'maxpoll' (did you mean 'maxpool'?)\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.rfcalc.constraints]\nrf = {gt = 30}\nforbid = ["maxpoll"]\n')
+    result = runner.invoke(app, ["check", str(write_spec(SPEC))])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{tmp_path / 'pyproject.toml'}:3:1: tool.rfcalc.constraints.forbid[0]: must be "
+                                    "one of 'dilated_conv'")
+    assert result.stderr.endswith("got 'maxpoll' (did you mean 'maxpool'?)\n")
 
 
 def test_bad_constraint_in_spec_is_located(runner, write_spec):
@@ -196,3 +213,40 @@ def test_constraints_accept_the_command_lines_comparison_strings(runner, write_s
     bad = runner.invoke(app, ["check", str(write_spec(SPEC.replace("rf: {gt: 20}", "rf: 'about 20'")))])
     assert bad.exit_code == 2
     assert "constraints.rf: expected a comparison like '>44'" in bad.stderr
+
+
+def test_numbers_are_written_one_way_in_check_and_every_table(runner, write_spec):
+    # conv k3 s2 on 2048 -> 1023 units, jump 2; gap over them: 3 + (1023 - 1) * 2 = 2047
+    path = write_spec("""
+        version: 1
+        name: big
+        input: {channels: 1, size: 2048}
+        layers:
+          - {op: conv, name: c1, out: 2, stride: 2}
+          - {op: gap, name: gap}
+    """)
+    check = runner.invoke(app, ["check", str(path), "--rf", ">3000"])
+    assert check.exit_code == 1 and "  RF 2,047 > 3,000 ✗ (add at least 954)\n" in check.stdout
+    rich = runner.invoke(app, ["table", str(path)]).stdout
+    assert rich.startswith("big: params 20, MACs 18,837,522, RF 2,047, jump 2, output 2\n")
+    assert "  2  2,047  1,023  " in rich.splitlines()[-1]  # jump, RF, start
+    markdown = runner.invoke(app, ["table", str(path), "--format", "markdown"]).stdout
+    assert "| gap (gap) | 1,023 | 2 | 2 | 0 | 1,023 | 1 | 1 | 1 | 2 | 2 | 3 | 2,047 | 0 |" in markdown
+    assert "**big: params 20, MACs 18,837,522, RF 2,047, jump 2, output 2**" in markdown
+    csv_rows = list(csv.DictReader(io.StringIO(runner.invoke(app, ["table", str(path), "--format", "csv"]).stdout)))
+    assert csv_rows[-1]["rf_out"] == "2047x2047"  # machine formats keep plain numbers
+
+
+def test_check_says_what_it_takes_to_pass(runner, write_spec):
+    path = write_spec(SPEC)  # RF 47, params 15,034
+    cases = {("--params", "<10k"): "params 15,034 < 10,000 ✗ (remove at least 5,035)",
+             ("--params", "<=10k"): "params 15,034 <= 10,000 ✗ (remove at least 5,034)",
+             ("--rf", ">50"): "RF 47 > 50 ✗ (add at least 4)",
+             ("--rf", ">=50"): "RF 47 >= 50 ✗ (add at least 3)",
+             ("--rf", "==45"): "RF 47 == 45 ✗ (remove 2)",
+             ("--rf", "==49"): "RF 47 == 49 ✗ (add 2)",
+             ("--rf", ">46.5"): "RF 47 > 46.5 ✓",
+             ("--rf", ">47.5"): "RF 47 > 47.5 ✗ (add at least 1)"}
+    for (flag, bound), line in cases.items():
+        result = runner.invoke(app, ["check", str(path), flag, bound])
+        assert f"  {line}\n" in result.stdout, (flag, bound, result.stdout)

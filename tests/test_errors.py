@@ -28,7 +28,7 @@ def run_table(runner, path: Path) -> list[str]:
 CASES = {
     'unknown_op': (
         'layers:\n  - {op: conv, out: 8}\n  - {op: cnov, out: 8}\n',
-        ["spec.yaml:6:10: layers[1].op: unknown op 'cnov' (did you mean 'conv'?); allowed: conv, maxpool, avgpool, gap, bn, gn, ln, dropout, flatten, linear, ultimus, parallel, residual, relu, relu6, leaky_relu, gelu, silu"]),
+        ["spec.yaml:6:10: layers[1].op: unknown op 'cnov' (did you mean 'conv'?); allowed: conv, maxpool, avgpool, gap, bn, gn, ln, relu, relu6, leaky_relu, gelu, silu, hardswish, dropout, flatten, linear, ultimus, channel_shuffle, parallel, residual"]),
     'unknown_key': (
         'layers:\n  - {op: conv, out: 8, kernel: 3}\n',
         ["spec.yaml:5:24: layers[0].kernel: unknown key 'kernel' (did you mean 'k'?); allowed: act, bias, dilation, dropout, groups, k, name, norm, norm_groups, op, out, padding, repeat, separable, stride"]),
@@ -40,7 +40,7 @@ CASES = {
         ["spec.yaml:5:21: layers[0].out: must be an integer, got 'eight'"]),
     'bad_enum': (
         'layers:\n  - {op: conv, out: 8, act: rleu}\n',
-        ["spec.yaml:5:29: layers[0].act: must be one of 'none', 'relu', 'relu6', 'leaky_relu', 'gelu' or 'silu', got 'rleu'"]),
+        ["spec.yaml:5:29: layers[0].act: must be one of 'none', 'relu', 'relu6', 'leaky_relu', 'gelu', 'silu' or 'hardswish', got 'rleu'"]),
     'merge_shape_mismatch': (
         'layers:\n  - op: parallel\n    name: br\n    paths:\n      - [{op: conv, out: 4, padding: 1}]\n      - [{op: conv, out: 4}]\n',
         ["spec.yaml:5:5: layers[0] (concat 'br'): paths[0] gives 4x16x16 but paths[1] gives 4x14x14; a merge needs equal spatial sizes"]),
@@ -88,7 +88,7 @@ CASES = {
         ['spec.yaml:5:5: layers[0]: norm: gn needs norm_groups (the number of groups, a divisor of out)']),
     'missing_op': (
         'layers:\n  - {out: 4}\n',
-        ['spec.yaml:5:5: layers[0]: missing `op` (one of conv, maxpool, avgpool, gap, bn, gn, ln, dropout, flatten, linear, ultimus, parallel, residual, relu, relu6, leaky_relu, gelu, silu) or `use: BLOCK`']),
+        ['spec.yaml:5:5: layers[0]: missing `op` (one of conv, maxpool, avgpool, gap, bn, gn, ln, relu, relu6, leaky_relu, gelu, silu, hardswish, dropout, flatten, linear, ultimus, channel_shuffle, parallel, residual) or `use: BLOCK`']),
     'missing_top_level': (
         '',
         ['spec.yaml:1:1: layers: required, but missing']),
@@ -109,6 +109,34 @@ CASES = {
         'layers:\n  - {op: conv, name: forward}\n',
         ["spec.yaml:5:22: layers[0].name: name 'forward' is taken by PyTorch's nn.Module (it would hide an "
          "attribute of the built model) or starts with '_'; choose another name"]),
+    'groups_do_not_divide_out': (
+        'layers:\n  - {op: conv, out: 5, groups: 3}\n',
+        ["spec.yaml:5:5: layers[0] (conv 'conv1'): groups 3 must divide out, got out 5"]),
+    'norm_groups_do_not_divide_out': (
+        'layers:\n  - {op: conv, out: 6, norm: gn, norm_groups: 4}\n',
+        ["spec.yaml:5:5: layers[0] (conv 'conv1'): norm_groups 4 must divide out, got out 6"]),
+    'gn_groups_do_not_divide_the_channels': (
+        'layers:\n  - {op: gn, groups: 2}\n',
+        ["spec.yaml:5:5: layers[0] (gn 'gn1'): groups 2 must divide the channels, got 3 channels"]),
+    'merge_of_a_map_and_a_vector': (
+        'layers:\n  - op: parallel\n    paths: [[{op: gap}], []]\n',
+        ["spec.yaml:5:5: layers[0] (concat 'parallel1'): paths[0] gives a vector of 3 but paths[1] gives 3x16x16; "
+         "a merge needs both feature maps or both vectors"]),
+    'defaults_for_an_unknown_op': (
+        'defaults:\n  cnv: {k: 3}\nlayers:\n  - {op: conv}\n',
+        ["spec.yaml:5:3: defaults.cnv: unknown op 'cnv' (did you mean 'conv'?); allowed: conv, maxpool, avgpool, gap, "
+         "bn, gn, ln, relu, relu6, leaky_relu, gelu, silu, hardswish, dropout, flatten, linear, ultimus, "
+         "channel_shuffle, parallel, residual"]),
+    'defaults_with_a_name': (
+        'defaults:\n  conv: {name: c, k: 3}\nlayers:\n  - {op: conv}\n',
+        ["spec.yaml:5:10: defaults.conv.name: 'name' cannot have a default"]),
+    'defaults_with_a_bad_value_is_one_line_not_one_per_layer': (
+        'defaults:\n  conv: {dilation: 0, k: 3}\nlayers:\n  - {op: conv}\n  - {op: conv}\n  - {op: conv, out: 0}\n',
+        ["spec.yaml:5:20: defaults.conv.dilation: must be >= 1, got 0",
+         "spec.yaml:9:21: layers[2].out: must be >= 1, got 0"]),
+    'defaults_not_a_mapping': (
+        'defaults:\n  conv: [1, 2]\nlayers:\n  - {op: conv}\n',
+        ["spec.yaml:5:9: defaults.conv: must be a mapping, got [1, 2]"]),
     'negative_repeat': (
         'layers:\n  - {op: conv, repeat: 0}\n',
         ['spec.yaml:5:24: layers[0].repeat: must be an integer >= 1, got 0']),
@@ -138,8 +166,51 @@ def test_all_problems_of_a_file_are_reported_at_once(runner, write_spec):
 def test_invalid_yaml(runner, write_spec):
     path = write_spec("version: 1\nname: [unclosed\n")
     (line,) = run_table(runner, path)
-    assert line.startswith(f"{path}:3:1: invalid YAML: ")
-    assert line.endswith("expected ',' or ']'")  # libyaml says "did not find expected", PyYAML "expected"
+    assert line.startswith(f"{path}:2:7: invalid YAML: the '[' opened here is not closed, or an item before it "
+                           "lacks its ',' (the parser stopped at line 3, column 1: ")
+    assert line.endswith("expected ',' or ']')")  # libyaml says "did not find expected", PyYAML "expected"
+
+
+@pytest.mark.parametrize(("text", "where", "says"), [
+    ("input: {channels: 3, size: 32\nlayers:\n  - {op: conv, out: 8}\n", "3:8",
+     "the '{' opened here is not closed, or an item before it lacks its ',' (the parser stopped at line 4, "
+     "column 7: "),
+    ("input: {channels: 3, size: 32}\nlayers: [\n  {op: conv, out: 8},\n  {op: gap}\n", "4:9",
+     "the '[' opened here is not closed"),
+    ('input: {channels: 3, size: 32}\nlayers:\n  - {op: conv, name: "c1, out: 8}\n', "5:22",
+     "the quote opened here is never closed (the parser stopped at line 6, column 1: "),
+    ("input: {channels: 3 size: 32}\nlayers:\n  - {op: conv}\n", "3:25", "invalid YAML: "),  # same line: there
+])
+def test_invalid_yaml_is_located_where_it_opens(runner, write_spec, text, where, says):
+    path = write_spec("version: 1\nname: x\n" + text)
+    (line,) = run_table(runner, path)
+    assert line.startswith(f"{path}:{where}: invalid YAML: ") and says in line, line
+
+
+@pytest.mark.parametrize("name", ["couche_été", "ﬁlter", "2conv", "c-1"])
+def test_names_are_ascii_identifiers(runner, write_spec, name):
+    path = write_spec(HEADER + f"layers:\n  - {{op: conv, out: 8, name: \"{name}\"}}\n")
+    (line,) = run_table(runner, path)
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "_"))})
+    why = f" ({', '.join(map(repr, bad))} is not allowed)" if bad else ""
+    assert line.endswith(f"layers[0].name: must be a name of ASCII letters (a-z, A-Z), digits and '_' that does not "
+                         f"start with a digit, got '{name}'{why}"), line
+
+
+def test_block_names_get_the_same_words(runner, write_spec):
+    path = write_spec(HEADER + "blocks:\n  bloc_été:\n    layers: [{op: relu}]\nlayers:\n  - {use: bloc_été}\n")
+    lines = run_table(runner, path)
+    assert "must be a name of ASCII letters (a-z, A-Z), digits and '_'" in lines[0], lines
+
+
+def test_a_long_value_is_previewed_not_dumped(runner, write_spec):
+    block = ("blocks:\n  basic:\n    - {op: residual, body: [{op: conv, out: 8, padding: 1}, "
+             "{op: conv, out: 8, padding: 1}]}\n    - {op: relu}\nlayers:\n  - {use: basic}\n")
+    (line, *_) = run_table(runner, write_spec(HEADER + block))
+    assert line.endswith("blocks.basic: must be a mapping with layers (required) and params, got a list of 2 items: "
+                         "[{op: residual, …}, {op: relu}]"), line
+    (line,) = run_table(runner, write_spec(HEADER + "layers:\n  - {op: conv, out: " + "x" * 300 + "}\n"))
+    assert line.endswith(f"got '{'x' * 40}'… (300 characters)"), line
 
 
 def test_empty_file(runner, write_spec):

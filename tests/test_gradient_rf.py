@@ -7,28 +7,21 @@ First, middle and last unit of every row that outputs a feature map.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 import rfcalc  # noqa: E402
-from rfcalc.errors import SpecError  # noqa: E402
 from rfcalc.model.oracle import (GradientProbe, gradient_windows, module_problems, positive_copy,  # noqa: E402
-                            single_thread)
+                            )
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted([*ROOT.glob("arch_specs/**/*.yaml"), *ROOT.glob("examples/**/*.yaml")])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one torch thread is faster, and far faster on a busy machine."""
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spec_of(layers: list[dict], size: int | list[int] = 16, channels: int = 2) -> rfcalc.Spec:
@@ -38,10 +31,7 @@ def spec_of(layers: list[dict], size: int | list[int] = 16, channels: int = 2) -
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_bundled_spec_gradient_windows(path: Path) -> None:
-    try:
-        spec = rfcalc.load_spec(path)
-    except SpecError as exc:
-        pytest.skip(f"not a valid spec: {exc.problems[0]}")
+    spec = rfcalc.load_spec(path)  # a bundled spec is valid: a SpecError fails the test
     assert module_problems(spec) == []
 
 
@@ -71,11 +61,68 @@ EDGE_CASES = {
     "global pool after feature maps": [{"op": "conv", "k": 3}, {"op": "gap", "mode": "max"},
                                        {"op": "linear", "out": 3}],
 }
+# Branches whose windows have different centres: the merged RF is the union of the windows, which the seeds'
+# hand tables get wrong (they take the larger RF). On an even input a ceil-mode 3x3 pool (unit 0 sees [0, 2])
+# beside a padded strided 3x3 conv ([-1, 1]) gives the union [-1, 2]: RF 4, wider than either branch.
+OFF_CENTRE = {
+    "ceil-mode pool beside a padded strided conv": [
+        {"op": "conv", "out": 2, "k": 1},
+        {"op": "parallel", "merge": "concat", "paths": [
+            [{"op": "maxpool", "k": 3, "stride": 2, "ceil_mode": True}],
+            [{"op": "conv", "out": 2, "k": 3, "stride": 2, "padding": 1}]]},
+        {"op": "conv", "out": 2, "k": 3, "padding": 1}],
+    "residual with a strided 2x2 shortcut": [
+        {"op": "residual", "body": [{"op": "conv", "out": 3, "k": 3, "stride": 2, "padding": 1, "act": "relu"}],
+         "shortcut": [{"op": "conv", "out": 3, "k": 2, "stride": 2}]}],
+    "residual with a ceil-mode pool shortcut": [
+        {"op": "conv", "out": 3, "k": 1},
+        {"op": "residual", "body": [{"op": "conv", "out": 3, "k": 3, "stride": 2, "padding": 1, "norm": "bn"}],
+         "shortcut": [{"op": "avgpool", "k": 3, "stride": 2, "ceil_mode": True}], "act": "relu"}],
+    "the narrower, off-centre branch first": [
+        {"op": "parallel", "merge": "add", "paths": [
+            [{"op": "conv", "out": 2, "k": 2, "stride": 2}],
+            [{"op": "conv", "out": 2, "k": 3, "stride": 2, "padding": 1}]]},
+        {"op": "conv", "out": 2, "k": 3, "padding": 1}],
+}
 
 
 @pytest.mark.parametrize("layers", list(EDGE_CASES.values()), ids=list(EDGE_CASES))
 def test_edge_cases(layers: list[dict]) -> None:
     assert module_problems(spec_of(layers, size=[13, 16])) == []
+
+
+@pytest.mark.parametrize("layers", list(OFF_CENTRE.values()), ids=list(OFF_CENTRE))
+def test_off_centre_merges(layers: list[dict]) -> None:
+    assert module_problems(spec_of(layers, size=[12, 16])) == []
+
+
+def test_union_of_an_off_centre_merge_by_hand() -> None:
+    spec = spec_of(OFF_CENTRE["ceil-mode pool beside a padded strided conv"], size=12)
+    merge = spec.report.row("parallel2")
+    assert (merge.geo_out.rf, merge.geo_out.start2) == ((4, 4), (1, 1))  # [-1, 2]: RF 4 centred on 0.5
+    assert [d.code for d in spec.report.diagnostics] == ["misaligned-merge"]
+
+
+NOT_NESTED = ["ceil-mode pool beside a padded strided conv", "residual with a ceil-mode pool shortcut"]
+
+
+@pytest.mark.parametrize("name", NOT_NESTED)
+def test_the_oracle_catches_max_instead_of_union(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seeds' mistake as a mutation of the calculator: the merged window is the larger branch's window (the
+    first branch's when they tie). Where the branches' windows are off-centre and not nested, the union is wider
+    than either, and the gradient oracle must see the mutation. (Nested windows: max and union agree.)"""
+    from rfcalc.analysis import calculator
+    from rfcalc.table.report import Geometry
+
+    def larger(geos: list[Geometry]) -> Geometry:
+        widest = max(geos, key=lambda g: g.rf)
+        return Geometry(widest.rf, geos[0].jump, geos[0].start2 if geos[0].rf == widest.rf else widest.start2)
+
+    honest = spec_of(OFF_CENTRE[name], size=[12, 16])
+    monkeypatch.setattr(calculator, "union_geometry", larger)
+    mutated = spec_of(OFF_CENTRE[name], size=[12, 16])
+    assert mutated.report.to_dict() != honest.report.to_dict()
+    assert module_problems(mutated) != []
 
 
 def test_the_oracle_sees_a_wrong_table() -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-torch = pytest.importorskip("torch")
 
 import rfcalc  # noqa: E402
 from rfcalc.cli.app import app  # noqa: E402

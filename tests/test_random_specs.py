@@ -6,24 +6,17 @@ The generator (rfcalc.spec.random_specs) is seeded, so a failure names the seed 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-
 import pytest
 
-torch = pytest.importorskip("torch")
 
 from rfcalc.spec.random_specs import random_spec, valid_specs  # noqa: E402
-from rfcalc.model.oracle import module_problems, single_thread  # noqa: E402
+from rfcalc.model.oracle import module_problems  # noqa: E402
 
 COUNT = 200
 BUDGET_S = 180
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one torch thread is faster, and far faster on a busy machine."""
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_random_specs_agree_with_their_modules() -> None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import yaml
 
+import rfcalc
+
 from conftest import ROOT
 from rfcalc.cli.app import app
 from rfcalc.trainer.config import TrainConfig
@@ -47,9 +49,35 @@ def test_readme_check_output_is_what_rfcalc_prints(runner):
     assert result.stdout == shown
 
 
-def test_readme_train_section_is_valid():
-    block = next(block for block in _blocks("yaml") if block.startswith("train:"))
-    TrainConfig.model_validate(yaml.safe_load(block)["train"])
+def test_readme_train_section_is_the_defaults():
+    block = yaml.safe_load(next(block for block in _blocks("yaml") if block.startswith("train:")))["train"]
+    assert list(block) == list(TrainConfig.model_fields)  # every key, in the model's order
+    assert TrainConfig.model_validate(block).model_dump() == TrainConfig().model_dump()
+
+
+def test_readme_rich_table_is_what_rfcalc_prints_at_80_columns(runner, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(app, ["table", str(QUICKSTART)])
+    assert result.exit_code == 0
+    shown = next(block for block in _blocks("") if block.startswith("quickstart: params"))
+    assert result.stdout == shown
+
+
+def test_every_spec_in_the_readme_loads():
+    specs = [block for block in _blocks("yaml") if block.startswith("version: 1")]
+    assert len(specs) == 2
+    names = [row.name for row in rfcalc.load_spec(specs[1]).report.rows]
+    assert names[:6] == ["c1", "c1.bn", "c1.relu", "d1.0", "d1.1", "d1.1.bn"]  # as the block example says
+    assert "d2.0" in names and "d2.1" in names
+
+
+def test_readme_block_error_is_what_rfcalc_prints(write_spec, runner):
+    spec = write_spec("version: 1\nname: x\ninput: {channels: 3, size: 32}\nblocks:\n  basic:\n"
+                      "    - {op: residual, body: [{op: conv, out: 3, padding: 1}]}\n    - {op: relu}\n"
+                      "layers:\n  - {use: basic}\n")
+    result = runner.invoke(app, ["table", str(spec)])
+    line = result.stderr.splitlines()[0].replace(str(spec), "spec.yaml")
+    assert " ".join(line.split()) in " ".join(README.split())
 
 
 def test_readme_pyproject_constraints_are_valid():

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-A = pytest.importorskip("albumentations")
+import torch
 
 from rfcalc.trainer.config import FastAug  # noqa: E402
 from rfcalc.trainer.augment import (AugmentationError, AugmentedBatches, EpochSampler, build_pipeline,  # noqa: E402

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("albumentations")
+import torch
+import albumentations  # noqa: F401 - the train extra
 
 from train_helpers import one_line_error, run, spec_text, write_pickle_folder  # noqa: E402
 from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("albumentations")
-pytest.importorskip("matplotlib")
+import torch
+import albumentations  # noqa: F401 - the train extra
+import matplotlib  # noqa: F401 - the train extra
 
 from train_helpers import (CLASSES, one_line_error, run, spec_text, write_image_folder,  # noqa: E402
                            write_pickle_folder)

@@ -3,25 +3,27 @@
 Implements contract section 2 exactly (the formulas are in :mod:`rfcalc.table.geometry`). One pass over the
 expanded graph in execution order, so it is linear in the number of layers.
 
-``Flow``, ``fmt_shape`` and ``output_size`` are re-exported from :mod:`rfcalc.table.geometry` for callers.
+Each primitive op's rows come from its rule in the op registry (:mod:`rfcalc.ops`); an op without a rule
+cannot be registered, so nothing is ever silently passed through. The calculator itself only walks the graph
+and joins branches (merges). ``Flow``, ``fmt_shape`` and ``output_size`` are re-exported from
+:mod:`rfcalc.table.geometry` for callers.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import replace
 
 from rfcalc.errors import Problem
-from rfcalc.table.geometry import (Flow, LayerError, fmt_centre, fmt_pair, fmt_shape, output_size, step_geometry,
-                             union_geometry)
+from rfcalc.ops import activation
+from rfcalc.ops.base import At
+from rfcalc.ops.registry import REGISTRY
 from rfcalc.spec.graph import Group, Node, Parallel, Prim
-from rfcalc.table.report import INPUT_GEOMETRY, Diagnostic, IntPair, Report, Row, Shape
-from rfcalc.spec.models import ConvLayer, GapLayer, LinearLayer, NormLayer, PoolLayer, UltimusLayer
 from rfcalc.spec.source import Key, Source
+from rfcalc.table.geometry import (Flow, LayerError, fmt_centre, fmt_pair, fmt_shape, output_size, step_geometry,
+                                   union_geometry)
+from rfcalc.table.report import INPUT_GEOMETRY, Diagnostic, Report, Row, Shape
 
-
-__all__ = ["Calculator", "Flow", "LayerError", "attached_rows", "calculate", "fmt_shape", "output_size",
-           "step_geometry", "union_geometry"]
+__all__ = ["Calculator", "Flow", "LayerError", "calculate", "fmt_shape", "output_size", "step_geometry",
+           "union_geometry"]
 
 
 class Calculator:
@@ -32,11 +34,6 @@ class Calculator:
         self.rows: list[Row] = []
         self.diagnostics: list[Diagnostic] = []
         self.problems: list[Problem] = []
-        self.handlers: dict[str, Callable[[Prim, Flow], list[Row]]] = {
-            "conv": self.conv, "maxpool": self.pool, "avgpool": self.pool, "gap": self.gap,
-            "bn": self.norm, "gn": self.norm, "ln": self.norm, "flatten": self.flatten, "linear": self.linear,
-            "ultimus": self.ultimus,
-        }
 
     # -- walking -----------------------------------------------------------------------------------------------
     def sequence(self, nodes: tuple[Node, ...], flow: Flow) -> Flow | None:
@@ -61,137 +58,24 @@ class Calculator:
         return self.merge(node.name, node.path, node.key, flows, "add", node.act)
 
     def prim(self, node: Prim, flow: Flow) -> Flow | None:
-        handler = self.handlers.get(node.op, self.passthrough)
+        definition = REGISTRY.get(node.op)
+        if definition is None:  # the spec models admit registered ops only; inspect builds registered layers only
+            raise LookupError(f"op '{node.op}' has no calculator rule (it is not in rfcalc.ops.registry)")
         try:
-            rows = handler(node, flow)
+            rows = definition.calc(node.layer, At(node.name, node.path), flow)
         except LayerError as exc:
             self.problems.append(self.source.problem(node.key, f"{node.path} ({node.op} '{node.name}')", str(exc)))
             return None
         self.rows.extend(rows)
         return Flow(rows[-1].out_shape, rows[-1].geo_out, rows[-1].name)
 
-    # -- handlers ----------------------------------------------------------------------------------------------
-    @staticmethod
-    def _feature_map(node: Prim, flow: Flow) -> tuple[int, int, int]:
-        if len(flow.shape) != 3:
-            raise LayerError(f"needs a feature map (C x H x W) input but gets {fmt_shape(flow.shape)}; "
-                             f"{node.op} must come before gap/flatten")
-        c, h, w = flow.shape
-        return c, h, w
-
-    @staticmethod
-    def _sizes(node: Prim, hw: IntPair, k_eff: IntPair, stride: IntPair, padding: IntPair,
-               ceil_mode: bool = False) -> IntPair:
-        out = tuple(output_size(hw[a], k_eff[a], stride[a], padding[a], ceil_mode) for a in (0, 1))
-        if min(out) <= 0:
-            raise LayerError(f"spatial size reaches zero: input {fmt_pair(hw)} with effective kernel "
-                             f"{fmt_pair(k_eff)}, padding {fmt_pair(padding)}, stride {fmt_pair(stride)} gives "
-                             f"{fmt_pair(out)}; use a smaller kernel or stride, more padding, or fewer reductions")
-        return out  # type: ignore[return-value]
-
-    def conv(self, node: Prim, flow: Flow) -> list[Row]:
-        layer: ConvLayer = node.layer  # type: ignore[assignment]
-        c_in, h, w = self._feature_map(node, flow)
-        groups = c_in if layer.groups == "depthwise" else layer.groups
-        out = layer.out if layer.out is not None else c_in
-        if c_in % groups:
-            raise LayerError(f"groups {groups} must divide the input channels, got {c_in} input channels")
-        if out % groups:
-            raise LayerError(f"groups {groups} must divide out, got out {out}")
-        k_eff = (layer.dilation[0] * (layer.k[0] - 1) + 1, layer.dilation[1] * (layer.k[1] - 1) + 1)
-        padding = self._padding(layer, k_eff)
-        h_out, w_out = self._sizes(node, (h, w), k_eff, layer.stride, padding)
-        if layer.norm == "gn" and out % (layer.norm_groups or 1):
-            raise LayerError(f"norm_groups {layer.norm_groups} must divide out, got out {out}")
-        params = out * (c_in // groups) * layer.k[0] * layer.k[1] + (out if layer.bias else 0)
-        macs = layer.k[0] * layer.k[1] * (c_in // groups) * out * h_out * w_out
-        attrs = {"bias": layer.bias}
-        conv = Row(node.name, "conv", node.path, (flow.producer,), flow.shape, (out, h_out, w_out), flow.geo,
-                   step_geometry(flow.geo, k_eff, layer.stride, padding), params, macs, layer.k, layer.stride,
-                   padding, layer.dilation, groups, attrs)
-        return [conv, *attached_rows(conv, layer)]
-
-    @staticmethod
-    def _padding(layer: ConvLayer, k_eff: IntPair) -> IntPair:
-        if layer.padding == "valid":
-            return (0, 0)
-        if layer.padding != "same":
-            return layer.padding
-        for a, axis in ((0, "h"), (1, "w")):
-            if layer.stride[a] != 1:
-                raise LayerError(f"padding 'same' needs stride 1, got stride {fmt_pair(layer.stride)}; "
-                                 f"give an explicit padding")
-            if k_eff[a] % 2 == 0:
-                raise LayerError(f"padding 'same' needs an odd effective kernel, got {k_eff[a]} on axis {axis} "
-                                 f"(k {layer.k[a]}, dilation {layer.dilation[a]}); give an explicit padding")
-        return ((k_eff[0] - 1) // 2, (k_eff[1] - 1) // 2)
-
-    def pool(self, node: Prim, flow: Flow) -> list[Row]:
-        layer: PoolLayer = node.layer  # type: ignore[assignment]
-        c, h, w = self._feature_map(node, flow)
-        stride = layer.stride_pair
-        h_out, w_out = self._sizes(node, (h, w), layer.k, stride, layer.padding, layer.ceil_mode)
-        return [Row(node.name, layer.op, node.path, (flow.producer,), flow.shape, (c, h_out, w_out), flow.geo,
-                    step_geometry(flow.geo, layer.k, stride, layer.padding), 0, 0, layer.k, stride, layer.padding,
-                    (1, 1), None, {"ceil_mode": layer.ceil_mode})]
-
-    def gap(self, node: Prim, flow: Flow) -> list[Row]:
-        layer: GapLayer = node.layer  # type: ignore[assignment]
-        c, h, w = self._feature_map(node, flow)
-        return [Row(node.name, "gap", node.path, (flow.producer,), flow.shape, (c,), flow.geo,
-                   step_geometry(flow.geo, (h, w), (1, 1), (0, 0)), 0, 0, (h, w), (1, 1), (0, 0), (1, 1), None,
-                   {"mode": layer.mode})]
-
-    def norm(self, node: Prim, flow: Flow) -> list[Row]:
-        layer: NormLayer = node.layer  # type: ignore[assignment]
-        channels = flow.shape[0]
-        if layer.op == "gn" and channels % (layer.groups or 1):
-            raise LayerError(f"groups {layer.groups} must divide the channels, got {channels} channels")
-        row = self._same(node, flow, params=2 * channels, attrs={})[0]
-        return [replace(row, groups=layer.groups)]
-
-    def passthrough(self, node: Prim, flow: Flow) -> list[Row]:
-        attrs = {"p": getattr(node.layer, "p")} if node.op == "dropout" else {}
-        return self._same(node, flow, params=0, attrs=attrs)
-
-    @staticmethod
-    def _same(node: Prim, flow: Flow, params: int, attrs: dict[str, object], macs: int = 0,
-              out_shape: Shape | None = None) -> list[Row]:
-        return [Row(node.name, node.op, node.path, (flow.producer,), flow.shape, out_shape or flow.shape, flow.geo,
-                    flow.geo, params, macs, attrs=attrs)]
-
-    def flatten(self, node: Prim, flow: Flow) -> list[Row]:
-        return self._same(node, flow, 0, {}, out_shape=(math.prod(flow.shape),))
-
-    @staticmethod
-    def _vector(node: Prim, flow: Flow) -> int:
-        if len(flow.shape) != 1:
-            raise LayerError(f"needs a vector input but gets {fmt_shape(flow.shape)}; "
-                             f"add {{op: gap}} or {{op: flatten}} before it")
-        return flow.shape[0]
-
-    def linear(self, node: Prim, flow: Flow) -> list[Row]:
-        layer: LinearLayer = node.layer  # type: ignore[assignment]
-        features = self._vector(node, flow)
-        params = features * layer.out + (layer.out if layer.bias else 0)
-        return self._same(node, flow, params, {"bias": layer.bias}, macs=features * layer.out,
-                          out_shape=(layer.out,))
-
-    def ultimus(self, node: Prim, flow: Flow) -> list[Row]:
-        layer: UltimusLayer = node.layer  # type: ignore[assignment]
-        d, dim = self._vector(node, flow), layer.dim
-        params = 3 * d * dim + dim * d + d
-        macs = 3 * d * dim + dim * d + 2 * dim * dim
-        return self._same(node, flow, params, {"dim": dim}, macs=macs)
-
     # -- rows built by callers (rfcalc.inspection.api) ----------------------------------------------------------------
     def passthrough_row(self, name: str, op: str, path: str, flow: Flow, *, out_shape: Shape | None = None,
-                        extra_inputs: tuple[str, ...] = (), params: int = 0,
-                        attrs: dict[str, object] | None = None) -> Flow:
+                        extra_inputs: tuple[str, ...] = (), params: int = 0) -> Flow:
         """Append a row of ``op`` that keeps rf, jump and start (contract section 2: element-wise ops)."""
         out = flow.shape if out_shape is None else out_shape
-        row = Row(name, op, path, (flow.producer, *extra_inputs), flow.shape, out, flow.geo, flow.geo, params, 0,
-                  attrs=dict(attrs or {}))
+        row = Row(name=name, op=op, path=path, inputs=(flow.producer, *extra_inputs), in_shape=flow.shape,
+                  out_shape=out, geo_in=flow.geo, geo_out=flow.geo, params=params)
         self.rows.append(row)
         return Flow(row.out_shape, row.geo_out, row.name)
 
@@ -201,7 +85,7 @@ class Calculator:
         index = next((i for i in range(len(self.rows) - 1, -1, -1) if self.rows[i].name == name), None)
         if index is None:
             raise KeyError(f"no row named {name!r}")
-        attached = [i for i in range(index + 1, len(self.rows)) if self.rows[i].attrs.get("attached_to") == name]
+        attached = [i for i in range(index + 1, len(self.rows)) if self.rows[i].attached_to == name]
         computed = self.rows[index].params + sum(self.rows[i].params for i in attached)
         if computed != params:
             self.rows[index] = replace(self.rows[index], params=params)
@@ -218,7 +102,7 @@ class Calculator:
 
     # -- merges ------------------------------------------------------------------------------------------------
     def merge(self, name: str, path: str, key: Key, flows: list[tuple[str, Flow | None]], op: str,
-              act: str = "none") -> Flow | None:
+              act: str | None = None) -> Flow | None:
         """Join labelled inputs with ``op``: "concat" stacks channels, any other op ("add", or "sub", "mul", "div"
         from traced code) is element-wise on equal shapes. A row for the merge (named ``op``) and one for ``act``."""
         if any(f is None for _, f in flows):
@@ -237,10 +121,13 @@ class Calculator:
                 "warning", "misaligned-merge", path,
                 f"{op} '{name}' merges windows with different centres ({centres}); "
                 f"the merged RF {fmt_pair(geo.rf)} is their union"))
-        in_shapes = [list(f.shape) for _, f in ready]
-        row = Row(name, op, path, tuple(f.producer for _, f in ready),
-                  None if op == "concat" else out_shape, out_shape, geo, geo, 0, 0, attrs={"in_shapes": in_shapes})
-        rows = [row, *act_row(row, act)]
+        in_shapes = tuple(f.shape for _, f in ready)
+        row = Row(name=name, op=op, path=path, inputs=tuple(f.producer for _, f in ready),
+                  in_shape=None if op == "concat" else out_shape, out_shape=out_shape, geo_in=geo, geo_out=geo,
+                  in_shapes=in_shapes)
+        rows = [row]
+        if act is not None:  # the merge's activation, by the activation's own rule
+            rows += activation.rows(act, At(f"{name}.{act}", path), Flow(out_shape, geo, name), attached_to=name)
         self.rows.extend(rows)
         return Flow(out_shape, geo, rows[-1].name)
 
@@ -264,34 +151,6 @@ class Calculator:
         if op == "concat":
             return (sum(f.shape[0] for _, f in flows),) + first.shape[1:]
         return first.shape
-
-
-def attached_rows(conv: Row, layer: ConvLayer) -> list[Row]:
-    """The conv's own norm, activation and dropout, each a row named ``<conv>.<op>`` (``c1.bn``, ``c1.relu``)."""
-    rows: list[Row] = []
-    channels = conv.out_shape[0]
-    steps: list[tuple[str, int, int | None, dict[str, object]]] = []
-    if layer.norm != "none":
-        steps.append((layer.norm, 2 * channels, layer.norm_groups if layer.norm == "gn" else None, {}))
-    if layer.act != "none":
-        steps.append((layer.act, 0, None, {}))
-    if layer.dropout > 0:
-        steps.append(("dropout", 0, None, {"p": layer.dropout}))
-    producer = conv.name
-    for op, params, groups, attrs in steps:
-        row = Row(f"{conv.name}.{op}", op, conv.path, (producer,), conv.out_shape, conv.out_shape, conv.geo_out,
-                  conv.geo_out, params, 0, groups=groups, attrs={**attrs, "attached_to": conv.name})
-        rows.append(row)
-        producer = row.name
-    return rows
-
-
-def act_row(merge: Row, act: str) -> list[Row]:
-    """The activation after a merge, a row named ``<merge>.<act>``."""
-    if act == "none":
-        return []
-    return [Row(f"{merge.name}.{act}", act, merge.path, (merge.name,), merge.out_shape, merge.out_shape,
-                merge.geo_out, merge.geo_out, 0, 0, attrs={"attached_to": merge.name})]
 
 
 def calculate(name: str, input_shape: Shape, nodes: tuple[Node, ...], source: Source) -> tuple[Report | None,

@@ -1,6 +1,8 @@
 """The constraint checker: every rule of a spec with its measured value and verdict (torch-free)."""
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,11 +10,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rfcalc.errors import Problem, SpecError
+from rfcalc.errors import Problem, RfcalcError, SpecError
 from rfcalc.analysis.features import find_features
-from rfcalc.quantities import SYMBOLS, BoundOp, compare, format_number
+from rfcalc.quantities import SYMBOLS, BoundOp, compare, format_number, format_pair
 from rfcalc.table.report import Diagnostic, Report
 from rfcalc.analysis.load import Spec
+from rfcalc.spec.messages import describe_error
 from rfcalc.spec.models import Bound, Constraints
 
 
@@ -56,18 +59,19 @@ class CheckResult:
                 "sources": self.sources, "diagnostics": [d.to_dict() for d in self.diagnostics]}
 
 
-def _shortfall(op: str, value: int | float, limit: int | float) -> str:
-    """How far a failing value is from the nearest passing integer."""
-    need = {"gt": limit + 1, "ge": limit, "lt": limit - 1, "le": limit, "eq": limit}[op]
-    gap = abs(need - value)
-    if op in ("gt", "ge") or (op == "eq" and value < limit):
-        return f"short by {format_number(gap)}"
-    return f"over by {format_number(gap)}"
+def _shortfall(op: str, value: int, limit: int | float) -> str:
+    """What a failing (integer) value needs to pass: 'add at least 6' for RF 39 > 44 (45 is the first RF that
+    passes), 'remove at least 9,323' for params 59,322 < 50,000 (49,999 is the last count that passes)."""
+    need = {"gt": math.floor(limit) + 1, "ge": math.ceil(limit), "lt": math.ceil(limit) - 1, "le": math.floor(limit),
+            "eq": limit}[op]
+    verb = "add" if need > value else "remove"
+    return f"{verb} {format_number(abs(need - value))}" if op == "eq" else \
+        f"{verb} at least {format_number(abs(need - value))}"
 
 
 def _bound_rules(label: str, kind: str, bound: Bound, values: tuple[int, ...]) -> list[Rule]:
     rules = []
-    shown = format_number(values[0]) if len(set(values)) == 1 else "x".join(format_number(v) for v in values)
+    shown = format_pair(values)
     for op, limit in bound.items():
         ok = all(compare(op, v, limit) for v in values)  # type: ignore[arg-type]
         name = f"{label} {SYMBOLS[op]} {format_number(limit)}"  # type: ignore[index]
@@ -141,9 +145,34 @@ def merge_constraints(layers: list[tuple[str, dict[str, Any]]]) -> tuple[Constra
     try:
         return Constraints.model_validate(merged), sources
     except ValidationError as exc:
-        origin = ", ".join(sorted(set(sources.values()))) or "constraints"
-        problems = [Problem(origin, 1, 1, ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
-        raise SpecError(problems) from None
+        raise SpecError([_located(err, sources) for err in exc.errors()]) from None
+
+
+def _located(err: Any, sources: dict[str, str]) -> Problem:
+    """A bad rule where it was written: pyproject.toml's line of the key (tomllib keeps no positions), else the
+    spec or the command line."""
+    loc = tuple(err["loc"])
+    origin = sources.get(str(loc[0]), "constraints") if loc else "constraints"
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    line = 1
+    if origin.endswith("pyproject.toml") and loc:
+        path = f"tool.rfcalc.constraints.{path}"
+        try:
+            lines = Path(origin).read_text(encoding="utf-8").splitlines()
+            line = next(i for i, text in enumerate(lines, 1) if re.match(rf"\s*{re.escape(str(loc[0]))}\s*=", text))
+        except (OSError, StopIteration):
+            pass
+    return Problem(origin, line, 1, path, describe_error(err, Constraints))
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Rules given as flags (``{"require": ["dilatedconv"]}``), checked once before any file, in the words the
+    spec file gets: ``--require: must be one of 'dilated_conv', …, got 'dilatedconv' (did you mean …?)``."""
+    try:
+        Constraints.model_validate(overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise RfcalcError(f"--{err['loc'][0]}: {describe_error(err, Constraints)}") from None
 
 
 def spec_constraints(spec: Spec, *, overrides: dict[str, Any] | None = None,

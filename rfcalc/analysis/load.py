@@ -13,11 +13,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from rfcalc.analysis.calculator import calculate
-from rfcalc.errors import SpecError
+from rfcalc.errors import Problem, SpecError
 from rfcalc.spec.expand import Expander, RawLayer
 from rfcalc.spec.graph import Node
 from rfcalc.spec.messages import suggest, translate
-from rfcalc.table.report import Report, Shape
+from rfcalc.table.report import Report
 from rfcalc.spec.models import LAYER_MODELS, OPS, Constraints, SpecFile
 from rfcalc.trainer.config import TrainConfig
 from rfcalc.spec.source import Source, parse_yaml, read_spec_text
@@ -28,7 +28,7 @@ class Spec:
     """A valid spec: its header, the expanded graph and the calculator's report."""
 
     name: str
-    input_shape: Shape
+    input_shape: tuple[int, int, int]  # (C, H, W)
     classes: int | None
     constraints: Constraints | None
     train: TrainConfig | None
@@ -93,8 +93,8 @@ def _validated(data: Any, source: Source) -> Spec:
         top = SpecFile.model_validate(data)
     except ValidationError as exc:
         raise SpecError(translate(exc, source, (), "", SpecFile)) from None
-    problems = _check_defaults(top, source)
-    expander = Expander(source, top.defaults, top.blocks, problems)
+    problems, defaults = _check_defaults(top, source)
+    expander = Expander(source, defaults, top.blocks, problems)
     layers = [RawLayer(item, ("layers", i), f"layers[{i}]") for i, item in enumerate(top.layers)]
     nodes = expander.sequence(layers, "")
     if expander.problems:
@@ -106,18 +106,21 @@ def _validated(data: Any, source: Source) -> Spec:
     return Spec(top.name, shape, top.classes, top.constraints, top.train, nodes, report, source.file, data)
 
 
-def _check_defaults(top: SpecFile, source: Source) -> list[Any]:
-    problems = []
+def _check_defaults(top: SpecFile, source: Source) -> tuple[list[Problem], dict[str, dict[str, Any]]]:
+    """The problems of `defaults:`, and the defaults the layers get: without the fields found wrong, so that one
+    bad default is one line, not one more for every layer it would be merged into."""
+    problems: list[Problem] = []
+    usable: dict[str, dict[str, Any]] = {}
     for op, fields in top.defaults.items():
         if op not in LAYER_MODELS:
             problems.append(source.problem(("defaults", op), f"defaults.{op}",
                                            f"unknown op '{op}'{suggest(op, OPS)}; allowed: {', '.join(OPS)}",
                                            at_key=True))
             continue
-        for bad in ("op", "name", "repeat"):
-            if bad in fields:
-                problems.append(source.problem(("defaults", op, bad), f"defaults.{op}.{bad}",
-                                               f"'{bad}' cannot have a default", at_key=True))
+        bad_fields: set[str] = {bad for bad in ("op", "name", "repeat") if bad in fields}
+        for bad in sorted(bad_fields):
+            problems.append(source.problem(("defaults", op, bad), f"defaults.{op}.{bad}",
+                                           f"'{bad}' cannot have a default", at_key=True))
         model = LAYER_MODELS[op]
         try:
             model.model_validate({"op": op, **fields})
@@ -125,7 +128,9 @@ def _check_defaults(top: SpecFile, source: Source) -> list[Any]:
             found = translate(exc, source, ("defaults", op), f"defaults.{op}", model)
             missing = {f"defaults.{op}.{e['loc'][0]}" for e in exc.errors() if e["type"] == "missing" and e["loc"]}
             problems.extend(p for p in found if p.path not in missing)
-    return problems
+            bad_fields |= {str(e["loc"][0]) for e in exc.errors() if e["type"] != "missing" and e["loc"]}
+        usable[op] = {k: v for k, v in fields.items() if k not in bad_fields}
+    return problems, usable
 
 
 def analyze(spec: str | Path | dict[str, Any] | Spec) -> Report:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rfcalc.errors import RfcalcError
+from rfcalc.extras import missing
+from rfcalc.quantities import format_number, format_pair
 from rfcalc.table.report import Report, Row
 
 
 def plotted_rows(report: Report) -> list[Row]:
     """The rows drawn: every row but the attached norm/act/dropout of a conv or a merge."""
-    return [row for row in report.rows if "attached_to" not in row.attrs]
+    return [row for row in report.rows if row.attached_to is None]
 
 
 def write_rf_plot(report: Report, path: str | Path, rf_line: float | None = None) -> Path:
@@ -25,12 +26,12 @@ def write_rf_plot(report: Report, path: str | Path, rf_line: float | None = None
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RfcalcError("--plot needs matplotlib: pip install 'rfcalc[train]' (or pip install matplotlib)") from None
+        raise missing("matplotlib", "train", "drawing a plot") from None
 
     rows = plotted_rows(report)
     labels = ["input", *(row.name for row in rows)]
     position = {name: i for i, name in enumerate(labels)}
-    owner = {row.name: row.attrs["attached_to"] for row in report.rows if "attached_to" in row.attrs}
+    owner = {row.name: row.attached_to for row in report.rows if row.attached_to is not None}
     edges = [(position[_owner(src, owner)], i + 1) for i, row in enumerate(rows) for src in row.inputs]
     rf = [(1, 1), *(row.geo_out.rf for row in rows)]
     size = [tuple(report.input_shape[1:]), *(row.out_shape[1:] if row.is_feature_map else None for row in rows)]
@@ -47,16 +48,18 @@ def write_rf_plot(report: Report, path: str | Path, rf_line: float | None = None
         _graph(bottom, edges, [math.nan if s is None else s[axis] for s in size], f"feature map{suffix}", style)
     if len(labels) <= 40:
         for i, (h, w) in enumerate(rf):
-            top.annotate(_size((h, w)), (i, h), textcoords="offset points", xytext=(0, 5), ha="center",
+            top.annotate(format_pair((h, w)), (i, h), textcoords="offset points", xytext=(0, 5), ha="center",
                          fontsize=7, color="tab:blue")
     for n in sorted(set(report.input_shape[1:])):
-        top.axhline(n, color="grey", linestyle=":", linewidth=1, label=f"input size {_size(report.input_shape[1:])}"
+        top.axhline(n, color="grey", linestyle=":", linewidth=1, label=f"input size {_shape(report.input_shape[1:])}"
                     if n == max(report.input_shape[1:]) else None)
     if rf_line is not None:
-        top.axhline(rf_line, color="tab:red", linestyle="--", linewidth=1.5, label=f"RF constraint {rf_line:g}")
+        top.axhline(rf_line, color="tab:red", linestyle="--", linewidth=1.5,
+                    label=f"RF constraint {format_number(rf_line)}")
     top.set_ylabel("receptive field (input pixels)")
     top.set_ylim(bottom=0)
-    top.set_title(f"{report.name}: RF {_size(report.rf)}, {report.params:,} parameters", fontsize="medium")
+    top.set_title(f"{report.name}: RF {format_pair(report.rf)}, {format_number(report.params)} parameters",
+                  fontsize="medium")
     top.grid(True, alpha=0.3)
     top.legend(loc="upper left", fontsize="small")
     bottom.set_ylabel("feature-map size (units)")
@@ -91,5 +94,6 @@ def _graph(axes: object, edges: list[tuple[int, int]], values: list[float], labe
               markersize=4, color=style["color"], label=label)
 
 
-def _size(pair: tuple[int, ...]) -> str:
+def _shape(pair: tuple[int, ...]) -> str:
+    """A feature-map size, written as PyTorch writes shapes: 32 or 16x64 (no thousands separator)."""
     return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"

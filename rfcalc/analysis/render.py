@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from dataclasses import dataclass
 from fractions import Fraction
 from enum import Enum
 from typing import Any
 
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.cells import cell_len
 from rich.table import Table
+from rich.text import Text
 
-from rfcalc.quantities import format_number
+from rfcalc.quantities import format_number, format_pair
 from rfcalc.table.report import Report, Row, exact
 
 
@@ -42,7 +47,7 @@ class Line:
 def fold(report: Report) -> list[Line]:
     lines: list[Line] = []
     for row in report.rows:
-        parent = row.attrs.get("attached_to")
+        parent = row.attached_to
         if parent and lines and lines[-1].row.name == parent:
             last = lines[-1]
             lines[-1] = Line(last.row, f"{last.label}+{row.op}", last.params + row.params, row.out_shape)
@@ -52,17 +57,10 @@ def fold(report: Report) -> list[Line]:
 
 
 def axis(value: tuple[Any, Any] | None) -> str:
-    """(3, 3) -> '3'; (3, 5) -> '3x5'; None -> '-'."""
+    """(3, 3) -> '3'; (3, 5) -> '3x5'; (10032, 10032) -> '10,032'; (Fraction(1, 2),) * 2 -> '0.5'; None -> '-'."""
     if value is None:
         return "-"
-    a, b = (_num(v) for v in value)
-    return a if a == b else f"{a}x{b}"
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, Fraction):
-        value = exact(value)
-    return str(value)
+    return format_pair([exact(v) if isinstance(v, Fraction) else v for v in value])
 
 
 def _spatial(shape: tuple[int, ...] | None) -> str:
@@ -76,7 +74,7 @@ def _channels(shape: tuple[int, ...] | None) -> str:
 
 
 def _in_channels(row: Row) -> str:
-    shapes = row.attrs.get("in_shapes")
+    shapes = row.in_shapes
     if shapes and row.op == "concat":
         return "+".join(str(s[0]) for s in shapes)
     return _channels(_in_shape(row))
@@ -92,7 +90,7 @@ def _in_text(row: Row) -> str:
 def _in_shape(row: Row) -> tuple[int, ...] | None:
     if row.in_shape is not None:
         return row.in_shape
-    shapes = row.attrs.get("in_shapes")
+    shapes = row.in_shapes
     return tuple(shapes[0]) if shapes else None
 
 
@@ -109,7 +107,7 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 def summary_line(report: Report) -> str:
     out = report.output
     return (f"{report.name}: params {format_number(report.params)}, MACs {format_number(report.macs)}, "
-            f"RF {axis(out.geo_out.rf)}, jump {axis(out.geo_out.jump)}, output {_shape(out.out_shape)}")
+            f"RF {rf_cell(out)}, jump {axis(out.geo_out.jump)}, output {_shape(out.out_shape)}")
 
 
 MARKDOWN_HEADER = ("Operation", "nin", "in ch", "out ch", "padding", "kernel", "stride", "dilation", "nout", "jin",
@@ -121,7 +119,7 @@ def _markdown_cells(line: Line) -> list[str]:
     in_shape = _in_shape(row)
     return [f"{row.name} ({line.label})", _spatial(in_shape), _in_channels(row), _channels(line.out_shape),
             axis(row.padding), axis(row.kernel), axis(row.stride), axis(row.dilation), _nout(line),
-            axis(row.geo_in.jump), axis(row.geo_out.jump), axis(row.geo_in.rf), axis(row.geo_out.rf),
+            axis(row.geo_in.jump), axis(row.geo_out.jump), axis(row.geo_in.rf), rf_cell(row),
             format_number(line.params)]
 
 
@@ -158,24 +156,182 @@ def render_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"
 
 
-def rich_table(report: Report) -> Table:
-    table = Table(title=summary_line(report), title_justify="left", show_lines=False)
-    for header, justify in (("#", "right"), ("layer", "left"), ("op", "left"), ("in", "right"), ("out", "right"),
-                            ("k", "right"), ("s", "right"), ("p", "right"), ("d", "right"), ("g", "right"),
-                            ("jump", "right"), ("RF", "right"), ("start", "right"), ("params", "right"),
-                            ("MACs", "right")):
-        table.add_column(header, justify=justify, no_wrap=header in ("layer", "op"))  # type: ignore[arg-type]
-    for i, line in enumerate(fold(report)):
-        row = line.row
-        table.add_row(str(i), row.name, line.label, _in_text(row), _shape(line.out_shape), axis(row.kernel),
-                      axis(row.stride), axis(row.padding), axis(row.dilation),
-                      "-" if row.groups is None else str(row.groups), axis(row.geo_out.jump), axis(row.geo_out.rf),
-                      axis(row.geo_out.start), format_number(line.params), format_number(row.macs))
-    return table
+# ----------------------------------------------------------------------------------------------- the rich table
+# A terminal is 80 to 120 columns wide and the full table of a real network needs ~115. Rather than let rich cut
+# numbers to "…", the table picks the richest layout that fits: first the k/s/p/d columns fold into one cell, then
+# the row index, the input shape (the line above's output, but for merges), MACs and the centre ("start") are left
+# out, and long layer names wrap at their dots. What is left out is said under the table; csv and json have it all.
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which columns the rich table shows, and how."""
+
+    fold_kspd: bool = False
+    index: bool = True
+    in_shape: bool = True
+    macs: bool = True
+    start: bool = True
+    groups: bool = True
+    wrap_names: bool = False  # wrap the longest layer names at their dots, as little as makes the table fit
+
+    def hidden(self) -> list[str]:
+        """The report's columns this layout leaves out, for the note under the table."""
+        return [name for name, shown in (("in", self.in_shape), ("g", self.groups), ("start", self.start),
+                                         ("MACs", self.macs)) if not shown]
+
+
+def _layouts() -> list[Layout]:
+    """The layouts to try, richest first; each leaves out or folds one more thing than the one before."""
+    steps: list[dict[str, bool]] = [{}, {"fold_kspd": True}, {"index": False}, {"in_shape": False},
+                                    {"macs": False}, {"wrap_names": True}, {"start": False}, {"groups": False}]
+    layouts, fields = [], {}
+    for step in steps:
+        fields.update(step)
+        layouts.append(Layout(**fields))
+    return layouts
+
+
+def _name_parts(name: str) -> list[str]:
+    """'res1.body.conv.0' -> ['res1.', 'body.', 'conv.', '0']: where a long name may wrap."""
+    parts = name.split(".")
+    return [part + "." for part in parts[:-1]] + [parts[-1]]
+
+
+def wrap_name(name: str, width: int | None) -> str:
+    """A layer name on as few lines of at most ``width`` characters as its dots allow, the lines as even as can be
+    ('res1.body.conv.0' at 15: 'res1.body.' over 'conv.0'). A part longer than ``width`` keeps a line of its own."""
+    parts = _name_parts(name)
+    if width is None or len(name) <= width or len(parts) == 1:
+        return name
+    if len(parts) > 12:  # deeply nested names: greedy lines (the even split below tries every cut)
+        greedy = [""]
+        for part in parts:
+            if greedy[-1] and len(greedy[-1]) + len(part) > width:
+                greedy.append("")
+            greedy[-1] += part
+        return "\n".join(greedy)
+    best: list[str] = parts
+    for lines in range(2, len(parts) + 1):
+        splits = [[''.join(parts[a:b]) for a, b in zip((0, *cuts), (*cuts, len(parts)))]
+                  for cuts in itertools.combinations(range(1, len(parts)), lines - 1)]
+        fitting = [split for split in splits if max(map(len, split)) <= width]
+        if fitting:
+            best = min(fitting, key=lambda split: max(map(len, split)))
+            break
+    return "\n".join(best)
+
+
+def rf_cell(row: Row) -> str:
+    """The receptive field of a row's output as every table and summary writes it: the one place for RF cells."""
+    return axis(row.geo_out.rf)
+
+
+def _kspd(row: Row) -> str:
+    return " ".join(axis(value) for value in (row.kernel, row.stride, row.padding, row.dilation))
+
+
+def _groups(row: Row) -> str:
+    return "-" if row.groups is None else format_number(row.groups)
+
+
+# The cell of every column the rich table can show, for a folded line and its index.
+_CELLS: dict[str, Any] = {
+    "#": lambda i, line: str(i),
+    "op": lambda i, line: line.label,
+    "in": lambda i, line: _in_text(line.row),
+    "out": lambda i, line: _shape(line.out_shape),
+    "k s p d": lambda i, line: _kspd(line.row),
+    "k": lambda i, line: axis(line.row.kernel),
+    "s": lambda i, line: axis(line.row.stride),
+    "p": lambda i, line: axis(line.row.padding),
+    "d": lambda i, line: axis(line.row.dilation),
+    "g": lambda i, line: _groups(line.row),
+    "jump": lambda i, line: axis(line.row.geo_out.jump),
+    "RF": lambda i, line: rf_cell(line.row),
+    "start": lambda i, line: axis(line.row.geo_out.start),
+    "params": lambda i, line: format_number(line.params),
+    "MACs": lambda i, line: format_number(line.row.macs),
+}
+_LEFT = ("layer", "op")
+_GAP = 2  # between two columns: one space of padding and the (blank) divider of box.SIMPLE_HEAD
+
+
+def _headers(layout: Layout) -> list[str]:
+    """The columns of ``layout``, in order."""
+    headers = ["#"] if layout.index else []
+    headers += ["layer", "op"] + (["in"] if layout.in_shape else []) + ["out"]
+    headers += ["k s p d"] if layout.fold_kspd else ["k", "s", "p", "d"]
+    headers += (["g"] if layout.groups else []) + ["jump", "RF"] + (["start"] if layout.start else [])
+    return headers + ["params"] + (["MACs"] if layout.macs else [])
+
+
+def _text_width(text: str) -> int:
+    return max(cell_len(line) for line in text.split("\n"))
+
+
+class ReportTable:
+    """The rich table of a report, laid out for the width it is printed at (see :class:`Layout`)."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.lines = fold(report)
+        self.names = [line.row.name for line in self.lines]
+        self.cells = {header: [cell(i, line) for i, line in enumerate(self.lines)] for header, cell in _CELLS.items()}
+        self.widths = {header: max(_text_width(text) for text in [header, *cells])
+                       for header, cells in self.cells.items()}
+
+    def _name_column(self, name_width: int | None) -> list[str]:
+        return [wrap_name(name, name_width) for name in self.names]
+
+    def width_of(self, layout: Layout, name_width: int | None = None) -> int:
+        """How wide the table of ``layout`` is, names wrapped to ``name_width`` (the sum of its columns)."""
+        headers = _headers(layout)
+        names = max(_text_width(text) for text in ["layer", *self._name_column(name_width)])
+        return sum(names if h == "layer" else self.widths[h] for h in headers) + _GAP * (len(headers) - 1)
+
+    def layout_for(self, width: int) -> tuple[Layout, int | None]:
+        """The richest layout whose table fits ``width`` columns (the last one when none does), and the width the
+        layer names are wrapped to (None: not wrapped)."""
+        longest = max(map(len, self.names))
+        shortest = max(len(part) for name in self.names for part in _name_parts(name))
+        for layout in _layouts():
+            excess = self.width_of(layout) - width
+            if excess <= 0:
+                return layout, None
+            if layout.wrap_names and self.width_of(layout, max(shortest, longest - excess)) <= width:
+                return layout, max(shortest, longest - excess)
+        return layout, shortest
+
+    def table(self, layout: Layout, name_width: int | None) -> Table:
+        """The rich table of ``layout``, names wrapped to ``name_width``."""
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), pad_edge=False,
+                      header_style="bold")
+        headers = _headers(layout)
+        columns = [self._name_column(name_width) if h == "layer" else self.cells[h] for h in headers]
+        for header in headers:
+            table.add_column(header, justify="left" if header in _LEFT else "right", overflow="fold")
+        for row in zip(*columns):
+            table.add_row(*row)
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        layout, name_width = self.layout_for(options.max_width)
+        yield Text(summary_line(self.report))
+        yield self.table(layout, name_width)
+        hidden = layout.hidden()
+        if hidden:
+            yield Text(f"hidden at {options.max_width} columns: {', '.join(hidden)} (widen the terminal, or "
+                       f"--format csv / json)", style="dim")
+
+
+def rich_table(report: Report) -> ReportTable:
+    """The report for a terminal: the summary line, then the widest table that fits (rich renderable)."""
+    return ReportTable(report)
 
 
 def render_text(report: Report, fmt: TableFormat) -> str:
-    """The report as text in a plain-text format (``rich`` is a :class:`rich.table.Table`: :func:`rich_table`)."""
+    """The report as text in a plain-text format (``rich`` is a renderable for a console: :func:`rich_table`)."""
     renderers = {TableFormat.markdown: render_markdown, TableFormat.csv: render_csv, TableFormat.json: render_json}
     if fmt not in renderers:
         raise ValueError(f"{fmt.value} is not a plain-text format")

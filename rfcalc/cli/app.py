@@ -17,8 +17,9 @@ import typer  # noqa: E402
 from rfcalc import __version__  # noqa: E402
 from rfcalc.cli import (inspect_command, model_commands, spec_commands, suggest_command,  # noqa: E402
                         train_commands)
+from rfcalc.cli.common import Command, Group  # noqa: E402
 
-app = typer.Typer(name="rfcalc", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(name="rfcalc", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=Group,
                   help="Exact receptive-field tables, constraint checks, PyTorch modules and training from a "
                        "YAML spec of a CNN.")
 
@@ -40,6 +41,9 @@ def main_callback(
 for _register in (spec_commands.register, suggest_command.register, model_commands.register,
                   inspect_command.register, train_commands.register):
     _register(app)
+for _info in app.registered_commands:  # help that names values, not Python types, for every command
+    if _info.cls in (None, typer.core.TyperCommand):
+        _info.cls = Command
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> NoReturn:
 
 
 def guarded(func: F) -> F:
-    """Run a command body; SpecError / RfcalcError / Ctrl-C become one-line messages and exit codes."""
+    """Run a command body; SpecError / RfcalcError / Ctrl-C / OSError become one-line messages and exit codes."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -54,14 +54,40 @@ def guarded(func: F) -> F:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", ExitCode.INTERRUPTED)
+        except OSError as exc:  # the last net: a file the checks before the work could not foresee
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}")
 
     return wrapper  # type: ignore[return-value]
 
 
 def require_extra(module: str, extra: str) -> None:
-    """Raise a one-line RfcalcError when an optional dependency is missing."""
-    import importlib.util
+    """Raise a one-line RfcalcError, with the install command, when an optional dependency is missing."""
+    from rfcalc import extras
 
-    if importlib.util.find_spec(module) is None:
-        raise RfcalcError(f"this command needs {module}: pip install 'rfcalc[{extra}]'"
-                          + (" (CPU build: pip install torch==2.13.0)" if module == "torch" else ""))
+    extras.require(module, extra)
+
+
+def _plain_metavars(params: list[Any]) -> list[Any]:
+    """Help shows what to type, not Python types: a flag shows nothing (typer >= 0.2x prints ``<bool>``), an
+    option its metavar (``--rf BOUND``), an argument its name only (``SPEC``, not ``SPEC <path>``)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        if getattr(param, "param_type_name", "") == "argument" and param.metavar is not None:
+            param.display_type_rich = lambda ctx: None
+    return params
+
+
+class Command(typer.core.TyperCommand):
+    """Every rfcalc command: typer's, with help that names values instead of Python types."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_metavars(super().get_params(ctx))
+
+
+class Group(typer.core.TyperGroup):
+    """The ``rfcalc`` group: the same help as :class:`Command` for ``--version`` and ``--help``."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_metavars(super().get_params(ctx))

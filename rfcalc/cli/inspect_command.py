@@ -13,6 +13,7 @@ import typer
 
 from rfcalc.analysis.render import TableFormat
 from rfcalc.cli.common import console, guarded, require_extra
+from rfcalc.cli.outputs import YAML, output_file, writing
 from rfcalc.errors import ExitCode
 from rfcalc.inspection.target import load_target, parse_input_shape, split_target
 
@@ -24,12 +25,12 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def inspect_command(
-    target: Annotated[str, typer.Argument(help="FILE.py:NAME: an nn.Module subclass with a no-argument "
-                                               "constructor, or a function returning a module.")],
-    input: Annotated[str, typer.Option("--input", "-i", help="Input shape CxHxW, e.g. 3x32x32.")],
+    target: Annotated[str, typer.Argument(metavar="FILE.py:NAME", help="an nn.Module subclass with a "
+                                          "no-argument constructor, or a function returning a module.")],
+    input: Annotated[str, typer.Option("--input", "-i", metavar="CxHxW", help="Input shape CxHxW, e.g. 3x32x32.")],
     format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
-    to_spec: Annotated[Optional[Path], typer.Option("--to-spec", help="Also write the equivalent v1 spec (YAML) "
-                                                                      "to this file.")] = None,
+    to_spec: Annotated[Optional[Path], typer.Option("--to-spec", metavar="FILE.yaml",
+                                                    help="Also write the equivalent v1 spec to this file.")] = None,
 ) -> None:
     """The exact, branch-aware table of a PyTorch module, traced with torch.fx (same numbers as `table`).
 
@@ -38,6 +39,8 @@ def inspect_command(
     is printed with an error naming the node).
     """
     shape = parse_input_shape(input)
+    if to_spec is not None:
+        output_file("--to-spec", to_spec, YAML)
     require_extra("torch", "torch")
     from rfcalc.analysis import render
     from rfcalc.inspection.api import trace_module
@@ -58,7 +61,9 @@ def inspect_command(
     if not inspection.complete:
         raise typer.Exit(int(ExitCode.BAD_INPUT))
     if to_spec is not None:
-        from rfcalc.inspection.to_spec import write_spec
+        from rfcalc.inspection.to_spec import spec_yaml
 
-        write_spec(inspection, to_spec, source=target)
+        text = spec_yaml(inspection, source=target)
+        with writing("--to-spec", to_spec):
+            to_spec.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {to_spec}", err=True)

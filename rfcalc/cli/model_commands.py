@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from rfcalc.cli.common import guarded, require_extra
+from rfcalc.cli.outputs import IMAGE, PYTHON, output_file, writing
 
 
 def register(app: typer.Typer) -> None:
@@ -17,37 +18,48 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def export(
-    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the source here "
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE.py", help="Write the source here "
                                                                          "(default: print it).")] = None,
-    class_name: Annotated[Optional[str], typer.Option("--class-name", help="The model class's name "
+    class_name: Annotated[Optional[str], typer.Option("--class-name", metavar="NAME", help="The model class's name "
                                                                             "(default: the spec's name in "
                                                                             "CamelCase).")] = None,
 ) -> None:
-    """Standalone, readable PyTorch source of the spec's model (no rfcalc needed to run it)."""
+    """Standalone, readable PyTorch source of the spec's model (no rfcalc needed to run it).
+
+    Exit 0 when it is printed or written, 2 when the spec or --class-name is invalid or --output cannot be written.
+    """
     from rfcalc.model.export import export_source
     from rfcalc.analysis.load import load_spec
 
+    if output is not None:
+        output_file("--output", output, PYTHON)
     source = export_source(load_spec(spec), class_name)
     if output is None:
         typer.echo(source, nl=False)
         return
-    output.write_text(source, encoding="utf-8")
+    with writing("--output", output):
+        output.write_text(source, encoding="utf-8")
     typer.echo(f"wrote {output}", err=True)
 
 
 @guarded
 def erf(
-    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
-    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="A checkpoint written by "
-                                                                           "`rfcalc train` or a bare "
-                                                                           "state_dict (default: random "
-                                                                           "weights).")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to draw the heatmap (PNG).")] = Path("erf.png"),
-    batch: Annotated[int, typer.Option(min=1, help="Random inputs to average the gradient over.")] = 32,
-    seed: Annotated[int, typer.Option(help="Seed of the random inputs and weights.")] = 0,
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")],
+    weights: Annotated[Optional[Path], typer.Option(
+        "--weights", "-w", metavar="FILE.pt",
+        help="A checkpoint written by `rfcalc train` or a bare state_dict (default: random weights).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE.png",
+                                                 help="Where to draw the heatmap.")] = Path("erf.png"),
+    batch: Annotated[int, typer.Option(min=1, metavar="N", help="Random inputs to average the gradient over.")] = 32,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the random inputs and weights.")] = 0,
 ) -> None:
-    """The effective receptive field of the centre unit of the last feature map, against the theoretical RF."""
+    """The effective receptive field of the centre unit of the last feature map, against the theoretical RF.
+
+    Exit 0 when the heatmap is written, 2 when the spec or --weights is invalid, --output cannot be written or
+    torch / matplotlib is missing.
+    """
+    output_file("--output", output, IMAGE)
     require_extra("torch", "torch")
     require_extra("matplotlib", "train")
     import torch
@@ -64,7 +76,9 @@ def erf(
         load_weights(model, read_checkpoint(weights), source=weights, spec_name=loaded.name)
     result = effective_rf(loaded, model, batch=batch, seed=seed,
                           weights="random weights" if weights is None else f"weights from {weights.name}")
-    for line in summary(result, loaded.input_shape[1:]):
+    _, height, width = loaded.input_shape
+    for line in summary(result, (height, width)):
         typer.echo(line)
-    write_erf_plot(result, output)
+    with writing("--output", output):
+        write_erf_plot(result, output)
     typer.echo(f"wrote {output}", err=True)

@@ -9,18 +9,22 @@ import typer
 from rfcalc.errors import RfcalcError
 from rfcalc.quantities import parse_comparison
 
-RfFlag = Annotated[list[str], typer.Option("--rf", help="RF bound, e.g. '>44' (both axes must pass).")]
-ParamsFlag = Annotated[list[str], typer.Option("--params", help="Parameter bound, e.g. '<200k'.")]
-MacsFlag = Annotated[list[str], typer.Option("--macs", help="MACs bound, e.g. '<50M'.")]
-RequireFlag = Annotated[list[str], typer.Option("--require", help="Features that must be present, "
-                                                                  "comma-separated.")]
-ForbidFlag = Annotated[list[str], typer.Option("--forbid", help="Features that must be absent, comma-separated.")]
+RfFlag = Annotated[list[str], typer.Option("--rf", metavar="BOUND",
+                                           help="RF bound, e.g. '>44' (both axes must pass).")]
+ParamsFlag = Annotated[list[str], typer.Option("--params", metavar="BOUND", help="Parameter bound, e.g. '<200k'.")]
+MacsFlag = Annotated[list[str], typer.Option("--macs", metavar="BOUND", help="MACs bound, e.g. '<50M'.")]
+RequireFlag = Annotated[list[str], typer.Option("--require", metavar="FEATURES",
+                                                help="Features that must be present, comma-separated.")]
+ForbidFlag = Annotated[list[str], typer.Option("--forbid", metavar="FEATURES",
+                                               help="Features that must be absent, comma-separated.")]
 
 
 def rule_overrides(rf: list[str], params: list[str], macs: list[str], require: list[str],
                    forbid: list[str]) -> dict[str, Any]:
-    """The flags as a raw constraints table (``{"rf": {"gt": 44}, "require": [...]}``); a malformed bound raises
-    :class:`RfcalcError` naming the flag. Feature names are validated later, with the other sources' rules."""
+    """The flags as a raw constraints table (``{"rf": {"gt": 44}, "require": [...]}``), checked: a malformed bound
+    or an unknown feature raises a one-line :class:`RfcalcError` naming the flag."""
+    from rfcalc.analysis.checker import check_overrides
+
     out: dict[str, Any] = {}
     for key, texts in (("rf", rf), ("params", params), ("macs", macs)):
         bound: dict[str, Any] = {}
@@ -36,4 +40,5 @@ def rule_overrides(rf: list[str], params: list[str], macs: list[str], require: l
         items = [item.strip() for text in texts for item in text.split(",") if item.strip()]
         if items:
             out[key] = items
+    check_overrides(out)
     return out

@@ -12,6 +12,7 @@ import typer
 
 from rfcalc.analysis.render import TableFormat
 from rfcalc.cli.common import console, fail, guarded
+from rfcalc.cli.outputs import IMAGE, JSON, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
 from rfcalc.inspection.target import is_code_target
@@ -31,15 +32,22 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def table(
-    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")],
     format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
-    plot: Annotated[Optional[Path], typer.Option(help="Also draw RF and feature-map size per layer to this PNG "
-                                                      "(needs matplotlib).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        metavar="FILE.png", help="Also draw RF and feature-map size per layer to this image (needs matplotlib).")
+    ] = None,
 ) -> None:
-    """The exact per-layer table: sizes, jumps, receptive fields, centres, parameters, MACs."""
+    """The exact per-layer table: sizes, jumps, receptive fields, centres, parameters, MACs.
+
+    The rich table shows as many columns as the terminal's width allows (--format csv or json has them all).
+    Exit 0 when the table is printed, 2 when the spec is invalid or --plot cannot be written.
+    """
     from rfcalc.analysis import render
     from rfcalc.analysis.load import load_spec
 
+    if plot is not None:
+        output_file("--plot", plot, IMAGE)
     loaded = load_spec(spec)
     report = loaded.report
     if format is TableFormat.rich:
@@ -61,20 +69,21 @@ def _plot(spec: Any, path: Path) -> None:
 
     bounds = spec.constraints.rf.items() if spec.constraints and spec.constraints.rf else []
     rf_line = next((float(v) for op, v in bounds if op in ("gt", "ge", "eq")), None)
-    write_rf_plot(spec.report, path, rf_line)
+    with writing("--plot", path):
+        write_rf_plot(spec.report, path, rf_line)
     typer.echo(f"wrote {path}", err=True)
 
 
 def check(
-    specs: Annotated[list[str], typer.Argument(help="Spec files, or FILE.py:NAME for a PyTorch module "
+    specs: Annotated[list[str], typer.Argument(metavar="SPEC", help="Spec files, or FILE.py:NAME for a PyTorch module "
                                                     "(with --input).")],
     rf: RfFlag = [],
     params: ParamsFlag = [],
     macs: MacsFlag = [],
     require: RequireFlag = [],
     forbid: ForbidFlag = [],
-    input: Annotated[Optional[str], typer.Option("--input", help="Input shape for FILE.py:NAME targets, "
-                                                                 "e.g. 3x32x32.")] = None,
+    input: Annotated[Optional[str], typer.Option("--input", metavar="CxHxW",
+                                                 help="Input shape for FILE.py:NAME targets, e.g. 3x32x32.")] = None,
     format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
 ) -> None:
     """Check constraints (spec, then \\[tool.rfcalc.constraints] in pyproject.toml, then flags; later wins).
@@ -141,15 +150,22 @@ def _print_result(result: Any) -> None:
 
 @guarded
 def schema(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE.json",
+                                                 help="Write to this file instead of stdout.")
                       ] = None,
 ) -> None:
-    """Print the JSON Schema of a spec (for editors: `# yaml-language-server: $schema=rfcalc.spec.schema.json`)."""
+    """Print the JSON Schema of a spec (for editors: `# yaml-language-server: $schema=rfcalc.schema.json`).
+
+    Exit 0 when it is printed or written, 2 when --output cannot be written.
+    """
     from rfcalc.spec.schema import spec_json_schema
 
+    if output is not None:
+        output_file("--output", output, JSON)
     text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        with writing("--output", output):
+            output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from rfcalc.cli.common import console, guarded
+from rfcalc.cli.outputs import YAML, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
-from rfcalc.suggest.search import DEFAULT_BUDGET, DEFAULT_MAX_EDITS, DEFAULT_TOP
+from rfcalc.suggest.limits import DEFAULT_BUDGET, DEFAULT_MAX_EDITS, DEFAULT_TOP
 
 if TYPE_CHECKING:
+    from rfcalc.suggest.edits import Edit
     from rfcalc.suggest.result import SuggestResult
-
-YAML_SUFFIXES = (".yaml", ".yml")
 
 
 class SuggestFormat(str, Enum):
@@ -35,26 +35,28 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def suggest(
-    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")],
     rf: RfFlag = [],
     params: ParamsFlag = [],
     macs: MacsFlag = [],
     require: RequireFlag = [],
     forbid: ForbidFlag = [],
-    top: Annotated[int, typer.Option("--top", "-k", help="How many suggestions to show.")] = DEFAULT_TOP,
-    budget: Annotated[int, typer.Option("--budget", help="At most this many candidate specs are evaluated.")
-                      ] = DEFAULT_BUDGET,
-    max_edits: Annotated[int, typer.Option("--max-edits", help="At most this many edits in one suggestion.")
-                         ] = DEFAULT_MAX_EDITS,
+    top: Annotated[int, typer.Option("--top", "-k", metavar="K", help="How many suggestions to show.")
+                   ] = DEFAULT_TOP,
+    budget: Annotated[int, typer.Option("--budget", metavar="N",
+                                        help="At most this many candidate specs are evaluated.")] = DEFAULT_BUDGET,
+    max_edits: Annotated[int, typer.Option("--max-edits", metavar="N",
+                                           help="At most this many edits in one suggestion.")] = DEFAULT_MAX_EDITS,
     format: Annotated[SuggestFormat, typer.Option("--format", "-f", help="Output format.")] = SuggestFormat.rich,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the spec with the top suggestion "
-                                                   "applied to this file (comments and formatting kept).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FIXED.yaml",
+                                                   help="Write the spec with suggestion #1 applied here (comments "
+                                                        "and layout kept; may be SPEC itself).")] = None,
 ) -> None:
     """Suggest the smallest changes to SPEC that make every rule pass (rules as for `check`).
 
-    Ranked by fewest edits, then output size kept, smallest |Δparams|, smallest |ΔMACs|. Exit 0 when
-    suggestions are found or the spec already passes, 1 when nothing passes within the search budget, 2 for bad
-    input.
+    Fixes are ranked: fewest edits, output size kept, smallest |Δparams|, smallest |ΔMACs|.
+
+    Exit 0 when fixes are found or the spec already passes, 1 when none passes within the budget, 2 for bad input.
     """
     try:
         result = _search(spec, rule_overrides(rf, params, macs, require, forbid), top, budget, max_edits, output)
@@ -103,41 +105,28 @@ def _search(spec: Path, overrides: dict[str, Any], top: int, budget: int, max_ed
         raise RfcalcError(f"{spec}: suggest edits YAML specs; for a PyTorch module write one first with "
                           f"`rfcalc inspect {spec} --input 3x32x32 --to-spec net.yaml`")
     if output is not None:
-        check_output_path(output)
+        output_file("--output", output, YAML)
     loaded = load_spec(spec)
     constraints, sources = spec_constraints(loaded, overrides=overrides or None)
     return run_search(loaded, constraints, sources=sources, top=top, budget=budget, max_edits=max_edits)
 
 
-def check_output_path(path: Path) -> None:
-    """One-line errors, before any work, for an output path that cannot be written."""
-    if path.suffix.lower() not in YAML_SUFFIXES:
-        raise RfcalcError(f"-o {path}: the fixed spec is YAML; give a file name ending in .yaml or .yml")
-    if path.is_dir():
-        raise RfcalcError(f"-o {path}: is a directory; give a file name such as {path / 'fixed.yaml'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise RfcalcError(f"-o {path}: folder {parent} does not exist")
-    if not parent.is_dir():
-        raise RfcalcError(f"-o {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise RfcalcError(f"-o {path}: permission denied")
-
-
-def _write(spec: Path, output: Path, edits: tuple[object, ...]) -> None:
+def _write(spec: Path, output: Path, edits: tuple[Edit, ...]) -> None:
+    """The fix spliced into the spec's text, written atomically (a temporary file in the same folder, then a
+    rename), so that ``-o SPEC`` never leaves half a spec behind."""
     from rfcalc.spec.source import read_spec_text
     from rfcalc.suggest.yaml_patch import write_fix
 
-    text, kept = write_fix(read_spec_text(spec), edits, str(spec))  # type: ignore[arg-type]
-    try:
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.",
-                                         suffix=".tmp", delete=False, newline="") as handle:
-            handle.write(text)
-        os.replace(handle.name, output)
-    except OSError as exc:
-        if "handle" in locals():
+    text, kept = write_fix(read_spec_text(spec), edits, str(spec))
+    with writing("--output", output):
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.",
+                                             suffix=".tmp", delete=False, newline="")
+        try:
+            with handle:
+                handle.write(text)
+            os.replace(handle.name, output)
+        finally:
             Path(handle.name).unlink(missing_ok=True)
-        raise RfcalcError(f"-o {output}: cannot write: {exc.strerror or exc}", ExitCode.BAD_INPUT) from None
     typer.echo(f"wrote {output} (suggestion #1 applied)", err=True)
     if not kept:
         typer.echo(f"warning: {output}: the spec's comments and formatting could not be kept (YAML layout the "

@@ -1,7 +1,7 @@
 """``rfcalc inspect``: the table of an ``nn.Module`` that exists as PyTorch code, traced with torch.fx.
 
 :mod:`~rfcalc.inspection.api` is the entry (``inspect_module``, ``trace_module``); :mod:`~rfcalc.inspection.target`
-loads ``FILE.py:NAME`` (torch only when it runs); :mod:`~rfcalc.inspection.trace` traces and runs the graph;
+loads ``FILE.py:NAME`` (torch only when it runs); :mod:`~rfcalc.inspection.tracing` traces and runs the graph;
 :mod:`~rfcalc.inspection.lookup` is the table of which call is which op; :mod:`~rfcalc.inspection.walk` visits
 the nodes, :mod:`~rfcalc.inspection.follow` and :mod:`~rfcalc.inspection.merges` say what rows each becomes and
 :mod:`~rfcalc.inspection.record` records them with the calculator; :mod:`~rfcalc.inspection.to_spec` writes the

@@ -35,10 +35,10 @@ also depends on the whole input, which no window can describe.
 Parameters are what PyTorch counts: a module or parameter used twice counts once (at its first use,
 with an ``info`` diagnostic); parameters the forward never uses give a ``warning``.
 
-The pieces: :mod:`rfcalc.inspection.trace` traces and runs the graph; :mod:`rfcalc.inspection.walk` says what each
+The pieces: :mod:`rfcalc.inspection.tracing` traces and runs the graph; :mod:`rfcalc.inspection.walk` says what each
 node is, :mod:`rfcalc.inspection.follow` and :mod:`rfcalc.inspection.merges` what rows it becomes, and
 :mod:`rfcalc.inspection.record` records them with the calculator; :mod:`rfcalc.inspection.lookup` is the lookup table
-(its converters in :mod:`rfcalc.inspection.convert`, its answers in :mod:`rfcalc.inspection.actions`).
+(built from every op's inspect rules in :mod:`rfcalc.ops`; its answers are :mod:`rfcalc.ops.actions`).
 """
 from __future__ import annotations
 
@@ -50,11 +50,12 @@ from torch import nn
 
 from rfcalc.errors import RfcalcError
 from rfcalc.inspection.target import parse_input_shape
-from rfcalc.inspection.record import CannotFollow, Inspection, Recorder
-from rfcalc.inspection.trace import BATCH, Walker, first_line, trace_graph, traced
+from rfcalc.inspection.record import CannotFollow, Recorder
+from rfcalc.inspection.result import Inspection
+from rfcalc.inspection.tracing import BATCH, Walker, first_line, trace_graph, traced
 from rfcalc.inspection.walk import Inspector
 from rfcalc.table.report import Diagnostic, Report
-from rfcalc.inspection.to_spec import SKIP
+from rfcalc.inspection.result import SKIP
 
 __all__ = ["BATCH", "SKIP", "Inspection", "inspect_module", "parse_shape", "trace_module", "traced"]
 
@@ -70,7 +71,7 @@ def parse_shape(input_shape: Any) -> tuple[int, int, int]:
     if len(shape) != 3 or min(shape) < 1:
         hint = " (without the batch dimension)" if len(shape) == 4 else ""
         raise RfcalcError(f"input_shape must be three positive sizes (C, H, W){hint}, got {tuple(input_shape)!r}")
-    return shape  # type: ignore[return-value]
+    return (shape[0], shape[1], shape[2])
 
 
 def inspect_module(module: nn.Module, input_shape: Any, *, name: str | None = None,

@@ -15,13 +15,15 @@ import torch
 import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow, fmt_shape
-from rfcalc.inspection.actions import AdaptivePool, AsLayer, GlobalPool, Pointwise, Reshape
+from rfcalc.ops.actions import AdaptivePool, AsLayer, GlobalPool, Pointwise, Reshape
 from rfcalc.inspection.lookup import is_reshape
 from rfcalc.inspection.record import Recorder, describe_shape, shapes_match
-from rfcalc.inspection.trace import BATCH
+from rfcalc.inspection.tracing import BATCH
 from rfcalc.table.report import Shape
-from rfcalc.spec.models import FlattenLayer, GapLayer, PoolLayer
-from rfcalc.inspection.to_spec import SKIP
+from rfcalc.ops.flatten import FlattenLayer
+from rfcalc.ops.gap import GapLayer
+from rfcalc.ops.pool import PoolLayer
+from rfcalc.inspection.result import SKIP
 
 
 def follow_layer(rec: Recorder, n: fx.Node, action: AsLayer, flow: Flow, out: Shape, desc: str) -> None:

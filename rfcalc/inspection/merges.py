@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.fx as fx
 
 from rfcalc.analysis.calculator import fmt_shape
-from rfcalc.inspection.actions import Binary, Broadcast, Call, Concat
+from rfcalc.ops.actions import Binary, Broadcast, Call, Concat
 from rfcalc.inspection.record import Recorder, describe_shape, shapes_match
 from rfcalc.table.report import Shape
 

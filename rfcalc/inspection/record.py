@@ -9,8 +9,7 @@ with :class:`CannotFollow` at the first node the calculator cannot follow.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, get_args
 
 import torch
 import torch.fx as fx
@@ -19,35 +18,16 @@ from torch import nn
 from rfcalc.analysis.calculator import Calculator, Flow
 from rfcalc.errors import RfcalcError
 from rfcalc.spec.graph import Prim
-from rfcalc.inspection.trace import Walker, source_line
+from rfcalc.inspection.tracing import Walker, source_line
 from rfcalc.table.report import Diagnostic, Report, Row, Shape
-from rfcalc.spec.models import OPS, PrimLayer
-from rfcalc.inspection.to_spec import MERGE
+from rfcalc.ops.fields import LayerModel
+from rfcalc.ops.merges import SpecMerge
+from rfcalc.ops.registry import REGISTRY
+from rfcalc.inspection.result import MERGE, Inspection
 from rfcalc.spec.source import Source
 
-_RESERVED = frozenset(OPS) | {"concat", "add"}
-_SPEC_PARAMS = ("conv", "linear", "bn", "gn", "ln")  # ops whose parameter count the spec computes
-
-
-@dataclass(frozen=True)
-class Inspection:
-    """The report of a traced module plus what ``--to-spec`` needs.
-
-    ``complete`` is False when the walk stopped at a node it cannot follow (the last diagnostic says
-    which). ``spec_layers`` maps row names to the spec layer each row was computed from (``"merge"``
-    for merges, ``"skip"`` for identities); ``spec_notes`` says why a row has no exact spec op;
-    ``row_nodes`` maps row names to the torch.fx node whose output the row describes.
-    """
-
-    report: Report
-    complete: bool
-    spec_layers: dict[str, PrimLayer | str] = field(default_factory=dict)
-    spec_notes: dict[str, str] = field(default_factory=dict)
-    row_nodes: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def error(self) -> Diagnostic | None:
-        return next((d for d in self.report.diagnostics if d.severity == "error"), None)
+# a pass-through row never takes the name of a spec op or merge (it gets "_op" appended)
+_RESERVED = frozenset(REGISTRY) | frozenset(get_args(SpecMerge))
 
 
 class CannotFollow(Exception):
@@ -72,12 +52,12 @@ class Recorder:
         self._seen: set[int] = set()
         self._module_calls: dict[str, int] = {}
         self._used_names: set[str] = {"input"}
-        self._spec_layers: dict[str, PrimLayer | str] = {}
+        self._spec_layers: dict[str, LayerModel | str] = {}
         self._spec_notes: dict[str, str] = {}
         self._row_nodes: dict[str, str] = {}
 
     # -- rows ------------------------------------------------------------------------------------------------
-    def layer(self, n: fx.Node, layer: PrimLayer, flow: Flow, out: Shape, desc: str, note: str | None) -> None:
+    def layer(self, n: fx.Node, layer: LayerModel, flow: Flow, out: Shape, desc: str, note: str | None) -> None:
         """The rows the calculator computes for ``layer`` (a spec layer) applied to ``flow``."""
         name = self._name(n)
         new = self._calc.prim(Prim(name, self.where(n), ("node", n.name), layer), flow)
@@ -213,7 +193,7 @@ class Recorder:
             self.diagnose("info", "shared-parameters", n,
                           f"'{name}' ({desc}) reuses parameters used before; PyTorch counts them once, at their "
                           f"first use")
-        elif op in _SPEC_PARAMS:
+        elif op in REGISTRY:
             self.diagnose("info", "parameters", n,
                           f"'{name}' ({desc}) has {count:,} parameters where the spec's {op} would have {computed:,}")
 

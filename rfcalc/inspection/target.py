@@ -124,9 +124,9 @@ def _first_line(exc: BaseException) -> str:
 
 def require_torch() -> None:
     """A one-line error when PyTorch is missing."""
-    if importlib.util.find_spec("torch") is None:
-        raise RfcalcError("inspecting a PyTorch module needs torch: pip install torch (CPU build: pip install "
-                          "torch==2.13.0), or from a checkout: pip install -e '.[torch]'")
+    from rfcalc.extras import require
+
+    require("torch", "torch", "inspecting a PyTorch module")
 
 
 def is_code_target(arg: str) -> bool:

@@ -15,19 +15,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from rfcalc.errors import RfcalcError, SpecError
+from rfcalc.inspection.result import MERGE, SKIP, Inspection
 from rfcalc.table.report import Report, Row
-from rfcalc.spec.models import ACTIVATIONS, NORMS
+from rfcalc.ops.base import ATTACH_ORDER
+from rfcalc.ops.registry import REGISTRY
 
-if TYPE_CHECKING:
-    from rfcalc.inspection.api import Inspection
 
-SKIP = "skip"
-MERGE = "merge"
 
 
 def spec_from_inspection(inspection: Inspection, *, note: str | None = None) -> dict[str, Any]:
@@ -141,8 +139,8 @@ class _Writer:
         for row, layer in items:
             if held is not None and self.consumers.get(held[0].name) == [row.name]:
                 last, target, stage = held
-                step = _stage(row, layer)
-                allowed = (1, 2, 3) if target["op"] == "conv" else (2,)
+                step = _stage(row, self.spec_layers.get(row.name))
+                allowed = (1, 2, 3) if target["op"] == "conv" else (2,)  # a merge takes an activation only
                 if step is not None and step[0] > stage and step[0] in allowed:
                     target.update(step[1])
                     held = (row, target, step[0])
@@ -163,42 +161,9 @@ class _Writer:
         return name
 
     def _layer(self, row: Row) -> dict[str, Any]:
-        layer = self.spec_layers[row.name]
-        op = row.op
-        out: dict[str, Any] = {"op": op, "name": self._name(row)}
-        if op == "conv":
-            c_in = row.in_shape[0] if row.in_shape else 0
-            out["out"] = row.out_shape[0]
-            out["k"] = _compact(row.kernel)
-            for key, value, default in (("stride", row.stride, (1, 1)), ("padding", row.padding, (0, 0)),
-                                        ("dilation", row.dilation, (1, 1))):
-                if value != default:
-                    out[key] = _compact(value)
-            if row.groups != 1:
-                out["groups"] = "depthwise" if row.groups == c_in == row.out_shape[0] else row.groups
-            if not layer.bias:
-                out["bias"] = False
-        elif op in ("maxpool", "avgpool"):
-            out["k"] = _compact(row.kernel)
-            if row.stride != row.kernel:
-                out["stride"] = _compact(row.stride)
-            if row.padding != (0, 0):
-                out["padding"] = _compact(row.padding)
-            if layer.ceil_mode:
-                out["ceil_mode"] = True
-        elif op == "gap":
-            if layer.mode != "avg":
-                out["mode"] = layer.mode
-        elif op == "gn":
-            out["groups"] = layer.groups
-        elif op == "dropout":
-            out["p"] = layer.p
-        elif op == "linear":
-            out["out"] = row.out_shape[0]
-            if not layer.bias:
-                out["bias"] = False
-        elif op == "ultimus":
-            out["dim"] = layer.dim
+        """A row as a spec layer, written by its op's registered rule."""
+        out: dict[str, Any] = {"op": row.op, "name": self._name(row)}
+        out.update(REGISTRY[row.op].to_spec(row, self.spec_layers[row.name]))
         return out
 
     def _merge(self, row: Row, paths: list[list[dict[str, Any]]]) -> dict[str, Any]:
@@ -212,18 +177,14 @@ class _Writer:
         return out
 
 
-def _stage(row: Row, layer: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-    """What a standalone row adds to a conv it folds into: (order, fields); None when it cannot fold."""
-    if row.op in NORMS:
-        fields: dict[str, Any] = {"norm": row.op}
-        if row.op == "gn":
-            fields["norm_groups"] = layer["groups"]
-        return 1, fields
-    if row.op in ACTIVATIONS:
-        return 2, {"act": row.op}
-    if row.op == "dropout" and len(row.out_shape) == 3:
-        return 3, {"dropout": layer["p"]}
-    return None
+def _stage(row: Row, layer: Any) -> tuple[int, dict[str, Any]] | None:
+    """What a standalone row adds to a conv it folds into: (order after the conv, fields); None when it cannot
+    fold. Which ops fold, and how, is the registry's (an op's ``attach`` stage and ``fold`` rule)."""
+    op = REGISTRY.get(row.op)
+    if op is None or op.attach is None or op.fold is None:
+        return None
+    fields = op.fold(row, layer)
+    return None if fields is None else (ATTACH_ORDER.index(op.attach) + 1, fields)
 
 
 def _compact(pair: Any) -> Any:

@@ -17,13 +17,13 @@ import torch
 import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow
-from rfcalc.inspection.actions import (Action, AdaptivePool, AsLayer, Binary, Broadcast, Call, Concat, GlobalPool,
+from rfcalc.ops.actions import (Action, AdaptivePool, AsLayer, Binary, Broadcast, Call, Concat, GlobalPool,
                                     Pointwise, Reshape, Unsupported)
 from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat
 from rfcalc.inspection.follow import follow_layer, follow_pointwise, follow_pool, follow_reshape, follow_unknown
 from rfcalc.inspection.record import Recorder
-from rfcalc.inspection.trace import BATCH, Walker
+from rfcalc.inspection.tracing import BATCH, Walker
 from rfcalc.table.report import INPUT_GEOMETRY
 
 # action type -> what records its rows; calls of ONE_INPUT actions must have exactly one computed input

@@ -8,27 +8,27 @@ The module tree is :func:`rfcalc.model.plan.plan_model`'s, so ``print(model)`` r
 - a block use, a repeat and a separable conv are ``nn.Sequential`` (``d1.0``, ``c5.1``, ``s1.dw``, ``s1.pw``);
 - ``parallel`` is :class:`Parallel` (paths ``branches.0``, ``branches.1``), ``residual`` is :class:`Residual`
   (``res.body``, ``res.shortcut``); the merge's activation is their child named after it (``branches.relu``);
-- ``gap`` is :class:`GlobalPool`, ``ultimus`` is :class:`Ultimus`; everything else is the ``torch.nn`` class.
+- each op's module is what its registered leaf names (:mod:`rfcalc.ops`): a ``torch.nn`` class, or one of the
+  helpers in :mod:`rfcalc.model.modules` (``gap`` is ``GlobalPool``, ``ultimus`` is ``Ultimus``).
 
 Every row name is a module name; :func:`rfcalc.model.plan.row_modules` maps each row to the module
 whose output is exactly that row's (``c1`` -> ``c1.conv`` when the conv carries attached ops).
 
-The classes below are copied verbatim into exported files (:mod:`rfcalc.model.export`), so they use only
-``torch``, ``nn`` and :func:`activation`.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 
 from rfcalc.errors import RfcalcError
+from rfcalc.extras import missing
 
 try:
     from torch import nn
 except ImportError:  # pragma: no cover - exercised in a subprocess test
-    raise RfcalcError("build_model needs PyTorch: pip install 'rfcalc[torch]'") from None
+    raise missing("torch", "torch", "build_model") from None
 
-from rfcalc.model.modules import GlobalPool, Parallel, Residual, Ultimus
+from rfcalc.model import modules
+from rfcalc.model.modules import Parallel, Residual
 from rfcalc.model.plan import Item, Leaf, Seq, plan_model
 from rfcalc.analysis.load import Spec
 
@@ -46,13 +46,15 @@ class SpecModel(nn.Sequential):
         return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))}"
 
 
-CONSTRUCTORS: dict[str, Callable[..., nn.Module]] = {
-    "nn.Conv2d": nn.Conv2d, "nn.MaxPool2d": nn.MaxPool2d, "nn.AvgPool2d": nn.AvgPool2d,
-    "nn.BatchNorm2d": nn.BatchNorm2d, "nn.BatchNorm1d": nn.BatchNorm1d, "nn.GroupNorm": nn.GroupNorm,
-    "nn.Dropout2d": nn.Dropout2d, "nn.Dropout": nn.Dropout, "nn.Flatten": nn.Flatten, "nn.Linear": nn.Linear,
-    "nn.ReLU": nn.ReLU, "nn.ReLU6": nn.ReLU6, "nn.LeakyReLU": nn.LeakyReLU, "nn.GELU": nn.GELU, "nn.SiLU": nn.SiLU,
-    "GlobalPool": GlobalPool, "Ultimus": Ultimus,
-}
+def constructor(ctor: str) -> type[nn.Module]:
+    """The class a leaf names: ``"nn.Conv2d"`` -> ``torch.nn.Conv2d``; ``"GlobalPool"`` -> rfcalc's helper."""
+    if ctor.startswith("nn."):
+        found = getattr(nn, ctor.removeprefix("nn."), None)
+    else:
+        found = getattr(modules, ctor, None)
+    if not (isinstance(found, type) and issubclass(found, nn.Module)):
+        raise LookupError(f"no module class {ctor!r} in torch.nn or rfcalc.model.modules")
+    return found
 
 
 def build_model(spec: Spec) -> SpecModel:
@@ -65,7 +67,7 @@ def build_model(spec: Spec) -> SpecModel:
 def instantiate(item: Item) -> nn.Module:
     """One module of the plan, with its children."""
     if isinstance(item, Leaf):
-        return CONSTRUCTORS[item.ctor](*item.args, **dict(item.kwargs))
+        return constructor(item.ctor)(*item.args, **dict(item.kwargs))
     if isinstance(item, Seq):
         return nn.Sequential(_named(item, nn.Sequential()))
     paths = [instantiate(branch) for branch in item.branches]

@@ -94,7 +94,8 @@ def mass_square(heat: list[list[float]], centre: tuple[Fraction, Fraction], frac
 def summary(result: ErfResult, input_hw: tuple[int, int]) -> list[str]:
     """The numbers, as lines to print."""
     row, (h, w) = result.row, result.rf
-    inside = [min(hi, n - 1) - max(lo, 0) + 1 for (lo, hi), n in zip((result.window(0), result.window(1)), input_hw)]
+    inside = [min(hi, Fraction(n - 1)) - max(lo, Fraction(0)) + 1
+              for (lo, hi), n in zip((result.window(0), result.window(1)), input_hw)]
     side = _num(result.side)
     share = f"{float(result.side) / max(h, w):.0%} of the theoretical RF side" if result.side else "no gradient"
     return [

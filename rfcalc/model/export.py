@@ -17,13 +17,22 @@ from typing import Any
 
 from rfcalc import __version__
 from rfcalc.errors import RfcalcError
+from rfcalc.ops.activation import ACTIVATIONS
 from rfcalc.model.plan import Item, Leaf, Merge, Seq, children, plan_model, walk
 from rfcalc.table.report import Report, Row
 from rfcalc.analysis.load import Spec
 
 INDENT = "    "
 MODULES_SOURCE = Path(__file__).with_name("modules.py")
-HELPERS = ("activation", "Parallel", "Residual", "GlobalPool", "Ultimus")
+
+
+def _helper_names() -> tuple[str, ...]:
+    """The top-level functions and classes of rfcalc/model/modules.py, in file order."""
+    tree = ast.parse(MODULES_SOURCE.read_text(encoding="utf-8"))
+    return tuple(node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef)))
+
+
+HELPERS = _helper_names()
 RESERVED = (*HELPERS, "torch", "nn", "OrderedDict", "INPUT_SHAPE", "annotations")
 
 
@@ -47,6 +56,9 @@ def export_source(spec: Spec, class_name: str | None = None) -> str:
     used = {item.ctor for _, item in walk(root) if isinstance(item, Leaf)}
     merges = {item.kind for _, item in walk(root) if isinstance(item, Merge)}
     helpers = [h for h in HELPERS if h in used or h.lower() in merges or (h == "activation" and merges)]
+    unknown = sorted(c for c in used if not c.startswith("nn.") and c not in HELPERS)
+    if unknown:  # pragma: no cover - a registered leaf names a helper that modules.py lacks (tests/test_ops.py)
+        raise LookupError(f"rfcalc/model/modules.py defines no {', '.join(unknown)}")
     needs_dict = any(isinstance(item, Seq) and not _numbered(item) for _, item in walk(root) if item is not root)
     parts = [_header(spec, name, needs_dict)]
     parts += [_helper_source(h) for h in helpers]
@@ -77,6 +89,8 @@ def _header(spec: Spec, name: str, needs_dict: bool) -> str:
 
 
 def _helper_source(name: str) -> str:
+    if name == "activation":
+        return _activation_source()
     text = MODULES_SOURCE.read_text(encoding="utf-8")
     for node in ast.parse(text).body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
@@ -84,6 +98,17 @@ def _helper_source(name: str) -> str:
             assert segment is not None
             return segment
     raise LookupError(f"rfcalc/model/modules.py defines no {name}")  # pragma: no cover - a broken install
+
+
+def _activation_source() -> str:
+    """``activation(name)`` written out from the activation table (rfcalc.model.modules reads the same table)."""
+    entries = [f"{INDENT * 2}{_literal(name)}: nn.{act.module}," for name, act in ACTIVATIONS.items()]
+    return "\n".join([
+        "def activation(name: str) -> nn.Module:",
+        f'{INDENT}"""The activation module of a spec\'s act name."""',
+        f"{INDENT}table = {{", *entries, f"{INDENT}}}",
+        f"{INDENT}return table[name]()",
+    ])
 
 
 def _model_class(spec: Spec, name: str, root: Seq, rows: dict[str, Row]) -> str:
@@ -124,7 +149,7 @@ def _expr(item: Item, rows: dict[str, Row]) -> tuple[list[str], str]:
     """The lines of the expression that builds ``item`` (nested lines indented) and a comment for its last line."""
     if isinstance(item, Leaf):
         row = rows[item.row]
-        return [_call(item)], (_describe(row) if "attached_to" not in row.attrs else "")
+        return [_call(item)], (_describe(row) if row.attached_to is None else "")
     if isinstance(item, Seq):
         named = children(item)
         if not named:
@@ -132,7 +157,7 @@ def _expr(item: Item, rows: dict[str, Row]) -> tuple[list[str], str]:
         if _numbered(item):
             return ["nn.Sequential(", *_entries(named, rows, keyed=False), ")"], ""
         return ["nn.Sequential(OrderedDict([", *_entries(named, rows, keyed=True), "]))"], ""
-    act = f", act={_literal(item.act)}" if item.act != "none" else ""
+    act = f", act={_literal(item.act)}" if item.act is not None else ""
     comment = _describe(rows[item.name])
     if item.kind == "parallel":
         entries = _entries(children(item), rows, keyed=False)
@@ -140,7 +165,7 @@ def _expr(item: Item, rows: dict[str, Row]) -> tuple[list[str], str]:
     lines = ["Residual("]
     for child_name, child in children(item):
         lines += _entry(child, rows, prefix=f"{child_name}=")
-    if item.act != "none":
+    if item.act is not None:
         lines.append(f"{INDENT}act={_literal(item.act)},")
     return lines + [")"], comment
 

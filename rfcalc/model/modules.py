@@ -1,29 +1,31 @@
 """The helper modules that built and exported models share: ``activation``, :class:`Parallel`, :class:`Residual`,
-:class:`GlobalPool`, :class:`Ultimus`, :class:`ChannelShuffle`. Needs torch.
+:class:`GlobalPool`, :class:`Ultimus`. Needs torch.
 
-:mod:`rfcalc.model.export` copies these definitions verbatim into exported files, so they use only ``torch``,
-``nn`` and each other (the exported file has no rfcalc to import).
+:mod:`rfcalc.model.export` copies the classes verbatim into exported files, so they use only ``torch``, ``nn``
+and ``activation``; an exported file gets ``activation`` written out from the activation table
+(:data:`rfcalc.ops.activation.ACTIVATIONS`), which is what this one reads.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from rfcalc.ops.activation import ACTIVATIONS
+
 
 def activation(name: str) -> nn.Module:
     """The activation module of a spec's act name."""
-    table = {"relu": nn.ReLU, "relu6": nn.ReLU6, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU}
-    return table[name]()
+    return getattr(nn, ACTIVATIONS[name].module)()
 
 
 class Parallel(nn.Module):
     """Paths from the same input (children ``0``, ``1``, ...), joined by concat (channels) or add."""
 
-    def __init__(self, paths: list[nn.Module], merge: str = "concat", act: str = "none") -> None:
+    def __init__(self, paths: list[nn.Module], merge: str = "concat", act: str | None = None) -> None:
         super().__init__()
         self.merge = merge
         self.n_paths = len(paths)
-        self.act = None if act == "none" else act
+        self.act = act
         for j, path in enumerate(paths):
             self.add_module(str(j), path)
         if self.act is not None:
@@ -46,11 +48,11 @@ class Parallel(nn.Module):
 class Residual(nn.Module):
     """``body(x) + shortcut(x)``; no shortcut module means the identity."""
 
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None, act: str = "none") -> None:
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None, act: str | None = None) -> None:
         super().__init__()
         self.body = body
         self.shortcut = shortcut
-        self.act = None if act == "none" else act
+        self.act = act
         if self.act is not None:
             self.add_module(self.act, activation(self.act))
 

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 
 import torch
 from torch import nn
 
-from rfcalc.model.builder import GlobalPool
+from rfcalc.model.builder import constructor
+from rfcalc.model.modules import GlobalPool
 from rfcalc.model.plan import plan_model, row_modules
+from rfcalc.ops.registry import REGISTRY
 from rfcalc.table.report import Row
 from rfcalc.analysis.load import Spec
 
@@ -30,11 +32,13 @@ Interval = tuple[int, int] | None          # (lo, hi) of the support along one a
 Unit = tuple[int, int]                      # (h, w) index of an output unit
 Windows = dict[Unit, tuple[Interval, Interval]]
 
-_IDENTITY_TYPES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Mish,
-    nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout,
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d, nn.LocalResponseNorm,
-)
+# Modules that may cancel or zero a gradient, replaced by the identity: every registered op whose `positive` is
+# "identity" (norms, activations, dropout), and what inspected code uses besides.
+_IDENTITY_TYPES: tuple[type[nn.Module], ...] = tuple(dict.fromkeys([
+    *(constructor(ctor) for op in REGISTRY.values() if op.positive == "identity" for ctor in op.ctors),
+    nn.ELU, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Dropout1d, nn.AlphaDropout, nn.LayerNorm, nn.InstanceNorm2d,
+    nn.LocalResponseNorm,
+]))
 
 
 def _positive_module(module: nn.Module) -> nn.Module:
@@ -99,7 +103,7 @@ class GradientProbe:
             for handle in handles:
                 handle.remove()
 
-    def _keeper(self, name: str):  # type: ignore[no-untyped-def]
+    def _keeper(self, name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
             self.outputs[name] = output
         return hook
@@ -112,7 +116,7 @@ class GradientProbe:
         units = list(units) if units is not None else default_units(out.shape[2], out.shape[3])
         if len(units) > self.input.shape[0]:
             raise ValueError(f"at most {self.input.shape[0]} units per call (one per sample of the batch)")
-        seed = sum(out[i, :, h, w].sum() for i, (h, w) in enumerate(units))
+        seed = torch.stack([out[i, :, h, w].sum() for i, (h, w) in enumerate(units)]).sum()
         (grad,) = torch.autograd.grad(seed, self.input, retain_graph=True, allow_unused=True)
         result: Windows = {}
         for i, unit in enumerate(units):

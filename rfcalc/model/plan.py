@@ -12,25 +12,16 @@ So row ``c1.bn`` is module ``c1.bn`` and row ``c1`` (the conv alone) is module `
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Literal, Union
 
+from rfcalc.ops.base import Leaf
+from rfcalc.ops.registry import REGISTRY
 from rfcalc.spec.graph import Group, Node, Parallel, Prim
 from rfcalc.table.report import Report, Row
 
-ACTIVATION_CTORS: dict[str, str] = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "leaky_relu": "nn.LeakyReLU",
-                                    "gelu": "nn.GELU", "silu": "nn.SiLU"}
-
-
-@dataclass(frozen=True)
-class Leaf:
-    """One module made by one constructor call, e.g. ``nn.Conv2d(3, 16, kernel_size=3, padding=1)``."""
-
-    row: str
-    ctor: str
-    args: tuple[Any, ...] = ()
-    kwargs: tuple[tuple[str, Any], ...] = ()
+__all__ = ["Item", "Leaf", "Merge", "Seq", "children", "leaf", "plan_model", "row_modules", "walk"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +41,7 @@ class Merge:
     branches: tuple[Seq, ...]
     shortcut: Seq | None
     merge: Literal["concat", "add"]
-    act: str
+    act: str | None
 
 
 Item = Union[Leaf, Seq, Merge]
@@ -61,8 +52,8 @@ def plan_model(nodes: tuple[Node, ...], report: Report) -> Seq:
     rows = {row.name: row for row in report.rows}
     attached: dict[str, list[Row]] = {}
     for row in report.rows:
-        if "attached_to" in row.attrs:
-            attached.setdefault(row.attrs["attached_to"], []).append(row)
+        if row.attached_to is not None:
+            attached.setdefault(row.attached_to, []).append(row)
     return Seq("", _sequence(nodes, rows, attached))
 
 
@@ -74,11 +65,10 @@ def _sequence(nodes: tuple[Node, ...], rows: dict[str, Row], attached: dict[str,
 def _item(node: Node, rows: dict[str, Row], attached: dict[str, list[Row]]) -> Item:
     if isinstance(node, Prim):
         row = rows[node.name]
-        leaf = LEAVES[row.op](row)
-        extra = attached.get(node.name, []) if row.op == "conv" else []
-        if not extra:
-            return leaf
-        return Seq(node.name, (("conv", leaf),) + tuple((r.name.rsplit(".", 1)[-1], LEAVES[r.op](r)) for r in extra))
+        own = attached.get(node.name, [])
+        if not own:
+            return leaf(row)
+        return Seq(node.name, ((row.op, leaf(row)),) + tuple((r.name.rsplit(".", 1)[-1], leaf(r)) for r in own))
     if isinstance(node, Group):
         return Seq(node.name, _sequence(node.children, rows, attached))
     if isinstance(node, Parallel):
@@ -122,70 +112,11 @@ def row_modules(root: Seq) -> dict[str, str]:
             out[item.row] = path
         elif isinstance(item, Merge):
             out[item.name] = path
-            if item.act != "none":
+            if item.act is not None:
                 out[f"{item.name}.{item.act}"] = f"{path}.{item.act}"
     return out
 
 
-# -- one leaf per op: the constructor and its arguments, PyTorch defaults left out -------------------------
-def _pair(value: tuple[int, int]) -> int | tuple[int, int]:
-    return value[0] if value[0] == value[1] else value
-
-
-def _conv(row: Row) -> Leaf:
-    assert row.in_shape is not None and row.kernel and row.stride and row.padding and row.dilation
-    kwargs: list[tuple[str, Any]] = [("kernel_size", _pair(row.kernel))]
-    for key, value, default in (("stride", row.stride, (1, 1)), ("padding", row.padding, (0, 0)),
-                                ("dilation", row.dilation, (1, 1))):
-        if value != default:
-            kwargs.append((key, _pair(value)))
-    if row.groups not in (None, 1):
-        kwargs.append(("groups", row.groups))
-    if not row.attrs.get("bias", True):
-        kwargs.append(("bias", False))
-    return Leaf(row.name, "nn.Conv2d", (row.in_shape[0], row.out_shape[0]), tuple(kwargs))
-
-
-def _pool(row: Row) -> Leaf:
-    assert row.kernel and row.stride and row.padding
-    kwargs: list[tuple[str, Any]] = [("kernel_size", _pair(row.kernel))]
-    if row.stride != row.kernel:
-        kwargs.append(("stride", _pair(row.stride)))
-    if row.padding != (0, 0):
-        kwargs.append(("padding", _pair(row.padding)))
-    if row.attrs.get("ceil_mode"):
-        kwargs.append(("ceil_mode", True))
-    return Leaf(row.name, "nn.MaxPool2d" if row.op == "maxpool" else "nn.AvgPool2d", (), tuple(kwargs))
-
-
-def _norm(row: Row) -> Leaf:
-    channels = row.out_shape[0]
-    if row.op == "bn":
-        return Leaf(row.name, "nn.BatchNorm2d" if row.is_feature_map else "nn.BatchNorm1d", (channels,))
-    return Leaf(row.name, "nn.GroupNorm", (row.groups if row.op == "gn" else 1, channels))
-
-
-def _dropout(row: Row) -> Leaf:
-    return Leaf(row.name, "nn.Dropout2d" if row.is_feature_map else "nn.Dropout", (), (("p", row.attrs["p"]),))
-
-
-def _linear(row: Row) -> Leaf:
-    assert row.in_shape is not None
-    kwargs = () if row.attrs.get("bias", True) else (("bias", False),)
-    return Leaf(row.name, "nn.Linear", (row.in_shape[0], row.out_shape[0]), kwargs)
-
-
-LEAVES: dict[str, Callable[[Row], Leaf]] = {
-    "conv": _conv,
-    "maxpool": _pool,
-    "avgpool": _pool,
-    "gap": lambda row: Leaf(row.name, "GlobalPool", (row.attrs.get("mode", "avg"),)),
-    "bn": _norm,
-    "gn": _norm,
-    "ln": _norm,
-    "dropout": _dropout,
-    "flatten": lambda row: Leaf(row.name, "nn.Flatten"),
-    "linear": _linear,
-    "ultimus": lambda row: Leaf(row.name, "Ultimus", (row.out_shape[0],), (("dim", row.attrs["dim"]),)),
-    **{act: (lambda row, ctor=ctor: Leaf(row.name, ctor)) for act, ctor in ACTIVATION_CTORS.items()},
-}
+def leaf(row: Row) -> Leaf:
+    """The module of one row, by its op's registered leaf rule."""
+    return REGISTRY[row.op].leaf(row)

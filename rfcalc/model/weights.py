@@ -36,8 +36,17 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
         return {"model": data}  # a bare state_dict
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         return data
-    raise RfcalcError(f"{path}: not an rfcalc checkpoint nor a state_dict (a {type(data).__name__}"
-                      f"{' with keys ' + ', '.join(map(str, list(data)[:4])) if isinstance(data, dict) else ''})")
+    raise RfcalcError(f"{path}: not an rfcalc checkpoint nor a state_dict ({_describe(data)})")
+
+
+def _describe(data: Any) -> str:
+    """What a file held, in a few words: 'a list', 'an empty dict', "a dict with keys 'a', 'b', …"."""
+    if isinstance(data, dict):
+        if not data:
+            return "an empty dict"
+        keys = ", ".join(repr(k) for k in list(data)[:4])
+        return f"a dict with keys {keys}{', …' if len(data) > 4 else ''} and no state_dict under 'model'"
+    return f"a {type(data).__name__}"
 
 
 def state_of(checkpoint: Any) -> dict[str, Any]:

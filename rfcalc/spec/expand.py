@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from rfcalc.errors import Problem
 from rfcalc.spec.graph import Group, Node, Parallel, Prim, Residual
-from rfcalc.spec.messages import show, suggest, translate
-from rfcalc.spec.models import (LAYER_MODELS, OPS, RESERVED_NAMES, BlockDef, ConvLayer, ParallelLayer,
-                                ResidualLayer)
+from rfcalc.spec.messages import name_problem, show, suggest, translate
+from rfcalc.ops.conv import ConvLayer, separable_parts
+from rfcalc.spec.models import LAYER_MODELS, NAME_PATTERN, OPS, RESERVED_NAMES, BlockDef, ParallelLayer, ResidualLayer
 from rfcalc.spec.source import Key, Source
 
 _WHOLE_REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
@@ -67,10 +67,8 @@ class Expander:
     def _local_name(self, raw: RawLayer, index: int, in_block: bool, used: dict[str, str]) -> str | None:
         given = raw.data.get("name")
         if given is not None:
-            if not isinstance(given, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", given):
-                self.fail(raw.origins.get("name", raw.key + ("name",)), f"{raw.path}.name",
-                          "must be a name of letters, digits and '_' that does not start with a digit, "
-                          f"got {show(given)}")
+            if not isinstance(given, str) or not re.match(NAME_PATTERN, given):
+                self.fail(raw.origins.get("name", raw.key + ("name",)), f"{raw.path}.name", name_problem(given))
                 return None
             if given in RESERVED_NAMES or given.startswith("_"):
                 self.fail(raw.origins.get("name", raw.key + ("name",)), f"{raw.path}.name",
@@ -150,11 +148,7 @@ class Expander:
 
     @staticmethod
     def _separable(layer: ConvLayer, raw: RawLayer, name: str) -> Group:
-        base = {"name": None, "repeat": 1, "separable": False}
-        depthwise = layer.model_copy(update=base | {"groups": "depthwise", "out": None, "norm": "none",
-                                                    "norm_groups": None, "act": "none", "dropout": 0.0})
-        pointwise = layer.model_copy(update=base | {"k": (1, 1), "stride": (1, 1), "padding": (0, 0),
-                                                    "dilation": (1, 1), "groups": 1})
+        depthwise, pointwise = separable_parts(layer)
         return Group(name, raw.path, raw.key, "separable", (
             Prim(f"{name}.dw", f"{raw.path} (depthwise part)", raw.key, depthwise),
             Prim(f"{name}.pw", f"{raw.path} (pointwise part)", raw.key, pointwise),

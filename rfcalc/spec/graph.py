@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Union
 
-from rfcalc.spec.models import ActName, PrimLayer
+from rfcalc.ops.activation import ActName
+from rfcalc.spec.models import PrimLayer
 from rfcalc.spec.source import Key
 
 GroupKind = Literal["block", "repeat", "separable"]
@@ -55,7 +56,7 @@ class Parallel(_Named):
 
     paths: tuple[tuple[Node, ...], ...]
     merge: Literal["concat", "add"]
-    act: ActName
+    act: ActName | None
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Residual(_Named):
 
     body: tuple[Node, ...]
     shortcut: tuple[Node, ...] | None
-    act: ActName
+    act: ActName | None
 
 
 Node = Union[Prim, Group, Parallel, Residual]

@@ -1,21 +1,25 @@
-"""Pydantic models of the spec as users write it (contract section 1).
+"""Pydantic models of the spec as users write it (contract section 1): the top level, constraints, blocks,
+and the structural layers (``parallel``, ``residual``). Each op's own layer model lives with the op
+(:mod:`rfcalc.ops`); :data:`LAYER_MODELS` maps every op name to its model.
 
-Layers are validated one at a time, after block expansion, `defaults` and `$param`
-substitution (see :mod:`rfcalc.spec.expand`), with :data:`PRIM_LAYER` / :data:`LAYER_MODELS`.
+Layers are validated one at a time, after block expansion, `defaults` and `$param` substitution
+(see :mod:`rfcalc.spec.expand`).
 """
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rfcalc.ops.activation import OptionalAct
+from rfcalc.ops.fields import NAME_PATTERN, LayerModel, Pair, to_pair
+from rfcalc.ops.merges import SpecMerge
+from rfcalc.ops.registry import FEATURES, REGISTRY, Feature
 from rfcalc.quantities import parse_comparison, parse_number
 from rfcalc.trainer.config import TrainConfig
 
-Pair = Annotated[tuple[int, int], WithJsonSchema({
-    "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}],
-    "description": "an integer, or [h, w]"})]
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+__all__ = ["FEATURES", "LAYER_MODELS", "NAME_PATTERN", "OPS", "RESERVED_NAMES", "Bound", "Constraints", "Feature",
+           "InputSpec", "BlockDef", "LayerModel", "Pair", "ParallelLayer", "PrimLayer", "ResidualLayer", "SpecFile"]
 
 # Public attributes of torch.nn.Module / nn.Sequential: a layer with one of these names would hide a method
 # of the built module. Listed here so the core can refuse them without importing torch.
@@ -28,194 +32,26 @@ RESERVED_NAMES: frozenset[str] = frozenset((
     "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad",
 ))
 
-ActName = Literal["none", "relu", "relu6", "leaky_relu", "gelu", "silu"]
-NormName = Literal["none", "bn", "gn", "ln"]
-Feature = Literal["dilated_conv", "depthwise_conv", "separable_conv", "strided_conv", "maxpool", "avgpool", "gap",
-                  "residual", "concat", "linear", "bn", "gn", "ln", "dropout", "ultimus"]
-FEATURES: tuple[str, ...] = Feature.__args__  # type: ignore[attr-defined]
-ACTIVATIONS: tuple[str, ...] = ("relu", "relu6", "leaky_relu", "gelu", "silu")
-NORMS: tuple[str, ...] = ("bn", "gn", "ln")
-
-
-def _pair(value: Any, *, minimum: int) -> Any:
-    """int or [h, w] -> (h, w); leaves other input to pydantic's own type errors."""
-    if isinstance(value, bool):
-        raise ValueError(f"must be an integer or [h, w], got {value!r}")
-    if isinstance(value, int):
-        value = (value, value)
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"must be an integer or a list of two integers [h, w], got {list(value)!r}")
-        if min(value) < minimum:
-            raise ValueError(f"must be >= {minimum}, got {_show(value)}")
-        return tuple(value)
-    raise ValueError(f"must be an integer or [h, w], got {value!r}")
-
-
-def _show(value: Any) -> str:
-    value = list(value) if isinstance(value, tuple) else value
-    return str(value[0]) if isinstance(value, list) and len(value) == 2 and value[0] == value[1] else str(value)
-
-
-class _Layer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-    name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
-    repeat: Annotated[int, Field(ge=1)] = 1
-
-
-class ConvLayer(_Layer):
-    op: Literal["conv"]
-    out: Annotated[int, Field(ge=1)] | None = None
-    k: Pair = (3, 3)
-    stride: Pair = (1, 1)
-    padding: Pair | Literal["same", "valid"] = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: Annotated[int, Field(ge=1)] | Literal["depthwise"] = 1
-    separable: bool = False
-    bias: bool = True
-    norm: NormName = "none"
-    norm_groups: Annotated[int, Field(ge=1)] | None = None
-    act: ActName = "none"
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-
-    @field_validator("k", "stride", "dilation", mode="before")
-    @classmethod
-    def _positive_pair(cls, value: Any) -> Any:
-        return _pair(value, minimum=1)
-
-    @field_validator("padding", mode="before")
-    @classmethod
-    def _padding(cls, value: Any) -> Any:
-        return value if value in ("same", "valid") else _pair(value, minimum=0)
-
-    @field_validator("groups", mode="before")
-    @classmethod
-    def _groups(cls, value: Any) -> Any:
-        if value == "depthwise":
-            return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be an integer >= 1 or 'depthwise', got {value!r}")
-        if value < 1:
-            raise ValueError(f"must be >= 1 or 'depthwise', got {value}")
-        return value
-
-    @field_validator("norm", "act", mode="before")
-    @classmethod
-    def _null_is_none(cls, value: Any) -> Any:
-        return "none" if value is None or value is False else value
-
-    @model_validator(mode="after")
-    def _norm_groups(self) -> ConvLayer:
-        if self.norm == "gn" and self.norm_groups is None:
-            raise ValueError("norm: gn needs norm_groups (the number of groups, a divisor of out)")
-        if self.separable and self.groups != 1:
-            raise ValueError(f"separable: true builds its own depthwise conv; leave groups at 1, got {self.groups!r}")
-        return self
-
-
-class PoolLayer(_Layer):
-    op: Literal["maxpool", "avgpool"]
-    k: Pair = (2, 2)
-    stride: Pair | None = None
-    padding: Pair = (0, 0)
-    ceil_mode: bool = False
-
-    @field_validator("k", "stride", mode="before")
-    @classmethod
-    def _positive_pair(cls, value: Any) -> Any:
-        return None if value is None else _pair(value, minimum=1)
-
-    @field_validator("padding", mode="before")
-    @classmethod
-    def _padding(cls, value: Any) -> Any:
-        return _pair(value, minimum=0)
-
-    @model_validator(mode="after")
-    def _half_kernel(self) -> PoolLayer:
-        if any(2 * p > k for p, k in zip(self.padding, self.k)):
-            raise ValueError(f"padding must be at most half the kernel (PyTorch's rule), got padding "
-                             f"{_show(self.padding)} for k {_show(self.k)}")
-        return self
-
-    @property
-    def stride_pair(self) -> Pair:
-        return self.stride if self.stride is not None else self.k
-
-
-class GapLayer(_Layer):
-    op: Literal["gap"]
-    mode: Literal["avg", "max"] = "avg"
-
-
-class NormLayer(_Layer):
-    op: Literal["bn", "gn", "ln"]
-    groups: Annotated[int, Field(ge=1)] | None = None
-
-    @model_validator(mode="after")
-    def _groups(self) -> NormLayer:
-        if self.op == "gn" and self.groups is None:
-            raise ValueError("gn needs groups (the number of groups, a divisor of the channels)")
-        if self.op != "gn" and self.groups is not None:
-            raise ValueError(f"groups applies to gn only, not {self.op}")
-        return self
-
-
-class ActLayer(_Layer):
-    op: Literal["relu", "relu6", "leaky_relu", "gelu", "silu"]
-
-
-class DropoutLayer(_Layer):
-    op: Literal["dropout"]
-    p: Annotated[float, Field(ge=0, lt=1)] = 0.1
-
-
-class FlattenLayer(_Layer):
-    op: Literal["flatten"]
-
-
-class LinearLayer(_Layer):
-    op: Literal["linear"]
-    out: Annotated[int, Field(ge=1)]
-    bias: bool = True
-
-
-class UltimusLayer(_Layer):
-    op: Literal["ultimus"]
-    dim: Annotated[int, Field(ge=1)] = 8
-
-
-class ParallelLayer(_Layer):
+class ParallelLayer(LayerModel):
     op: Literal["parallel"]
     paths: Annotated[list[list[dict[str, Any]]], Field(min_length=1)]
-    merge: Literal["concat", "add"] = "concat"
-    act: ActName = "none"
-
-    @field_validator("act", mode="before")
-    @classmethod
-    def _null_is_none(cls, value: Any) -> Any:
-        return "none" if value is None else value
+    merge: SpecMerge = "concat"
+    act: OptionalAct = None
 
 
-class ResidualLayer(_Layer):
+class ResidualLayer(LayerModel):
     op: Literal["residual"]
     body: Annotated[list[dict[str, Any]], Field(min_length=1)]
     shortcut: list[dict[str, Any]] | None = None
-    act: ActName = "none"
-
-    @field_validator("act", mode="before")
-    @classmethod
-    def _null_is_none(cls, value: Any) -> Any:
-        return "none" if value is None else value
+    act: OptionalAct = None
 
 
-PrimLayer = Union[ConvLayer, PoolLayer, GapLayer, NormLayer, ActLayer, DropoutLayer, FlattenLayer, LinearLayer,
-                  UltimusLayer]
-LAYER_MODELS: dict[str, type[_Layer]] = {
-    "conv": ConvLayer, "maxpool": PoolLayer, "avgpool": PoolLayer, "gap": GapLayer,
-    "bn": NormLayer, "gn": NormLayer, "ln": NormLayer, "dropout": DropoutLayer, "flatten": FlattenLayer,
-    "linear": LinearLayer, "ultimus": UltimusLayer, "parallel": ParallelLayer, "residual": ResidualLayer,
-    **{act: ActLayer for act in ACTIVATIONS},
+# A primitive op's layer model, after validation (the registry's models all derive from LayerModel).
+PrimLayer = LayerModel
+# op -> its model: every registered op, then the structural layers.
+LAYER_MODELS: dict[str, type[LayerModel]] = {
+    **{name: definition.model for name, definition in REGISTRY.items()},
+    "parallel": ParallelLayer, "residual": ResidualLayer,
 }
 OPS: tuple[str, ...] = tuple(LAYER_MODELS)
 
@@ -293,7 +129,7 @@ class InputSpec(BaseModel):
     @field_validator("size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> Any:
-        return _pair(value, minimum=1)
+        return to_pair(value, minimum=1)
 
 
 class BlockDef(BaseModel):

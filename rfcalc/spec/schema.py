@@ -1,7 +1,9 @@
 """The JSON Schema of a spec file, for editors (yaml-language-server) to complete and validate YAML."""
 from __future__ import annotations
 
-from typing import Any, Union
+import functools
+import operator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -25,7 +27,8 @@ def spec_json_schema() -> dict[str, Any]:
     template = "#/$defs/{model}"
     schema = SpecFile.model_json_schema(ref_template=template)
     models = tuple(dict.fromkeys(LAYER_MODELS.values())) + (UseLayer,)
-    layer = TypeAdapter(Union[models]).json_schema(ref_template=template)  # type: ignore[valid-type]
+    layer_type: Any = functools.reduce(operator.or_, models)  # Union[...] of the models, built at run time
+    layer = TypeAdapter(layer_type).json_schema(ref_template=template)
     defs: dict[str, Any] = schema.setdefault("$defs", {})
     defs.update(layer.pop("$defs", {}))
     defs["Layer"] = layer

@@ -15,7 +15,7 @@ from rfcalc.errors import Problem, SpecError
 
 Key = tuple[Any, ...]
 # libyaml's parser when PyYAML was built with it (about 5x faster on big specs); the pure-Python one otherwise.
-Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -86,6 +86,29 @@ def dotted(key: Key) -> str:
     return text
 
 
+# Contexts opened by one character that a later line can reveal as never closed: (what opened, what went wrong).
+_OPENED: dict[str, tuple[str, str]] = {
+    "while parsing a flow mapping": ("'{'", "is not closed, or an item before it lacks its ','"),
+    "while parsing a flow sequence": ("'['", "is not closed, or an item before it lacks its ','"),
+    "while scanning a quoted scalar": ("quote", "is never closed"),
+}
+
+
+def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """A YAML syntax error at the line that causes it: an unclosed '{', '[' or quote is reported where it opens
+    (the parser notices only lines later), with where the parser stopped."""
+    problem, context = exc.problem_mark, exc.context_mark
+    what = exc.problem or exc.context or "invalid YAML"
+    if problem is not None and context is not None and context.line != problem.line and exc.context in _OPENED:
+        thing, verdict = _OPENED[exc.context]
+        return Problem(file, context.line + 1, context.column + 1, "",
+                       f"invalid YAML: the {thing} opened here {verdict} (the parser stopped at line "
+                       f"{problem.line + 1}, column {problem.column + 1}: {what})")
+    mark = problem or context
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return Problem(file, line, col, "", f"invalid YAML: {what}")
+
+
 def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
     """Parse one YAML document; raise :class:`SpecError` with a located problem when it is not valid YAML."""
     source = Source(file)
@@ -98,10 +121,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
         builder = _Builder(loader, source)
         data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or exc.context or "invalid YAML"
-        raise SpecError([Problem(file, line, col, "", f"invalid YAML: {what}")]) from None
+        raise SpecError([_yaml_problem(file, exc)]) from None
     except yaml.YAMLError as exc:  # reader errors (control characters, bad encoding)
         raise SpecError([Problem(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
     finally:

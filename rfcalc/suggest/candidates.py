@@ -14,7 +14,7 @@ from typing import Any
 
 from rfcalc.spec.source import Key
 from rfcalc.table.report import Report
-from rfcalc.suggest import kinds
+import rfcalc.suggest.kinds as kinds
 from rfcalc.suggest.apply import get
 from rfcalc.suggest.edits import Edit, EditKind
 from rfcalc.suggest.goals import Direction, Goal

@@ -101,7 +101,7 @@ def _distance(old: Any, new: Any) -> int:
         if isinstance(value, int):
             return value
         if isinstance(value, (list, tuple)) and value and all(type(v) is int for v in value):
-            return max(value)
+            return max(int(v) for v in value)
         return None
 
     a, b = number(old), number(new)

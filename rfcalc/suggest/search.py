@@ -16,14 +16,11 @@ from rfcalc.suggest.apply import apply_edit
 from rfcalc.suggest.candidates import Generator, Ladder
 from rfcalc.suggest.edits import Edit, EditKind
 from rfcalc.suggest.evaluate import BudgetSpent, Evaluator, Outcome
+from rfcalc.suggest.limits import DEFAULT_BEAM, DEFAULT_BUDGET, DEFAULT_MAX_EDITS, DEFAULT_TOP
 from rfcalc.suggest.result import LevelStats, SearchStats, Status, Suggestion, SuggestResult
 from rfcalc.suggest.sites import find_sites, node_keys
 from rfcalc.suggest.strategies import walk
 
-DEFAULT_BUDGET = 2000     # evaluations (load_spec + rules); ~0.5 ms each on a bundled spec
-DEFAULT_MAX_EDITS = 3
-DEFAULT_BEAM = 4          # partial fixes carried from one level to the next
-DEFAULT_TOP = 5
 # Edit kinds that may leave params, MACs and the output size as they are; every other kind changes params.
 MAY_BE_FREE = frozenset({EditKind.DILATION, EditKind.PADDING, EditKind.STRIDE, EditKind.REPLACE, EditKind.REMOVE})
 

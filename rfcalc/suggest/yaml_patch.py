@@ -63,13 +63,14 @@ def _find(root: yaml.Node, key: Key) -> tuple[yaml.Node, Any]:
 
 
 def _child(node: yaml.Node, part: Any) -> yaml.Node:
+    found: yaml.Node | None = None
     if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if k.value == str(part):
-                return v
+        found = next((v for k, v in node.value if k.value == str(part)), None)
     elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]
-    raise _Unsupported(f"no node at {part!r}")
+        found = node.value[part]
+    if found is None:
+        raise _Unsupported(f"no node at {part!r}")
+    return found
 
 
 def _pair_index(node: yaml.MappingNode, name: Any) -> int | None:

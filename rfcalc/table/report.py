@@ -1,7 +1,7 @@
 """The calculator's output: one :class:`Row` per primitive op, totals and diagnostics (contract section 3)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -63,9 +63,18 @@ class Diagnostic:
         return {"severity": self.severity, "code": self.code, "path": self.path, "message": self.message}
 
 
-@dataclass(frozen=True)
+GapMode = Literal["avg", "max"]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Row:
-    """One primitive op after expansion. Spatial fields are (h, w); fields that don't apply are None."""
+    """One primitive op after expansion (contract section 3), built by keyword.
+
+    ``op`` is a registered op (:mod:`rfcalc.ops`), a merge (``concat``, ``add``; ``sub``, ``mul``, ``div`` from
+    traced code) or, in ``rfcalc inspect``, the name of a call that passes the RF through. Spatial fields are
+    (h, w); fields that do not apply are None, and the per-op extras (``bias`` … ``dim``) appear in the JSON
+    only when set.
+    """
 
     name: str
     op: str
@@ -75,21 +84,28 @@ class Row:
     out_shape: Shape
     geo_in: Geometry
     geo_out: Geometry
-    params: int
-    macs: int
+    params: int = 0
+    macs: int = 0
     kernel: IntPair | None = None
     stride: IntPair | None = None
     padding: IntPair | None = None
     dilation: IntPair | None = None
     groups: int | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)
+    # per-op extras
+    bias: bool | None = None               # conv, linear
+    ceil_mode: bool | None = None          # maxpool, avgpool
+    mode: GapMode | None = None            # gap
+    p: float | None = None                 # dropout
+    in_shapes: tuple[Shape, ...] | None = None  # merges: the shape of every input
+    attached_to: str | None = None         # a conv's own norm/act/dropout, a merge's activation
+    dim: int | None = None                 # ultimus
 
     @property
     def is_feature_map(self) -> bool:
         return len(self.out_shape) == 3
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name, "op": self.op, "inputs": list(self.inputs),
             "in_shape": None if self.in_shape is None else list(self.in_shape),
             "out_shape": list(self.out_shape),
@@ -98,12 +114,13 @@ class Row:
             "jump_in": _pair(self.geo_in.jump), "jump_out": _pair(self.geo_out.jump),
             "rf_in": _pair(self.geo_in.rf), "rf_out": _pair(self.geo_out.rf),
             "start_in": _halves(self.geo_in.start2), "start_out": _halves(self.geo_out.start2),
-            "params": self.params, "macs": self.macs,
-            "path": self.path, **{k: v for k, v in self.attrs.items() if k in _PUBLIC_ATTRS},
+            "params": self.params, "macs": self.macs, "path": self.path,
         }
-
-
-_PUBLIC_ATTRS = ("bias", "ceil_mode", "mode", "p", "in_shapes", "attached_to", "dim")
+        extras = {"bias": self.bias, "ceil_mode": self.ceil_mode, "mode": self.mode, "p": self.p,
+                  "in_shapes": None if self.in_shapes is None else [list(s) for s in self.in_shapes],
+                  "attached_to": self.attached_to, "dim": self.dim}
+        out.update({key: value for key, value in extras.items() if value is not None})
+        return out
 
 
 @dataclass(frozen=True)

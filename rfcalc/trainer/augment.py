@@ -108,7 +108,7 @@ def build_transform(index: int, name: str, args: dict[str, Any], mean_pixels: tu
 
     if name in NOT_HERE:
         raise AugmentationError(index, name, f"remove it: {NOT_HERE[name]}")
-    cls = getattr(A, name, None)
+    cls: Any = getattr(A, name, None)
     if not (inspect.isclass(cls) and issubclass(cls, A.BasicTransform)):
         names = [n for n in dir(A) if inspect.isclass(getattr(A, n)) and issubclass(getattr(A, n), A.BasicTransform)]
         raise AugmentationError(index, name, f"unknown albumentations {A.__version__} transform{suggest(name, names)}")
@@ -133,7 +133,8 @@ def build_transform(index: int, name: str, args: dict[str, Any], mean_pixels: tu
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            transform = cls(**args, strict=True)
+            make: Any = cls  # albumentations is untyped; >= 2 takes strict=True: unknown arguments are errors
+            transform = make(**args, strict=True)
     except (ValueError, TypeError) as exc:
         raise AugmentationError(index, name, _one_line(str(exc))) from None
     for warning in caught:
@@ -227,7 +228,8 @@ def worker_init(worker_id: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     info = torch.utils.data.get_worker_info()
-    dataset = info.dataset
+    assert info is not None, "worker_init runs in DataLoader workers only"
+    dataset: AugmentedBatches = info.dataset  # type: ignore[assignment]  # the loader's dataset, made below
     dataset.compose.set_random_state(np.random.default_rng([dataset.seed, worker_id, info.seed % 2**32]),
                                      random.Random(info.seed))
 
@@ -241,6 +243,7 @@ def make_loader(dataset: AugmentedBatches, sampler: EpochSampler, workers: int, 
         # parent has used it (cv2.setNumThreads in a worker, say) deadlocks. Workers are the parallelism.
         cv2.setNumThreads(1)
     return torch.utils.data.DataLoader(
-        dataset, sampler=sampler, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+        dataset,  # type: ignore[arg-type]  # a map-style dataset by protocol (__getitem__, __len__)
+        sampler=sampler, batch_size=None, num_workers=workers, pin_memory=pin_memory,
         worker_init_fn=worker_init if workers else None, persistent_workers=workers > 0,
         prefetch_factor=4 if workers else None, generator=torch.Generator().manual_seed(dataset.seed))

@@ -3,26 +3,9 @@
 Pure pydantic, no torch and no albumentations: transform names and their arguments are checked by
 the trainer when it builds the pipeline (albumentations is an optional dependency).
 
-```yaml
-train:
-  data: ../shared/datasets/cifar10-jpeg   # a folder, a CIFAR .tar.gz, or cifar10 / cifar100
-  epochs: 20
-  batch_size: 256
-  optimizer: sgd                          # sgd (momentum, Nesterov) | adamw
-  lr: 0.2                                 # the peak of the schedule
-  weight_decay: 5e-4
-  schedule: onecycle                      # onecycle | cosine | constant
-  label_smoothing: 0.1
-  aug: albumentations                     # albumentations | fast
-  augmentations:                          # albumentations transforms, in order, with their arguments
-    - HorizontalFlip: {p: 0.5}
-    - Affine: {translate_percent: [-0.1, 0.1], border_mode: BORDER_REFLECT_101, p: 0.5}
-    - CoarseDropout: {num_holes_range: [1, 1], hole_height_range: [8, 8], hole_width_range: [8, 8],
-                      fill: mean, p: 0.5}
-  fast_aug: {flip: true, translate: 2, cutout: 8}
-  ema: 0.999                              # decay of an EMA of the weights; null = off
-  tta: true                               # flip test-time augmentation at evaluation
-```
+Every field is optional; its default is the value written below (``TrainConfig()``). The README's `train:`
+block lists the same defaults with a comment each, and a test keeps it equal to this model; the contract's
+section 6.2 (docs/SPEC_FORMAT.md) says what each field means.
 """
 from __future__ import annotations
 
@@ -58,7 +41,7 @@ DEFAULT_AUGMENTATIONS: tuple[dict[str, Any], ...] = (
 
 def augmentation_steps(items: list[AugItem]) -> list[tuple[str, dict[str, Any]]]:
     """The items of `augmentations` as (transform name, arguments); items are already validated."""
-    steps = []
+    steps: list[tuple[str, dict[str, Any]]] = []
     for item in items:
         if isinstance(item, str):
             steps.append((item, {}))
@@ -68,6 +51,10 @@ def augmentation_steps(items: list[AugItem]) -> list[tuple[str, dict[str, Any]]]
             (name, args), = item.items()
             steps.append((str(name), dict(args or {})))
     return steps
+
+
+def _default_augmentations() -> list[AugItem]:
+    return [dict(a) for a in DEFAULT_AUGMENTATIONS]
 
 
 class FastAug(BaseModel):
@@ -103,7 +90,7 @@ class TrainConfig(BaseModel):
     final_div_factor: Annotated[float, Field(ge=1, description="final lr = initial lr / final_div_factor")] = 100.0
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.1
     aug: AugMode = "albumentations"
-    augmentations: list[AugItem] = Field(default_factory=lambda: [dict(a) for a in DEFAULT_AUGMENTATIONS])
+    augmentations: list[AugItem] = Field(default_factory=lambda: _default_augmentations())
     fast_aug: FastAug = Field(default_factory=FastAug)
     ema: Annotated[float, Field(gt=0, lt=1, description="decay of an EMA of the weights")] | None = None
     tta: bool = True

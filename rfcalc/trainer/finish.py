@@ -2,17 +2,41 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from rich.console import Console
+
+from rfcalc.analysis.load import Spec
 from rfcalc.trainer import artifacts, plots
-from rfcalc.trainer.engine import device_name
+from rfcalc.trainer.batches import Normalizer
+from rfcalc.trainer.config import TrainConfig
+from rfcalc.trainer.data import ImageSet
+from rfcalc.trainer.engine import Engine, EvalResult, device_name
+from rfcalc.trainer.options import RunOptions
 from rfcalc.trainer.progress import class_table
 
-if TYPE_CHECKING:
-    from rfcalc.trainer.loop import Trainer
+
+class Trainer(Protocol):
+    """What the end of a run reads of :class:`rfcalc.trainer.loop.Trainer` (a protocol, so that this module and
+    the loop do not import each other)."""
+
+    spec: Spec
+    options: RunOptions
+    cfg: TrainConfig
+    images: ImageSet
+    console: Console
+    out: Path
+    device: torch.device
+    engine: Engine
+    normalize: Normalizer
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    total_steps: int
+    state: Any  # rfcalc.trainer.loop.RunState
+    last_eval: EvalResult | None
 
 
 def misclassified_grid(trainer: Trainer, predictions: torch.Tensor, path: Path) -> None:

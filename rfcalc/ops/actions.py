@@ -1,7 +1,7 @@
-"""What a traced PyTorch call means to ``rfcalc inspect``: the *actions* of the lookup table. Needs torch.
+"""What a traced PyTorch call means to ``rfcalc inspect``: the *actions* its lookup table answers with. Torch-free.
 
-:mod:`rfcalc.inspection.lookup` answers every call it knows with one of these; :mod:`rfcalc.inspection.walk` turns
-the answer into rows:
+The op registry's converters (:mod:`rfcalc.ops`) and the structural entries of :mod:`rfcalc.inspection.lookup`
+answer every call they know with one of these; :mod:`rfcalc.inspection.walk` turns the answer into rows:
 
 - :class:`AsLayer` — a spec layer model (``ConvLayer``, ``PoolLayer``, ...) the calculator handles as is;
   ``spec_note`` says why the spec could not write it back exactly (``--to-spec`` refuses then);
@@ -21,14 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from torch import nn
-
-from rfcalc.spec.models import PrimLayer
+from rfcalc.ops.fields import LayerModel
 
 
 @dataclass(frozen=True)
 class AsLayer:
-    layer: PrimLayer
+    layer: LayerModel
     spec_note: str | None = None
 
 
@@ -82,11 +80,12 @@ class Call:
     """One traced call: the module (for ``call_module``) and its arguments bound by name to concrete values."""
 
     name: str
-    module: nn.Module | None
+    module: Any  # the nn.Module of a call_module node, else None
     values: dict[str, Any] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
 
-Handler = Callable[[Call], Action]
+# a bound call -> its action; None: not this op after all (the generic rule applies)
+Converter = Callable[[Call], "Action | None"]

@@ -1,0 +1,43 @@
+"""The optional extras (``torch``, ``train``) and the one place that says how to install a missing one.
+
+rfcalc is installed from its source checkout (it is not on PyPI yet), so the hint names the checkout: the
+folder this very copy runs from when it is an editable install, else "your rfcalc checkout". Torch-free.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rfcalc.errors import RfcalcError
+
+# The README's set-up pins torch's CPU build: an unpinned torch pulls several GB of CUDA packages.
+TORCH_PIN = "torch==2.13.0"
+
+
+def checkout_root() -> Path | None:
+    """The source checkout this rfcalc runs from (an editable install), or None for an installed copy."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def install_hint(extra: str, *, torch: bool = False) -> str:
+    """A pip command that installs ``extra``, e.g. ``pip install -e '.[train]'``; ``torch`` adds the CPU pin."""
+    pin = f'"{TORCH_PIN}" ' if torch else ""
+    root = checkout_root()
+    if root is not None:
+        where = "." if Path.cwd().resolve() == root else str(root)
+        return f"pip install {pin}-e '{where}[{extra}]'"
+    return (f"pip install {pin}'.[{extra}]' in your rfcalc checkout "
+            f"(pip install 'rfcalc[{extra}]' once rfcalc is published on PyPI)")
+
+
+def missing(module: str, extra: str, what: str = "this command") -> RfcalcError:
+    """The one-line error for a missing optional dependency."""
+    return RfcalcError(f"{what} needs {module}: {install_hint(extra, torch=module == 'torch')}")
+
+
+def require(module: str, extra: str, what: str = "this command") -> None:
+    """Raise :func:`missing` when ``module`` cannot be imported (found without importing it)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise missing(module, extra, what)

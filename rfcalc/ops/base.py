@@ -1,0 +1,126 @@
+"""What an op is: an :class:`OpDef` holds everything rfcalc does with one spec op, in one place.
+
+An op family module (``rfcalc/ops/conv.py``, ``pool.py``, ...) defines its pydantic layer model, its calculator
+rule, its module-plan leaf, its inspect matchers, its random-spec generator, its feature tags and how its rows
+are written back as a spec, and hands one :class:`OpDef` per op name to the registry (:mod:`rfcalc.ops`).
+Every field of :class:`OpDef` is required: an op missing a piece fails when the registry is built, at import.
+
+Torch-free. The inspect matchers name torch objects by their dotted paths (``"torch.nn.Conv2d"``); the torch
+side (:mod:`rfcalc.inspection.lookup`) resolves them, and the converters read modules and arguments by
+attribute, so nothing here imports torch.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rfcalc.ops.actions import Converter
+from rfcalc.ops.fields import LayerModel
+from rfcalc.table.geometry import Flow
+from rfcalc.table.report import Row, Shape
+
+
+@dataclass(frozen=True)
+class At:
+    """Where rows are computed: the op's full dotted name and its path in the spec (for messages)."""
+
+    name: str
+    path: str
+
+
+# (layer, where, input) -> the rows of that op; raises rfcalc.table.geometry.LayerError for a located problem
+CalcRule = Callable[[Any, At, Flow], list[Row]]
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One module made by one constructor call, e.g. ``nn.Conv2d(3, 16, kernel_size=3, padding=1)``.
+
+    ``ctor`` is ``"nn.<Class>"`` for a ``torch.nn`` class, or the name of a helper class in
+    :mod:`rfcalc.model.modules` (``"GlobalPool"``), which exported files carry verbatim.
+    """
+
+    row: str
+    ctor: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+# row -> its leaf (a conv's own norm/act/dropout rows get leaves of their own ops)
+LeafRule = Callable[[Row], Leaf]
+
+
+@dataclass(frozen=True)
+class FunctionRule:
+    """Traced calls of these functions (dotted paths, e.g. ``"torch.nn.functional.conv2d"``), their arguments
+    bound to ``signature`` (a Python parameter list), are converted by ``convert``."""
+
+    functions: tuple[str, ...]
+    signature: str
+    convert: Converter
+
+
+@dataclass(frozen=True)
+class MethodRule:
+    """Traced tensor methods of these names, bound to ``signature``, converted by ``convert``."""
+
+    methods: tuple[str, ...]
+    signature: str
+    convert: Converter
+
+
+@dataclass(frozen=True)
+class InspectRules:
+    """How ``rfcalc inspect`` recognises this op in traced PyTorch code.
+
+    ``modules``: dotted class path -> converter (subclasses match too); rfcalc's own helper modules are named
+    ``"rfcalc.model.modules.<Class>"`` and stay whole when tracing.
+    """
+
+    modules: dict[str, Converter] = field(default_factory=dict)
+    functions: tuple[FunctionRule, ...] = ()
+    methods: tuple[MethodRule, ...] = ()
+
+
+# A random layer for property tests: (rng, input shape) -> (layer dict, output shape), or None when the op does
+# not apply to that input (a linear on a feature map, say). Layers must stay small: channels <= 8.
+RandomRule = Callable[[random.Random, Shape], "tuple[dict[str, Any], Shape] | None"]
+
+# Feature tags this op shows in `require` / `forbid`: feature -> test(row, consumers of each row by name)
+FeatureTest = Callable[[Row, dict[str, list[Row]]], bool]
+
+# A row of this op written back as a spec layer (inspect --to-spec): (row, the layer it was computed from) -> the
+# op's fields besides op and name
+SpecRule = Callable[[Row, Any], dict[str, Any]]
+
+# Where a standalone row of this op can fold into a conv just before it (inspect --to-spec and the spec's own
+# `norm` / `act` / `dropout` fields): its order after the conv and the conv fields it sets.
+AttachStage = Literal["norm", "act", "dropout"]
+ATTACH_ORDER: tuple[AttachStage, ...] = ("norm", "act", "dropout")
+FoldRule = Callable[[Row, Any], "dict[str, Any] | None"]  # None: this row cannot fold
+
+# How the gradient oracle's positive copy treats this op's modules: keep them, replace them by the identity
+# (norms, activations, dropout: they may cancel gradients), or by an average pool (max pools).
+Positive = Literal["keep", "identity", "avg_pool"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpDef:
+    """One spec op: every piece rfcalc needs, all required."""
+
+    name: str                       # the spec's `op:` value
+    family: str                     # the module that defines it (conv, pool, norm, activation, ...)
+    summary: str                    # one line for docs and error messages
+    model: type[LayerModel]         # the pydantic model of the layer (its `op` Literal includes `name`)
+    calc: CalcRule                  # contract section 2: the rows of this op
+    leaf: LeafRule                  # the module that computes a row of this op
+    ctors: tuple[str, ...]          # every constructor `leaf` may name (torch side resolves and checks them)
+    positive: Positive              # the gradient oracle's stand-in
+    inspect: InspectRules           # how traced code is recognised as this op
+    random: RandomRule              # random layers for property tests
+    features: dict[str, FeatureTest]  # the feature tags this op shows
+    to_spec: SpecRule               # the row back as spec fields (inspect --to-spec)
+    attach: AttachStage | None      # whether a standalone row folds into the conv before it
+    fold: FoldRule | None           # the conv fields such a fold sets (None when attach is None)

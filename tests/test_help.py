@@ -1,0 +1,41 @@
+"""Every command's --help: values named the way a user types them, never Python types; exit codes stated."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import typer
+
+from rfcalc.cli.app import app
+
+COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+# What typer (>= 0.2x: <bool>, <list[str]>) or click (BOOLEAN, TEXT) print when no metavar is given.
+PYTHON_TYPES = re.compile(r"<(bool|str|int|float|path|list\[[a-z]+\])>|\blist\[|\b(BOOLEAN|TEXT|INTEGER|FLOAT|PATH)\b")
+
+
+def test_every_command_is_checked():
+    assert COMMANDS == ["check", "erf", "evaluate", "export", "inspect", "lr-find", "schema", "suggest", "table",
+                        "train"]
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_names_values_not_python_types(runner, command):
+    result = runner.invoke(app, [command, "--help"] if command else ["--help"])
+    assert result.exit_code == 0, result.output
+    assert PYTHON_TYPES.search(result.stdout) is None, result.stdout
+    assert re.search(r"--help +Show this message", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_states_the_exit_codes(runner, command):
+    text = " ".join(runner.invoke(app, [command, "--help"]).stdout.split())
+    assert "Exit 0 when" in text and " 2 " in text, text
+
+
+def test_option_values_are_shown_as_typed(runner):
+    text = runner.invoke(app, ["check", "--help"]).stdout
+    for flag, metavar in (("--rf", "BOUND"), ("--require", "FEATURES"), ("--input", "CxHxW"),
+                          ("--format", "<text|json>")):
+        assert re.search(rf"{flag} +(-\w +)?{re.escape(metavar)} ", text), (flag, text)
+    train = runner.invoke(app, ["train", "--help"]).stdout
+    assert re.search(r"--skip-check +Train even", train) and re.search(r"--out +FOLDER ", train), train

@@ -1,0 +1,238 @@
+"""Every registered op has every piece, end to end: the test matrix is generated from the op registry.
+
+For each op: a spec using it (drawn by the op's own random rule) loads and gives the op's rows; the built
+module has exactly the report's parameters, shapes and gradient windows (the oracle), each row's module is one
+of the op's declared constructors; the exported source rebuilds the same state_dict; ``rfcalc inspect`` of the
+built module gives the same table, and ``--to-spec`` writes the op back. An op added to the registry without one
+of these pieces fails here (or at import, when the registry is built).
+"""
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import rfcalc
+from rfcalc.inspection.api import trace_module
+from rfcalc.inspection.lookup import MODULES, UNRESOLVED
+from rfcalc.inspection.to_spec import spec_from_inspection
+from rfcalc.model.builder import constructor
+from rfcalc.model.export import HELPERS, export_source
+from rfcalc.model.oracle import module_problems, positive_copy
+from rfcalc.model.plan import plan_model, row_modules
+from rfcalc.ops import base, registry
+from rfcalc.ops.activation import ACT_NAMES, ACTIVATIONS
+from rfcalc.ops.registry import FEATURES, REGISTRY, RegistryError
+from rfcalc.spec.graph import Prim
+from rfcalc.table.geometry import Flow
+from rfcalc.table.report import INPUT_GEOMETRY
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SHAPE = (4, 12, 12)
+
+
+def spec_with(name: str, seed: int = 0) -> rfcalc.Spec:
+    """A small spec whose middle layer is op ``name``, drawn by the op's own random rule: on a feature map when the
+    op applies to one, else on the vector after gap."""
+    rng = random.Random(seed)
+    definition = REGISTRY[name]
+    layers: list[dict[str, Any]] = [{"op": "conv", "name": "stem", "out": SHAPE[0], "padding": 1}]
+    drawn = definition.random(rng, SHAPE)
+    if drawn is None:
+        layers.append({"op": "gap", "name": "pool"})
+        drawn = definition.random(rng, (SHAPE[0],))
+        assert drawn is not None, f"op {name}'s random rule applies to neither a feature map nor a vector"
+    layer, shape = drawn
+    layers.append({**layer, "name": "subject"})
+    if len(shape) == 3:
+        layers.append({"op": "gap", "name": "head_pool"})
+    layers.append({"op": "linear", "name": "fc", "out": 3})
+    return rfcalc.load_spec({"version": 1, "name": f"op-{name}", "input": {"channels": 3, "size": list(SHAPE[1:])},
+                             "layers": layers})
+
+
+def valid_spec_with(name: str) -> rfcalc.Spec:
+    for seed in range(40):
+        try:
+            return spec_with(name, seed)
+        except rfcalc.SpecError:
+            continue
+    raise AssertionError(f"op {name}: 40 draws of its random rule gave no valid spec")
+
+
+OP_NAMES = list(REGISTRY)
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_the_op_calculates_builds_and_agrees_with_the_gradient_oracle(name: str) -> None:
+    spec = valid_spec_with(name)
+    ops = {row.op for row in spec.report.rows}
+    assert name in ops
+    model = rfcalc.build_model(spec)
+    assert module_problems(spec, model) == []
+    modules = dict(model.named_modules())
+    paths = row_modules(plan_model(spec.nodes, spec.report))
+    allowed = tuple(constructor(c) for c in REGISTRY[name].ctors)
+    for row in spec.report.rows:
+        if row.op == name:
+            assert type(modules[paths[row.name]]) in allowed, (row.name, type(modules[paths[row.name]]))
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_the_op_exports_and_the_export_rebuilds_the_same_model(name: str, tmp_path: Path) -> None:
+    spec = valid_spec_with(name)
+    path = tmp_path / "exported.py"
+    path.write_text(export_source(spec, "Exported"), encoding="utf-8")
+    module_spec = importlib.util.spec_from_file_location(f"exported_{name}", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module
+    module_spec.loader.exec_module(module)
+    exported, built = module.Exported(), rfcalc.build_model(spec)
+    assert list(exported.state_dict()) == list(built.state_dict())
+    built.load_state_dict(exported.state_dict())
+    x = torch.randn(2, *spec.input_shape)
+    exported.eval(), built.eval()
+    torch.testing.assert_close(exported(x), built(x))
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_the_op_inspects_to_its_own_table_and_writes_itself_back(name: str) -> None:
+    spec = valid_spec_with(name)
+    inspection = trace_module(rfcalc.build_model(spec), spec.input_shape, name=spec.name)
+    assert inspection.complete, inspection.error
+    mine, theirs = spec.report.to_dict(), inspection.report.to_dict()
+    assert theirs["totals"] == mine["totals"]
+    assert [r["op"] for r in theirs["layers"]] == [r["op"] for r in mine["layers"]]
+    written = rfcalc.analyze(spec_from_inspection(inspection)).to_dict()
+    assert written["totals"] == mine["totals"]
+    assert [r["op"] for r in written["layers"]] == [r["op"] for r in mine["layers"]]
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_the_op_declares_every_piece(name: str) -> None:
+    definition = REGISTRY[name]
+    assert definition.summary and definition.family
+    assert all(constructor(ctor) for ctor in definition.ctors)
+    assert all(c.startswith("nn.") or c in HELPERS for c in definition.ctors)
+    assert definition.inspect.modules or definition.inspect.functions or name in ("ln",), \
+        f"op {name} is not recognised in traced code"  # ln is GroupNorm(1, C): gn's rule answers both
+    for feature in definition.features:
+        assert feature in FEATURES
+
+
+def test_every_inspect_matcher_names_a_real_torch_object() -> None:
+    assert UNRESOLVED == ()
+    for definition in REGISTRY.values():
+        for path in definition.inspect.modules:
+            assert any(cls.__module__ + "." + cls.__qualname__ == path or path.endswith("." + cls.__name__)
+                       for cls in MODULES), path
+
+
+def test_positive_stand_ins_follow_the_declared_rule() -> None:
+    """``positive: identity`` modules become the identity in the oracle's copy; ``avg_pool`` ones average."""
+    for definition in REGISTRY.values():
+        for ctor in definition.ctors:
+            cls = constructor(ctor)
+            if definition.positive == "identity":
+                module = nn.Sequential(_instance(cls))
+                assert isinstance(positive_copy(module)[0], nn.Identity), ctor
+
+
+def _instance(cls: type[nn.Module]) -> nn.Module:
+    for args in ((), (4,), (1, 4)):
+        try:
+            return cls(*args)
+        except TypeError:
+            continue
+    raise AssertionError(f"cannot build {cls.__name__}")
+
+
+def test_activations_are_one_table() -> None:
+    assert tuple(ACTIVATIONS) == ACT_NAMES
+    assert all(isinstance(getattr(nn, a.module)(), nn.Module) for a in ACTIVATIONS.values())
+    for act in (*ACT_NAMES, "none", None):
+        layer = {"op": "conv", "out": 2, "act": act}
+        spec = rfcalc.load_spec({"version": 1, "name": "a", "input": {"channels": 1, "size": 4}, "layers": [layer]})
+        ops = [row.op for row in spec.report.rows]
+        assert ops == (["conv"] if act in ("none", None) else ["conv", act])
+
+
+def test_an_op_without_a_rule_is_an_error_not_a_pass_through() -> None:
+    from rfcalc.analysis.calculator import Calculator
+    from rfcalc.ops.fields import LayerModel
+    from rfcalc.spec.source import Source
+
+    class Mystery(LayerModel):
+        op: str = "mystery"
+
+    calc = Calculator(Source("<test>"))
+    with pytest.raises(LookupError, match="op 'mystery' has no calculator rule"):
+        calc.prim(Prim("m", "layers[0]", (), Mystery()), Flow((3, 8, 8), INPUT_GEOMETRY, "input"))
+
+
+def test_the_registry_refuses_inconsistent_definitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    conv = REGISTRY["conv"]
+
+    class Family:
+        OPS: tuple[base.OpDef, ...] = ()
+
+    def build_with(*ops: base.OpDef) -> None:
+        Family.OPS = ops
+        monkeypatch.setattr(registry, "FAMILIES", (Family,))
+        registry._build()
+
+    from dataclasses import replace
+    with pytest.raises(RegistryError, match="op 'conv' is defined twice"):
+        build_with(conv, conv)
+    with pytest.raises(RegistryError, match="its model ConvLayer admits op"):
+        build_with(replace(conv, name="conv3d"))
+    with pytest.raises(RegistryError, match="attach and fold go together"):
+        build_with(replace(conv, attach="act"))
+    with pytest.raises(RegistryError, match=r"feature tags \['fancy'\] are not in Feature"):
+        build_with(replace(conv, features={"fancy": lambda row, consumers: True}))
+
+
+def test_channel_shuffle_groups_must_divide_the_channels() -> None:
+    with pytest.raises(rfcalc.SpecError) as exc:
+        rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 6, "size": 8},
+                          "layers": [{"op": "channel_shuffle", "groups": 4}]})
+    assert str(exc.value) == ("<dict>:1:1: layers[0] (channel_shuffle 'channel_shuffle1'): groups 4 must divide the "
+                              "channels, got 6 channels")
+    with pytest.raises(rfcalc.SpecError, match="needs a feature map .* but gets a vector of 6"):
+        rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 6, "size": 8},
+                          "layers": [{"op": "gap"}, {"op": "channel_shuffle", "groups": 2}]})
+    with pytest.raises(rfcalc.SpecError, match="layers\\[0\\].groups: required, but missing"):
+        rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 6, "size": 8},
+                          "layers": [{"op": "channel_shuffle"}]})
+
+
+def test_channel_shuffle_permutes_channels_like_shufflenet() -> None:
+    spec = rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 6, "size": 2},
+                             "layers": [{"op": "channel_shuffle", "groups": 2, "name": "shuffle"}],
+                             "constraints": {"require": ["channel_shuffle"]}})
+    row = spec.report.row("shuffle")
+    assert (row.params, row.groups, row.out_shape, row.geo_out) == (0, 2, (6, 2, 2), INPUT_GEOMETRY)
+    x = torch.arange(6.0).reshape(1, 6, 1, 1).expand(1, 6, 2, 2)
+    y = rfcalc.build_model(spec)(x)
+    assert y[0, :, 0, 0].tolist() == [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]  # channels (0 1 2)(3 4 5) -> 0 3 1 4 2 5
+    assert rfcalc.check(spec).ok
+
+
+def test_hardswish_everywhere_an_activation_goes() -> None:
+    spec = rfcalc.load_spec({"version": 1, "name": "h", "input": {"channels": 2, "size": 8}, "layers": [
+        {"op": "conv", "name": "c1", "out": 4, "padding": 1, "act": "hardswish"},
+        {"op": "residual", "name": "res", "body": [{"op": "conv", "out": 4, "padding": 1}], "act": "hardswish"},
+        {"op": "hardswish", "name": "h3"}]})
+    assert [(r.name, r.op) for r in spec.report.rows] == [
+        ("c1", "conv"), ("c1.hardswish", "hardswish"), ("res.body.conv1", "conv"), ("res", "add"),
+        ("res.hardswish", "hardswish"), ("h3", "hardswish")]
+    model = rfcalc.build_model(spec)
+    assert isinstance(model.c1.hardswish, nn.Hardswish) and isinstance(model.res.hardswish, nn.Hardswish)
+    assert module_problems(spec, model) == []

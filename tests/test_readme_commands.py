@@ -1,0 +1,92 @@
+"""The README's own command lines, run in order in a temporary folder, as a new user runs them.
+
+Every line of a ```bash block of README.md that starts with `rfcalc`, and every `rfcalc` part of a `&&` chain, runs
+through bash in a folder that holds copies of arch_specs/ and examples/ (what a clone gives). The install lines
+(`python3 -m venv`, `pip install`, `python -m pytest`) are the set-up that .ci/run does; they are not repeated. A
+trailing `# exit N` comment in the README states a command's exit code (default 0).
+
+Three things change, for time only, and each must be in the README as written: the data set
+(`../shared/datasets/cifar10-jpeg`, 60,000 images) becomes a folder of 30 + 20 images of 32x32 in the same layout;
+`--epochs 20` becomes `--epochs 1`; `lr-find` runs 5 steps instead of 100.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+DATA = "../shared/datasets/cifar10-jpeg"
+SETUP = ("python3 -m venv", ". .venv/bin/activate", "pip install", "python -m pytest", "python -m ruff",
+         "python -m mypy")
+
+
+def readme_commands() -> list[tuple[str, int]]:
+    """(command, expected exit code) for every rfcalc command of the README's bash blocks, in order."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
+        for line in block.splitlines():
+            text, _, comment = line.partition("  #")
+            expected = re.match(r"\s*exit (\d+)", comment)
+            for part in (p.strip() for p in text.split("&&")):
+                if part.startswith("rfcalc "):
+                    commands.append((part, int(expected.group(1)) if expected else 0))
+                else:
+                    assert not part or part.startswith(SETUP), f"a README command this test does not know: {part}"
+    return commands
+
+
+def test_the_readme_sequence_is_what_the_user_hit():
+    commands = [c for c, _ in readme_commands()]
+    export = next(i for i, c in enumerate(commands) if c.startswith("rfcalc export") and "-o model.py" in c)
+    inspect = next(i for i, c in enumerate(commands) if c.startswith("rfcalc inspect model.py:Net"))
+    assert export < inspect and "--class-name Net" in commands[export]
+    assert any(c.startswith("rfcalc train") and DATA in c and "--epochs 20" in c for c in commands)
+    assert any(c.startswith("rfcalc lr-find") for c in commands)
+
+
+def _tiny_cifar(root: Path) -> Path:
+    from train_helpers import write_image_folder
+
+    return write_image_folder(root, per_class=3, test_per_class=2, size=32)
+
+
+def _for_time(command: str, data: Path) -> str:
+    if DATA in command:
+        command = command.replace(DATA, str(data))
+    if command.startswith("rfcalc train"):
+        assert "--epochs 20" in command
+        command = command.replace("--epochs 20", "--epochs 1")
+    if command.startswith("rfcalc lr-find"):
+        command += " --steps 5"
+    return command
+
+
+def test_every_readme_command_runs_in_a_fresh_folder(tmp_path: Path):
+    work = tmp_path / "clone"
+    work.mkdir()
+    for folder in ("arch_specs", "examples"):
+        shutil.copytree(ROOT / folder, work / folder)
+    data = _tiny_cifar(tmp_path / "cifar10-jpeg")
+    env = {**os.environ, "COLUMNS": "120", "RFCALC_CACHE": str(tmp_path / "cache"),
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    failures = []
+    for command, expected in readme_commands():
+        run = subprocess.run(["bash", "-c", _for_time(command, data)], cwd=work, env=env, capture_output=True,
+                             text=True, timeout=600)
+        if run.returncode != expected or "Traceback" in run.stdout + run.stderr:
+            failures.append(f"$ {command}\nexit {run.returncode}, README says {expected}\n{run.stderr[-2000:]}")
+    assert not failures, "\n\n".join(failures)
+    for made in ("model.py", "erf.png", "rf.png", "net.yaml", "runs/c1/best.pt", "runs/c1/summary.json",
+                 "runs/c1c2c3c4-cifar10/lr_find.png"):
+        assert (work / made).is_file(), made
