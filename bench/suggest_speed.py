@@ -110,6 +110,16 @@ def main() -> str:
         lines.append(f"| {path.stem} | {used} | {seconds:.3f} | {count} | {exhaustive:.3f} | "
                      f"{exhaustive / seconds:.0f}x |")
 
+    spec2 = load_spec(ROOT / "arch_specs" / "c1c2c3c4_cifar10.yaml")
+    constraints2, _ = spec_constraints(spec2, overrides={"rf": {"gt": 120}, "params": {"lt": 170_000}},
+                                       use_pyproject=False)
+    first = len(CPU)
+    seconds2 = _time(lambda: suggest(spec2, constraints2))
+    result2 = suggest(spec2, constraints2)
+    lines += ["", f"Two rules failing at once (c1c2c3c4_cifar10 with RF > 120 and params < 170k; a fix needs two "
+                  f"edits): the search alone {seconds2:.3f} s wall, {statistics.median(CPU[first:]):.3f} s CPU, "
+                  f"{result2.search.evaluations} evaluations over {len(result2.search.levels)} levels."]
+
     rfcalc = str(Path(sys.executable).parent / "rfcalc")
     spec = str(ROOT / "arch_specs" / "two_branch_dilated.yaml")
     check = _wall([rfcalc, "check", spec])
