@@ -13,12 +13,13 @@ The package, bottom layer first (``docs/EXTENDING.md`` says where to add what):
 - :mod:`rfcalc.spec`        YAML with line:col, the spec models, expansion into the graph, error wording,
                             the JSON Schema, random specs
 - :mod:`rfcalc.analysis`    the calculator, ``load_spec``/``analyze``, features, the checker, rendering
+- :mod:`rfcalc.suggest`     ``rfcalc suggest``: the least edits of a raw spec that make its rules pass
 - :mod:`rfcalc.model`       the module plan, ``build_model``, export, checkpoints, ERF, the gradient oracle
 - :mod:`rfcalc.inspection`  ``rfcalc inspect``: torch.fx tracing walked by the same calculator
 - :mod:`rfcalc.trainer`     ``rfcalc train`` / ``evaluate`` / ``lr-find``
 - :mod:`rfcalc.cli`         the command line (parse, call, render)
 
-The pure core (table, ops, spec, analysis) never imports torch nor the CLI; nothing imports in a circle.
+The pure core (table, ops, spec, analysis, suggest) never imports torch nor the CLI; nothing imports in a circle.
 """
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ PYTHON_TYPES = re.compile(r"<(bool|str|int|float|path|list\[[a-z]+\])>|\blist\[|
 
 
 def test_every_command_is_checked():
-    assert COMMANDS == ["check", "erf", "evaluate", "export", "inspect", "lr-find", "schema", "sweep", "sweep-schema",
-                        "table", "train"]
+    assert COMMANDS == ["check", "erf", "evaluate", "export", "inspect", "lr-find", "schema", "suggest", "sweep",
+                        "sweep-schema", "table", "train"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])

@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "rfcalc"
 # The pure core: `table` and `check` run on these alone, torch-free (tests/test_torch_free.py runs them).
-CORE = ("rfcalc.errors", "rfcalc.quantities", "rfcalc.table", "rfcalc.ops", "rfcalc.spec", "rfcalc.analysis")
+CORE = ("rfcalc.errors", "rfcalc.quantities", "rfcalc.table", "rfcalc.ops", "rfcalc.spec", "rfcalc.analysis",
+        "rfcalc.suggest")
 TORCH_SIDE = ("rfcalc.model.builder", "rfcalc.model.modules", "rfcalc.model.weights", "rfcalc.model.erf",
               "rfcalc.model.oracle", "rfcalc.inspection.api", "rfcalc.inspection.lookup", "rfcalc.inspection.walk",
               "rfcalc.inspection.follow", "rfcalc.inspection.merges", "rfcalc.inspection.record",

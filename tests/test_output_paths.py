@@ -66,6 +66,13 @@ def test_schema_output(runner, tmp_path, unwritable, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_suggest_output(runner, tmp_path, unwritable, kind):
+    path, says = _bad_paths(tmp_path, unwritable, ".yaml", ".txt")[kind]
+    spec = str(ROOT / "arch_specs" / "two_branch_dilated.yaml")   # fails RF > 44: suggest has a fix to write
+    _one_line(runner.invoke(app, ["suggest", spec, "-o", str(path)]), "--output", path, says)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_table_plot(runner, tmp_path, unwritable, kind):
     path, says = _bad_paths(tmp_path, unwritable, ".png", ".txt")[kind]
     result = runner.invoke(app, ["table", SPEC, "--plot", str(path)])

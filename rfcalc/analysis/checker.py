@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from rfcalc.errors import Problem, RfcalcError, SpecError
 from rfcalc.analysis.features import find_features
-from rfcalc.quantities import SYMBOLS, compare, format_number, format_pair
+from rfcalc.quantities import SYMBOLS, BoundOp, compare, format_number, format_pair
 from rfcalc.table.report import Diagnostic, Report
 from rfcalc.analysis.load import Spec
 from rfcalc.spec.messages import describe_error
@@ -29,6 +29,7 @@ class Rule:
     value: Any
     limit: Any
     message: str
+    op: BoundOp | None = None   # the comparison of a bound rule (rf, params, macs); None for require / forbid
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.name, "kind": self.kind, "ok": self.ok, "value": self.value, "limit": self.limit,
@@ -80,7 +81,8 @@ def _bound_rules(label: str, kind: str, bound: Bound, values: tuple[int, ...]) -
             text += f" ✗ ({_shortfall(op, worst, limit)})"
         else:
             text += " ✓"
-        rules.append(Rule(name, kind, ok, list(values) if kind == "rf" else values[0], limit, text))
+        value = list(values) if kind == "rf" else values[0]
+        rules.append(Rule(name, kind, ok, value, limit, text, op))  # type: ignore[arg-type]
     return rules
 
 
@@ -173,8 +175,10 @@ def check_overrides(overrides: dict[str, Any]) -> None:
         raise RfcalcError(f"--{err['loc'][0]}: {describe_error(err, Constraints)}") from None
 
 
-def check_spec(spec: Spec, *, overrides: dict[str, Any] | None = None, use_pyproject: bool = True) -> CheckResult:
-    """Check a spec: its own constraints, then the nearest pyproject's, then ``overrides`` (later wins)."""
+def spec_constraints(spec: Spec, *, overrides: dict[str, Any] | None = None,
+                     use_pyproject: bool = True) -> tuple[Constraints, dict[str, str]]:
+    """The rules that apply to a spec: its own constraints, then the nearest pyproject's, then ``overrides``
+    (later wins per rule key), and where each rule came from. `check` and `suggest` both use this."""
     layers: list[tuple[str, dict[str, Any]]] = []
     if spec.constraints is not None:
         layers.append((spec.file, spec.constraints.model_dump(exclude_defaults=True)))
@@ -185,7 +189,12 @@ def check_spec(spec: Spec, *, overrides: dict[str, Any] | None = None, use_pypro
             layers.append((path, table))
     if overrides:
         layers.append(("command line", overrides))
-    constraints, sources = merge_constraints(layers)
+    return merge_constraints(layers)
+
+
+def check_spec(spec: Spec, *, overrides: dict[str, Any] | None = None, use_pyproject: bool = True) -> CheckResult:
+    """Check a spec: its own constraints, then the nearest pyproject's, then ``overrides`` (later wins)."""
+    constraints, sources = spec_constraints(spec, overrides=overrides, use_pyproject=use_pyproject)
     return CheckResult(spec.name, spec.file, tuple(evaluate_rules(spec.report, constraints)), sources,
                        spec.report.diagnostics)
 

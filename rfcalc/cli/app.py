@@ -15,8 +15,8 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 import typer  # noqa: E402
 
 from rfcalc import __version__  # noqa: E402
-from rfcalc.cli import (inspect_command, model_commands, spec_commands, sweep_command,  # noqa: E402
-                        train_commands)
+from rfcalc.cli import (inspect_command, model_commands, spec_commands, suggest_command,  # noqa: E402
+                        sweep_command, train_commands)
 from rfcalc.cli.common import Command, Group  # noqa: E402
 
 app = typer.Typer(name="rfcalc", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=Group,
@@ -38,8 +38,8 @@ def main_callback(
     """rfcalc: design small CNNs under constraints."""
 
 
-for _register in (spec_commands.register, model_commands.register, inspect_command.register,
-                  train_commands.register, sweep_command.register):
+for _register in (spec_commands.register, suggest_command.register, model_commands.register,
+                  inspect_command.register, train_commands.register, sweep_command.register):
     _register(app)
 for _info in app.registered_commands:  # help that names values, not Python types, for every command
     if _info.cls in (None, typer.core.TyperCommand):

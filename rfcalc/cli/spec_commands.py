@@ -13,9 +13,9 @@ import typer
 from rfcalc.analysis.render import TableFormat
 from rfcalc.cli.common import console, fail, guarded
 from rfcalc.cli.outputs import IMAGE, JSON, output_file, writing
+from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
 from rfcalc.inspection.target import is_code_target
-from rfcalc.quantities import parse_comparison
 
 
 class CheckFormat(str, Enum):
@@ -74,37 +74,14 @@ def _plot(spec: Any, path: Path) -> None:
     typer.echo(f"wrote {path}", err=True)
 
 
-def _overrides(rf: list[str], params: list[str], macs: list[str], require: list[str],
-               forbid: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, texts in (("rf", rf), ("params", params), ("macs", macs)):
-        bound: dict[str, Any] = {}
-        for text in texts:
-            try:
-                op, value = parse_comparison(text)
-            except ValueError as exc:
-                raise RfcalcError(f"--{key}: {exc}") from None
-            bound[op] = value
-        if bound:
-            out[key] = bound
-    for key, texts in (("require", require), ("forbid", forbid)):
-        items = [item.strip() for text in texts for item in text.split(",") if item.strip()]
-        if items:
-            out[key] = items
-    return out
-
-
 def check(
     specs: Annotated[list[str], typer.Argument(metavar="SPEC", help="Spec files, or FILE.py:NAME for a PyTorch module "
                                                     "(with --input).")],
-    rf: Annotated[list[str], typer.Option("--rf", metavar="BOUND",
-                                          help="RF bound, e.g. '>44' (both axes must pass).")] = [],
-    params: Annotated[list[str], typer.Option("--params", metavar="BOUND", help="Parameter bound, e.g. '<200k'.")] = [],
-    macs: Annotated[list[str], typer.Option("--macs", metavar="BOUND", help="MACs bound, e.g. '<50M'.")] = [],
-    require: Annotated[list[str], typer.Option("--require", metavar="FEATURES",
-                                               help="Features that must be present, comma-separated.")] = [],
-    forbid: Annotated[list[str], typer.Option("--forbid", metavar="FEATURES",
-                                              help="Features that must be absent, comma-separated.")] = [],
+    rf: RfFlag = [],
+    params: ParamsFlag = [],
+    macs: MacsFlag = [],
+    require: RequireFlag = [],
+    forbid: ForbidFlag = [],
     input: Annotated[Optional[str], typer.Option("--input", metavar="CxHxW",
                                                  help="Input shape for FILE.py:NAME targets, e.g. 3x32x32.")] = None,
     format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
@@ -113,12 +90,11 @@ def check(
 
     Exit 0 when every rule of every file holds, 1 when a rule fails, 2 when a spec is invalid.
     """
-    from rfcalc.analysis.checker import CheckResult, check_overrides, check_spec
+    from rfcalc.analysis.checker import CheckResult, check_spec
     from rfcalc.analysis.load import load_spec
 
     try:
-        overrides = _overrides(rf, params, macs, require, forbid)
-        check_overrides(overrides)
+        overrides = rule_overrides(rf, params, macs, require, forbid)
     except RfcalcError as exc:
         fail(str(exc), exc.exit_code)
     results: list[CheckResult] = []

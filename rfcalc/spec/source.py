@@ -68,7 +68,7 @@ class _Builder:
                         None, None, f"mapping keys must be plain scalars, got {k!r}", key_node.start_mark)
                 if k in out:
                     line, col = _mark(key_node)
-                    self.problems.append(Problem(self.source.file, line, col, _dotted(key + (k,)),
+                    self.problems.append(Problem(self.source.file, line, col, dotted(key + (k,)),
                                                  f"duplicate key {k!r}; each key may appear once"))
                 self.source.keys[key + (k,)] = _mark(key_node)
                 out[k] = self.build(value_node, key + (k,))
@@ -78,7 +78,8 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
 
-def _dotted(key: Key) -> str:
+def dotted(key: Key) -> str:
+    """("layers", 3, "dilation") -> "layers[3].dilation": the path of a value as error messages print it."""
     text = ""
     for part in key:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
