@@ -94,9 +94,9 @@ class LostRank(RfcalcError):
 
     def __init__(self, world: World, during: str, exc: BaseException) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        first = first.split("] ", 1)[-1][:160]  # gloo prefixes its source location
-        super().__init__(f"rank {world.rank}: stopped: another rank is gone or silent during {during} ({first}); "
-                         f"see that rank's message", ExitCode.FAILED)
+        first = first.split("] ", 1)[-1].split(". ", 1)[0][:160]  # gloo: "[file.cc:537] What. Advice. ..."
+        super().__init__(f"rank {world.rank}: stopped: lost contact with another rank during {during} ({first}); "
+                         f"that rank died or stopped answering", ExitCode.FAILED)
 
 
 def is_comm_failure(exc: BaseException) -> bool:
@@ -200,6 +200,14 @@ class Comm:
         with self._guard(during):
             torch.distributed.monitored_barrier(group=self.control, timeout=datetime.timedelta(seconds=timeout),
                                                 wait_all_ranks=True)
+
+    def settle(self) -> None:
+        """Wait for every rank before exiting with an error they share: torchrun stops the whole group as soon as
+        one rank exits non-zero, and rank 0 may still be writing."""
+        try:
+            self.barrier(DEFAULT_TIMEOUT, "stopping")
+        except LostRank:
+            pass
 
     def first_on_each_node(self, work: Callable[[], T], during: str) -> T:
         """``work()`` on local rank 0 first (e.g. decoding data into the node's cache), then on the others."""

@@ -54,14 +54,18 @@ def _environment(updates: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def _quiet_agent() -> Iterator[None]:
-    """The agent logs every start, restart and failure; the workers and the line below say what matters."""
-    logger = logging.getLogger("torch.distributed")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    """The agent logs every start, restart and failure; the workers and the line below say what matters.
+    (torch.distributed.elastic sets a level on each of its module loggers, so each is silenced.)"""
+    names = ["torch.distributed"] + [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.")]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def launch(argv: Sequence[str], *, nproc: int, max_restarts: int, out: Path, spec_path: Path,
@@ -97,15 +101,18 @@ def failure(failures: dict[int, Any], *, nproc: int, max_restarts: int, out: Pat
     """The workers' failures as one line: a rank killed by a signal is named; otherwise the workers have said
     what went wrong themselves, and only their exit code is passed on."""
     ranks = sorted(failures.items())
-    killed = [(r, f) for r, f in ranks if f.exitcode < 0 and f.signal_name() != "SIGTERM"] or \
-             [(r, f) for r, f in ranks if f.exitcode < 0]
-    if killed:
-        rank, what = killed[0]
+    signalled = [(r, f) for r, f in ranks if f.exitcode < 0]
+    # SIGTERM is what the agent sends to the other ranks once one has failed: the cause is elsewhere.
+    killed = [(r, f) for r, f in signalled if f.signal_name() != "SIGTERM"]
+    code = next((f.exitcode for _, f in ranks if f.exitcode > 0), None)
+    if killed or (signalled and code is None):
+        rank, what = (killed or signalled)[0]
         last = out / "last.pt"
         tail = (f"; continue with: rfcalc train {spec_path} --resume {last} --nproc-per-node {nproc}"
                 if last.is_file() else "")
         used = f" after {max_restarts} restart{'s' if max_restarts != 1 else ''}" if max_restarts else ""
         return RfcalcError(f"rank {rank} (pid {what.pid}) was killed by {what.signal_name()}{used}; the other ranks "
                            f"were stopped{tail}", ExitCode.FAILED)
-    code = next((f.exitcode for _, f in ranks if f.exitcode > 0), int(ExitCode.FAILED))
+    # The workers said what went wrong themselves (rank 0, or the rank it happened to): pass on the exit code.
+    code = code if code is not None else int(ExitCode.FAILED)
     return Silent(ExitCode(code) if code in ExitCode._value2member_map_ else ExitCode.FAILED)

@@ -204,6 +204,8 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
     try:
         return train_connected(run, comm, spec_path, console, say)
     except (RfcalcError, SpecError) as exc:
+        if getattr(exc, "everywhere", False):
+            comm.settle()  # no rank exits before rank 0 has written and said everything
         raise for_rank(exc, world, connected=True) from None
     finally:
         comm.close()
