@@ -260,3 +260,21 @@ def test_ranks_with_different_specs_stop_at_start_up(gn: Reference, tmp_path: Pa
     assert re.fullmatch(r"the ranks loaded different specs: rank 0 \(.+\) has .+\.yaml \(digest \w{12}\), rank 1 "
                         r"\(.+\) has .+\.yaml \(digest \w{12}\); give every node the same spec file", said[0])
     assert not (tmp_path / "mixed").exists()
+
+
+def test_the_scaling_bench_reads_real_runs(gn: Reference, tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    try:
+        import ddp_scaling
+    finally:
+        sys.path.pop(0)
+    one = ddp_scaling.train_command(gn.spec, gn.data, tmp_path, ranks=1, device="cpu", global_batch=8, epochs=2,
+                                    images=80, extra=[])
+    two = ddp_scaling.train_command(gn.spec, gn.data, tmp_path, ranks=2, device="cpu", global_batch=8, epochs=2,
+                                    images=80, extra=[])
+    assert one[one.index("--batch-size") + 1] == "8" and "--nproc-per-node" not in one
+    assert two[two.index("--batch-size") + 1] == "4" and two[-2:] == ["--nproc-per-node", "2"]
+    measured = ddp_scaling.measure(gn.out)
+    assert measured["ranks"] == 2 and measured["images_per_s"] == rows(gn.out)[-1]["images_per_s"]
+    lines = ddp_scaling.table({1: {**measured, "images_per_s": measured["images_per_s"] / 2}, 2: measured})
+    assert lines[2].startswith("| 1 |") and "| 2.00x | 100% |" in lines[3]

@@ -26,7 +26,8 @@ from rfcalc.errors import ExitCode, RfcalcError  # noqa: E402
 from rfcalc.trainer import loop  # noqa: E402
 from rfcalc.trainer.augment import batch_indices, batches_per_epoch  # noqa: E402
 from rfcalc.trainer.config import FastAug  # noqa: E402
-from rfcalc.trainer.distributed import Agreed, Silent, World, for_rank, launch_command, shard  # noqa: E402
+from rfcalc.trainer.distributed import (Agreed, Comm, LostRank, Silent, World, for_rank,  # noqa: E402
+                                        launch_command, shard)
 from rfcalc.trainer.fast_aug import augment, batch_generator  # noqa: E402
 from rfcalc.trainer.launch import failure  # noqa: E402
 from rfcalc.trainer.progress import EpochBar, chance_note  # noqa: E402
@@ -125,6 +126,21 @@ def test_each_error_is_reported_once_by_the_right_rank() -> None:
     assert isinstance(silent, Silent) and silent.exit_code == ExitCode.BAD_INPUT
     own = for_rank(RfcalcError("CUDA ran out of memory", ExitCode.FAILED), other, connected=True)
     assert str(own) == "rank 1: CUDA ran out of memory" and own.exit_code == ExitCode.FAILED
+    # every survivor of a dead rank loses contact: rank 0 says so, once
+    lost = LostRank(other, "a step", RuntimeError("[pair.cc:537] Read error [127.0.0.1]:1455: Connection reset by "
+                                                  "peer. This is typically caused by ..."))
+    assert str(lost) == ("rank 1: stopped: lost contact with another rank during a step (Read error "
+                         "[127.0.0.1]:1455: Connection reset by peer); that rank died or stopped answering")
+    assert isinstance(for_rank(lost, other, connected=True), Silent)
+    assert for_rank(LostRank(main, "a step", RuntimeError("x")), main, connected=True).exit_code == ExitCode.FAILED
+
+
+def test_a_failure_of_the_first_loader_on_a_node_stops_every_rank_with_its_message() -> None:
+    def missing() -> None:
+        raise RfcalcError("--data /nope: no such file or folder")
+
+    with pytest.raises(Agreed, match=r"^--data /nope: no such file or folder$"):
+        Comm(World(), torch.device("cpu")).first_on_each_node(missing, "loading the data")
 
 
 def test_the_resume_command_matches_the_launch() -> None:
@@ -247,3 +263,62 @@ def test_a_checkpoint_without_the_new_fields_still_resumes(tmp_path: Path, monke
     result = run(["train", spec, "--resume", path])
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("command", ["evaluate", "lr-find"])
+def test_evaluate_and_lr_find_refuse_to_run_on_every_rank(command: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from train_helpers import one_line_error
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(spec_text(), encoding="utf-8")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = ["evaluate", spec, "--weights", tmp_path / "none.pt"] if command == "evaluate" else ["lr-find", spec]
+    result = run(args)
+    assert result.exit_code == 2
+    assert one_line_error(result) == (f"rank 1: rfcalc {command} runs in one process; start it without torchrun "
+                                      f"(only `rfcalc train` runs on many)")
+
+
+def test_launch_and_device_errors_are_one_line_before_anything_starts(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from train_helpers import one_line_error
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(spec_text(), encoding="utf-8")
+    cases = [(["--nproc-per-node", "0"], "--nproc-per-node 0: must be >= 1"),
+             (["--nproc-per-node", "2", "--max-restarts", "-1"], "--max-restarts -1: must be >= 0"),
+             (["--max-restarts", "2"], "--max-restarts needs --nproc-per-node (under torchrun, use torchrun's own "
+                                       "--max-restarts)"),
+             (["--nproc-per-node", "2", "--device", "mps"], "--device mps: torch.distributed has no MPS backend; "
+                                                            "train on MPS in one process, or use --device cpu (gloo)"),
+             (["--dist-timeout", "0"], "--dist-timeout 0: must be >= 1 (seconds)")]
+    if not torch.cuda.is_available():
+        cases.append((["--nproc-per-node", "2", "--device", "cuda"],
+                      f"--device cuda: CUDA is not available here (torch {torch.__version__}); use --device cpu "
+                      f"(gloo)"))
+    for flags, message in cases:
+        result = run(["train", spec, *flags])
+        assert result.exit_code == 2 and one_line_error(result) == message, (flags, result.output)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = run(["train", spec, "--nproc-per-node", "2"])
+    assert one_line_error(result) == "--nproc-per-node: this process is already a rank of torchrun; leave the flag out"
+
+
+def test_a_restart_resumes_only_a_checkpoint_of_its_own_job(tmp_path: Path) -> None:
+    from rfcalc.model.weights import FORMAT
+    from rfcalc.trainer.config import TrainConfig
+    from rfcalc.trainer.options import RunOptions
+    from rfcalc.trainer.run import restart_checkpoint
+
+    options = RunOptions(config=TrainConfig(), out=str(tmp_path))
+    restarted = World(0, 2, 0, 2, restart=1, launcher="torchrun", run_id="job-7")
+    assert restart_checkpoint(restarted, options) is None  # no last.pt yet
+    torch.save({"format": FORMAT, "model": {}, "resume": {"run_id": "job-6"}}, tmp_path / "last.pt")
+    assert restart_checkpoint(restarted, options) is None  # yesterday's run in the same folder
+    torch.save({"format": FORMAT, "model": {}, "resume": {"run_id": "job-7"}}, tmp_path / "last.pt")
+    ckpt, path = restart_checkpoint(restarted, options)
+    assert path == tmp_path / "last.pt" and ckpt["resume"]["run_id"] == "job-7"
+    assert restart_checkpoint(World(0, 2, 0, 2, restart=0, run_id="job-7"), options) is None  # first attempt

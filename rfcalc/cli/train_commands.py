@@ -6,7 +6,7 @@ command checks the `train` extra and imports the trainer inside its body.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -32,6 +32,16 @@ def _need_extras(aug: str | None = None) -> None:
         require_extra(module, "train")
     if aug != "fast":
         require_extra("albumentations", "train")
+
+
+def _one_process(command: str) -> None:
+    """`evaluate` and `lr-find` run in one process: under torchrun every rank would do the same work."""
+    from rfcalc.trainer.distributed import World
+
+    world = World.from_env()
+    if world.distributed:
+        raise RfcalcError(f"rank {world.rank}: rfcalc {command} runs in one process; start it without torchrun "
+                          f"(only `rfcalc train` runs on many)")
 
 
 def train(
@@ -119,7 +129,7 @@ def worker_argv(spec: Path, values: dict[str, object], *, skip_check: bool, comp
     return argv
 
 
-def _launch(spec: Path, argv: list[str], nproc: int, max_restarts: int, *, flags: dict[str, object],
+def _launch(spec: Path, argv: list[str], nproc: int, max_restarts: int, *, flags: dict[str, Any],
             device: str | None, out: str | None, resume: Path | None, train_limit: int | None,
             test_limit: int | None, skip_check: bool) -> None:
     """Check what can be checked once (spec, flags, devices), then start the workers."""
@@ -151,6 +161,7 @@ def evaluate(
 ) -> None:
     """Accuracy and per-class accuracy of a checkpoint on the test split."""
     _need_extras("fast")
+    _one_process("evaluate")
     from rfcalc.trainer.checkpoint_eval import evaluate_checkpoint
     from rfcalc.trainer.options import check_device, check_limit
 
@@ -176,6 +187,7 @@ def lr_find(
 ) -> None:
     """The LR range test: writes lr_find.png and prints the steepest-descent and min-loss/10 learning rates."""
     _need_extras(aug)
+    _one_process("lr-find")
     from rfcalc.trainer.lr_find import find_lr
 
     flags = {"data": data, "batch_size": batch_size, "aug": aug, "seed": seed}

@@ -46,6 +46,7 @@ class World:
     local_size: int = 1
     restart: int = 0       # how many times torchrun restarted the workers (--max-restarts)
     launcher: str = ""     # "rfcalc" (`rfcalc train --nproc-per-node`), "torchrun", or "" for one plain process
+    run_id: str = ""       # torchrun's id of the job, the same across its restarts
 
     @property
     def distributed(self) -> bool:
@@ -86,7 +87,8 @@ class World:
         local_size = number("LOCAL_WORLD_SIZE", size)
         launcher = "rfcalc" if env.get(LAUNCHER_ENV) else "torchrun"
         return cls(rank=rank, size=size, local_rank=number("LOCAL_RANK", rank), local_size=max(1, local_size),
-                   restart=number("TORCHELASTIC_RESTART_COUNT", 0), launcher=launcher)
+                   restart=number("TORCHELASTIC_RESTART_COUNT", 0), launcher=launcher,
+                   run_id=env.get("TORCHELASTIC_RUN_ID", ""))
 
 
 class LostRank(RfcalcError):
@@ -97,6 +99,19 @@ class LostRank(RfcalcError):
         first = first.split("] ", 1)[-1].split(". ", 1)[0][:160]  # gloo: "[file.cc:537] What. Advice. ..."
         super().__init__(f"rank {world.rank}: stopped: lost contact with another rank during {during} ({first}); "
                          f"that rank died or stopped answering", ExitCode.FAILED)
+
+
+class Agreed(RfcalcError):
+    """An error every rank raises at the same point, from the same gathered facts: rank 0 alone reports it."""
+
+    everywhere = True
+
+
+class Silent(RfcalcError):
+    """This rank exits with ``exit_code`` and prints nothing (another rank reports the error)."""
+
+    def __init__(self, exit_code: ExitCode) -> None:
+        super().__init__("", exit_code)
 
 
 def is_comm_failure(exc: BaseException) -> bool:
@@ -210,9 +225,20 @@ class Comm:
             pass
 
     def first_on_each_node(self, work: Callable[[], T], during: str) -> T:
-        """``work()`` on local rank 0 first (e.g. decoding data into the node's cache), then on the others."""
-        result = work() if self.world.local_rank == 0 else None
+        """``work()`` on local rank 0 first (e.g. decoding data into the node's cache), then on the others. A
+        failure of it on any node stops every rank with that node's message (rank 0 says it)."""
+        result, problem = None, None
+        if self.world.local_rank == 0:
+            try:
+                result = work()
+            except RfcalcError as exc:
+                problem = (str(exc), int(exc.exit_code))
         self.barrier(SETUP_TIMEOUT, during)
+        problems = self.gather(problem, during)
+        failed = next(((r, p) for r, p in enumerate(problems) if p is not None), None)
+        if failed is not None:
+            rank, (message, code) = failed
+            raise Agreed(message if rank == 0 else f"rank {rank}: {message}", ExitCode(code))
         return result if self.world.local_rank == 0 else work()  # type: ignore[return-value]
 
     @contextmanager
@@ -289,30 +315,19 @@ def wrap(model: nn.Module, comm: Comm) -> nn.Module:
 # ---------------------------------------------------------------- who says what
 
 
-class Agreed(RfcalcError):
-    """An error every rank raises at the same point, from the same gathered facts: rank 0 alone reports it."""
-
-    everywhere = True
-
-
-class Silent(RfcalcError):
-    """This rank exits with ``exit_code`` and prints nothing (another rank reports the error)."""
-
-    def __init__(self, exit_code: ExitCode) -> None:
-        super().__init__("", exit_code)
-
-
 def for_rank(exc: Exception, world: World, *, connected: bool) -> Exception:
     """The error as this rank reports it, so that each problem is said once and says where.
 
     Before the process group is up, every rank meets the same input: local rank 0 of each node speaks (nodes
-    may differ). After it, errors all ranks raise together (``everywhere``) are rank 0's to say; errors of one
-    rank (out of memory, a lost peer) are said by that rank, prefixed with its number.
+    may differ). After it, errors all ranks raise together (``everywhere``) and the lost contact every survivor
+    of a dead rank meets are rank 0's to say; errors of one rank (out of memory, a crash) are said by that rank,
+    prefixed with its number.
     """
     if not world.distributed:
         return exc
     code = exc.exit_code if isinstance(exc, RfcalcError) else ExitCode.BAD_INPUT
-    speaks = world.local_rank == 0 if not connected else (world.main or not getattr(exc, "everywhere", False))
+    shared = getattr(exc, "everywhere", False) or isinstance(exc, LostRank)  # every survivor loses contact
+    speaks = world.local_rank == 0 if not connected else (world.main or not shared)
     if not speaks:
         return Silent(code)
     if world.rank and isinstance(exc, RfcalcError) and not str(exc).startswith(f"rank {world.rank}:"):

@@ -165,7 +165,8 @@ class Trainer:
                 rng = {**ranks[0], "ranks": ranks}
             resume = {"options": self.options.to_dict(), "live_model": self.engine.model.state_dict(),
                       "engine": self.engine.state(), "rng": rng, "lrs": s.lrs, "partial": s.partial.to_dict(),
-                      "elapsed": s.elapsed, "train_elapsed": s.train_elapsed, "world_size": self.world.size}
+                      "elapsed": s.elapsed, "train_elapsed": s.train_elapsed, "world_size": self.world.size,
+                      "run_id": self.world.run_id}
         path = self.out / name
         if self.world.main:
             checkpoint.save_atomic(checkpoint.payload(
@@ -231,7 +232,7 @@ class Trainer:
                 path = self._save("last.pt", with_resume=True)
                 raise Interrupted(f"interrupted in epoch {s.epoch + 1} after batch {b + 1}/{n_batches}; saved "
                                   f"{path}", path)
-        total_loss, total_correct, seen, seen_here = comm.sum([*sums.tolist(), seen, seen_here])
+        total_loss, total_correct, all_seen, all_seen_here = comm.sum([*sums.tolist(), seen, seen_here])
         if not math.isfinite(total_loss):
             self._diverged(total_loss, n_batches - 1, n_batches)
         train_seconds = seconds_before + time.perf_counter() - started
@@ -245,9 +246,9 @@ class Trainer:
         seconds = time.perf_counter() - started + seconds_before
         s.elapsed += seconds
         s.train_elapsed += train_seconds
-        row = EpochRow(epoch=s.epoch + 1, lr=engine.lr, train_loss=total_loss / max(1, seen),
-                       train_acc=total_correct / max(1, seen), test_loss=result.loss, test_acc=result.accuracy,
-                       images_per_s=seen_here / max(1e-9, train_seconds - seconds_before), seconds=seconds,
+        row = EpochRow(epoch=s.epoch + 1, lr=engine.lr, train_loss=total_loss / max(1, all_seen),
+                       train_acc=total_correct / max(1, all_seen), test_loss=result.loss, test_acc=result.accuracy,
+                       images_per_s=all_seen_here / max(1e-9, train_seconds - seconds_before), seconds=seconds,
                        elapsed=s.elapsed, train_elapsed=s.train_elapsed)
         s.rows.append(row)
         s.epoch, s.batch = s.epoch + 1, 0

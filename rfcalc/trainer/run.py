@@ -112,10 +112,16 @@ def resume_options(ckpt: dict[str, Any], path: Path, given: dict[str, Any]) -> R
     return RunOptions(**{**options.__dict__, **update})
 
 
-def restart_checkpoint(world: World, options: RunOptions) -> Path | None:
-    """After torchrun restarted the workers (``--max-restarts``): the run's own ``last.pt``, if it has one."""
+def restart_checkpoint(world: World, options: RunOptions) -> tuple[dict[str, Any], Path] | None:
+    """After torchrun restarted the workers (``--max-restarts``): the ``last.pt`` this job wrote, if it wrote one
+    (a ``last.pt`` left in ``--out`` by another run is not resumed)."""
+    from rfcalc.model.weights import read_checkpoint
+
     path = Path(options.out) / "last.pt"
-    return path if world.restart > 0 and path.is_file() else None
+    if world.restart == 0 or not world.run_id or not path.is_file():
+        return None
+    ckpt = read_checkpoint(path)
+    return (ckpt, path) if ckpt.get("resume", {}).get("run_id") == world.run_id else None
 
 
 def startup_facts(spec: Any, options: RunOptions, ckpt: dict[str, Any] | None) -> dict[str, Any]:
@@ -232,9 +238,12 @@ def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str
                           compile=compile, skip_check=skip_check, sync_bn=sync_bn)
     restart = restart_checkpoint(world, options)
     if restart is not None:
-        ckpt, resume = read_checkpoint(restart), restart
-        options = resume_options(ckpt, restart, given)
-        say(f"notice: restart {world.restart} (torchrun --max-restarts): resuming from {restart}")
+        ckpt, resume = restart
+        options = resume_options(ckpt, resume, given)
+        say(f"notice: restart {world.restart} (torchrun --max-restarts): resuming from {resume}")
+    elif world.restart:
+        say(f"notice: restart {world.restart} (torchrun --max-restarts): no checkpoint of this job yet; starting "
+            f"{'from ' + str(resume) if resume else 'again'}")
     if ckpt is not None:
         check_world(ckpt, Path(resume or ""), world, options)
         if ckpt.get("spec", {}).get("digest") not in (None, spec.digest):
