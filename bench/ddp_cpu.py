@@ -1,4 +1,5 @@
-"""DDP on a CPU: 2 ranks x 1 thread (gloo) against 1 process x 2 threads, the same global batch, images/s.
+"""DDP on a CPU: 2 ranks x 1 thread (gloo) against 1 process x 2 threads, the same global batch, images/s
+(and 1 process x 1 thread, to tell the gain of a second rank from that of a second thread).
 
     python bench/ddp_cpu.py                     # 3,000 images of ../shared/datasets/cifar10-jpeg, 2 epochs, 3 repeats
     python bench/ddp_cpu.py --write             # also replace the ddp-cpu section of bench/RESULTS.md
@@ -22,9 +23,10 @@ from typing import Any
 from ddp_scaling import DEFAULT_DATA, DEFAULT_SPEC, ROOT, measure, run, train_command
 from results_file import write_section  # bench/ is the scripts' own folder
 
-CONFIGS = {  # name: (description, ranks, OMP threads per process)
+CONFIGS = {  # name: (description, ranks, OMP threads per process); "one" is the reference of the paired ratios
     "one": ("1 process x 2 threads", 1, 2),
     "ddp": ("2 ranks x 1 thread (gloo, rfcalc train --nproc-per-node 2)", 2, 1),
+    "one-thread": ("1 process x 1 thread (what each rank has)", 1, 1),
 }
 
 

@@ -126,6 +126,10 @@ def report(args: argparse.Namespace, results: dict[int, dict[str, Any]]) -> str:
              f"**{device}** (torch {torch.__version__}); `{spec}`, `--aug fast`, the same global batch for every "
              f"rank count (so the same optimizer steps), images/s of the last epoch's training loop.", "",
              *table(results), ""]
+    if not args.device.startswith("cuda"):
+        lines += ["A CPU run: it shows that the script works end to end (1 process, then `--nproc-per-node`, gloo); "
+                  "CPU ranks share the machine's cores, so this is not GPU scaling. To measure that, on a machine "
+                  "with N GPUs: `python bench/ddp_scaling.py --device cuda --ranks 1,2,...,N --write`.", ""]
     return "\n".join(lines)
 
 

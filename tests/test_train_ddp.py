@@ -182,15 +182,16 @@ def test_sigterm_on_one_rank_stops_all_and_resume_equals_the_uninterrupted_run(g
     assert stopped.returncode != 0
     said = [line for line in stopped.stderr.splitlines() if "interrupted" in line]
     command = f"torchrun --nproc-per-node 2 -m rfcalc train {gn.spec} --resume {out / 'last.pt'}"
-    assert said == [f"interrupted in epoch 1 after batch 3/10; saved {out / 'last.pt'}; continue with: {command}"]
+    # the ranks agree on the flags of a step during the next one: all stop after batch 4
+    assert said == [f"interrupted in epoch 1 after batch 4/10; saved {out / 'last.pt'}; continue with: {command}"]
     assert "rank 1:" not in stopped.stderr
     ckpt = torch.load(out / "last.pt", weights_only=True)
-    assert (ckpt["epoch"], ckpt["batch"], ckpt["resume"]["world_size"]) == (0, 3, 2)
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["resume"]["world_size"]) == (0, 4, 2)
     assert len(ckpt["resume"]["rng"]["ranks"]) == 2
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
     resumed = launch(torchrun(*command.split()[5:]), gn.env)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming at epoch 1, batch 4" in resumed.stderr
+    assert "resuming at epoch 1, batch 5" in resumed.stderr
     assert identical(weights(out / "last.pt"), weights(gn.out / "last.pt"))
     assert untimed(out) == untimed(gn.out)
 
@@ -204,8 +205,9 @@ def test_a_killed_rank_ends_the_run_with_one_line_in_bounded_time(gn: Reference,
     assert seconds < 120  # a few seconds when the machine is idle; never the 300 s of a collective's timeout
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert re.fullmatch(r"rank 1 \(pid \d+\) was killed by SIGKILL; the other ranks were stopped", lines[-1])
-    assert any(line.startswith("rank 0: stopped: lost contact with another rank during a step (")
-               for line in lines)
+    # rank 0 meets the closed connection in the gradient all-reduce or in the step's flags
+    assert any(re.match(r"rank 0: stopped: lost contact with another rank during (training|a step) \(.+\); that "
+                        r"rank died or stopped answering$", line) for line in lines), lines
     assert "Traceback" not in proc.stderr + proc.stdout
 
 

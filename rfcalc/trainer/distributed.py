@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -158,6 +159,7 @@ class Comm:
 
     def __init__(self, world: World, device: torch.device, control: Any = None) -> None:
         self.world, self.device, self.control = world, device, control
+        self._pending: tuple[Any, torch.Tensor] | None = None  # an all-reduce of flags in flight
 
     # ---------------------------------------------------------------- the few collectives
 
@@ -165,15 +167,44 @@ class Comm:
         """Each flag, true when it is true on any rank (every rank gets the same answer at the same step)."""
         if not self.world.distributed:
             return tuple(flags)
+        self.post(*flags)
+        agreed = self.drain()
+        assert agreed is not None
+        return agreed
+
+    def exchange(self, *flags: bool) -> tuple[bool, ...] | None:
+        """Post this step's flags and return those agreed at the step before (None at the first), so the CPU
+        all-reduce overlaps a step instead of stalling it; every rank gets the same answer at the same step.
+        One process: this step's flags, at once."""
+        if not self.world.distributed:
+            return tuple(flags)
+        agreed = self.drain()
+        self.post(*flags)
+        return agreed
+
+    def post(self, *flags: bool) -> None:
+        self.drain()
         values = torch.tensor([int(f) for f in flags], dtype=torch.int32)
         with self._guard("a step"):
-            torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX, group=self.control)
+            work = torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX, group=self.control,
+                                                async_op=True)
+        self._pending = (work, values)
+
+    def drain(self) -> tuple[bool, ...] | None:
+        """Wait for the flags in flight (if any) and return them agreed."""
+        if self._pending is None:
+            return None
+        work, values = self._pending
+        self._pending = None
+        with self._guard("a step"):
+            work.wait()
         return tuple(bool(v) for v in values.tolist())
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sums over the ranks, in float64."""
         if not self.world.distributed:
             return [float(v) for v in values]
+        self.drain()
         total = torch.tensor(list(values), dtype=torch.float64)
         with self._guard("a sum"):
             torch.distributed.all_reduce(total, group=self.control)
@@ -183,6 +214,7 @@ class Comm:
         """One picklable object from every rank, in rank order."""
         if not self.world.distributed:
             return [obj]
+        self.drain()
         out: list[Any] = [None] * self.world.size
         with self._guard(during):
             torch.distributed.all_gather_object(out, obj, group=self.control)
@@ -192,6 +224,7 @@ class Comm:
         """Concatenate every rank's :func:`shard` of a 1-D CPU tensor of ``total`` items (padded, then trimmed)."""
         if not self.world.distributed:
             return part
+        self.drain()
         width = -(-total // self.world.size)
         padded = torch.zeros(width, dtype=part.dtype)
         padded[:len(part)] = part
@@ -205,6 +238,7 @@ class Comm:
         """Rank 0's buffers (BatchNorm running statistics) everywhere: the model evaluated is the one saved."""
         if not self.world.distributed:
             return
+        self.drain()
         with self._guard("evaluation"), torch.no_grad():
             for buffer in module.buffers():
                 torch.distributed.broadcast(buffer, src=0)
@@ -212,6 +246,7 @@ class Comm:
     def barrier(self, timeout: float, during: str) -> None:
         if not self.world.distributed:
             return
+        self.drain()
         with self._guard(during):
             torch.distributed.monitored_barrier(group=self.control, timeout=datetime.timedelta(seconds=timeout),
                                                 wait_all_ranks=True)
@@ -333,6 +368,21 @@ def for_rank(exc: Exception, world: World, *, connected: bool) -> Exception:
     if world.rank and isinstance(exc, RfcalcError) and not str(exc).startswith(f"rank {world.rank}:"):
         return RfcalcError(f"rank {world.rank}: {exc}", code)
     return exc
+
+
+def report(exc: Exception, world: World, *, connected: bool) -> Exception:
+    """Under DDP, print this rank's line now (see :func:`for_rank`) and return :class:`Silent`: torchrun's agent
+    stops the other ranks with SIGTERM as soon as one exits, so the line cannot wait for the command line's
+    handler. One process: ``exc`` unchanged, for the command line to print."""
+    if not world.distributed:
+        return exc
+    said = for_rank(exc, world, connected=connected)
+    if isinstance(said, Silent):
+        return said
+    lines = [str(p) for p in getattr(said, "problems", [])] or [str(said)]
+    sys.stderr.write("".join(line + "\n" for line in lines))
+    sys.stderr.flush()
+    return Silent(said.exit_code if isinstance(said, RfcalcError) else ExitCode.BAD_INPUT)
 
 
 def launch_command(world: World, args: str) -> str:

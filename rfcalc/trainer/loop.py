@@ -4,10 +4,11 @@ Every source of randomness is a function of (seed, epoch, batch) or is saved in 
 interrupted anywhere and resumed with ``--resume`` ends with the same weights as one that never stopped
 (on the CPU, bit for bit).
 
-Under DistributedDataParallel every rank runs this loop on its shard of each global batch. After every step the
-ranks agree (one small all-reduce on the CPU) on whether any of them was asked to stop or saw a non-finite loss,
-so they all stop at the same batch; the epoch's sums and the evaluation are all-reduced; rank 0 alone prints
-and writes, and ``last.pt`` holds every rank's random state.
+Under DistributedDataParallel every rank runs this loop on its shard of each global batch. After every step
+the ranks agree (one small all-reduce on the CPU, overlapped with the next step) on whether any of them was
+asked to stop or saw a non-finite loss, so all stop after the same batch (one step after the signal); the
+epoch's sums and the evaluation are all-reduced; rank 0 alone prints and writes, and ``last.pt`` holds every
+rank's random state.
 """
 from __future__ import annotations
 
@@ -70,10 +71,10 @@ class StopFlag:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[StopFlag]:
+def stop_on_signals(flag: StopFlag | None = None) -> Iterator[StopFlag]:
     """The first SIGINT or SIGTERM sets the flag (the loop stops cleanly after the batch); a second one stops
-    at once."""
-    flag = StopFlag()
+    at once. The previous handlers come back on exit."""
+    flag = flag if flag is not None else StopFlag()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
@@ -177,7 +178,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
 
-    def fit(self) -> dict[str, Any]:
+    def fit(self, flag: StopFlag | None = None) -> dict[str, Any]:
+        """Train to the last epoch; ``flag`` carries a stop asked for before the loop began (DDP: run.train)."""
         s = self.state
         if s.epoch >= self.cfg.epochs:
             raise RfcalcError(f"--resume: that run already finished its {self.cfg.epochs} epochs; nothing to do")
@@ -185,9 +187,9 @@ class Trainer:
             artifacts.write_metrics(self.out / "metrics.jsonl", s.rows)
         bar = EpochBar(Console(stderr=True, width=self.console.width, quiet=self.console.quiet), self.cfg.epochs)
         try:
-            with stop_on_signals() as flag, self.comm.guard("training"):
+            with stop_on_signals(flag) as stop, self.comm.guard("training"):
                 while s.epoch < self.cfg.epochs:
-                    self._epoch(bar, flag)
+                    self._epoch(bar, stop)
         except _out_of_memory() as exc:
             bar.stop()
             raise RfcalcError(_oom_message(exc, self.cfg.batch_size), ExitCode.FAILED) from None
@@ -220,7 +222,10 @@ class Trainer:
                 bad = not math.isfinite(total_loss)
                 bar.update(b + 1, total_loss / max(1, seen), total_correct / max(1, seen), engine.lr,
                            seen_here * self.world.size / (now - started))
-            stop, bad = comm.agree(flag.stop, bad)
+            decided = comm.exchange(flag.stop, bad)  # under DDP: the flags of the step before, agreed
+            if decided is None:
+                continue
+            stop, bad = decided
             if bad:
                 self._diverged(sums.tolist()[0], b, n_batches)
             if stop:
@@ -232,6 +237,7 @@ class Trainer:
                 path = self._save("last.pt", with_resume=True)
                 raise Interrupted(f"interrupted in epoch {s.epoch + 1} after batch {b + 1}/{n_batches}; saved "
                                   f"{path}", path)
+        comm.drain()  # the last step's flags: the sums below and the stop check after the epoch cover them
         total_loss, total_correct, all_seen, all_seen_here = comm.sum([*sums.tolist(), seen, seen_here])
         if not math.isfinite(total_loss):
             self._diverged(total_loss, n_batches - 1, n_batches)
