@@ -314,13 +314,31 @@ def connect(world: World, device_request: str, timeout: float = DEFAULT_TIMEOUT)
         torch.cuda.set_device(device)
     wait = datetime.timedelta(seconds=timeout)
     try:
-        torch.distributed.init_process_group(backend=backend, timeout=wait, rank=world.rank, world_size=world.size)
+        torch.distributed.init_process_group(backend=backend, timeout=wait, rank=world.rank, world_size=world.size,
+                                             store=_store(world, wait))
     except (RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise RfcalcError(f"rank {world.rank}: could not join the process group ({backend}): {first}",
                           ExitCode.FAILED) from None
     control = torch.distributed.new_group(backend="gloo", timeout=wait) if backend != "gloo" else None
     return Comm(world, device, control)
+
+
+def _store(world: World, wait: datetime.timedelta) -> Any:
+    """The key-value store of this attempt: torchrun's (``MASTER_ADDR``/``MASTER_PORT``; its agent hosts it and
+    keeps it across restarts, or rank 0 hosts it) under a prefix of its own per restart, so that ranks started
+    by ``--max-restarts`` never read the addresses the previous attempt's ranks left there (torch 2.13's
+    ``env://`` uses no such prefix with the shared store, and a restarted rank could dial a dead peer)."""
+    from torch.distributed import PrefixStore, TCPStore
+
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing:
+        raise RfcalcError(f"rank {world.rank}: ${' and $'.join(missing)} not set; start the ranks with torchrun or "
+                          f"rfcalc train --nproc-per-node")
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world.size,
+                     is_master=not agent and world.rank == 0, timeout=wait, multi_tenant=not agent)
+    return PrefixStore(f"rfcalc/{world.run_id or 'run'}/attempt_{world.restart}", store)
 
 
 def sync_norms(model: nn.Module, device: torch.device) -> tuple[nn.Module, int]:

@@ -71,10 +71,12 @@ class StopFlag:
 
 
 @contextmanager
-def stop_on_signals(flag: StopFlag | None = None) -> Iterator[StopFlag]:
+def stop_on_signals(keep: bool = False) -> Iterator[StopFlag]:
     """The first SIGINT or SIGTERM sets the flag (the loop stops cleanly after the batch); a second one stops
-    at once. The previous handlers come back on exit."""
-    flag = flag if flag is not None else StopFlag()
+    at once. On exit the previous handlers come back, or with ``keep`` (a DDP rank) signals are only noted from
+    then on: torchrun's agent SIGTERMs every rank as soon as one has failed, and each must still write and say
+    what it has to before it exits (which it does at once)."""
+    flag = StopFlag()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
@@ -84,12 +86,15 @@ def stop_on_signals(flag: StopFlag | None = None) -> Iterator[StopFlag]:
             raise KeyboardInterrupt
         flag.stop, flag.signal_name = True, signal.Signals(signum).name
 
+    def note(signum: int, frame: Any) -> None:
+        flag.stop, flag.signal_name = True, signal.Signals(signum).name
+
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield flag
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            signal.signal(sig, note if keep else old)
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -178,8 +183,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
 
-    def fit(self, flag: StopFlag | None = None) -> dict[str, Any]:
-        """Train to the last epoch; ``flag`` carries a stop asked for before the loop began (DDP: run.train)."""
+    def fit(self) -> dict[str, Any]:
         s = self.state
         if s.epoch >= self.cfg.epochs:
             raise RfcalcError(f"--resume: that run already finished its {self.cfg.epochs} epochs; nothing to do")
@@ -187,9 +191,9 @@ class Trainer:
             artifacts.write_metrics(self.out / "metrics.jsonl", s.rows)
         bar = EpochBar(Console(stderr=True, width=self.console.width, quiet=self.console.quiet), self.cfg.epochs)
         try:
-            with stop_on_signals(flag) as stop, self.comm.guard("training"):
+            with stop_on_signals(keep=self.world.distributed) as flag, self.comm.guard("training"):
                 while s.epoch < self.cfg.epochs:
-                    self._epoch(bar, stop)
+                    self._epoch(bar, flag)
         except _out_of_memory() as exc:
             bar.stop()
             raise RfcalcError(_oom_message(exc, self.cfg.batch_size), ExitCode.FAILED) from None

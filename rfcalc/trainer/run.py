@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,34 +193,28 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
           test_limit: int | None, resume: Path | None, skip_check: bool, compile: bool, console: Console,
           err: Console, sync_bn: bool | None = None, dist_timeout: float | None = None) -> dict[str, Any]:
     """``rfcalc train``, in one process or as one rank of torchrun (rank 0 alone prints and writes)."""
-    from rfcalc.trainer.loop import StopFlag, stop_on_signals
-
     world = World.from_env()
     if not world.main:
         console, err = Console(quiet=True), Console(quiet=True, stderr=True)
     say = notices(err)
-    # Under DDP a SIGTERM/SIGINT only sets a flag from the start to the last line (the first step acts on it):
-    # torchrun's agent sends one to every rank once any rank has failed, and each must still say its line.
-    flag = StopFlag()
-    with stop_on_signals(flag) if world.distributed else nullcontext(flag):
-        try:
-            run = prepare(world, spec_path, flags=flags, device=device, out=out, train_limit=train_limit,
-                          test_limit=test_limit, resume=resume, skip_check=skip_check, compile=compile,
-                          sync_bn=sync_bn, say=say, err=err)
-            from rfcalc.analysis import render
+    try:
+        run = prepare(world, spec_path, flags=flags, device=device, out=out, train_limit=train_limit,
+                      test_limit=test_limit, resume=resume, skip_check=skip_check, compile=compile, sync_bn=sync_bn,
+                      say=say, err=err)
+        from rfcalc.analysis import render
 
-            console.print(render.rich_table(run.spec.report))
-            comm = connect(world, run.options.device, dist_timeout or DEFAULT_TIMEOUT)
-        except (RfcalcError, SpecError) as exc:
-            raise report(exc, world, connected=False) from None
-        try:
-            return train_connected(run, comm, spec_path, console, say, flag if world.distributed else None)
-        except (RfcalcError, SpecError) as exc:
-            if getattr(exc, "everywhere", False):
-                comm.settle()  # no rank exits before rank 0 has written and said everything
-            raise report(exc, world, connected=True) from None
-        finally:
-            comm.close()
+        console.print(render.rich_table(run.spec.report))
+        comm = connect(world, run.options.device, dist_timeout or DEFAULT_TIMEOUT)
+    except (RfcalcError, SpecError) as exc:
+        raise report(exc, world, connected=False) from None
+    try:
+        return train_connected(run, comm, spec_path, console, say)
+    except (RfcalcError, SpecError) as exc:
+        if getattr(exc, "everywhere", False):
+            comm.settle()  # no rank exits before rank 0 has written and said everything
+        raise report(exc, world, connected=True) from None
+    finally:
+        comm.close()
 
 
 def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str | None, out: str | None,
@@ -261,8 +254,7 @@ def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str
     return Prepared(spec, options, ckpt, Path(resume) if resume is not None else None)
 
 
-def train_connected(run: Prepared, comm: Comm, spec_path: Path, console: Console, say: Any,
-                    flag: Any = None) -> dict[str, Any]:
+def train_connected(run: Prepared, comm: Comm, spec_path: Path, console: Console, say: Any) -> dict[str, Any]:
     """The ranks agree on spec, options and data; then the run itself."""
     from rfcalc.trainer.loop import Interrupted, Trainer, describe
 
@@ -277,7 +269,7 @@ def train_connected(run: Prepared, comm: Comm, spec_path: Path, console: Console
     say(f"training {spec.name}: {describe(trainer)}" + (f"; resuming at epoch {trainer.state.epoch + 1}, batch "
                                                         f"{trainer.state.batch + 1}" if run.ckpt else ""))
     try:
-        return trainer.fit(flag)
+        return trainer.fit()
     except Interrupted as exc:
         trainer.finish("interrupted", plots=False)
         command = launch_command(world, f"train {spec_path} --resume {exc.checkpoint_path}")
