@@ -260,6 +260,13 @@ def test_a_checkpoint_without_the_new_fields_still_resumes(tmp_path: Path, monke
     assert ckpt["batch"] == 2 and ckpt["resume"]["world_size"] == 1 and "ranks" not in ckpt["resume"]["rng"]
     del ckpt["resume"]["world_size"], ckpt["resume"]["options"]["sync_bn"]  # as written before DDP
     torch.save(ckpt, path)
+    with monkeypatch.context() as env:  # as rank 0 of 2: refused before any process group
+        env.setenv("RANK", "0")
+        env.setenv("WORLD_SIZE", "2")
+        refused = run(["train", spec, "--resume", path])
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines()[-1] == (f"--resume {path}: that run trained on 1 rank(s) (global batch 16), "
+                                               f"this one has 2; resume it with one process, or start a new run")
     result = run(["train", spec, "--resume", path])
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()) == 2
