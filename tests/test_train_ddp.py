@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -44,13 +45,58 @@ BN_SPEC = spec_text(train="batch_size: 4\naug: albumentations\naugmentations: [{
 FLAGS = ["--epochs", "2", "--test-limit", "37"]  # 37 test images: shards of 18 and 19
 
 
-def launch(command: list[object], env: dict[str, str], fault: str | None = None) -> subprocess.CompletedProcess:
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun's workers run in sessions of their own: killing the launcher on a
+    timeout would leave them running)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def finish(procs: list[subprocess.Popen]) -> list[subprocess.CompletedProcess]:
+    """Wait for every process; on a timeout kill them and all their descendants, then fail."""
+    done = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=TIMEOUT)
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            for pid in [*_descendants(proc.pid), proc.pid]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        raise
+    return done
+
+
+def environment(env: dict[str, str], fault: str | None = None) -> dict[str, str]:
     full = {**os.environ, **env, "OMP_NUM_THREADS": "1",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")]))}
     full.pop("RFCALC_TEST_FAULT", None)
     if fault:
         full["RFCALC_TEST_FAULT"] = fault
-    return subprocess.run([str(c) for c in command], capture_output=True, text=True, env=full, timeout=TIMEOUT)
+    return full
+
+
+def start(command: list[object], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def launch(command: list[object], env: dict[str, str], fault: str | None = None) -> subprocess.CompletedProcess:
+    return finish([start(command, environment(env, fault))])[0]
 
 
 def torchrun(*args: object, nproc: int = 2) -> list[object]:
@@ -225,21 +271,10 @@ def test_max_restarts_resumes_from_the_last_checkpoint(gn: Reference, tmp_path: 
 
 def _two_nodes(specs: tuple[Path, Path], gn: Reference, out: Path) -> list[subprocess.CompletedProcess]:
     endpoint = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, **gn.env, "OMP_NUM_THREADS": "1"}
-    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-                               "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", out.name, "-m",
-                               "rfcalc", "train", str(spec), "--data", str(gn.data), *FLAGS, "--out", str(out)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for spec in specs]
-    done = []
-    for node in nodes:
-        try:
-            stdout, stderr = node.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            for other in nodes:
-                other.kill()
-            raise
-        done.append(subprocess.CompletedProcess(node.args, node.returncode, stdout, stderr))
-    return done
+    return finish([start([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                          "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", out.name, "-m", "rfcalc",
+                          "train", spec, "--data", gn.data, *FLAGS, "--out", out], environment(gn.env))
+                    for spec in specs])
 
 
 def test_two_nodes_rendezvous_on_localhost(gn: Reference, tmp_path: Path) -> None:
