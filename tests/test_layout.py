@@ -116,3 +116,51 @@ def test_the_graph_is_read() -> None:
     assert "rfcalc.ops.conv" in GRAPH["rfcalc.ops.registry"]
     assert "rfcalc.inspection.target" in GRAPH["rfcalc.cli.spec_commands"]
     assert "rfcalc.model.weights" in GRAPH["rfcalc.trainer.loop"]
+
+
+def imports_torch_at_the_top(name: str) -> bool:
+    """Whether loading module ``name`` imports torch (an import of torch outside any function or class)."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    for node in tree.body:
+        for sub in ([node] if not isinstance(node, ast.Try) else node.body):
+            if isinstance(sub, ast.Import) and any(a.name.split(".")[0] == "torch" for a in sub.names):
+                return True
+            if isinstance(sub, ast.ImportFrom) and (sub.module or "").split(".")[0] == "torch":
+                return True
+    return False
+
+
+TORCH_AT_THE_TOP = {name for name in MODULES if imports_torch_at_the_top(name)}
+
+
+def test_torch_free_packages_never_reach_a_module_that_imports_torch() -> None:
+    """The core, suggest and sweep (which trains in child processes) run where torch cannot be imported."""
+    assert "rfcalc.model.builder" in TORCH_AT_THE_TOP and "rfcalc.trainer.distributed" in TORCH_AT_THE_TOP
+    free = [m for m in MODULES if m.startswith((*CORE, "rfcalc.sweep", "rfcalc.suggest", "rfcalc.cli"))]
+    for name in free:
+        reached = _reachable(name) & TORCH_AT_THE_TOP
+        if name.startswith("rfcalc.cli"):  # commands import the torch side inside their bodies only
+            reached = {m for m in reached if m in _top_level_reachable(name)}
+        assert not reached, f"{name} reaches {sorted(reached)}"
+
+
+def _top_level_reachable(start: str) -> set[str]:
+    """Modules reached through imports at the top of each module only (what loading ``start`` loads)."""
+    def top(name: str) -> set[str]:
+        tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+        outer = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
+        found: set[str] = set()
+        for node in outer.body:
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        return {m for m in found if m in MODULES}
+
+    seen, todo = set(), [start]
+    while todo:
+        for w in top(todo.pop()):
+            if w not in seen:
+                seen.add(w)
+                todo.append(w)
+    return seen

@@ -39,7 +39,7 @@ def readme_commands() -> list[tuple[str, int]]:
             text, _, comment = line.partition("  #")
             expected = re.match(r"\s*exit (\d+)", comment)
             for part in (p.strip() for p in text.split("&&")):
-                if part.startswith("rfcalc "):
+                if part.startswith("rfcalc ") or (part.startswith("torchrun ") and " -m rfcalc train " in part):
                     commands.append((part, int(expected.group(1)) if expected else 0))
                 else:
                     assert not part or part.startswith(SETUP), f"a README command this test does not know: {part}"
@@ -64,9 +64,11 @@ def _tiny_cifar(root: Path) -> Path:
 def _for_time(command: str, data: Path) -> str:
     if DATA in command:
         command = command.replace(DATA, str(data))
-    if command.startswith("rfcalc train"):
+    if command.startswith("rfcalc train") or command.startswith("torchrun "):
         assert "--epochs 20" in command
         command = command.replace("--epochs 20", "--epochs 1")
+    if command.startswith("rfcalc sweep"):
+        command += " --trials 2"
     if command.startswith("rfcalc lr-find"):
         command += " --steps 5"
     return command

@@ -110,7 +110,7 @@ def run(args: list[str]) -> Result:
     return CliRunner().invoke(make_app(), [str(a) for a in args])
 
 
-INFO = ("notice:", "decoding ", "reading ", "training ", "lr range test", "check: ")
+INFO = ("notice:", "note:", "decoding ", "reading ", "training ", "lr range test", "check: ", "epoch ")
 
 
 def one_line_error(result: Result) -> str:

@@ -6,12 +6,13 @@ command checks the `train` extra and imports the trainer inside its body.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from rfcalc.cli.common import console, guarded, require_extra
 from rfcalc.cli.outputs import output_folder
+from rfcalc.errors import RfcalcError
 
 SPEC = Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")]
 DATA = Annotated[Optional[str], typer.Option(
@@ -43,6 +44,16 @@ def _need_extras(aug: str | None = None) -> None:
         require_extra("albumentations", "train")
 
 
+def _one_process(command: str) -> None:
+    """`evaluate` and `lr-find` run in one process: under torchrun every rank would do the same work."""
+    from rfcalc.trainer.distributed import World
+
+    world = World.from_env()
+    if world.distributed:
+        raise RfcalcError(f"rank {world.rank}: rfcalc {command} runs in one process; start it without torchrun "
+                          f"(only `rfcalc train` runs on many)")
+
+
 def train(
     spec: SPEC,
     data: DATA = None,
@@ -64,23 +75,98 @@ def train(
     workers: Annotated[Optional[int], typer.Option("--workers", metavar="N", help="DataLoader workers (albumentations) "
                                                                      "(default: spec, else 2).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    nproc_per_node: Annotated[Optional[int], typer.Option(
+        "--nproc-per-node", metavar="N",
+        help="Train with DistributedDataParallel on N processes of this machine (one per GPU; gloo on the CPU), "
+             "launched like torchrun. --batch-size is per process.")] = None,
+    max_restarts: Annotated[int, typer.Option(
+        "--max-restarts", metavar="N",
+        help="With --nproc-per-node: restart all processes up to N times after a failure; they resume from "
+             "last.pt.")] = 0,
+    sync_bn: Annotated[Optional[bool], typer.Option(
+        "--sync-bn/--no-sync-bn", help="Under DDP: BatchNorm statistics over the global batch (default) or per "
+                                       "process.")] = None,
+    dist_timeout: Annotated[Optional[int], typer.Option(
+        "--dist-timeout", metavar="SECONDS",
+        help="Under DDP: seconds a rank waits for a silent peer before it stops (default: 300).")] = None,
 ) -> None:
     """Train the spec's module: check, table, progress, and the run's files in --out.
 
     Writes metrics.jsonl, summary.json, last.pt / best.pt, curves.png, misclassified.png and confusion.png.
 
-    Exit 0 when done, 1 when the check fails or the loss becomes NaN, 2 on bad input, 130 on Ctrl-C
+    Many processes: --nproc-per-node N here, or torchrun --nproc-per-node N -m rfcalc train ... (also across
+    machines); rank 0 prints and writes.
+
+    Exit 0 when done, 1 when the check fails or the loss becomes NaN, 2 on bad input, 130 on Ctrl-C or SIGTERM
     (last.pt is saved; the message gives the --resume command).
     """
     if out is not None:
         output_folder("--out", Path(out))
     _need_extras(aug)
+    from rfcalc.trainer.distributed import Silent
     from rfcalc.trainer.run import train as run_train
 
+    if dist_timeout is not None and dist_timeout < 1:
+        raise RfcalcError(f"--dist-timeout {dist_timeout}: must be >= 1 (seconds)")
     flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "aug": aug,
              "workers": workers}
-    run_train(spec, flags=flags, device=device, out=out, train_limit=train_limit, test_limit=test_limit,
-              resume=resume, skip_check=skip_check, compile=compile, console=console(), err=console(stderr=True))
+    try:
+        if nproc_per_node is not None:
+            argv = worker_argv(spec, {**flags, "device": device, "out": out, "train_limit": train_limit,
+                                      "test_limit": test_limit, "resume": resume, "sync_bn": sync_bn,
+                                      "dist_timeout": dist_timeout},
+                               skip_check=skip_check, compile=compile)
+            _launch(spec, argv, nproc_per_node, max_restarts, flags=flags, device=device, out=out, resume=resume,
+                    train_limit=train_limit, test_limit=test_limit, skip_check=skip_check)
+            return
+        if max_restarts:
+            raise RfcalcError("--max-restarts needs --nproc-per-node (under torchrun, use torchrun's own "
+                              "--max-restarts)")
+        run_train(spec, flags=flags, device=device, out=out, train_limit=train_limit, test_limit=test_limit,
+                  resume=resume, skip_check=skip_check, compile=compile, console=console(),
+                  err=console(stderr=True), sync_bn=sync_bn, dist_timeout=dist_timeout)
+    except Silent as exc:  # another rank (or the workers) said what went wrong
+        raise typer.Exit(int(exc.exit_code)) from None
+
+
+# The flags a worker of `--nproc-per-node` gets again, in the order of the command line.
+WORKER_FLAGS = {"data": "--data", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
+                "device": "--device", "out": "--out", "train_limit": "--train-limit", "test_limit": "--test-limit",
+                "seed": "--seed", "resume": "--resume", "aug": "--aug", "workers": "--workers",
+                "dist_timeout": "--dist-timeout"}
+
+
+def worker_argv(spec: Path, values: dict[str, object], *, skip_check: bool, compile: bool) -> list[str]:
+    """``train SPEC --flag value ...``: the command line every worker of ``--nproc-per-node`` runs."""
+    argv = ["train", str(spec)]
+    for key, flag in WORKER_FLAGS.items():
+        if values.get(key) is not None:
+            argv += [flag, str(values[key])]
+    if values.get("sync_bn") is not None:
+        argv.append("--sync-bn" if values["sync_bn"] else "--no-sync-bn")
+    argv += ["--skip-check"] * skip_check + ["--compile"] * compile
+    return argv
+
+
+def _launch(spec: Path, argv: list[str], nproc: int, max_restarts: int, *, flags: dict[str, Any],
+            device: str | None, out: str | None, resume: Path | None, train_limit: int | None,
+            test_limit: int | None, skip_check: bool) -> None:
+    """Check what can be checked once (spec, flags, devices), then start the workers."""
+    import rfcalc
+    from rfcalc.trainer.launch import check_launch, launch
+    from rfcalc.trainer.options import check_device, check_limit, resolve
+
+    check_launch(nproc, max_restarts, device)
+    loaded = rfcalc.load_spec(spec)
+    check_device(device or "auto")
+    check_limit("--train-limit", train_limit)
+    check_limit("--test-limit", test_limit)
+    if resume is not None:
+        folder = Path(out) if out else Path(resume).parent
+    else:
+        folder = Path(resolve(loaded, flags=flags, device=device, out=out, train_limit=train_limit,
+                              test_limit=test_limit, skip_check=skip_check).out)
+    launch(argv, nproc=nproc, max_restarts=max_restarts, out=folder, spec_path=spec)
 
 
 def evaluate(
@@ -98,6 +184,7 @@ def evaluate(
     Exit 0 when done, 2 on bad input (the spec, --weights, --data, a flag), 130 on Ctrl-C.
     """
     _need_extras("fast")
+    _one_process("evaluate")
     from rfcalc.trainer.checkpoint_eval import evaluate_checkpoint
     from rfcalc.trainer.options import check_device, check_limit
 
@@ -128,6 +215,7 @@ def lr_find(
     if out is not None:
         output_folder("--out", Path(out))
     _need_extras(aug)
+    _one_process("lr-find")
     from rfcalc.trainer.lr_find import find_lr
 
     flags = {"data": data, "batch_size": batch_size, "aug": aug, "seed": seed}

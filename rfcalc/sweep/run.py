@@ -60,7 +60,7 @@ def check_data(sweep: Sweep, data: str, say: Callable[[str], None]) -> None:
     """Read (and cache) the data once, here, and check that it fits the base spec: N workers then start from the
     cache instead of decoding it N times, and a data set that cannot fit fails before any trial."""
     from rfcalc.analysis.load import load_spec
-    from rfcalc.trainer.run import fitting_data
+    from rfcalc.trainer.data import fitting_data
 
     fitting_data(load_spec(dict(sweep.base)), data, say, sweep.budget.train_limit, sweep.budget.test_limit)
 

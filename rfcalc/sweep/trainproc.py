@@ -3,7 +3,8 @@
 The child is `python -m rfcalc train <trial spec> --out <trial folder> --data … <budget flags>` (or any launcher
 given with ``--train-command``, e.g. torchrun), in a session of its own: a Ctrl-C at the terminal reaches the sweep,
 which decides what the child gets. SIGINT makes the trainer finish its batch and save a resumable ``last.pt``
-(Ctrl-C); SIGTERM, then SIGKILL, to the whole process group stops it at once (pruning).
+(Ctrl-C); SIGTERM to the whole process group stops it after its batch (pruning; the trainer saves what it has),
+then SIGKILL when it takes longer than the timeout.
 """
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ class TrainProcess:
         return self._wait(timeout)
 
     def kill(self, timeout: float = 10.0) -> int:
-        """Stop at once: SIGTERM to the process group (the trainer and its DataLoader workers), then SIGKILL."""
+        """Stop: SIGTERM to the process group (the trainer and its DataLoader workers; the trainer ends its batch),
+        then SIGKILL after ``timeout``."""
         self._signal(signal.SIGTERM, group=True)
         return self._wait(timeout)
 

@@ -13,7 +13,11 @@ Modules, one idea each:
 - :mod:`rfcalc.trainer.fast_aug`    device-resident data and batched flip / translate / cutout
 - :mod:`rfcalc.trainer.batches`     the two batch sources behind one interface
 - :mod:`rfcalc.trainer.engine`      device, model, optimizer, schedule, EMA, one step, evaluation
-- :mod:`rfcalc.trainer.loop`        epochs, checkpoints, NaN / OOM / Ctrl-C handling
+- :mod:`rfcalc.trainer.distributed` DDP: torchrun's environment, the process group, collectives, who reports errors
+- :mod:`rfcalc.trainer.sync_norm`   synchronised BatchNorm that also trains on the CPU (gloo)
+- :mod:`rfcalc.trainer.launch`      `rfcalc train --nproc-per-node N`: torchrun's agent in this process
+- :mod:`rfcalc.trainer.state`       the run's state as typed fields (epoch rows, best, the epoch under way)
+- :mod:`rfcalc.trainer.loop`        epochs, checkpoints, NaN / OOM / Ctrl-C / SIGTERM handling
 - :mod:`rfcalc.trainer.checkpoint`  atomic save, load, resume, mismatch naming
 - :mod:`rfcalc.trainer.artifacts`   metrics.jsonl, summary.json
 - :mod:`rfcalc.trainer.plots`       curves.png, misclassified.png, confusion.png, lr_find.png
@@ -26,5 +30,6 @@ Modules, one idea each:
 
 Randomness is a pure function of (seed, epoch, batch) or lives in ``last.pt``: a seeded CPU run is repeatable
 bit for bit, with any number of DataLoader workers, and a run resumed with ``--resume`` after Ctrl-C ends with
-the same weights as one that never stopped.
+the same weights as one that never stopped; under torchrun, N ranks at batch B take the steps of one process at
+N x B (docs/distributed.md).
 """

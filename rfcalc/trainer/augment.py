@@ -9,6 +9,8 @@
   transform of a seeded Compose the same seed). Here each batch reseeds the whole pipeline from one stream
   derived from (run seed, epoch, batch number), so workers and epochs never repeat each other and a run is
   the same with any number of workers.
+- Under DistributedDataParallel each rank augments its own shard of the global batch from its own stream
+  (seed, epoch, batch, rank); rank 0's stream is the single process's.
 """
 from __future__ import annotations
 
@@ -164,9 +166,9 @@ def build_pipeline(steps: list[tuple[str, dict[str, Any]]], mean: tuple[float, .
     return compose
 
 
-def batch_random_state(seed: int, epoch: int, batch: int) -> tuple[np.random.Generator, random.Random]:
-    """The random state of one batch: a pure function of (seed, epoch, batch)."""
-    sequence = np.random.SeedSequence([seed, epoch, batch, AUG_SALT])
+def batch_random_state(seed: int, epoch: int, batch: int, rank: int = 0) -> tuple[np.random.Generator, random.Random]:
+    """The random state of one batch (of one rank's shard of it): a pure function of (seed, epoch, batch, rank)."""
+    sequence = np.random.SeedSequence([seed, epoch, batch, AUG_SALT] + ([rank] if rank else []))
     return np.random.default_rng(sequence), random.Random(int(sequence.generate_state(2, np.uint64)[1]))
 
 
@@ -175,23 +177,36 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 0x5EED]).permutation(n)
 
 
-def batches_per_epoch(n: int, batch_size: int) -> int:
-    """Full batches only (a last batch of one image breaks batch norm); one smaller batch when n < batch size."""
-    return max(1, n // batch_size)
+def batches_per_epoch(n: int, batch_size: int, ranks: int = 1) -> int:
+    """Full global batches (``batch_size`` x ``ranks``) only: a last batch of one image breaks batch norm; one
+    smaller batch when n is below the global batch."""
+    return max(1, n // (batch_size * ranks))
 
 
-def batch_indices(n: int, batch_size: int, seed: int, epoch: int, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+def shard_bounds(size: int, rank: int, ranks: int) -> tuple[int, int]:
+    """Rank ``rank``'s slice of a global batch of ``size`` items: contiguous, sizes differing by at most one."""
+    return size * rank // ranks, size * (rank + 1) // ranks
+
+
+def batch_indices(n: int, batch_size: int, seed: int, epoch: int, start: int = 0, rank: int = 0,
+                  ranks: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """(batch number, indices of this rank's shard of it) for the batches of one epoch from ``start`` on.
+
+    Every rank walks the same order of the epoch; global batch b is ``order[b*G:(b+1)*G]`` with G = batch size x
+    ranks, and rank r takes its r-th slice: N ranks x batch B see exactly the images one process sees at N x B.
+    """
     order = epoch_order(n, seed, epoch)
-    size = min(batch_size, n)
-    for b in range(start, batches_per_epoch(n, batch_size)):
-        yield b, order[b * size:(b + 1) * size]
+    size = min(batch_size * ranks, n)
+    lo, hi = shard_bounds(size, rank, ranks)
+    for b in range(start, batches_per_epoch(n, batch_size, ranks)):
+        yield b, order[b * size + lo:b * size + hi]
 
 
 class AugmentedBatches:
     """A map-style dataset of whole batches: key (epoch, batch, indices) -> (uint8 [B, H, W, C], int64 [B])."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, compose: Any, seed: int) -> None:
-        self.x, self.y, self.compose, self.seed = x, y, compose, seed
+    def __init__(self, x: np.ndarray, y: np.ndarray, compose: Any, seed: int, rank: int = 0) -> None:
+        self.x, self.y, self.compose, self.seed, self.rank = x, y, compose, seed, rank
 
     def __len__(self) -> int:
         return len(self.y)
@@ -200,7 +215,7 @@ class AugmentedBatches:
         import torch
 
         epoch, batch, indices = key
-        self.compose.set_random_state(*batch_random_state(self.seed, epoch, batch))
+        self.compose.set_random_state(*batch_random_state(self.seed, epoch, batch, self.rank))
         out = np.empty((len(indices), *self.x.shape[1:]), np.uint8)
         for j, i in enumerate(indices):
             out[j] = self.compose(image=self.x[i])["image"]
@@ -208,18 +223,20 @@ class AugmentedBatches:
 
 
 class EpochSampler:
-    """Yields the batch keys of one epoch (set ``epoch`` and ``start`` before iterating)."""
+    """Yields the batch keys of one epoch, this rank's shard of each (set ``epoch`` and ``start`` before
+    iterating)."""
 
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, ranks: int = 1) -> None:
+        self.n, self.batch_size, self.seed, self.rank, self.ranks = n, batch_size, seed, rank, ranks
         self.epoch, self.start = 0, 0
 
     def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
-        for b, indices in batch_indices(self.n, self.batch_size, self.seed, self.epoch, self.start):
+        for b, indices in batch_indices(self.n, self.batch_size, self.seed, self.epoch, self.start, self.rank,
+                                        self.ranks):
             yield self.epoch, b, indices
 
     def __len__(self) -> int:
-        return batches_per_epoch(self.n, self.batch_size) - self.start
+        return batches_per_epoch(self.n, self.batch_size, self.ranks) - self.start
 
 
 def worker_init(worker_id: int) -> None:

@@ -1,7 +1,8 @@
 """Both augmentation paths behind one interface, and the uint8 -> normalised float step they share.
 
 A batch source has ``len()`` (batches per epoch), ``epoch(e, start)`` yielding (uint8 [B, H, W, C], labels)
-on the training device, and ``close()``. :class:`Normalizer` turns a uint8 batch into the model's input
+on the training device, and ``close()``. Under DistributedDataParallel it yields this rank's shard of every global
+batch (:func:`rfcalc.trainer.augment.batch_indices`). :class:`Normalizer` turns a uint8 batch into the model's input
 (float, normalised with the training statistics, channels-last memory).
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 
 from rfcalc.trainer.augment import AugmentedBatches, EpochSampler, batches_per_epoch, build_pipeline, make_loader
 from rfcalc.trainer.data import ImageSet
+from rfcalc.trainer.distributed import World
 from rfcalc.trainer.fast_aug import FastBatches
 from rfcalc.trainer.options import RunOptions
 
@@ -39,16 +41,16 @@ class AlbumentationsBatches:
     """Per-sample albumentations in DataLoader workers, one batch per task, uint8 across the process boundary."""
 
     def __init__(self, images: ImageSet, options: RunOptions, device: torch.device,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], world: World = World()) -> None:
         cfg = options.config
         compose = build_pipeline(cfg.steps(), images.mean, images.train_x.shape[1:], say)
-        self.n, self.batch_size, self.device = len(images.train_y), cfg.batch_size, device
-        self.dataset = AugmentedBatches(images.train_x, images.train_y, compose, cfg.seed)
-        self.sampler = EpochSampler(self.n, cfg.batch_size, cfg.seed)
+        self.n, self.batch_size, self.device, self.ranks = len(images.train_y), cfg.batch_size, device, world.size
+        self.dataset = AugmentedBatches(images.train_x, images.train_y, compose, cfg.seed, world.rank)
+        self.sampler = EpochSampler(self.n, cfg.batch_size, cfg.seed, world.rank, world.size)
         self.loader = make_loader(self.dataset, self.sampler, cfg.workers, pin_memory=device.type == "cuda")
 
     def __len__(self) -> int:
-        return batches_per_epoch(self.n, self.batch_size)
+        return batches_per_epoch(self.n, self.batch_size, self.ranks)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.sampler.epoch, self.sampler.start = epoch, start
@@ -63,9 +65,9 @@ class AlbumentationsBatches:
 
 
 def make_batches(images: ImageSet, options: RunOptions, device: torch.device,
-                 say: Callable[[str], None]) -> Any:
+                 say: Callable[[str], None], world: World = World()) -> Any:
     cfg = options.config
     if cfg.aug == "fast":
         return FastBatches(images.train_x, images.train_y, cfg.batch_size, cfg.seed, cfg.fast_aug, images.mean,
-                           device)
-    return AlbumentationsBatches(images, options, device, say)
+                           device, world.rank, world.size)
+    return AlbumentationsBatches(images, options, device, say, world)

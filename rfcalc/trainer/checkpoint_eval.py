@@ -12,10 +12,12 @@ import rfcalc
 from rfcalc.errors import RfcalcError
 from rfcalc.model.weights import load_weights, read_checkpoint
 from rfcalc.trainer.batches import Normalizer
-from rfcalc.trainer.engine import Engine, device_name, evaluate_split, resolve_device, setup_backend
+from rfcalc.trainer.devices import device_name, resolve_device
+from rfcalc.trainer.engine import Engine, evaluate_split, setup_backend
 from rfcalc.trainer.options import merge_config, resolve_data
 from rfcalc.trainer.progress import class_table
-from rfcalc.trainer.run import fitting_data, notices
+from rfcalc.trainer.data import fitting_data
+from rfcalc.trainer.run import notices
 
 
 def evaluate_checkpoint(spec_path: Path, weights: Path, *, data: str | None, tta: bool, device: str,

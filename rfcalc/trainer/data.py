@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from rfcalc.analysis.load import Spec
 from rfcalc.errors import RfcalcError
 from rfcalc.trainer import datasets
 from rfcalc.trainer.datasets import LAYOUTS, RawData
@@ -176,3 +178,21 @@ def subset(images: ImageSet, train_limit: int | None, test_limit: int | None) ->
     train_x, train_y = pick(images.train_x, images.train_y, train_limit)
     test_x, test_y = pick(images.test_x, images.test_y, test_limit)
     return replace(images, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
+
+
+def fitting_data(spec: Spec, data: str, say: Any, train_limit: int | None = None,
+                 test_limit: int | None = None) -> ImageSet:
+    """The data set, checked against the spec: classes, the model's output size and the input shape."""
+    images = load_data(data, channels=spec.input_shape[0], say=say)
+    n = len(images.classes)
+    if spec.classes is not None and spec.classes != n:
+        raise RfcalcError(f"the spec says classes: {spec.classes}, but {images.source} has {n} classes "
+                          f"({', '.join(images.classes[:4])}{', ...' if n > 4 else ''})")
+    output = tuple(spec.report.output.out_shape)
+    if output != (n,):
+        raise RfcalcError(f"the model's output is {list(output)} per image, but {images.source} has {n} classes; "
+                          f"end the spec with {{op: linear, out: {n}}} (or a conv to {n} channels and gap)")
+    if tuple(spec.input_shape) != images.image_shape:
+        raise RfcalcError(f"the spec's input is {list(spec.input_shape)} (channels, height, width), but the images "
+                          f"of {images.source} are {list(images.image_shape)}")
+    return subset(images, train_limit, test_limit)

@@ -2,6 +2,11 @@
 
 On CUDA: bf16 autocast, channels-last memory, cudnn benchmark, optional ``torch.compile``. On CPU:
 channels-last too (faster convolutions with oneDNN), fp32; seeded runs are bit-for-bit repeatable.
+
+Under DistributedDataParallel (a :class:`~rfcalc.trainer.distributed.Comm` of more than one rank) BatchNorm
+becomes synchronised BatchNorm unless ``sync_bn`` is off, the training forward goes through
+``DistributedDataParallel`` (compiled around it with ``--compile``), and ``model`` stays the plain module: EMA,
+evaluation and checkpoints use it, so checkpoints are the same as a single process's.
 """
 from __future__ import annotations
 
@@ -16,34 +21,7 @@ from torch import nn
 
 from rfcalc.errors import RfcalcError
 from rfcalc.trainer.config import TrainConfig
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda, then mps, then cpu; a requested accelerator that is missing is a one-line error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RfcalcError(f"--device {name}: CUDA is not available here (torch {torch.__version__}); "
-                              f"use --device cpu or auto")
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise RfcalcError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-        raise RfcalcError("--device mps: MPS is not available here; use --device cpu or auto")
-    return torch.device(name)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":  # pragma: no cover - no GPU in CI
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return device.type
+from rfcalc.trainer.distributed import Comm, World, shard, sync_norms, wrap
 
 
 def setup_backend(device: torch.device, seed: int) -> None:
@@ -141,8 +119,12 @@ class Engine:
     """Owns the module, optimizer, schedule and EMA of a run; ``step`` trains on one normalised batch."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device, total_steps: int,
-                 compile: bool = False) -> None:
+                 compile: bool = False, comm: Comm | None = None, sync_bn: bool = True) -> None:
         self.device, self.cfg, self.total_steps = device, cfg, total_steps
+        self.comm = comm if comm is not None else Comm(World(), device)
+        self.synced_norms = 0
+        if self.comm.world.distributed and sync_bn:
+            model, self.synced_norms = sync_norms(model, device)
         self.model = prepare_model(model, device)
         self.optimizer = make_optimizer(self.model, cfg)
         self.schedule = make_schedule(self.optimizer, cfg, total_steps)
@@ -150,7 +132,9 @@ class Engine:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.steps = 0
         self.last_lr: float | None = None
-        self.forward = torch.compile(self.model) if compile else self.model
+        trained = wrap(self.model, self.comm)
+        self.compiled = compile
+        self.forward = torch.compile(trained) if compile else trained
 
     @property
     def lr(self) -> float:
@@ -165,7 +149,7 @@ class Engine:
         """One optimizer step; returns the summed loss and the number correct (tensors, not synced)."""
         self.model.train()
         with autocast(self.device):
-            if self.steps == 0 and self.forward is not self.model:
+            if self.steps == 0 and self.compiled:
                 logits = self._first_compiled_forward(x)
             else:
                 logits = self.forward(x)
@@ -218,19 +202,30 @@ class Engine:
 
 
 def evaluate_split(engine: Engine, x: torch.Tensor, y: torch.Tensor, normalize: Any, classes: int, tta: bool,
-             batch_size: int = 1000, model: nn.Module | None = None) -> EvalResult:
-    """Loss (plain cross-entropy), accuracy and per-class accuracy on uint8 images ``x`` [N, H, W, C]."""
-    total_loss = torch.zeros((), device=engine.device)
+                   batch_size: int = 1000, model: nn.Module | None = None) -> EvalResult:
+    """Loss (plain cross-entropy), accuracy and per-class accuracy on uint8 images ``x`` [N, H, W, C].
+
+    Under DistributedDataParallel each rank predicts its :func:`~rfcalc.trainer.distributed.shard` of the split,
+    and the loss sums and the predictions are gathered: every rank gets the result for all N images, each
+    counted once.
+    """
+    comm = engine.comm
+    mine = shard(len(y), comm.world)
+    wide = torch.float32 if engine.device.type == "mps" else torch.float64  # MPS has no float64
+    total_loss = torch.zeros((), dtype=wide, device=engine.device)
     predictions = []
-    for start in range(0, len(y), batch_size):
-        xb = x[start:start + batch_size].to(engine.device, non_blocking=True)
-        yb = y[start:start + batch_size].to(engine.device, non_blocking=True)
+    for start in range(mine.start, mine.stop, batch_size):
+        stop = min(start + batch_size, mine.stop)
+        xb = x[start:stop].to(engine.device, non_blocking=True)
+        yb = y[start:stop].to(engine.device, non_blocking=True)
         logits = engine.predict(normalize(xb), tta, model)
-        total_loss += nn.functional.cross_entropy(logits, yb, reduction="sum")
+        total_loss += nn.functional.cross_entropy(logits, yb, reduction="sum").to(wide)
         predictions.append(logits.argmax(1).cpu())
-    pred = torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.long)
+    part = torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.long)
+    pred = comm.gather_shards(part, len(y))
+    loss_sum, = comm.sum([float(total_loss)])
     correct = pred == y.cpu()
     counts = torch.bincount(y.cpu(), minlength=classes).clamp(min=1)
     per_class = (torch.bincount(y.cpu()[correct], minlength=classes) / counts).tolist()
     n = max(1, len(y))
-    return EvalResult(float(total_loss) / n, float(correct.sum()) / n, pred, per_class)
+    return EvalResult(loss_sum / n, float(correct.sum()) / n, pred, per_class)

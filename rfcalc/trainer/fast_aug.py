@@ -2,7 +2,9 @@
 flip, translate (reflect-padded) and cutout are a handful of batched tensor ops there (the airbench pattern).
 
 No worker processes, no per-image Python. Randomness comes from a generator seeded per batch with
-(run seed, epoch, batch number), so runs are reproducible and resumable mid-epoch.
+(run seed, epoch, batch number), so runs are reproducible and resumable mid-epoch. Under DistributedDataParallel
+every rank draws the random numbers of the whole global batch and keeps its own slice: each image gets the
+augmentation it gets in one process at the global batch size.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np
 import torch
 
 from rfcalc.trainer.config import FastAug
-from rfcalc.trainer.augment import batch_indices, batches_per_epoch
+from rfcalc.trainer.augment import batch_indices, batches_per_epoch, shard_bounds
 
 FAST_SALT = 0xFA57
 
@@ -30,28 +32,42 @@ def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(index > size - 1, 2 * (size - 1) - index, index)
 
 
-def augment(x: torch.Tensor, cfg: FastAug, gen: torch.Generator, fill: torch.Tensor) -> torch.Tensor:
-    """Randomly flip, translate and cut out a uint8 batch [B, H, W, C]; returns a new [B, H, W, C] tensor."""
+def augment(x: torch.Tensor, cfg: FastAug, gen: torch.Generator, fill: torch.Tensor, offset: int = 0,
+            total: int | None = None) -> torch.Tensor:
+    """Randomly flip, translate and cut out a uint8 batch [B, H, W, C]; returns a new [B, H, W, C] tensor.
+
+    ``x`` is items ``offset .. offset + B`` of a batch of ``total`` (default B): the random numbers are drawn for
+    ``total`` items and this slice of them is used.
+    """
     b, h, w, _ = x.shape
     dev = x.device
+    n = b if total is None else total
+    mine = slice(offset, offset + b)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand((n, *shape), generator=gen, device=dev)[mine]
+
+    def randint(low: int, high: int) -> torch.Tensor:
+        return torch.randint(low, high, (n, 1), generator=gen, device=dev)[mine]
+
     rows = torch.arange(h, device=dev).expand(b, h)
     cols = torch.arange(w, device=dev).expand(b, w)
     if cfg.flip:
-        flip = torch.rand(b, generator=gen, device=dev) < 0.5
+        flip = rand() < 0.5
         cols = torch.where(flip[:, None], w - 1 - cols, cols)
     if cfg.translate:
         r = cfg.translate
-        dy = torch.randint(-r, r + 1, (b, 1), generator=gen, device=dev)
-        dx = torch.randint(-r, r + 1, (b, 1), generator=gen, device=dev)
+        dy = randint(-r, r + 1)
+        dx = randint(-r, r + 1)
         rows = _reflect(rows + dy, h)
         cols = _reflect(cols + dx, w)
     batch = torch.arange(b, device=dev)[:, None, None]
     out = x[batch, rows[:, :, None], cols[:, None, :]]  # one gather: [B, H, W, C]
     if cfg.cutout:
         half = cfg.cutout / 2
-        cy = torch.randint(0, h, (b, 1), generator=gen, device=dev)
-        cx = torch.randint(0, w, (b, 1), generator=gen, device=dev)
-        active = torch.rand(b, 1, generator=gen, device=dev) < cfg.cutout_p
+        cy = randint(0, h)
+        cx = randint(0, w)
+        active = rand(1) < cfg.cutout_p
         ys = torch.arange(h, device=dev)[None, :]
         xs = torch.arange(w, device=dev)[None, :]
         in_y = ((ys - cy + 0.5).abs() <= half) & active
@@ -65,20 +81,23 @@ class FastBatches:
     """Batches of the device-resident training set: ``epoch(e, start)`` yields (uint8 [B, H, W, C], labels)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, cfg: FastAug,
-                 mean: tuple[float, ...], device: torch.device) -> None:
+                 mean: tuple[float, ...], device: torch.device, rank: int = 0, ranks: int = 1) -> None:
         self.x = torch.from_numpy(x).to(device)
         self.y = torch.from_numpy(y).to(device)
         self.n, self.batch_size, self.seed, self.cfg, self.device = len(y), batch_size, seed, cfg, device
+        self.rank, self.ranks = rank, ranks
+        self.global_size = min(batch_size * ranks, self.n)
+        self.offset = shard_bounds(self.global_size, rank, ranks)[0]
         self.fill = torch.tensor([round(255 * m) for m in mean], dtype=torch.uint8, device=device)
 
     def __len__(self) -> int:
-        return batches_per_epoch(self.n, self.batch_size)
+        return batches_per_epoch(self.n, self.batch_size, self.ranks)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for b, indices in batch_indices(self.n, self.batch_size, self.seed, epoch, start):
+        for b, indices in batch_indices(self.n, self.batch_size, self.seed, epoch, start, self.rank, self.ranks):
             index = torch.from_numpy(indices).to(self.device, non_blocking=True)
             gen = batch_generator(self.device, self.seed, epoch, b)
-            yield augment(self.x[index], self.cfg, gen, self.fill), self.y[index]
+            yield augment(self.x[index], self.cfg, gen, self.fill, self.offset, self.global_size), self.y[index]
 
     def close(self) -> None:
         pass

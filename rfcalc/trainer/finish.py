@@ -1,6 +1,10 @@
-"""The end of a run: summary.json, the figures, the per-class table and the list of what was written."""
+"""The end of a run: summary.json, the figures, the per-class table and the list of what was written.
+
+Under DistributedDataParallel every rank computes the summary and only rank 0 writes and prints it.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,11 +16,13 @@ from rich.console import Console
 from rfcalc.analysis.load import Spec
 from rfcalc.trainer import artifacts, plots
 from rfcalc.trainer.batches import Normalizer
+from rfcalc.trainer.distributed import World
 from rfcalc.trainer.config import TrainConfig
 from rfcalc.trainer.data import ImageSet
-from rfcalc.trainer.engine import Engine, EvalResult, device_name
+from rfcalc.trainer.devices import device_name
+from rfcalc.trainer.engine import Engine, EvalResult
 from rfcalc.trainer.options import RunOptions
-from rfcalc.trainer.progress import class_table
+from rfcalc.trainer.progress import chance_note, class_table
 
 
 class Trainer(Protocol):
@@ -37,6 +43,11 @@ class Trainer(Protocol):
     total_steps: int
     state: Any  # rfcalc.trainer.loop.RunState
     last_eval: EvalResult | None
+    world: World
+    say: Callable[[str], None]
+
+    @property
+    def global_batch(self) -> int: ...
 
 
 def misclassified_grid(trainer: Trainer, predictions: torch.Tensor, path: Path) -> None:
@@ -71,7 +82,9 @@ def finish(trainer: Trainer, status: str, draw: bool) -> dict[str, Any]:
               "std": list(trainer.images.std)},
         steps={"optimizer_steps": trainer.engine.steps, "schedule_steps": int(trainer.engine.schedule.last_epoch),
                "schedule_total_steps": trainer.total_steps},
-        per_class=per_class)
+        per_class=per_class, distributed=distributed(trainer))
+    if not trainer.world.main:
+        return summary
     artifacts.write_summary(out / "summary.json", summary)
     written.append(out / "summary.json")
     if draw and s.rows and result is not None:
@@ -85,9 +98,23 @@ def finish(trainer: Trainer, status: str, draw: bool) -> dict[str, Any]:
     if draw and result is not None:
         counts = np.bincount(trainer.test_y.cpu().numpy(), minlength=len(classes)).tolist()
         title = (f"test accuracy per class after epoch {s.epoch}: {result.accuracy:.2%} "
-                 f"(best {s.best['test_acc']:.2%} at epoch {s.best['epoch']})")
+                 f"(best {s.best.test_acc:.2%} at epoch {s.best.epoch})")
         trainer.console.print(title, highlight=False, markup=False, soft_wrap=True)
         trainer.console.print(class_table(classes, result.per_class, counts))
         written += [p for p in (out / "best.pt", out / "last.pt") if p.is_file()]
         trainer.console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
+        note = chance_note(result.accuracy, len(classes), trainer.engine.steps)
+        if note:
+            trainer.say(note)
     return summary
+
+
+def distributed(trainer: Trainer) -> dict[str, Any] | None:
+    """The summary's ``distributed`` section (None for one process)."""
+    world = trainer.world
+    if not world.distributed:
+        return None
+    return {"world_size": world.size, "nodes": world.nodes, "ranks_per_node": world.local_size,
+            "backend": "nccl" if trainer.device.type == "cuda" else "gloo", "batch_per_rank": trainer.cfg.batch_size,
+            "global_batch": trainer.global_batch, "sync_bn": trainer.engine.synced_norms > 0,
+            "launcher": world.launcher, "restarts": world.restart}

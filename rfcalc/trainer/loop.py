@@ -1,8 +1,14 @@
-"""The training loop: epochs of steps, evaluation, checkpoints, metrics; NaN, out-of-memory and Ctrl-C.
+"""The training loop: epochs of steps, evaluation, checkpoints, metrics; NaN, out-of-memory, Ctrl-C and SIGTERM.
 
 Every source of randomness is a function of (seed, epoch, batch) or is saved in ``last.pt``, so a run
 interrupted anywhere and resumed with ``--resume`` ends with the same weights as one that never stopped
 (on the CPU, bit for bit).
+
+Under DistributedDataParallel every rank runs this loop on its shard of each global batch. After every step
+the ranks agree (one small all-reduce on the CPU, overlapped with the next step) on whether any of them was
+asked to stop or saw a non-finite loss, so all stop after the same batch (one step after the signal); the
+epoch's sums and the evaluation are all-reduced; rank 0 alone prints and writes, and ``last.pt`` holds every
+rank's random state.
 """
 from __future__ import annotations
 
@@ -12,10 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 
@@ -25,19 +32,27 @@ from rfcalc.model.weights import load_weights
 from rfcalc.trainer import artifacts, checkpoint
 from rfcalc.trainer.batches import Normalizer, make_batches
 from rfcalc.trainer.data import ImageSet
-from rfcalc.trainer.engine import Engine, EvalResult, device_name, evaluate_split, resolve_device, setup_backend
+from rfcalc.trainer.distributed import Comm, World
+from rfcalc.trainer.devices import device_name, resolve_device
+from rfcalc.trainer.engine import Engine, EvalResult, evaluate_split, setup_backend
 from rfcalc.trainer.options import RunOptions
 from rfcalc.trainer.progress import EpochBar, epoch_line
+from rfcalc.trainer.state import Best, EpochRow, Partial, RunState
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Diverged(RfcalcError):
+    everywhere = True  # every rank raises it at the same step
+
     def __init__(self, message: str) -> None:
         super().__init__(message, ExitCode.FAILED)
 
 
 class Interrupted(RfcalcError):
-    """Ctrl-C: ``last.pt`` holds the state at the last finished batch."""
+    """Ctrl-C or SIGTERM: ``last.pt`` holds the state at the last finished batch."""
+
+    everywhere = True
 
     def __init__(self, message: str, checkpoint_path: Path) -> None:
         self.checkpoint_path = checkpoint_path
@@ -48,37 +63,44 @@ def on_batch_hook(epoch: int, batch: int) -> None:
     """Called after every optimizer step (tests replace it to interrupt a run at a chosen batch)."""
 
 
+@dataclass
+class StopFlag:
+    """Set by the first Ctrl-C / SIGTERM; the loop stops cleanly at the end of the batch under way."""
+
+    stop: bool = False
+    signal_name: str = ""
+
+
 @contextmanager
-def stop_on_ctrl_c() -> Iterator[dict[str, bool]]:
-    """The first Ctrl-C sets a flag (the loop stops cleanly after the batch); a second one stops at once."""
-    flag = {"stop": False}
+def stop_on_signals(keep: bool = False) -> Iterator[StopFlag]:
+    """The first SIGINT or SIGTERM sets the flag (the loop stops cleanly after the batch); a second one stops
+    at once. On exit the previous handlers come back, or with ``keep`` (a DDP rank) signals are only noted from
+    then on: torchrun's agent SIGTERMs every rank as soon as one has failed, and each must still write and say
+    what it has to before it exits (which it does at once)."""
+    flag = StopFlag()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if flag["stop"]:
+        if flag.stop:
             raise KeyboardInterrupt
-        flag["stop"] = True
+        flag.stop, flag.signal_name = True, signal.Signals(signum).name
 
-    previous = signal.signal(signal.SIGINT, handler)
+    def note(signum: int, frame: Any) -> None:
+        flag.stop, flag.signal_name = True, signal.Signals(signum).name
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, note if keep else old)
 
 
-@dataclass
-class RunState:
-    epoch: int = 0                    # epochs finished
-    batch: int = 0                    # next batch of the epoch under way
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] = field(default_factory=lambda: {"test_acc": -1.0, "epoch": 0})
-    lrs: list[float] = field(default_factory=list)
-    partial: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "seen": 0.0,
-                                                               "seconds": 0.0})
-    elapsed: float = 0.0
-    train_elapsed: float = 0.0
+def rank_seed(seed: int, rank: int) -> int:
+    """The torch seed of rank ``rank`` after the model is built (dropout masks differ between ranks)."""
+    return int(np.random.SeedSequence([seed, rank, 0xDD9]).generate_state(1, np.uint64)[0] & 0x7FFF_FFFF_FFFF_FFFF)
 
 
 class Trainer:
@@ -86,18 +108,24 @@ class Trainer:
 
     def __init__(self, spec: Any, options: RunOptions, images: ImageSet, console: Console,
                  say: Callable[[str], None], resume: dict[str, Any] | None = None,
-                 resume_path: Path | str = "--resume") -> None:
+                 resume_path: Path | str = "--resume", comm: Comm | None = None) -> None:
         self.spec, self.options, self.images, self.console, self.say = spec, options, images, console, say
         self.cfg = options.config
         self.out = Path(options.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.device = resolve_device(options.device)
+        self.comm = comm if comm is not None else Comm(World(), resolve_device(options.device))
+        self.world = self.comm.world
+        if self.world.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        self.device = self.comm.device
         setup_backend(self.device, self.cfg.seed)
-        model = rfcalc.build_model(spec)
+        model = rfcalc.build_model(spec)  # the same initial weights on every rank
+        if self.world.rank:
+            torch.manual_seed(rank_seed(self.cfg.seed, self.world.rank))
         self.normalize = Normalizer(images.mean, images.std, self.device)
-        self.batches = make_batches(images, options, self.device, say)
+        self.batches = make_batches(images, options, self.device, say, self.world)
         self.total_steps = self.cfg.epochs * len(self.batches)
-        self.engine = Engine(model, self.cfg, self.device, self.total_steps, compile=options.compile)
+        self.engine = Engine(model, self.cfg, self.device, self.total_steps, compile=options.compile,
+                             comm=self.comm, sync_bn=options.sync_bn)
         on_device = self.device.type != "cpu"
         self.test_x = torch.from_numpy(images.test_x).to(self.device) if on_device else torch.from_numpy(images.test_x)
         self.test_y = torch.from_numpy(images.test_y).to(self.device) if on_device else torch.from_numpy(images.test_y)
@@ -106,33 +134,52 @@ class Trainer:
             self._restore(resume, resume_path)
         self.last_eval: EvalResult | None = None
 
+    @property
+    def global_batch(self) -> int:
+        return min(self.cfg.batch_size * self.world.size, len(self.images.train_y))
+
     # ---------------------------------------------------------------- checkpoints
 
     def _restore(self, ckpt: dict[str, Any], path: Path | str) -> None:
         saved = ckpt["resume"]
         load_weights(self.engine.model, saved["live_model"], source=path, spec_name=self.spec.name)
         self.engine.load_state(saved["engine"])
-        torch.set_rng_state(saved["rng"]["cpu"])
-        if self.device.type == "cuda" and saved["rng"].get("cuda"):  # pragma: no cover - no GPU in CI
-            torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+        rng = saved["rng"]
+        mine = rng["ranks"][self.world.rank] if rng.get("ranks") else rng
+        torch.set_rng_state(mine["cpu"])
+        if self.device.type == "cuda" and mine.get("cuda"):  # pragma: no cover - no GPU in CI
+            torch.cuda.set_rng_state(mine["cuda"], self.device)
         s = self.state
-        s.epoch, s.batch, s.rows, s.best = ckpt["epoch"], ckpt["batch"], list(ckpt["metrics"]), dict(ckpt["best"])
-        s.lrs, s.partial = list(saved["lrs"]), dict(saved["partial"])
+        s.epoch, s.batch = int(ckpt["epoch"]), int(ckpt["batch"])
+        s.rows = [EpochRow.from_dict(row) for row in ckpt["metrics"]]
+        s.best = Best.from_dict(ckpt["best"])
+        s.lrs, s.partial = list(saved["lrs"]), Partial.from_dict(saved["partial"])
         s.elapsed, s.train_elapsed = float(saved["elapsed"]), float(saved["train_elapsed"])
 
+    def _rng_state(self) -> dict[str, Any]:
+        cuda = self.device.type == "cuda"
+        return {"cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if cuda else None}  # pragma: no cover - cuda
+
     def _save(self, name: str, *, with_resume: bool) -> Path:
+        """Rank 0 writes ``name`` atomically; with the resume state every rank takes part (its random state)."""
         s = self.state
         resume = None
         if with_resume:
-            rng = {"cpu": torch.get_rng_state(),
-                   "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None}
+            rng = self._rng_state()
+            ranks = self.comm.gather(rng, during="a checkpoint")
+            if self.world.distributed:
+                rng = {**ranks[0], "ranks": ranks}
             resume = {"options": self.options.to_dict(), "live_model": self.engine.model.state_dict(),
-                      "engine": self.engine.state(), "rng": rng, "lrs": s.lrs, "partial": s.partial,
-                      "elapsed": s.elapsed, "train_elapsed": s.train_elapsed}
+                      "engine": self.engine.state(), "rng": rng, "lrs": s.lrs, "partial": s.partial.to_dict(),
+                      "elapsed": s.elapsed, "train_elapsed": s.train_elapsed, "world_size": self.world.size,
+                      "run_id": self.world.run_id}
         path = self.out / name
-        checkpoint.save_atomic(checkpoint.payload(
-            spec=self.spec, images=self.images, model_state=self.engine.eval_model.state_dict(), epoch=s.epoch,
-            batch=s.batch, metrics=s.rows, best=s.best, resume=resume), path)
+        if self.world.main:
+            checkpoint.save_atomic(checkpoint.payload(
+                spec=self.spec, images=self.images, model_state=self.engine.eval_model.state_dict(), epoch=s.epoch,
+                batch=s.batch, metrics=[row.to_dict() for row in s.rows], best=s.best.to_dict(), resume=resume),
+                path)
         return path
 
     # ---------------------------------------------------------------- the loop
@@ -141,10 +188,11 @@ class Trainer:
         s = self.state
         if s.epoch >= self.cfg.epochs:
             raise RfcalcError(f"--resume: that run already finished its {self.cfg.epochs} epochs; nothing to do")
-        artifacts.write_metrics(self.out / "metrics.jsonl", s.rows)
-        bar = EpochBar(Console(stderr=True, width=self.console.width), self.cfg.epochs)
+        if self.world.main:
+            artifacts.write_metrics(self.out / "metrics.jsonl", s.rows)
+        bar = EpochBar(Console(stderr=True, width=self.console.width, quiet=self.console.quiet), self.cfg.epochs)
         try:
-            with stop_on_ctrl_c() as flag:
+            with stop_on_signals(keep=self.world.distributed) as flag, self.comm.guard("training"):
                 while s.epoch < self.cfg.epochs:
                     self._epoch(bar, flag)
         except _out_of_memory() as exc:
@@ -155,11 +203,12 @@ class Trainer:
             self.batches.close()
         return self.finish("finished")
 
-    def _epoch(self, bar: EpochBar, flag: dict[str, bool]) -> None:
-        s, engine, n_batches = self.state, self.engine, len(self.batches)
+    def _epoch(self, bar: EpochBar, flag: StopFlag) -> None:
+        s, engine, comm, n_batches = self.state, self.engine, self.comm, len(self.batches)
         wide = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
-        sums = torch.tensor([s.partial["loss"], s.partial["correct"]], dtype=wide, device=self.device)
-        seen, seconds_before = int(s.partial["seen"]), s.partial["seconds"]
+        carried = s.partial if self.world.main else Partial(seconds=s.partial.seconds)  # rank 0 carries the sums
+        sums = torch.tensor([carried.loss, carried.correct], dtype=wide, device=self.device)
+        seen, seconds_before = int(carried.seen), carried.seconds
         started = last_shown = time.perf_counter()
         seen_here = 0
         bar.start(s.epoch, n_batches, s.batch)
@@ -171,58 +220,72 @@ class Trainer:
             s.lrs.append(engine.lr)
             on_batch_hook(s.epoch, b)
             now = time.perf_counter()
+            bad = False
             if self.device.type == "cpu" or now - last_shown > 0.25 or b == n_batches - 1:
                 last_shown = now
                 total_loss, total_correct = sums.tolist()
-                self._check_finite(total_loss, b, n_batches)
-                bar.update(b + 1, total_loss / seen, total_correct / seen, engine.lr, seen_here / (now - started))
-            if flag["stop"]:
-                total_loss, total_correct = sums.tolist()
+                bad = not math.isfinite(total_loss)
+                bar.update(b + 1, total_loss / max(1, seen), total_correct / max(1, seen), engine.lr,
+                           seen_here * self.world.size / (now - started))
+            decided = comm.exchange(flag.stop, bad)  # under DDP: the flags of the step before, agreed
+            if decided is None:
+                continue
+            stop, bad = decided
+            if bad:
+                self._diverged(sums.tolist()[0], b, n_batches)
+            if stop:
+                total_loss, total_correct, all_seen = comm.sum([*sums.tolist(), seen])
                 s.batch = b + 1
-                s.partial = {"loss": total_loss, "correct": total_correct, "seen": seen,
-                             "seconds": seconds_before + time.perf_counter() - started}
+                s.partial = Partial(loss=total_loss, correct=total_correct, seen=all_seen,
+                                    seconds=seconds_before + time.perf_counter() - started)
                 bar.stop()
                 path = self._save("last.pt", with_resume=True)
                 raise Interrupted(f"interrupted in epoch {s.epoch + 1} after batch {b + 1}/{n_batches}; saved "
                                   f"{path}", path)
-        total_loss, total_correct = sums.tolist()
-        self._check_finite(total_loss, n_batches - 1, n_batches)
+        comm.drain()  # the last step's flags: the sums below and the stop check after the epoch cover them
+        total_loss, total_correct, all_seen, all_seen_here = comm.sum([*sums.tolist(), seen, seen_here])
+        if not math.isfinite(total_loss):
+            self._diverged(total_loss, n_batches - 1, n_batches)
         train_seconds = seconds_before + time.perf_counter() - started
         bar.stop()
+        comm.broadcast_buffers(engine.model)
+        if engine.ema is not None:
+            comm.broadcast_buffers(engine.ema.model)
         result = evaluate_split(engine, self.test_x, self.test_y, self.normalize, len(self.images.classes),
                                 self.cfg.tta)
         self.last_eval = result
         seconds = time.perf_counter() - started + seconds_before
         s.elapsed += seconds
         s.train_elapsed += train_seconds
-        row = {"epoch": s.epoch + 1, "lr": engine.lr, "train_loss": total_loss / max(1, seen),
-               "train_acc": total_correct / max(1, seen), "test_loss": result.loss, "test_acc": result.accuracy,
-               "images_per_s": seen_here / max(1e-9, train_seconds - seconds_before), "seconds": seconds,
-               "elapsed": s.elapsed, "train_elapsed": s.train_elapsed}
+        row = EpochRow(epoch=s.epoch + 1, lr=engine.lr, train_loss=total_loss / max(1, all_seen),
+                       train_acc=total_correct / max(1, all_seen), test_loss=result.loss, test_acc=result.accuracy,
+                       images_per_s=all_seen_here / max(1e-9, train_seconds - seconds_before), seconds=seconds,
+                       elapsed=s.elapsed, train_elapsed=s.train_elapsed)
         s.rows.append(row)
         s.epoch, s.batch = s.epoch + 1, 0
-        s.partial = {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
-        artifacts.write_metrics(self.out / "metrics.jsonl", s.rows)
-        if result.accuracy > s.best["test_acc"]:
-            s.best = {"test_acc": result.accuracy, "epoch": s.epoch}
+        s.partial = Partial()
+        if self.world.main:
+            artifacts.write_metrics(self.out / "metrics.jsonl", s.rows)
+        if result.accuracy > s.best.test_acc:
+            s.best = Best(test_acc=result.accuracy, epoch=s.epoch)
             self._save("best.pt", with_resume=False)
         self._save("last.pt", with_resume=True)
         self.console.print(epoch_line(row, self.cfg.epochs), highlight=False)
-        if flag["stop"]:
+        stop, = comm.agree(flag.stop)
+        if stop:
             path = self.out / "last.pt"
             raise Interrupted(f"interrupted after epoch {s.epoch}; saved {path}", path)
 
-    def _check_finite(self, total_loss: float, batch: int, n_batches: int) -> None:
-        if math.isfinite(total_loss):
-            return
+    def _diverged(self, total_loss: float, batch: int, n_batches: int) -> None:
         s = self.state
         last = self.out / "last.pt"
-        kept = (f"kept {last} (end of epoch {s.epoch})" if last.is_file() and s.epoch > 0
+        kept = (f"kept {last} (end of epoch {s.epoch})" if s.epoch > 0 and (last.is_file() or not self.world.main)
                 else "no checkpoint was written")
         self.finish("diverged", plots=False)
-        what = "NaN" if math.isnan(total_loss) else "infinite"
-        raise Diverged(f"the loss became {what} in epoch {s.epoch + 1} (by batch {batch + 1}/{n_batches}, lr "
-                       f"{self.engine.lr:.3g}); stopped and {kept}; try a lower --lr, e.g. {self.cfg.lr / 10:.3g}")
+        what = "infinite" if math.isinf(total_loss) else "NaN"
+        where = f"in epoch {s.epoch + 1} (by batch {batch + 1}/{n_batches}, lr {self.engine.lr:.3g})"
+        raise Diverged(f"the loss became {what} {where}; stopped and {kept}; try a lower --lr, e.g. "
+                       f"{self.cfg.lr / 10:.3g}")
 
     # ---------------------------------------------------------------- the end
 
@@ -248,8 +311,16 @@ def _oom_message(exc: BaseException, batch_size: int) -> str:
 
 
 def describe(trainer: Trainer) -> str:
-    cfg = trainer.cfg
+    cfg, world = trainer.cfg, trainer.world
     n_train, n_test = len(trainer.images.train_y), len(trainer.images.test_y)
-    return (f"{device_name(trainer.device)}, {n_train:,} train / {n_test:,} test images, {cfg.epochs} epochs x "
-            f"{len(trainer.batches)} batches of {min(cfg.batch_size, n_train)}, {cfg.optimizer} lr {cfg.lr:g} "
-            f"({cfg.schedule}), aug {cfg.aug}")
+    batch = f"{len(trainer.batches)} batches of {trainer.global_batch}"
+    if world.distributed:
+        norms = trainer.engine.synced_norms
+        batch += (f" ({world.size} ranks x {cfg.batch_size}{f', {norms} BatchNorm synchronised' if norms else ''}"
+                  f"{', BatchNorm per rank' if not norms and not trainer.options.sync_bn else ''})")
+        nodes = f"{world.nodes} node{'s' if world.nodes > 1 else ''}"
+        where = f"{world.size} ranks on {nodes}, each {device_name(trainer.device)}"
+    else:
+        where = device_name(trainer.device)
+    return (f"{where}, {n_train:,} train / {n_test:,} test images, {cfg.epochs} epochs x {batch}, "
+            f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), aug {cfg.aug}")

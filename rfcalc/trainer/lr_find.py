@@ -92,9 +92,11 @@ def find_lr(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: 
             start: float, end: float, steps: int, console: Console, err: Console) -> dict[str, Any]:
     from rfcalc.trainer import plots
     from rfcalc.trainer.batches import Normalizer, make_batches
-    from rfcalc.trainer.engine import Engine, autocast, device_name, resolve_device, setup_backend
+    from rfcalc.trainer.devices import device_name, resolve_device
+    from rfcalc.trainer.engine import Engine, autocast, setup_backend
     from rfcalc.trainer.options import RunOptions, resolve
-    from rfcalc.trainer.run import check_augmentations, fitting_data, notices
+    from rfcalc.trainer.data import fitting_data
+    from rfcalc.trainer.run import check_augmentations, notices
 
     say = notices(err)
     spec = rfcalc.load_spec(spec_path)

@@ -32,6 +32,7 @@ class RunOptions:
     test_limit: int | None = None
     compile: bool = False
     skip_check: bool = False
+    sync_bn: bool = True  # under DistributedDataParallel: BatchNorm statistics over the global batch
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -88,9 +89,11 @@ def resolve_data(config: TrainConfig, spec: Spec) -> str:
 
 
 def resolve(spec: Spec, *, flags: dict[str, Any], device: str | None, out: str | None, train_limit: int | None,
-            test_limit: int | None, compile: bool = False, skip_check: bool = False) -> RunOptions:
+            test_limit: int | None, compile: bool = False, skip_check: bool = False,
+            sync_bn: bool | None = None) -> RunOptions:
     config = merge_config(spec.train, flags)
     config = config.model_copy(update={"data": resolve_data(config, spec)})
     return RunOptions(config=config, device=check_device(device or "auto"), out=out or f"runs/{spec.name}",
                       train_limit=check_limit("--train-limit", train_limit),
-                      test_limit=check_limit("--test-limit", test_limit), compile=compile, skip_check=skip_check)
+                      test_limit=check_limit("--test-limit", test_limit), compile=compile, skip_check=skip_check,
+                      sync_bn=True if sync_bn is None else sync_bn)

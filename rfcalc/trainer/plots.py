@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from rfcalc.trainer.state import EpochRow
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -17,16 +18,16 @@ def _save(fig: Figure, path: Path) -> None:
     tmp.replace(path)
 
 
-def curves(rows: list[dict[str, Any]], lrs: list[float], path: Path, title: str) -> None:
+def curves(rows: list[EpochRow], lrs: list[float], path: Path, title: str) -> None:
     """Loss and accuracy per epoch (train and test), and the learning rate per step."""
-    epochs = [r["epoch"] for r in rows]
+    epochs = [r.epoch for r in rows]
     fig = Figure(figsize=(14, 4), layout="constrained")  # constrained: the lr axis labels stay clear of acc
     loss, acc, lr = fig.subplots(1, 3)
-    loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
-    loss.plot(epochs, [r["test_loss"] for r in rows], "o-", label="test")
+    loss.plot(epochs, [r.train_loss for r in rows], "o-", label="train")
+    loss.plot(epochs, [r.test_loss for r in rows], "o-", label="test")
     loss.set(title="loss", xlabel="epoch")
-    acc.plot(epochs, [100 * r["train_acc"] for r in rows], "o-", label="train")
-    acc.plot(epochs, [100 * r["test_acc"] for r in rows], "o-", label="test")
+    acc.plot(epochs, [100 * r.train_acc for r in rows], "o-", label="train")
+    acc.plot(epochs, [100 * r.test_acc for r in rows], "o-", label="test")
     for level in (85, 90):
         acc.axhline(level, color="grey", lw=0.6, ls="--")
     acc.set(title="accuracy (%)", xlabel="epoch")

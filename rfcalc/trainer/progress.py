@@ -1,24 +1,40 @@
 """What a person sees: a rich progress bar per epoch (loss, accuracy, lr, images/s), one line per epoch,
 and at the end a per-class accuracy table. The bar goes to stderr and disappears; the lines stay on stdout.
+
+When stderr is not a terminal (a CI log, ``nohup``, a pipe) the bar becomes a plain line every 10% of the
+epoch, so a log shows progress inside long epochs too.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rfcalc.trainer.state import EpochRow
+
+PLAIN_EVERY = 0.10  # a plain progress line every 10% of an epoch when stderr is not a terminal
+
 
 class EpochBar:
     """One transient bar per epoch; ``update`` takes already-synced Python numbers."""
 
-    def __init__(self, console: Console, epochs: int) -> None:
-        self.console, self.epochs = console, epochs
+    def __init__(self, console: Console, epochs: int, every: float = PLAIN_EVERY) -> None:
+        self.console, self.epochs, self.every = console, epochs, every
+        self.plain = not console.is_terminal
         self.progress: Progress | None = None
         self.task: Any = None
+        self.epoch = self.total = self.first = 0
+        self.next_mark = 0
+        self.started = 0.0
 
     def start(self, epoch: int, total: int, done: int) -> None:
+        if self.plain:
+            self.epoch, self.total, self.first, self.started = epoch, total, done, time.perf_counter()
+            self.next_mark = self._mark_after(done)
+            return
         self.progress = Progress(
             TextColumn(f"epoch {epoch + 1}/{self.epochs}"), BarColumn(bar_width=30), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:5.1%}  lr {task.fields[lr]:.4g}  "
@@ -28,9 +44,33 @@ class EpochBar:
         self.progress.start()
         self.task = self.progress.add_task("train", total=total, completed=done, loss=0.0, acc=0.0, lr=0.0, ips=0.0)
 
+    def _mark_after(self, done: int) -> int:
+        """The first batch count past ``done`` that ends a further ``every`` share of the epoch."""
+        step = 0
+        while True:
+            step += 1
+            mark = int(step * self.every * self.total + 1e-9)
+            if mark > done or mark >= self.total:
+                return max(mark, done + 1)
+
     def update(self, done: int, loss: float, acc: float, lr: float, ips: float) -> None:
+        if self.plain:
+            if done >= self.next_mark and done < self.total:
+                self.next_mark = self._mark_after(done)
+                self.console.print(self.plain_line(done, loss, acc, lr, ips), highlight=False, markup=False,
+                                   soft_wrap=True)
+            return
         if self.progress is not None:
             self.progress.update(self.task, completed=done, loss=loss, acc=acc, lr=lr, ips=ips)
+
+    def plain_line(self, done: int, loss: float, acc: float, lr: float, ips: float) -> str:
+        elapsed = time.perf_counter() - self.started
+        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        width = len(str(self.epochs))
+        return (f"epoch {self.epoch + 1:>{width}}/{self.epochs} {done / self.total:4.0%} ({done}/{self.total} "
+                f"batches)  loss {loss:.3f}  acc {acc:6.2%}  lr {lr:.4g}  {ips:,.0f} img/s  {elapsed:.0f} s, "
+                f"about {eta:.0f} s to go")
 
     def stop(self) -> None:
         if self.progress is not None:
@@ -38,11 +78,29 @@ class EpochBar:
             self.progress = None
 
 
-def epoch_line(row: dict[str, Any], epochs: int) -> str:
+def epoch_line(row: EpochRow, epochs: int) -> str:
     width = len(str(epochs))
-    return (f"epoch {row['epoch']:>{width}}/{epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.3f} "
-            f"acc {row['train_acc']:6.2%}  test loss {row['test_loss']:.3f} acc {row['test_acc']:6.2%}  "
-            f"{row['images_per_s']:,.0f} img/s  {row['seconds']:.1f} s")
+    return (f"epoch {row.epoch:>{width}}/{epochs}  lr {row.lr:.4g}  train loss {row.train_loss:.3f} "
+            f"acc {row.train_acc:6.2%}  test loss {row.test_loss:.3f} acc {row.test_acc:6.2%}  "
+            f"{row.images_per_s:,.0f} img/s  {row.seconds:.1f} s")
+
+
+FEW_STEPS = 200  # fewer optimizer steps than this: a small CNN on CIFAR is usually still near chance
+
+
+def chance_note(accuracy: float, classes: int, steps: int) -> str | None:
+    """A hint when the final test accuracy is near chance (at most 1.5x 1/classes): normal after few steps, a
+    sign that something is wrong after many."""
+    chance = 1.0 / max(1, classes)
+    if classes < 2 or accuracy > 1.5 * chance:
+        return None
+    said = f"test accuracy {accuracy:.1%} is near chance ({chance:.1%} for {classes} classes)"
+    if steps < FEW_STEPS:
+        return (f"note: {said} after only {steps} optimizer step{'s' if steps != 1 else ''}; that is normal this "
+                f"early: a small CNN usually needs a few hundred steps to leave chance (more epochs, or more images "
+                f"than --train-limit)")
+    return (f"note: {said} after {steps:,} optimizer steps: the model is not learning; try a lower --lr (rfcalc "
+            f"lr-find suggests one) and check that the labels match the images")
 
 
 def class_table(classes: list[str], per_class: list[float], counts: list[int]) -> Table:

@@ -4,14 +4,19 @@ Also the pieces the other commands share: loading data that fits a spec, and the
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 import rfcalc
-from rfcalc.errors import ExitCode, RfcalcError
-from rfcalc.trainer.data import ImageSet, load_data, subset
+from rfcalc.errors import ExitCode, RfcalcError, SpecError
+from rfcalc.trainer.data import ImageSet, fitting_data
+from rfcalc.trainer.distributed import DEFAULT_TIMEOUT, Agreed, Comm, World, connect, launch_command, report
 from rfcalc.trainer.options import RunOptions, check_device, check_limit, resolve
 
 # Flags that a resumed run may change: they do not change what is computed.
@@ -67,24 +72,6 @@ def _located(spec: Any, exc: Any) -> str:
     return f"{spec.file}:{line}:{column}: {exc}"
 
 
-def fitting_data(spec: Any, data: str, say: Any, train_limit: int | None = None,
-                 test_limit: int | None = None) -> ImageSet:
-    """The data set, checked against the spec: classes, the model's output size and the input shape."""
-    images = load_data(data, channels=spec.input_shape[0], say=say)
-    n = len(images.classes)
-    if spec.classes is not None and spec.classes != n:
-        raise RfcalcError(f"the spec says classes: {spec.classes}, but {images.source} has {n} classes "
-                          f"({', '.join(images.classes[:4])}{', ...' if n > 4 else ''})")
-    output = tuple(spec.report.output.out_shape)
-    if output != (n,):
-        raise RfcalcError(f"the model's output is {list(output)} per image, but {images.source} has {n} classes; "
-                          f"end the spec with {{op: linear, out: {n}}} (or a conv to {n} channels and gap)")
-    if tuple(spec.input_shape) != images.image_shape:
-        raise RfcalcError(f"the spec's input is {list(spec.input_shape)} (channels, height, width), but the images "
-                          f"of {images.source} are {list(images.image_shape)}")
-    return subset(images, train_limit, test_limit)
-
-
 def resume_options(ckpt: dict[str, Any], path: Path, given: dict[str, Any]) -> RunOptions:
     """The checkpoint's options; flags that would change the run are refused, the others replace them."""
     if "resume" not in ckpt:
@@ -107,40 +94,175 @@ def resume_options(ckpt: dict[str, Any], path: Path, given: dict[str, Any]) -> R
     return RunOptions(**{**options.__dict__, **update})
 
 
+def restart_checkpoint(world: World, options: RunOptions) -> tuple[dict[str, Any], Path] | None:
+    """After torchrun restarted the workers (``--max-restarts``): the ``last.pt`` this job wrote, if it wrote one
+    (a ``last.pt`` left in ``--out`` by another run is not resumed)."""
+    from rfcalc.model.weights import read_checkpoint
+
+    path = Path(options.out) / "last.pt"
+    if world.restart == 0 or not world.run_id or not path.is_file():
+        return None
+    ckpt = read_checkpoint(path)
+    return (ckpt, path) if ckpt.get("resume", {}).get("run_id") == world.run_id else None
+
+
+def startup_facts(spec: Any, options: RunOptions, ckpt: dict[str, Any] | None) -> dict[str, Any]:
+    """What every rank must agree on before training: spec, options that change the computation, resume point."""
+    config = options.config.model_dump(mode="json", exclude={"data", "workers"})
+    fields = {k: v for k, v in options.to_dict().items() if k not in ("config", "device", "out")}
+    digest = hashlib.sha256(json.dumps([config, fields], sort_keys=True).encode()).hexdigest()[:12]
+    resume = None if ckpt is None else f"epoch {ckpt['epoch']}, batch {ckpt['batch']}"
+    return {"spec": spec.digest, "file": str(spec.file), "options": digest, "resume": resume,
+            "host": socket.gethostname()}
+
+
+def compare_ranks(comm: Comm, facts: dict[str, Any]) -> None:
+    """Every rank's facts must be rank 0's: else one line naming the first rank that differs (exit 2)."""
+    everyone = comm.gather(facts)
+    for key, what, fix in (
+            ("spec", "specs", "give every node the same spec file"),
+            ("options", "training options", "give every rank the same flags"),
+            ("resume", "resume points", "put --out on a filesystem every node shares, or copy last.pt to every "
+                                        "node")):
+        values = [f[key] for f in everyone]
+        other = next((r for r, v in enumerate(values) if v != values[0]), None)
+        if other is None:
+            continue
+
+        def say(r: int) -> str:
+            value = everyone[r][key] if key != "spec" else f"{everyone[r]['file']} (digest {everyone[r]['spec']})"
+            return f"rank {r} ({everyone[r]['host']}) has {value if value is not None else 'none'}"
+
+        raise Agreed(f"the ranks loaded different {what}: {say(0)}, {say(other)}; {fix}")
+
+
+def data_facts(images: ImageSet) -> tuple[Any, ...]:
+    return (len(images.train_y), len(images.test_y), tuple(images.classes), tuple(images.mean), tuple(images.std))
+
+
+def distributed_data(spec: Any, options: RunOptions, comm: Comm, say: Any) -> ImageSet:
+    """The data on every rank: local rank 0 of each node first (it decodes into the node's cache), then the
+    others from the cache; every rank must hold the same images."""
+    world = comm.world
+    source = options.config.data or "cifar10"
+    images = comm.first_on_each_node(
+        lambda: fitting_data(spec, source, say, options.train_limit, options.test_limit), "loading the data")
+    everyone = comm.gather(data_facts(images), during="start-up")
+    other = next((r for r, facts in enumerate(everyone) if facts != everyone[0]), None)
+    if other is not None:
+        def text(facts: tuple[Any, ...]) -> str:
+            return f"{facts[0]:,} train / {facts[1]:,} test images, mean {list(facts[3])}"
+
+        raise Agreed(f"the ranks loaded different data: rank 0 has {text(everyone[0])}, rank {other} has "
+                     f"{text(everyone[other])}; give every node the same data set")
+    if len(images.train_y) < world.size:
+        raise Agreed(f"{len(images.train_y)} training image(s) for {world.size} ranks: each rank needs at least one "
+                     f"image per batch (raise --train-limit)")
+    return images
+
+
+@dataclass
+class Prepared:
+    """A run checked and ready before any process group: its spec, options and checkpoint to resume (if any)."""
+
+    spec: Any
+    options: RunOptions
+    ckpt: dict[str, Any] | None
+    resume_path: Path | None
+
+
 def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: str | None, train_limit: int | None,
           test_limit: int | None, resume: Path | None, skip_check: bool, compile: bool, console: Console,
-          err: Console) -> dict[str, Any]:
-    from rfcalc.analysis import render
-    from rfcalc.model.weights import read_checkpoint
-    from rfcalc.trainer.loop import Interrupted, Trainer, describe
-
+          err: Console, sync_bn: bool | None = None, dist_timeout: float | None = None) -> dict[str, Any]:
+    """``rfcalc train``, in one process or as one rank of torchrun (rank 0 alone prints and writes)."""
+    world = World.from_env()
+    if not world.main:
+        console, err = Console(quiet=True), Console(quiet=True, stderr=True)
     say = notices(err)
+    try:
+        run = prepare(world, spec_path, flags=flags, device=device, out=out, train_limit=train_limit,
+                      test_limit=test_limit, resume=resume, skip_check=skip_check, compile=compile, sync_bn=sync_bn,
+                      say=say, err=err)
+        from rfcalc.analysis import render
+
+        console.print(render.rich_table(run.spec.report))
+        comm = connect(world, run.options.device, dist_timeout or DEFAULT_TIMEOUT)
+    except (RfcalcError, SpecError) as exc:
+        raise report(exc, world, connected=False) from None
+    try:
+        return train_connected(run, comm, spec_path, console, say)
+    except (RfcalcError, SpecError) as exc:
+        if getattr(exc, "everywhere", False):
+            comm.settle()  # no rank exits before rank 0 has written and said everything
+        raise report(exc, world, connected=True) from None
+    finally:
+        comm.close()
+
+
+def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str | None, out: str | None,
+            train_limit: int | None, test_limit: int | None, resume: Path | None, skip_check: bool, compile: bool,
+            sync_bn: bool | None, say: Any, err: Console) -> Prepared:
+    """Spec, options (or the checkpoint's), the restart's own last.pt, the check and the augmentations."""
+    from rfcalc.model.weights import read_checkpoint
+
     spec = rfcalc.load_spec(spec_path)
     check_device(device or "auto")
     check_limit("--train-limit", train_limit)
     check_limit("--test-limit", test_limit)
+    given = {**flags, "device": device, "out": out, "train_limit": train_limit, "test_limit": test_limit,
+             "compile": compile or None, "sync_bn": sync_bn}
     ckpt = None
     if resume is not None:
         ckpt = read_checkpoint(resume)
-        given = {**flags, "device": device, "out": out, "train_limit": train_limit, "test_limit": test_limit,
-                 "compile": compile or None}
         options = resume_options(ckpt, Path(resume), given)
-        if ckpt.get("spec", {}).get("digest") not in (None, spec.digest):
-            say(f"notice: {spec.file} changed since {resume} was written (its tensors are checked one by one)")
     else:
         options = resolve(spec, flags=flags, device=device, out=out, train_limit=train_limit, test_limit=test_limit,
-                          compile=compile, skip_check=skip_check)
+                          compile=compile, skip_check=skip_check, sync_bn=sync_bn)
+    restart = restart_checkpoint(world, options)
+    if restart is not None:
+        ckpt, resume = restart
+        options = resume_options(ckpt, resume, given)
+        say(f"notice: restart {world.restart} (torchrun --max-restarts): resuming from {resume}")
+    elif world.restart:
+        say(f"notice: restart {world.restart} (torchrun --max-restarts): no checkpoint of this job yet; starting "
+            f"{'from ' + str(resume) if resume else 'again'}")
+    if ckpt is not None:
+        check_world(ckpt, Path(resume or ""), world, options)
+        if ckpt.get("spec", {}).get("digest") not in (None, spec.digest):
+            say(f"notice: {spec.file} changed since {resume} was written (its tensors are checked one by one)")
     if not (skip_check or options.skip_check):
         check_or_stop(spec, err)
     check_augmentations(spec, options, say)
-    console.print(render.rich_table(spec.report))
-    images = fitting_data(spec, options.config.data or "cifar10", say, options.train_limit, options.test_limit)
-    trainer = Trainer(spec, options, images, console, say, resume=ckpt, resume_path=resume or "--resume")
+    return Prepared(spec, options, ckpt, Path(resume) if resume is not None else None)
+
+
+def train_connected(run: Prepared, comm: Comm, spec_path: Path, console: Console, say: Any) -> dict[str, Any]:
+    """The ranks agree on spec, options and data; then the run itself."""
+    from rfcalc.trainer.loop import Interrupted, Trainer, describe
+
+    spec, options, world = run.spec, run.options, comm.world
+    compare_ranks(comm, startup_facts(spec, options, run.ckpt))
+    if world.distributed:
+        images = distributed_data(spec, options, comm, say)
+    else:
+        images = fitting_data(spec, options.config.data or "cifar10", say, options.train_limit, options.test_limit)
+    trainer = Trainer(spec, options, images, console, say, resume=run.ckpt, resume_path=run.resume_path or "--resume",
+                      comm=comm)
     say(f"training {spec.name}: {describe(trainer)}" + (f"; resuming at epoch {trainer.state.epoch + 1}, batch "
-                                                        f"{trainer.state.batch + 1}" if ckpt else ""))
+                                                        f"{trainer.state.batch + 1}" if run.ckpt else ""))
     try:
         return trainer.fit()
     except Interrupted as exc:
         trainer.finish("interrupted", plots=False)
-        command = f"rfcalc train {spec_path} --resume {exc.checkpoint_path}"
-        raise RfcalcError(f"{exc}; continue with: {command}", exc.exit_code) from None
+        command = launch_command(world, f"train {spec_path} --resume {exc.checkpoint_path}")
+        raise Agreed(f"{exc}; continue with: {command}", exc.exit_code) from None
+
+
+def check_world(ckpt: dict[str, Any], path: Path, world: World, options: RunOptions) -> None:
+    """A run resumes on as many ranks as it trained on: the global batch and each epoch's batches depend on it."""
+    saved = int(ckpt.get("resume", {}).get("world_size", 1))
+    if saved != world.size:
+        batch = options.config.batch_size
+        how = f"--nproc-per-node {saved} (or torchrun with {saved} ranks)" if saved > 1 else "one process"
+        raise RfcalcError(f"--resume {path}: that run trained on {saved} rank(s) (global batch {saved * batch}), "
+                          f"this one has {world.size}; resume it with {how}, or start a new run")
