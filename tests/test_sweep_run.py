@@ -224,6 +224,21 @@ def test_rejection_is_torch_free_and_a_changed_sweep_is_refused(tmp_path: Path, 
         again.stderr
 
 
+def test_trials_train_through_torchrun_on_two_ranks(tmp_path: Path, data: Path, env: dict[str, str]) -> None:
+    """--train-command starts each trial under torchrun: the trial trains on 2 ranks (gloo here) and the sweep
+    follows its metrics like any other trial's."""
+    sweep_file = folder(tmp_path, "sweep.yaml", sweep_text(1, 1, [GOOD]))
+    launcher = f"{sys.executable} -m torch.distributed.run --standalone --nproc-per-node 2 -m rfcalc train"
+    done = sweep([sweep_file, "--data", data, "--out", tmp_path / "out", "--train-command", launcher], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = (tmp_path / "out" / "trials" / "0000" / "train.log").read_text()
+    assert "2 ranks on 1 node" in log
+    rows = show(sweep_file, tmp_path / "out")["trials"]
+    assert [(r["state"], r["epochs"]) for r in rows] == [("complete", 1)]
+    summary = json.loads((tmp_path / "out" / "trials" / "0000" / "summary.json").read_text())
+    assert summary["distributed"]["world_size"] == 2 and summary["best_test_acc"] == rows[0]["accuracy"]
+
+
 # ---------------------------------------------------------------- workers sharing a study
 
 
