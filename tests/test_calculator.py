@@ -73,7 +73,7 @@ def test_contract_example_names_totals_and_merges():
     assert rows["residual4.relu"]["op"] == "relu"
     totals = report.to_dict()["totals"]
     assert totals == {"params": 85226, "macs": 36504192, "rf": [49, 49], "jump": [4, 4], "start": [14, 14],
-                      "output_shape": [10]}
+                      "global": True, "output_shape": [10]}
     assert report.to_dict()["schema_version"] == 1 and report.to_dict()["input"] == [3, 32, 32]
     assert sum(r["params"] for r in report.to_dict()["layers"]) == totals["params"]
 

@@ -72,7 +72,8 @@ def _spatial(shape: tuple[int, ...] | None) -> str:
 
 
 def _channels(shape: tuple[int, ...] | None) -> str:
-    return "-" if shape is None else str(shape[0])
+    """C of C x H x W and of a vector; D of a token sequence N x D (inspect)."""
+    return "-" if shape is None else str(shape[-1] if len(shape) == 2 else shape[0])
 
 
 def _in_channels(row: Row) -> str:
@@ -106,10 +107,20 @@ def _shape(shape: tuple[int, ...] | None) -> str:
     return "-" if shape is None else "x".join(str(s) for s in shape)
 
 
+GLOBAL_MARK = "global"
+
+
+def rf_cell(row: Row) -> str:
+    """A row's RF as shown: the window one unit sees, and ``· global`` when every unit sees every input pixel
+    (``195 · global``: the logits of a flatten -> linear head over a 195-pixel-window trunk)."""
+    text = axis(row.geo_out.rf)
+    return f"{text} · {GLOBAL_MARK}" if row.is_global else text
+
+
 def summary_line(report: Report) -> str:
     out = report.output
     return (f"{report.name}: params {format_number(report.params)}, MACs {format_number(report.macs)}, "
-            f"RF {axis(out.geo_out.rf)}, jump {axis(out.geo_out.jump)}, output {_shape(out.out_shape)}")
+            f"RF {rf_cell(out)}, jump {axis(out.geo_out.jump)}, output {_shape(out.out_shape)}")
 
 
 MARKDOWN_HEADER = ("Operation", "nin", "in ch", "out ch", "padding", "kernel", "stride", "dilation", "nout", "jin",
@@ -121,7 +132,7 @@ def _markdown_cells(line: Line) -> list[str]:
     in_shape = _in_shape(row)
     return [f"{row.name} ({line.label})", _spatial(in_shape), _in_channels(row), _channels(line.out_shape),
             axis(row.padding), axis(row.kernel), axis(row.stride), axis(row.dilation), _nout(line),
-            axis(row.geo_in.jump), axis(row.geo_out.jump), axis(row.geo_in.rf), axis(row.geo_out.rf),
+            axis(row.geo_in.jump), axis(row.geo_out.jump), axis(row.geo_in.rf), rf_cell(line.row),
             format_number(line.params)]
 
 
@@ -134,7 +145,7 @@ def render_markdown(report: Report) -> str:
 
 
 CSV_FIELDS = ("name", "op", "inputs", "in_shape", "out_shape", "kernel", "stride", "padding", "dilation", "groups",
-              "jump_in", "jump_out", "rf_in", "rf_out", "start_in", "start_out", "params", "macs")
+              "jump_in", "jump_out", "rf_in", "rf_out", "start_in", "start_out", "params", "macs", "global")
 
 
 def render_csv(report: Report) -> str:
@@ -149,6 +160,8 @@ def render_csv(report: Report) -> str:
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
         return "x".join(str(v) for v in value) if value and not isinstance(value[0], str) else " ".join(value)
     return str(value)
@@ -169,7 +182,7 @@ def rich_table(report: Report) -> Table:
         row = line.row
         table.add_row(str(i), row.name, line.label, _in_text(row), _shape(line.out_shape), axis(row.kernel),
                       axis(row.stride), axis(row.padding), axis(row.dilation),
-                      "-" if row.groups is None else str(row.groups), axis(row.geo_out.jump), axis(row.geo_out.rf),
+                      "-" if row.groups is None else str(row.groups), axis(row.geo_out.jump), rf_cell(row),
                       axis(row.geo_out.start), format_number(line.params), format_number(row.macs))
     return table
 

@@ -44,7 +44,7 @@ OP = OpDef(
     name="channel_shuffle", family="channel_shuffle",
     summary="ShuffleNet's channel shuffle in `groups` groups (rfcalc's ChannelShuffle), no parameters",
     model=ChannelShuffleLayer, calc=_calc, leaf=lambda row: Leaf(row.name, "ChannelShuffle", (row.groups,)),
-    ctors=("ChannelShuffle",), positive="keep",
+    ctors=("ChannelShuffle",), positive="keep", mixing="pointwise",
     inspect=InspectRules(modules={"rfcalc.model.modules.ChannelShuffle": _module,
                                   "torch.nn.ChannelShuffle": _module},
                          functions=(FunctionRule(("torch.nn.functional.channel_shuffle", "torch.channel_shuffle",

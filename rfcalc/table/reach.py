@@ -1,0 +1,410 @@
+"""Which input pixels each unit of a tensor depends on: what makes a row ``global`` (contract: ``"global"``).
+
+Torch-free and exact. A tensor's *units* are its spatial positions, all channels together (a feature map's
+H x W positions, the elements of a vector that a flatten made from them, the tokens of a sequence); a unit's
+*area* is the set of input pixels its value depends on (through any path, as a gradient with all weights
+positive sees it). A row is ``global`` when every unit's area is the whole image. The table's window
+``rf/jump/start`` stays the hull of what one unit sees; ``global`` is the fact no window can state: after
+a squeeze-and-excitation gate, attention across tokens, a linear layer over a flattened map, or a global
+pool over units that together see every pixel.
+
+Areas are kept as unions of products of per-axis pixel sets (Python ints used as bit sets: bit ``i`` is
+pixel row or column ``i``), so nothing is approximated: a strided 1x1 conv that skips pixels leaves holes,
+and a global pool over it is not global.
+
+- :class:`Grid`: the units of a feature map, ``hu x wu``; unit ``(i, j)`` sees
+  ``∪_t rows_t[i] x cols_t[j]`` over its product terms (one term for a chain; a merge of branches whose
+  windows do not nest keeps one term per branch). Window ops (conv, pools, gap) map each axis on its own.
+- :class:`Units`: explicit areas over any unit axes (token sequences with a class token, the pairwise
+  scores of hand-written attention).
+
+Norm statistics are not counted (a group or layer norm over H x W makes every output depend on every pixel
+through its mean and variance; like the RF, ``global`` leaves them out, as the gradient oracle's identity
+stand-ins do).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache, reduce
+from itertools import product
+from operator import or_
+from typing import Union
+
+Rel = tuple[int, ...]               # one axis: per unit, the bit set of input pixels along that axis
+Term = tuple[Rel, Rel]              # a product term of a grid: (rows per unit row, cols per unit column)
+Area = tuple[tuple[int, int], ...]  # a set of pixels: a union of products (row bits, col bits)
+
+EMPTY: Area = ()
+
+
+@dataclass(frozen=True)
+class Image:
+    """The input's pixel grid."""
+
+    h: int
+    w: int
+
+    @property
+    def full_h(self) -> int:
+        return (1 << self.h) - 1
+
+    @property
+    def full_w(self) -> int:
+        return (1 << self.w) - 1
+
+    @property
+    def everything(self) -> Area:
+        return ((self.full_h, self.full_w),)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The units of a feature map (or of what a flatten made of it): ``hu x wu`` units, product terms."""
+
+    image: Image
+    hu: int
+    wu: int
+    terms: tuple[Term, ...]
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return (self.hu, self.wu)
+
+
+@dataclass(frozen=True)
+class Units:
+    """Explicit unit areas over unit axes ``dims`` (row-major); ``dims == ()`` is one unit."""
+
+    image: Image
+    dims: tuple[int, ...]
+    areas: tuple[Area, ...]
+
+
+Reach = Union[Grid, Units]
+
+
+# -- areas ---------------------------------------------------------------------------------------------------
+def area(pairs: Iterable[tuple[int, int]]) -> Area:
+    """A normalised union of products: no empty, repeated or contained term; terms sharing an axis joined."""
+    items = [(a, b) for a, b in pairs if a and b]
+    changed = True
+    while changed and len(items) > 1:
+        changed = False
+        for i in range(len(items)):
+            for j in range(len(items)):
+                if i == j:
+                    continue
+                (a1, b1), (a2, b2) = items[i], items[j]
+                if a1 & ~a2 == 0 and b1 & ~b2 == 0:          # i inside j
+                    del items[i]
+                    changed = True
+                    break
+                if a1 == a2 or b1 == b2:                      # one axis shared: one product
+                    items[j] = (a1 | a2, b1 | b2)
+                    del items[i]
+                    changed = True
+                    break
+            if changed:
+                break
+    return tuple(sorted(items))
+
+
+def join(*areas: Area) -> Area:
+    """The union of areas."""
+    return area(pair for a in areas for pair in a)
+
+
+def is_full(a: Area, image: Image) -> bool:
+    """Whether area ``a`` is every pixel of ``image``."""
+    full_h, full_w = image.full_h, image.full_w
+    if not a:
+        return False
+    if any(rows == full_h and cols == full_w for rows, cols in a):
+        return True
+    if len(a) <= 8:  # every pattern of which terms hold a pixel row must cover all columns
+        for chosen in product((False, True), repeat=len(a)):
+            mask, cols = full_h, 0
+            for (rows, c), inside in zip(a, chosen):
+                mask &= rows if inside else ~rows
+                cols |= c if inside else 0
+            if mask and cols != full_w:
+                return False
+        return True
+    for r in range(image.h):
+        if reduce(or_, (c for rows, c in a if rows >> r & 1), 0) != full_w:
+            return False
+    return True
+
+
+# -- building reaches ----------------------------------------------------------------------------------------
+def image_reach(h: int, w: int) -> Grid:
+    """The input itself: pixel ``(i, j)`` sees itself."""
+    image = Image(h, w)
+    return Grid(image, h, w, ((tuple(1 << i for i in range(h)), tuple(1 << j for j in range(w))),))
+
+
+def single(a: Area, image: Image) -> Grid:
+    """One unit (a 1x1 map, a pooled vector) that sees area ``a``."""
+    return Grid(image, 1, 1, tuple(((rows,), (cols,)) for rows, cols in a))
+
+
+def grid(image: Image, hu: int, wu: int, terms: Iterable[Term]) -> Grid:
+    """A grid with normalised terms (see :func:`area`, term by term and unit by unit)."""
+    items = [t for t in dict.fromkeys(terms) if any(t[0]) and any(t[1])]
+    changed = True
+    while changed and len(items) > 1:
+        changed = False
+        for i in range(len(items)):
+            for j in range(len(items)):
+                if i == j:
+                    continue
+                (h1, w1), (h2, w2) = items[i], items[j]
+                if _inside(h1, h2) and _inside(w1, w2):
+                    del items[i]
+                elif h1 == h2:
+                    items[j] = (h1, tuple(a | b for a, b in zip(w1, w2)))
+                    del items[i]
+                elif w1 == w2:
+                    items[j] = (tuple(a | b for a, b in zip(h1, h2)), w1)
+                    del items[i]
+                else:
+                    continue
+                changed = True
+                break
+            if changed:
+                break
+    return Grid(image, hu, wu, tuple(items))
+
+
+def _inside(a: Rel, b: Rel) -> bool:
+    return all(x & ~y == 0 for x, y in zip(a, b))
+
+
+# -- window ops ----------------------------------------------------------------------------------------------
+@lru_cache(maxsize=4096)
+def _window_axis(rel: Rel, k: int, s: int, p: int, d: int, n_out: int) -> Rel:
+    n = len(rel)
+    out = []
+    for u in range(n_out):
+        acc, t = 0, u * s - p
+        for _ in range(k):
+            if 0 <= t < n:
+                acc |= rel[t]
+            t += d
+        out.append(acc)
+    return tuple(out)
+
+
+def window(g: Grid, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+           dilation: tuple[int, int], out_hw: tuple[int, int]) -> Grid:
+    """A window op (conv, pool, gap): output unit ``u`` sees the input units ``u·s − p + j·d`` that exist."""
+    return grid(g.image, out_hw[0], out_hw[1], (
+        (_window_axis(h, kernel[0], stride[0], padding[0], dilation[0], out_hw[0]),
+         _window_axis(w, kernel[1], stride[1], padding[1], dilation[1], out_hw[1])) for h, w in g.terms))
+
+
+# -- questions -----------------------------------------------------------------------------------------------
+def coverage(r: Reach) -> Area:
+    """Every pixel some unit sees."""
+    if isinstance(r, Grid):
+        return area((reduce(or_, h, 0), reduce(or_, w, 0)) for h, w in r.terms)
+    return join(*r.areas)
+
+
+def is_global(r: Reach) -> bool:
+    """Whether every unit sees every pixel."""
+    if isinstance(r, Units):
+        return all(is_full(a, r.image) for a in r.areas)
+    image, terms = r.image, r.terms
+    if not terms:
+        return False
+    if len(terms) == 1:
+        (h, w), = terms
+        return all(x == image.full_h for x in h) and all(x == image.full_w for x in w)
+    corners = {(0, 0), (0, r.wu - 1), (r.hu - 1, 0), (r.hu - 1, r.wu - 1)}
+    if not all(is_full(unit_area(r, i, j), image) for i, j in corners):
+        return False
+    # unit (i, j) is full when every pattern of terms holding some pixel row at unit row i covers all columns
+    # at unit column j: group unit rows by their patterns and unit columns by the patterns they cover
+    n = len(terms)
+    row_patterns = []
+    for i in range(r.hu):
+        found = set()
+        for chosen in product((False, True), repeat=n):
+            mask = image.full_h
+            for (h, _), inside in zip(terms, chosen):
+                mask &= h[i] if inside else ~h[i]
+            if mask:
+                found.add(chosen)
+        row_patterns.append(frozenset(found))
+    needed = frozenset().union(*row_patterns)
+    col_ok = []
+    for j in range(r.wu):
+        col_ok.append(frozenset(c for c in needed
+                                if reduce(or_, (w[j] for (_, w), inside in zip(terms, c) if inside), 0)
+                                == image.full_w))
+    return all(p <= q for p in set(row_patterns) for q in set(col_ok))
+
+
+def unit_area(r: Reach, *index: int) -> Area:
+    """The area of one unit (grid: ``(i, j)``; units: one index per axis)."""
+    if isinstance(r, Grid):
+        i, j = index
+        return area((h[i], w[j]) for h, w in r.terms)
+    return r.areas[_flat(r.dims, index)]
+
+
+def partial_unit(r: Reach) -> tuple[int, ...] | None:
+    """A unit that does not see every pixel (corners first), or None when ``r`` is global."""
+    if is_global(r):
+        return None
+    if isinstance(r, Grid):
+        candidates = [(0, 0), (r.hu - 1, r.wu - 1), (0, r.wu - 1), (r.hu - 1, 0)]
+        candidates += [(i, j) for i in range(r.hu) for j in range(r.wu)]
+        return next(u for u in candidates if not is_full(unit_area(r, *u), r.image))
+    flat = next(k for k, a in enumerate(r.areas) if not is_full(a, r.image))
+    index = []
+    for size in reversed(r.dims):
+        index.append(flat % size)
+        flat //= size
+    return tuple(reversed(index))
+
+
+def _flat(dims: Sequence[int], index: Sequence[int]) -> int:
+    flat = 0
+    for size, i in zip(dims, index):
+        flat = flat * size + i
+    return flat
+
+
+def unit_count(r: Reach) -> int:
+    n = 1
+    for size in r.dims:
+        n *= size
+    return n
+
+
+# -- combining -----------------------------------------------------------------------------------------------
+def collapse(r: Reach) -> Grid:
+    """One unit that sees everything any unit of ``r`` sees (a linear layer on a vector, attention's output)."""
+    return single(coverage(r), r.image)
+
+
+def is_single(r: Reach) -> bool:
+    return unit_count(r) == 1
+
+
+def as_units(r: Reach) -> Units:
+    """The explicit form (grids are enumerated row-major)."""
+    if isinstance(r, Units):
+        return r
+    return Units(r.image, r.dims, tuple(unit_area(r, i, j) for i in range(r.hu) for j in range(r.wu)))
+
+
+def union(reaches: Sequence[Reach]) -> Reach:
+    """Unit by unit, the union of reaches over the same units; a single unit is seen by every unit."""
+    shaped = [r for r in reaches if not is_single(r)]
+    if not shaped:
+        return single(join(*(coverage(r) for r in reaches)), reaches[0].image)
+    dims = shaped[0].dims
+    if any(r.dims != dims for r in shaped):
+        raise ValueError(f"union of reaches over different units {[r.dims for r in shaped]}")
+    broadcast = join(*(coverage(r) for r in reaches if is_single(r)))
+    if all(isinstance(r, Grid) for r in shaped):
+        image, hu, wu = shaped[0].image, dims[0], dims[1]
+        terms = [t for r in shaped for t in r.terms]  # type: ignore[union-attr]
+        terms += [((rows,) * hu, (cols,) * wu) for rows, cols in broadcast]
+        return grid(image, hu, wu, terms)
+    explicit = [as_units(r) for r in shaped]
+    return Units(explicit[0].image, dims,
+                 tuple(join(broadcast, *(u.areas[k] for u in explicit)) for k in range(len(explicit[0].areas))))
+
+
+def spread(a: Area, image: Image, dims: tuple[int, ...]) -> Reach:
+    """Units over ``dims`` that all see area ``a``."""
+    if len(dims) == 2:
+        return grid(image, dims[0], dims[1], (((rows,) * dims[0], (cols,) * dims[1]) for rows, cols in a))
+    n = 1
+    for size in dims:
+        n *= size
+    return Units(image, dims, (a,) * n)
+
+
+def reduce_axes(r: Reach, axes: Sequence[int]) -> Reach:
+    """Units that see the union over unit axes ``axes`` (those axes are gone): a mean over tokens, the key
+    axis of attention scores after softmax."""
+    keep = [a for a in range(len(r.dims)) if a not in axes]
+    if not keep:
+        return collapse(r)
+    if isinstance(r, Grid):
+        (axis,) = axes
+        if axis == 0:
+            return Units(r.image, (r.wu,), tuple(area((reduce(or_, h, 0), w[j]) for h, w in r.terms)
+                                                 for j in range(r.wu)))
+        return Units(r.image, (r.hu,), tuple(area((h[i], reduce(or_, w, 0)) for h, w in r.terms)
+                                             for i in range(r.hu)))
+    dims = tuple(r.dims[a] for a in keep)
+    out: dict[tuple[int, ...], list[Area]] = {}
+    for index in product(*(range(size) for size in r.dims)):
+        out.setdefault(tuple(index[a] for a in keep), []).append(r.areas[_flat(r.dims, index)])
+    return Units(r.image, dims, tuple(join(*out[key]) for key in product(*(range(s) for s in dims))))
+
+
+def mix(r: Reach, axes: Sequence[int]) -> Reach:
+    """Every unit sees the union over unit axes ``axes`` (which stay): a softmax along tokens."""
+    if len(axes) == len(r.dims):
+        return spread(coverage(r), r.image, r.dims)
+    u = as_units(r)
+    keep = [a for a in range(len(u.dims)) if a not in axes]
+    joined: dict[tuple[int, ...], Area] = {}
+    indices = list(product(*(range(size) for size in u.dims)))
+    for index in indices:
+        key = tuple(index[a] for a in keep)
+        joined[key] = join(joined.get(key, EMPTY), u.areas[_flat(u.dims, index)])
+    return Units(u.image, u.dims, tuple(joined[tuple(index[a] for a in keep)] for index in indices))
+
+
+def select(r: Reach, axis: int, indices: Sequence[int]) -> Reach:
+    """The units at ``indices`` along unit axis ``axis`` (one index: that axis is gone)."""
+    u = as_units(r)
+    dims = list(u.dims)
+    picked = []
+    for index in product(*(range(size) if a != axis else list(indices) for a, size in enumerate(dims))):
+        picked.append(u.areas[_flat(dims, index)])
+    if len(indices) == 1:
+        del dims[axis]
+    else:
+        dims[axis] = len(indices)
+    return Units(u.image, tuple(dims), tuple(picked))
+
+
+def sequence(parts: Sequence[tuple[Reach | None, int]], image: Image) -> Units:
+    """Units in a row from several reaches (a token concat): each part's units, enumerated row-major, or
+    ``count`` units that see nothing where the part is None (a class token)."""
+    areas: list[Area] = []
+    for r, count in parts:
+        areas.extend(as_units(r).areas if r is not None else (EMPTY,) * count)
+    return Units(image, (len(areas),), tuple(areas))
+
+
+def outer(a: Reach, b: Reach) -> Units:
+    """Pairs: unit ``(i, j)`` sees unit ``i`` of ``a`` and unit ``j`` of ``b`` (attention scores q·kᵀ)."""
+    ua, ub = as_units(a), as_units(b)
+    dims = (() if is_single(a) else ua.dims) + (() if is_single(b) else ub.dims)
+    return Units(ua.image, dims, tuple(join(x, y) for x in ua.areas for y in ub.areas))
+
+
+def permute(r: Reach, order: Sequence[int]) -> Reach:
+    """The same units with their axes reordered (``order[k]`` is the old axis now at position k)."""
+    if list(order) == list(range(len(r.dims))):
+        return r
+    u = as_units(r)
+    dims = tuple(u.dims[a] for a in order)
+    areas = []
+    for index in product(*(range(size) for size in dims)):
+        old = [0] * len(order)
+        for k, a in enumerate(order):
+            old[a] = index[k]
+        areas.append(u.areas[_flat(u.dims, old)])
+    return Units(u.image, dims, tuple(areas))
