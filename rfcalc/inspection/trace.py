@@ -22,23 +22,24 @@ class _Tracer(fx.Tracer):
     """torch.fx's tracer, recording where in the user's code each node comes from; rfcalc's own
     ``GlobalPool`` and ``Ultimus`` stay whole."""
 
-    def __init__(self) -> None:
+    def __init__(self, leaves: tuple[type, ...] = ()) -> None:
         super().__init__()
         self.record_stack_traces = True
-        self._own = rfcalc_leaf_types()
+        self._own = rfcalc_leaf_types() + leaves
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return isinstance(m, self._own) or super().is_leaf_module(m, module_qualified_name)
 
 
-def traced(module: nn.Module) -> fx.GraphModule:
-    """The torch.fx graph module rfcalc walks (same tracer, same node names as ``trace_module``)."""
-    return trace_graph(module, type(module).__name__)
+def traced(module: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphModule:
+    """The torch.fx graph module rfcalc walks (same tracer, same node names as ``trace_module``); modules of the
+    ``leaves`` types stay whole too (the gradient oracle's stand-ins)."""
+    return trace_graph(module, type(module).__name__, leaves)
 
 
-def trace_graph(module: nn.Module, label: str) -> fx.GraphModule:
+def trace_graph(module: nn.Module, label: str, leaves: tuple[type, ...] = ()) -> fx.GraphModule:
     """Trace ``module``; a failure is one :class:`RfcalcError` line naming ``label``."""
-    tracer = _Tracer()
+    tracer = _Tracer(leaves)
     try:
         graph = tracer.trace(module)
     except Exception as exc:
