@@ -59,13 +59,24 @@ def positive_mix(x: torch.Tensor, dim: int, *args: Any, **kwargs: Any) -> torch.
     return x + x.mean(dim, keepdim=True)
 
 
+def positive_identity(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """The positive stand-in of a norm or a saturating gate called as a function: its input."""
+    return x
+
+
 _SOFTMAX = {torch.softmax, torch.nn.functional.softmax, torch.log_softmax, torch.nn.functional.log_softmax}
+_F = torch.nn.functional
+_IDENTITY_FUNCTIONS = {_F.layer_norm, _F.group_norm, _F.batch_norm, _F.instance_norm, _F.local_response_norm,
+                       _F.hardsigmoid, _F.hardtanh, _F.relu6, _F.sigmoid, torch.sigmoid, _F.tanh, torch.tanh}
 
 
 def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
-    """``gm`` with every softmax call replaced by :func:`positive_mix` (node names unchanged)."""
+    """``gm`` with every softmax call replaced by :func:`positive_mix`, and norms and saturating gates called as
+    functions (inside modules that are traced through) by :func:`positive_identity` (node names unchanged)."""
     for n in gm.graph.nodes:
-        if n.op == "call_function" and n.target in _SOFTMAX or n.op == "call_method" and n.target in (
+        if n.op == "call_function" and n.target in _IDENTITY_FUNCTIONS:
+            n.target, n.args, n.kwargs = positive_identity, (n.args[0],), {}
+        elif n.op == "call_function" and n.target in _SOFTMAX or n.op == "call_method" and n.target in (
                 "softmax", "log_softmax"):
             dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else None)
             n.op, n.target, n.args, n.kwargs = "call_function", positive_mix, (n.args[0], dim), {}
@@ -146,7 +157,8 @@ def used_parameters(model: nn.Module, input_shape: Sequence[int]) -> int:
         out = model(x)
         outputs = [o for o in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(o, torch.Tensor)]
         params = list(model.parameters())
-        grads = torch.autograd.grad(sum(o.sum() for o in outputs), params, allow_unused=True)
+        total = torch.stack([o.float().sum() for o in outputs]).sum()
+        grads = torch.autograd.grad(total, params, allow_unused=True)
         return sum(p.numel() for p, g in zip(params, grads) if g is not None)
     finally:
         for m, training in states:

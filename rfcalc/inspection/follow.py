@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.fx as fx
@@ -159,9 +159,13 @@ def follow_pool(rec: Recorder, n: fx.Node, action: GlobalPool | AdaptivePool, fl
             rec.stop(n, f"adaptively pools {h}x{w} to {oh}x{ow}, with windows of varying size; rfcalc follows "
                         f"adaptive pools whose output size divides the input size", desc)
         k = (h // oh, w // ow)
-        rec.layer(n, PoolLayer(op=f"{action.mode}pool", k=k, stride=k), flow, real, desc, None)
+        rec.layer(n, PoolLayer(op=_pool_op(action.mode), k=k, stride=k), flow, real, desc, None)
         return
     global_pool(rec, n, action.mode, flow, real, desc)
+
+
+def _pool_op(mode: str) -> Literal["avgpool", "maxpool"]:
+    return "maxpool" if mode == "max" else "avgpool"
 
 
 def global_pool(rec: Recorder, n: fx.Node, mode: str, flow: Flow, real: Shape, desc: str) -> None:
@@ -169,9 +173,9 @@ def global_pool(rec: Recorder, n: fx.Node, mode: str, flow: Flow, real: Shape, d
     kernel is the whole map (the 1x1 map a squeeze-and-excitation gate works on)."""
     _, h, w = flow.shape
     if len(real) == 1 or all(flattens_after(u, rec.gm) for u in n.users):
-        rec.layer(n, GapLayer(op="gap", mode=mode), flow, real, desc, None)
+        rec.layer(n, GapLayer(op="gap", mode="max" if mode == "max" else "avg"), flow, real, desc, None)
     else:
-        rec.layer(n, PoolLayer(op=f"{mode}pool", k=(h, w), stride=(h, w)), flow, real, desc, None)
+        rec.layer(n, PoolLayer(op=_pool_op(mode), k=(h, w), stride=(h, w)), flow, real, desc, None)
 
 
 # -- reshapes, permutes, copies ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ that no window describes, and the walk stops.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch.fx as fx
 
@@ -24,7 +24,7 @@ from rfcalc.ops.gap import GapLayer
 from rfcalc.table import reach as R
 from rfcalc.table.report import Shape
 
-_POOLS = {"mean": "avg", "amax": "max"}
+_POOLS: dict[str, Literal["avg", "max"]] = {"mean": "avg", "amax": "max"}
 
 
 def _torch_dims(n: fx.Node, rec: Recorder, dims: tuple[int, ...], rank: int, desc: str) -> list[int]:
@@ -109,7 +109,7 @@ def follow_index(rec: Recorder, n: fx.Node, action: Index, flow: Flow, layout: L
         rec.stop(n, "indexes the batch dimension", desc)
     reach = rec.reach(flow)
     new: list[L.Dim] = []
-    picked: list[int] | None = None  # flat unit indices chosen along the one dimension that holds every unit
+    picked: list[tuple[int, ...]] | None = None  # the units chosen along the one dimension that holds them all
     dim = 0
     for item in index[1:]:
         if item is None:
@@ -121,7 +121,7 @@ def follow_index(rec: Recorder, n: fx.Node, action: Index, flow: Flow, layout: L
         if isinstance(item, slice) and range(size)[item] == range(size):
             new.append(d)
             continue
-        chosen = [item % size] if isinstance(item, int) else list(range(size)[item])
+        chosen: list[int] = [item % size] if isinstance(item, int) else list(range(size)[cast(slice, item)])
         if not L.has_units(d):
             if isinstance(item, slice):
                 new.append(L.channels(len(chosen)))
@@ -251,14 +251,14 @@ def follow_attention(rec: Recorder, n: fx.Node, action: Attention, real: Shape, 
     if bound.get("is_causal"):
         rec.stop(n, "causal attention: each query sees only the tokens before it, which rfcalc does not follow",
                  desc)
-    query, key, value = (bound.get(k) for k in ("query", "key", "value"))
+    query, key, value = (cast(fx.Node, bound.get(k)) for k in ("query", "key", "value"))
     if not live(rec, query):
         rec.stop(n, "attends with queries that are not computed from the input", desc)
     flow, lq = rec.flows[query], rec.layouts[query]
     if len(lq) != 2 or L.has_units(lq[1]):
         rec.stop(n, f"attends over {describe(lq, rec.unit_dims(flow))}; rfcalc follows batch-first token sequences "
                     f"(N x D)", desc)
-    module = rec.gm.get_submodule(str(n.target))
+    module: Any = rec.gm.get_submodule(str(n.target))
     others = [rec.flows[x] for x in (key, value) if live(rec, x) and x is not query]
     reach = R.union([rec.reach(flow), *(R.collapse(rec.reach(rec.flows[x])) for x in (key, value) if live(rec, x))])
     length = L.dim_size(lq[0])

@@ -20,6 +20,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
+from typing import Any
 
 import torch
 from torch import nn
@@ -66,8 +67,10 @@ class PositiveAttention(nn.Module):
 
 
 def _positive_module(module: nn.Module) -> nn.Module:
-    """The positive stand-in of one module (the module itself when it needs no change)."""
-    if isinstance(module, _IDENTITY_TYPES):
+    """The positive stand-in of one module (the module itself when it needs no change). A subclass defined
+    outside torch.nn (torchvision's ``LayerNorm2d``) is traced through, not called whole: it stays, and
+    :func:`rfcalc.inspection.check.positive_graph` makes the norm it calls the identity."""
+    if isinstance(module, _IDENTITY_TYPES) and type(module).__module__.startswith("torch.nn"):
         return nn.Identity()
     if isinstance(module, nn.MaxPool2d):
         if module.dilation not in (1, (1, 1)):
@@ -211,16 +214,16 @@ def global_mismatches(row: Row, reach: R.Reach, masks: dict[Unit, torch.Tensor])
                 problems.append(f"{row.name} unit {unit}: the table says global, but {int((~mask).sum())} "
                                 f"pixels do not count")
         return problems
-    unit = R.partial_unit(reach)
-    if unit is not None and unit in masks and bool(masks[unit].all()):
-        problems.append(f"{row.name} unit {unit}: the table says not global, but it depends on every pixel")
+    partial: Any = R.partial_unit(reach)
+    if partial is not None and partial in masks and bool(masks[partial].all()):
+        problems.append(f"{row.name} unit {partial}: the table says not global, but it depends on every pixel")
     return problems
 
 
 def check_units(row: Row, reach: R.Reach, out_shape: Sequence[int]) -> list[Unit]:
     """The units :func:`global_mismatches` (and the window check, on feature maps) read for ``row``: the
     first, middle and last unit, and the reach's unit that misses a pixel."""
-    dims = reach.dims if len(reach.dims) == 2 else (1, 1)
+    dims: tuple[int, int] = (reach.dims[0], reach.dims[1]) if len(reach.dims) == 2 else (1, 1)
     if len(out_shape) == 3:
         dims = (out_shape[1], out_shape[2])
     units = default_units(*dims) if len(out_shape) == 3 or dims != (1, 1) else [(0, 0)]

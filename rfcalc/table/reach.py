@@ -25,8 +25,8 @@ stand-ins do).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache, reduce
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache, reduce
 from itertools import product
 from operator import or_
 from typing import Union
@@ -40,18 +40,16 @@ EMPTY: Area = ()
 
 @dataclass(frozen=True)
 class Image:
-    """The input's pixel grid."""
+    """The input's pixel grid; ``full_h`` / ``full_w``: every row / column."""
 
     h: int
     w: int
+    full_h: int = field(init=False, repr=False, compare=False)
+    full_w: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def full_h(self) -> int:
-        return (1 << self.h) - 1
-
-    @property
-    def full_w(self) -> int:
-        return (1 << self.w) - 1
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "full_h", (1 << self.h) - 1)
+        object.__setattr__(self, "full_w", (1 << self.w) - 1)
 
     @property
     def everything(self) -> Area:
@@ -71,6 +69,11 @@ class Grid:
     def dims(self) -> tuple[int, ...]:
         return (self.hu, self.wu)
 
+    @cached_property
+    def everywhere(self) -> bool:
+        """Every unit sees every pixel (computed once: rows that share a reach share the answer)."""
+        return _grid_global(self)
+
 
 @dataclass(frozen=True)
 class Units:
@@ -79,6 +82,10 @@ class Units:
     image: Image
     dims: tuple[int, ...]
     areas: tuple[Area, ...]
+
+    @cached_property
+    def everywhere(self) -> bool:
+        return all(is_full(a, self.image) for a in self.areas)
 
 
 Reach = Union[Grid, Units]
@@ -214,14 +221,16 @@ def coverage(r: Reach) -> Area:
 
 def is_global(r: Reach) -> bool:
     """Whether every unit sees every pixel."""
-    if isinstance(r, Units):
-        return all(is_full(a, r.image) for a in r.areas)
+    return r.everywhere
+
+
+def _grid_global(r: Grid) -> bool:
     image, terms = r.image, r.terms
     if not terms:
         return False
     if len(terms) == 1:
         (h, w), = terms
-        return all(x == image.full_h for x in h) and all(x == image.full_w for x in w)
+        return h.count(image.full_h) == len(h) and w.count(image.full_w) == len(w)
     corners = {(0, 0), (0, r.wu - 1), (r.hu - 1, 0), (r.hu - 1, r.wu - 1)}
     if not all(is_full(unit_area(r, i, j), image) for i, j in corners):
         return False
