@@ -76,9 +76,8 @@ def current(rec: Recorder, flow: Flow, layout: L.Layout) -> Flow:
 
 def is_canonical(rec: Recorder, flow: Flow, layout: L.Layout) -> bool:
     """The layout the calculator's own ops assume: C x H x W in channel order, or a vector."""
-    dims = rec.unit_dims(flow)
     if len(flow.shape) == 3:
-        return L.is_map(layout, dims) and L.is_plain(layout[0])
+        return id(layout) in rec.plain_maps or (L.is_map(layout, rec.unit_dims(flow)) and L.is_plain(layout[0]))
     return len(flow.shape) == 1 and L.is_vector(layout)
 
 

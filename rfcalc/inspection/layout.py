@@ -178,7 +178,14 @@ def is_map(layout: Layout, unit_dims: Sequence[int]) -> bool:
     if len(layout) != 3 or has_units(layout[0]):
         return False
     h, w = unit_dims if len(unit_dims) == 2 else (1, 1)
-    return layout[1] == units(0, h) and layout[2] == units(1, w)
+    return _is_axis(layout[1], 0, h) and _is_axis(layout[2], 1, w)
+
+
+def _is_axis(dim: Dim, axis: int, size: int) -> bool:
+    """``dim`` is exactly unit axis ``axis`` of ``size`` (no factor when size is 1)."""
+    if size == 1:
+        return not dim
+    return len(dim) == 1 and dim[0].kind == "u" and dim[0].axis == axis and dim[0].size == size
 
 
 def is_channels_last(layout: Layout, unit_dims: Sequence[int]) -> bool:

@@ -350,14 +350,22 @@ def flattens_after(n: Any, gm: Any, depth: int = 0) -> bool:
     return all(flattens_after(u, gm, depth + 1) for u in n.users)
 
 
-def attach_stage(n: Any, gm: Any) -> int | None:
+def attach_stage(n: Any, gm: Any, modules: dict[str, Any] | None = None) -> int | None:
     """The stage (1 norm, 2 activation, 3 dropout) at which node ``n``'s call folds into a conv before it, or
-    None (:data:`rfcalc.ops.base.ATTACH_ORDER`)."""
-    action = classify(n, gm)
-    if not isinstance(action, AsLayer):
-        return None
-    stage = REGISTRY[action.layer.op].attach
-    return None if stage is None else ATTACH_ORDER.index(stage) + 1
+    None (:data:`rfcalc.ops.base.ATTACH_ORDER`). Known per module class and per function: a norm is a norm
+    whatever its settings."""
+    if n.op == "call_module":
+        key: Any = type(modules[str(n.target)] if modules is not None else gm.get_submodule(str(n.target)))
+    else:
+        key = (n.op, n.target)
+    if key not in _STAGES:
+        action = classify(n, gm)
+        stage = REGISTRY[action.layer.op].attach if isinstance(action, AsLayer) else None
+        _STAGES[key] = None if stage is None else ATTACH_ORDER.index(stage) + 1
+    return _STAGES[key]
+
+
+_STAGES: dict[Any, int | None] = {}
 
 
 def bind(signature: _inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:

@@ -66,17 +66,17 @@ def _channel_concat(rec: Recorder, n: fx.Node, items: list[Any], lives: list[fx.
                     layouts: list[L.Layout], dim: int, real: Shape, desc: str) -> None:
     if len(lives) != len(items):
         rec.stop(n, "concatenates tensors that are not all computed from the input", desc)
+    labelled = [(f"'{f.producer}'", f) for f in flows]
+    if dim == 0 and all(len(f.shape) == 3 and is_canonical(rec, f, lay) for f, lay in zip(flows, layouts)):
+        rec.merge(n, labelled, "concat", real, desc)  # maps: the calculator checks sizes and jumps
+        return
     others = {tuple(s for k, s in enumerate(L.unit_signature(lay)) if k != dim) for lay in layouts}
     if len(others) != 1 or len({rec.unit_dims(f) for f in flows}) != 1:
         rec.stop(n, "concatenates tensors whose units differ; rfcalc follows concatenation along channels of "
                     "tensors over the same positions", desc)
-    labelled = [(f"'{f.producer}'", f) for f in flows]
-    if all(is_canonical(rec, f, lay) for f, lay in zip(flows, layouts)) and all(len(f.shape) == 3 for f in flows):
-        if dim != 0:
-            rec.stop(n, f"concatenates along dim {dim + 1}; rfcalc follows concatenation along the channel "
-                        f"dim (1) only", desc)
-        rec.merge(n, labelled, "concat", real, desc)
-        return
+    if all(len(f.shape) == 3 and is_canonical(rec, f, lay) for f, lay in zip(flows, layouts)):
+        rec.stop(n, f"concatenates along dim {dim + 1}; rfcalc follows concatenation along the channel "
+                    f"dim (1) only", desc)
     new = layouts[0][:dim] + (L.channels(real[dim]),) + layouts[0][dim + 1:]
     logical = [current(rec, f, lay) for f, lay in zip(flows, layouts)]
     shape = rec.logical(new, flows[0])

@@ -92,6 +92,9 @@ class Recorder:
         self._attach: dict[str, tuple[str, int, str]] = {}  # row -> (owner row, stage reached, owner kind)
         self._scopes = _scope_members(gm)
         self._renamed: dict[str, str] = {}            # owner row named after its module -> that module
+        self.plain_maps: set[int] = set()             # ids of layouts made C x H x W here (kept alive below)
+        self._maps: dict[tuple[int, tuple[int, ...]], L.Layout] = {}
+        self.modules: dict[str, nn.Module] = dict(gm.named_modules())
 
     # -- flows -----------------------------------------------------------------------------------------------
     def value(self, n: fx.Node) -> Any:
@@ -114,8 +117,12 @@ class Recorder:
         """The layout of a tensor the calculator describes as ``flow`` and PyTorch holds as ``real``."""
         dims = self.unit_dims(flow)
         shape = flow.shape
-        if len(shape) == 3:
-            return L.feature_map(shape[0], dims)
+        if len(shape) == 3:  # one layout per size: a feature axis's id matters within one tensor only
+            layout = self._maps.get((shape[0], dims))
+            if layout is None:
+                layout = self._maps[(shape[0], dims)] = L.feature_map(shape[0], dims)
+                self.plain_maps.add(id(layout))
+            return layout
         if len(shape) == 1:
             units = R.unit_count(self.reach(flow))
             return L.flat(shape[0] // units, dims if units > 1 else (), len(real))
@@ -318,7 +325,7 @@ class Recorder:
         chain (torchvision's ``Conv2dNormActivation``, an exported ``nn.Sequential(conv, bn, relu)``): the
         parent's name, which the spec gives that conv (``c1`` with rows ``c1.bn``, ``c1.relu``)."""
         target = str(n.target)
-        if "." not in target or not isinstance(self.gm.get_submodule(target), nn.Conv2d):
+        if "." not in target or not isinstance(self.modules[target], nn.Conv2d):
             return None
         parent = target.rsplit(".", 1)[0]
         members = self._scopes.get(parent, [])
@@ -328,7 +335,7 @@ class Recorder:
 
         node, stage = n, 0
         for member in members[1:]:
-            step = attach_stage(member, self.gm)
+            step = attach_stage(member, self.gm, self.modules)
             if step is None or step <= stage or list(node.users) != [member]:
                 return None
             node, stage = member, step
@@ -338,7 +345,7 @@ class Recorder:
         """Set the rows' parameters to what PyTorch counts (shared modules and parameters count once)."""
         tensors: list[torch.Tensor] = []
         if n.op == "call_module":
-            tensors.extend(self.gm.get_submodule(str(n.target)).parameters())
+            tensors.extend(self.modules[str(n.target)].parameters())
         tensors.extend(self._constant_params(n))
         fresh = [t for t in tensors if id(t) not in self._seen]
         self._seen.update(id(t) for t in tensors)
@@ -369,7 +376,7 @@ class Recorder:
                 found.append(value)
                 continue
             if node.op == "call_module":
-                found.extend(self.gm.get_submodule(str(node.target)).parameters())
+                found.extend(self.modules[str(node.target)].parameters())
             stack.extend(i for i in node.all_input_nodes if i not in self.flows)
         return found
 
@@ -390,17 +397,21 @@ def _scope_members(gm: fx.GraphModule) -> dict[str, list[fx.Node]]:
     """Per module, the calls its forward made (not counting those that only read sizes or move data)."""
     members: dict[str, list[fx.Node]] = {}
     for n in gm.graph.nodes:
-        if n.op not in ("call_module", "call_function", "call_method"):
-            continue
-        name = str(n.target) if n.op == "call_method" else getattr(n.target, "__name__", str(n.target))
-        if n.op != "call_module" and name in _LAYOUT_ONLY:
-            continue
-        stack = n.meta.get("nn_module_stack") or {}
-        for key in stack.values():
-            path = str(key[0])
-            if n.op == "call_module" and path == str(n.target):
+        op = n.op
+        if op == "call_module":
+            own = n.target
+        elif op == "call_function" or op == "call_method":
+            own = None
+            if (n.target if op == "call_method" else getattr(n.target, "__name__", None)) in _LAYOUT_ONLY:
                 continue
-            members.setdefault(path, []).append(n)
+        else:
+            continue
+        stack = n.meta.get("nn_module_stack")
+        if not stack:
+            continue
+        for path, _ in stack.values():
+            if path != own:
+                members.setdefault(path, []).append(n)
     return members
 
 

@@ -2,6 +2,7 @@
 and where in the user's code each node comes from. Needs torch."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -83,13 +84,25 @@ class Walker(fx.Interpreter):
         return self.env.get(n)
 
 
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
 def source_line(n: fx.Node) -> str:
     """``model.py:42``: the innermost line of the user's code that made this node (else the node name)."""
-    frames = re.findall(r'File "([^"]+)", line (\d+)', n.stack_trace or "")
-    for file, line in reversed(frames):
-        if not os.path.abspath(file).startswith(_TORCH_DIR) and not file.startswith("<"):
-            return f"{_display_path(file)}:{line}"
+    cwd = os.getcwd()
+    for file, line in reversed(_FRAME.findall(n.stack_trace or "")):
+        shown = _user_file(file, cwd)
+        if shown is not None:
+            return f"{shown}:{line}"
     return n.name
+
+
+@functools.lru_cache(maxsize=1024)
+def _user_file(file: str, cwd: str) -> str | None:
+    """How a frame's file is shown, or None for torch's own files (cached: one stack trace per node)."""
+    if file.startswith("<") or os.path.abspath(file).startswith(_TORCH_DIR):
+        return None
+    return _display_path(file)
 
 
 def _display_path(file: str) -> str:

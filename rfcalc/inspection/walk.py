@@ -115,7 +115,7 @@ class Inspector:
     def _classify(self, n: fx.Node) -> tuple[str, Action | None, Call | None]:
         args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
         if n.op == "call_module":
-            module = self.gm.get_submodule(str(n.target))
+            module = self.rec.modules[str(n.target)]
             desc, action = module_action(module)
             return desc, action, Call(desc, module)
         if n.op == "call_function":

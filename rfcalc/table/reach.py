@@ -157,35 +157,62 @@ def single(a: Area, image: Image) -> Grid:
 
 
 def grid(image: Image, hu: int, wu: int, terms: Iterable[Term]) -> Grid:
-    """A grid with normalised terms (see :func:`area`, term by term and unit by unit)."""
-    items = [t for t in dict.fromkeys(terms) if any(t[0]) and any(t[1])]
-    changed = True
-    while changed and len(items) > 1:
-        changed = False
-        for i in range(len(items)):
-            for j in range(len(items)):
-                if i == j:
-                    continue
-                (h1, w1), (h2, w2) = items[i], items[j]
-                if _inside(h1, h2) and _inside(w1, w2):
-                    del items[i]
-                elif h1 == h2:
-                    items[j] = (h1, tuple(a | b for a, b in zip(w1, w2)))
-                    del items[i]
-                elif w1 == w2:
-                    items[j] = (tuple(a | b for a, b in zip(h1, h2)), w1)
-                    del items[i]
-                else:
-                    continue
-                changed = True
+    """A grid with normalised terms (see :func:`area`, term by term and unit by unit). Widest terms first, so
+    that nested terms (a branch's windows inside another's: a residual's shortcut, densenet's concatenations of
+    every earlier layer) drop in one pass."""
+    items: list[Term] = []
+    seen: set[int] = set()
+    for t in terms:  # the same term object from several inputs: once (by identity: no hashing of long tuples)
+        if id(t) not in seen and any(t[0]) and any(t[1]):
+            seen.add(id(t))
+            items.append(t)
+    if len(items) <= 1:
+        return Grid(image, hu, wu, tuple(items))
+    items.sort(key=lambda t: _width(t, image), reverse=True)
+    kept: list[Term] = []
+    for h1, w1 in items:
+        for k, (h2, w2) in enumerate(kept):
+            if _inside(h1, h2, image.h) and _inside(w1, w2, image.w):
                 break
-            if changed:
+            if h1 == h2:
+                kept[k] = (h2, tuple(a | b for a, b in zip(w1, w2)))
                 break
-    return Grid(image, hu, wu, tuple(items))
+            if w1 == w2:
+                kept[k] = (tuple(a | b for a, b in zip(h1, h2)), w2)
+                break
+        else:
+            kept.append((h1, w1))
+    if len(kept) > 1 and len(kept) < len(items):
+        return grid(image, hu, wu, kept)  # a join may now hold another kept term
+    return Grid(image, hu, wu, tuple(kept))
 
 
-def _inside(a: Rel, b: Rel) -> bool:
-    return all(x & ~y == 0 for x, y in zip(a, b))
+def _width(term: Term, image: Image) -> int:
+    return _packed(term[0], image.h).bit_count() * _packed(term[1], image.w).bit_count()
+
+
+_PACKED: dict[tuple[int, int], tuple[Rel, int]] = {}
+
+
+def _packed(rel: Rel, slot: int) -> int:
+    """One axis's bit sets side by side in one int (unit i at bits ``i·slot``, ``slot`` the image's size along
+    that axis): a whole axis compared in one step. Cached by identity (hashing a long tuple of ints costs as much
+    as packing it); the cache keeps the tuple alive, so its id is not reused."""
+    key = (id(rel), slot)
+    hit = _PACKED.get(key)
+    if hit is not None and hit[0] is rel:
+        return hit[1]
+    out = 0
+    for bits in reversed(rel):
+        out = (out << slot) | bits
+    if len(_PACKED) > 8192:
+        _PACKED.clear()
+    _PACKED[key] = (rel, out)
+    return out
+
+
+def _inside(a: Rel, b: Rel, slot: int) -> bool:
+    return a is b or _packed(a, slot) & ~_packed(b, slot) == 0
 
 
 # -- window ops ----------------------------------------------------------------------------------------------
@@ -311,8 +338,28 @@ def as_units(r: Reach) -> Units:
     return Units(r.image, r.dims, tuple(unit_area(r, i, j) for i in range(r.hu) for j in range(r.wu)))
 
 
+_UNIONS: dict[tuple[int, ...], tuple[tuple[Reach, ...], Reach]] = {}
+
+
 def union(reaches: Sequence[Reach]) -> Reach:
-    """Unit by unit, the union of reaches over the same units; a single unit is seen by every unit."""
+    """Unit by unit, the union of reaches over the same units; a single unit is seen by every unit.
+
+    A densenet block concatenates every earlier layer's output, each time one more: the union of all but the
+    last input is looked up (by identity) from the concatenation before, so each costs one two-way union."""
+    if len(reaches) > 2:
+        key = tuple(id(r) for r in reaches[:-1])
+        hit = _UNIONS.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], reaches[:-1])):
+            return _union([hit[1], reaches[-1]])
+    joined = _union(reaches)
+    if len(reaches) > 1:
+        if len(_UNIONS) > 1024:
+            _UNIONS.clear()
+        _UNIONS[tuple(id(r) for r in reaches)] = (tuple(reaches), joined)
+    return joined
+
+
+def _union(reaches: Sequence[Reach]) -> Reach:
     shaped = [r for r in reaches if not is_single(r)]
     if not shaped:
         return single(join(*(coverage(r) for r in reaches)), reaches[0].image)
