@@ -60,7 +60,10 @@ def build(name: str) -> Any:
 
 
 def oracle_rows(report: Any, extra: int) -> list[str]:
+    """The rows the oracle checks (``extra`` < 0: every row)."""
     rows = report.rows
+    if extra < 0:
+        return [r.name for r in rows]
     picks = {0, len(rows) - 1, trunk_index(report)}
     first = next((i for i, r in enumerate(rows) if r.is_global), None)
     if first is not None:
@@ -164,7 +167,8 @@ def zoo_section(results: list[dict[str, Any]], extra_rows: int) -> str:
     lines = [
         "## rfcalc inspect on torchvision's classification zoo (issue 14)",
         "",
-        f"`PYTHONPATH=. python bench/inspect_zoo.py --oracle-rows {extra_rows}` ({machine()}). Models built with "
+        f"`PYTHONPATH=. python bench/inspect_zoo.py --oracle-rows {extra_rows}` ({machine()}; --oracle-rows -1: "
+        "every row). Models built with "
         "`weights=None`; RF / jump in input pixels; *trunk*: the last feature map larger than 1x1 (the issue's "
         "figure beside it); *global*: every unit of the output depends on every input pixel; *params*: the table "
         "against PyTorch's count of what the forward uses; *oracle*: the gradient oracle "
@@ -212,7 +216,7 @@ def speed_section(result: dict[str, Any], before: Path, rounds: int, repeats: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--oracle-rows", type=int, default=6, help="rows checked besides the fixed ones")
+    parser.add_argument("--oracle-rows", type=int, default=6, help="rows checked besides the fixed ones (-1: all)")
     parser.add_argument("--no-oracle", action="store_true")
     parser.add_argument("--before", type=Path, help="a checkout of rfcalc before this round (densenet121 timing)")
     parser.add_argument("--speed-only", action="store_true")

@@ -227,3 +227,54 @@ def test_attention_with_a_mask_is_refused() -> None:
 
     assert "attention with attn_mask: which tokens each query sees depends on the mask's values" in \
         _refusal(Masked())
+
+
+class _Tokens(nn.Module):
+    """Patch tokens of a 16x16 image (4x4 patches, 4 features) and what ``tail`` does with them."""
+
+    def __init__(self, tail: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, 4, 4, stride=4)
+        self.fc = nn.Linear(4, 4)
+        self.tail = tail
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.fc(self.proj(x).flatten(2).transpose(1, 2)))
+
+
+@pytest.mark.parametrize("name, tail, shape, is_global", [
+    ("a slice of tokens", lambda t: t[:, 1:], (15, 4), False),
+    ("one token", lambda t: t[:, 5], (4,), False),
+    ("the mean over tokens", lambda t: t.mean(dim=1), (4,), True),
+    ("a softmax over tokens", lambda t: t.softmax(dim=1), (16, 4), True),
+    ("the halves of the features", lambda t: torch.chunk(t, 2, dim=-1)[1], (16, 2), False),
+])
+def test_token_operations(name: str, tail: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...],
+                          is_global: bool) -> None:
+    model = _Tokens(tail)
+    inspection = trace_module(model, SMALL)
+    assert inspection.complete, inspection.error
+    report = inspection.report
+    assert report.output.out_shape == shape and report.is_global == is_global
+    assert inspection_problems(model, SMALL, inspection=inspection) == []
+
+
+def test_channels_last_concat_and_add() -> None:
+    class ChannelsLast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 5, padding=2)
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a, b = self.a(x).permute(0, 2, 3, 1), self.b(x).permute(0, 2, 3, 1)
+            y = self.fc(torch.cat([a, b], dim=-1)) + a
+            return y.permute(0, 3, 1, 2)
+
+    inspection = trace_module(ChannelsLast(), SMALL)
+    report = inspection.report
+    assert [(r.op, r.out_shape) for r in report.rows] == [("conv", (4, 16, 16)), ("conv", (4, 16, 16)),
+                                                         ("concat", (8, 16, 16)), ("conv", (4, 16, 16)),
+                                                         ("add", (4, 16, 16))]
+    assert report.rf == (5, 5)
+    assert inspection_problems(ChannelsLast(), SMALL, inspection=inspection) == []
