@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache, reduce
+from functools import cached_property, reduce
 from itertools import product
 from operator import or_
 from typing import Union
@@ -148,7 +148,9 @@ def is_full(a: Area, image: Image) -> bool:
 def image_reach(h: int, w: int) -> Grid:
     """The input itself: pixel ``(i, j)`` sees itself."""
     image = Image(h, w)
-    return Grid(image, h, w, ((tuple(1 << i for i in range(h)), tuple(1 << j for j in range(w))),))
+    rows = tuple(1 << i for i in range(h))
+    cols = rows if w == h else tuple(1 << j for j in range(w))  # one tuple: square maps compute one axis
+    return Grid(image, h, w, ((rows, cols),))
 
 
 def single(a: Area, image: Image) -> Grid:
@@ -216,8 +218,16 @@ def _inside(a: Rel, b: Rel, slot: int) -> bool:
 
 
 # -- window ops ----------------------------------------------------------------------------------------------
-@lru_cache(maxsize=4096)
+_WINDOWS: dict[tuple[int, int, int, int, int, int], tuple[Rel, Rel]] = {}
+
+
 def _window_axis(rel: Rel, k: int, s: int, p: int, d: int, n_out: int) -> Rel:
+    """One axis of a window op. Cached by the identity of ``rel`` (a chain of equal convs maps the same tuple
+    again and again; hashing it would cost as much as the map); the cache keeps ``rel`` alive."""
+    key = (id(rel), k, s, p, d, n_out)
+    hit = _WINDOWS.get(key)
+    if hit is not None and hit[0] is rel:
+        return hit[1]
     n = len(rel)
     out = []
     for u in range(n_out):
@@ -227,15 +237,23 @@ def _window_axis(rel: Rel, k: int, s: int, p: int, d: int, n_out: int) -> Rel:
                 acc |= rel[t]
             t += d
         out.append(acc)
-    return tuple(out)
+    result = tuple(out)
+    if result == rel:
+        result = rel  # the same object: later steps (and the caches) see one tuple
+    if len(_WINDOWS) > 8192:
+        _WINDOWS.clear()
+    _WINDOWS[key] = (rel, result)
+    return result
 
 
 def window(g: Grid, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
            dilation: tuple[int, int], out_hw: tuple[int, int]) -> Grid:
     """A window op (conv, pool, gap): output unit ``u`` sees the input units ``u·s − p + j·d`` that exist."""
-    return grid(g.image, out_hw[0], out_hw[1], (
-        (_window_axis(h, kernel[0], stride[0], padding[0], dilation[0], out_hw[0]),
-         _window_axis(w, kernel[1], stride[1], padding[1], dilation[1], out_hw[1])) for h, w in g.terms))
+    terms = [(_window_axis(h, kernel[0], stride[0], padding[0], dilation[0], out_hw[0]),
+              _window_axis(w, kernel[1], stride[1], padding[1], dilation[1], out_hw[1])) for h, w in g.terms]
+    if len(terms) == 1 and any(terms[0][0]) and any(terms[0][1]):
+        return Grid(g.image, out_hw[0], out_hw[1], (terms[0],))  # a chain: nothing to normalise
+    return grid(g.image, out_hw[0], out_hw[1], terms)
 
 
 # -- questions -----------------------------------------------------------------------------------------------
