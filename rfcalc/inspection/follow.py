@@ -19,7 +19,6 @@ from rfcalc.analysis.calculator import Flow, fmt_shape
 from rfcalc.inspection import layout as L
 from rfcalc.inspection.lookup import flattens_after
 from rfcalc.inspection.record import Recorder, describe_shape, logical_shape
-from rfcalc.inspection.to_spec import SKIP
 from rfcalc.inspection.trace import BATCH
 from rfcalc.ops.actions import AdaptivePool, AsLayer, Copy, GlobalPool, Permute, Pointwise, Reshape
 from rfcalc.ops.channel_shuffle import ChannelShuffleLayer
@@ -302,5 +301,5 @@ def _is_local(replay: Callable[[torch.Tensor], Any], shape: Shape, root: torch.n
     return True
 
 
-__all__ = ["SKIP", "current", "describe", "follow_layer", "follow_pointwise", "follow_pool", "follow_reshape",
+__all__ = ["current", "describe", "follow_layer", "follow_pointwise", "follow_pool", "follow_reshape",
            "follow_unknown", "global_pool", "kind", "op_name"]

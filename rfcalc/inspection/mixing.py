@@ -16,7 +16,7 @@ import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
-from rfcalc.inspection.follow import current, describe, follow_reshape, global_pool, is_canonical, op_name
+from rfcalc.inspection.follow import current, describe, global_pool, is_canonical, op_name
 from rfcalc.inspection.merges import joint_geometry, live, operands
 from rfcalc.inspection.record import Recorder, describe_shape
 from rfcalc.ops.actions import Along, Attention, Call, Index, MatMul, Reduce, Split
@@ -270,5 +270,4 @@ def follow_attention(rec: Recorder, n: fx.Node, action: Attention, real: Shape, 
             reach=reach, extra=tuple(others), macs=macs, geo=joint_geometry([flow, *others]))
 
 
-__all__ = ["follow_along", "follow_attention", "follow_index", "follow_matmul", "follow_reduce",
-           "follow_reshape", "split_item"]
+__all__ = ["follow_along", "follow_attention", "follow_index", "follow_matmul", "follow_reduce", "split_item"]

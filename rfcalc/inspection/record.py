@@ -91,7 +91,6 @@ class Recorder:
         self._row_layouts: dict[str, L.Layout] = {}
         self._attach: dict[str, tuple[str, int, str]] = {}  # row -> (owner row, stage reached, owner kind)
         self._scopes = _scope_members(gm)
-        self._renamed: dict[str, str] = {}            # owner row named after its module -> that module
         self.plain_maps: set[int] = set()             # ids of layouts made C x H x W here (kept alive below)
         self._maps: dict[tuple[int, tuple[int, ...]], L.Layout] = {}
         self.modules: dict[str, nn.Module] = dict(gm.named_modules())
@@ -159,7 +158,7 @@ class Recorder:
 
     def row(self, n: fx.Node, op: str, flow: Flow, real: Shape, desc: str, note: str | None, *,
             layout: L.Layout, reach: R.Reach | None = None, extra: tuple[Flow, ...] = (), macs: int = 0,
-            geo: Geometry | None = None, spec: str | None = None, named: bool = False) -> str:
+            geo: Geometry | None = None, named: bool = False) -> str:
         """A row of ``op`` with no calculator rule: it keeps the input's window (or ``geo``); its units see what
         ``reach`` says (default: what the input's units see, joined with ``extra``'s, a 1x1 map broadcast).
         A row never takes the name of a spec op unless ``named`` (a linear layer on tokens is a linear layer)."""
@@ -172,8 +171,6 @@ class Recorder:
                                          extra_inputs=tuple(e.producer for e in extra), macs=macs, reach=reach,
                                          attached_to=attached[0] if attached else None, geo=geo)
         self._count_params(n, name, op, desc)
-        if spec is not None:
-            self._spec_layers[name] = spec
         if note:
             self._spec_notes[name] = note
         self._remember(n, name, new, layout, op, attached)
@@ -300,7 +297,6 @@ class Recorder:
             parent = self._owner_module(n)
             if calls == 0 and parent is not None:
                 name = parent
-                self._renamed[parent] = base
         else:
             name = self._scoped_name(n)
         candidate, k = name, 1

@@ -439,20 +439,6 @@ def mix(r: Reach, axes: Sequence[int]) -> Reach:
     return Units(u.image, u.dims, tuple(joined[tuple(index[a] for a in keep)] for index in indices))
 
 
-def select(r: Reach, axis: int, indices: Sequence[int]) -> Reach:
-    """The units at ``indices`` along unit axis ``axis`` (one index: that axis is gone)."""
-    u = as_units(r)
-    dims = list(u.dims)
-    picked = []
-    for index in product(*(range(size) if a != axis else list(indices) for a, size in enumerate(dims))):
-        picked.append(u.areas[_flat(dims, index)])
-    if len(indices) == 1:
-        del dims[axis]
-    else:
-        dims[axis] = len(indices)
-    return Units(u.image, tuple(dims), tuple(picked))
-
-
 def sequence(parts: Sequence[tuple[Reach | None, int]], image: Image) -> Units:
     """Units in a row from several reaches (a token concat): each part's units, enumerated row-major, or
     ``count`` units that see nothing where the part is None (a class token)."""
