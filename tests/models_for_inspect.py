@@ -652,3 +652,16 @@ class StridedHoles(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.c(x).mean((2, 3)))
+
+
+class FunctionalPools(nn.Module):
+    """Max pools called as functions (inception's ``F.max_pool2d(x, kernel_size=3, stride=2)``), adaptive too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3)
+        self.b = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(self.a(x), kernel_size=3, stride=2)
+        return F.adaptive_max_pool2d(self.b(x), 7)

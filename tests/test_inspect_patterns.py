@@ -43,6 +43,7 @@ PATTERNS: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int]]] = {
     "alexnet_head": (M.AlexNetHead, CIFAR),
     "alexnet_head_cropping": (lambda: M.AlexNetHead(crop=True), CIFAR),
     "strided_holes": (M.StridedHoles, SMALL),
+    "functional_max_pools": (lambda: M.FunctionalPools(), CIFAR),
 }
 
 

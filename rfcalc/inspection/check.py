@@ -70,12 +70,27 @@ _IDENTITY_FUNCTIONS = {_F.layer_norm, _F.group_norm, _F.batch_norm, _F.instance_
                        _F.hardsigmoid, _F.hardtanh, _F.relu6, _F.sigmoid, torch.sigmoid, _F.tanh, torch.tanh}
 
 
+def positive_max_pool(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                      ceil_mode: bool = False, return_indices: bool = False) -> torch.Tensor:
+    """The positive stand-in of ``F.max_pool2d``: the average pool of the same windows (a max pool's gradient
+    reaches one pixel per window)."""
+    if dilation not in (1, (1, 1), [1, 1]):
+        raise ValueError("a dilated max pool has no average-pool stand-in")
+    return _F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode)
+
+
 def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
-    """``gm`` with every softmax call replaced by :func:`positive_mix`, and norms and saturating gates called as
-    functions (inside modules that are traced through) by :func:`positive_identity` (node names unchanged)."""
+    """``gm`` with every softmax call replaced by :func:`positive_mix`, max pools called as functions by
+    :func:`positive_max_pool`, and norms and saturating gates called as functions (inside modules that are
+    traced through) by :func:`positive_identity` (node names unchanged)."""
     for n in gm.graph.nodes:
         if n.op == "call_function" and n.target in _IDENTITY_FUNCTIONS:
             n.target, n.args, n.kwargs = positive_identity, (n.args[0],), {}
+        elif n.op == "call_function" and n.target in (_F.max_pool2d, torch.max_pool2d):
+            n.target = positive_max_pool
+        elif n.op == "call_function" and n.target is _F.adaptive_max_pool2d:
+            n.target, n.args = _F.adaptive_avg_pool2d, n.args[:2]
+            n.kwargs = {k: v for k, v in n.kwargs.items() if k != "return_indices"}
         elif n.op == "call_function" and n.target in _SOFTMAX or n.op == "call_method" and n.target in (
                 "softmax", "log_softmax"):
             dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else None)
