@@ -213,6 +213,13 @@ def _packed(rel: Rel, slot: int) -> int:
     return out
 
 
+def _covers(big: Grid, small: Grid) -> bool:
+    """Every term of ``small`` inside one of ``big`` (then their union is ``big``)."""
+    image = big.image
+    return all(any(_inside(h1, h2, image.h) and _inside(w1, w2, image.w) for h2, w2 in big.terms)
+               for h1, w1 in small.terms)
+
+
 def _inside(a: Rel, b: Rel, slot: int) -> bool:
     return a is b or _packed(a, slot) & ~_packed(b, slot) == 0
 
@@ -224,6 +231,8 @@ _WINDOWS: dict[tuple[int, int, int, int, int, int], tuple[Rel, Rel]] = {}
 def _window_axis(rel: Rel, k: int, s: int, p: int, d: int, n_out: int) -> Rel:
     """One axis of a window op. Cached by the identity of ``rel`` (a chain of equal convs maps the same tuple
     again and again; hashing it would cost as much as the map); the cache keeps ``rel`` alive."""
+    if k == 1 and s == 1 and p == 0 and n_out == len(rel):
+        return rel  # a 1x1 conv, an element-wise step: the same units
     key = (id(rel), k, s, p, d, n_out)
     hit = _WINDOWS.get(key)
     if hit is not None and hit[0] is rel:
@@ -251,6 +260,8 @@ def window(g: Grid, kernel: tuple[int, int], stride: tuple[int, int], padding: t
     """A window op (conv, pool, gap): output unit ``u`` sees the input units ``u·s − p + j·d`` that exist."""
     terms = [(_window_axis(h, kernel[0], stride[0], padding[0], dilation[0], out_hw[0]),
               _window_axis(w, kernel[1], stride[1], padding[1], dilation[1], out_hw[1])) for h, w in g.terms]
+    if all(a is h and b is w for (a, b), (h, w) in zip(terms, g.terms)):
+        return g  # 1x1: the same reach (and its cached answers)
     if len(terms) == 1 and any(terms[0][0]) and any(terms[0][1]):
         return Grid(g.image, out_hw[0], out_hw[1], (terms[0],))  # a chain: nothing to normalise
     return grid(g.image, out_hw[0], out_hw[1], terms)
@@ -385,6 +396,12 @@ def _union(reaches: Sequence[Reach]) -> Reach:
     if any(r.dims != dims for r in shaped):
         raise ValueError(f"union of reaches over different units {[r.dims for r in shaped]}")
     broadcast = join(*(coverage(r) for r in reaches if is_single(r)))
+    if len(shaped) == 2 and not broadcast and isinstance(shaped[0], Grid) and isinstance(shaped[1], Grid):
+        a, b = shaped
+        if _covers(b, a):
+            return b
+        if _covers(a, b):
+            return a
     if all(isinstance(r, Grid) for r in shaped):
         image, hu, wu = shaped[0].image, dims[0], dims[1]
         terms = [t for r in shaped for t in r.terms]  # type: ignore[union-attr]
