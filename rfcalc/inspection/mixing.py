@@ -222,8 +222,8 @@ def follow_matmul(rec: Recorder, n: fx.Node, action: MatMul, call: Call | None, 
     b_sum, b_cols = L.unit_axes(lb[-2]), L.unit_axes(lb[-1])
     ra2 = R.reduce_axes(ra, a_sum) if a_sum else ra
     rb2 = R.reduce_axes(rb, b_sum) if b_sum else rb
-    a_keep = [x for x in range(len(ra.dims)) if x not in a_sum]
-    b_keep = [x for x in range(len(rb.dims)) if x not in b_sum]
+    a_keep = [x for x in range(0 if R.is_single(ra) else len(ra.dims)) if x not in a_sum]
+    b_keep = [x for x in range(0 if R.is_single(rb) else len(rb.dims)) if x not in b_sum]
     if [a_keep.index(x) for x in a_rows] != list(range(len(a_keep))) or \
             [b_keep.index(x) for x in b_cols] != list(range(len(b_keep))):
         rec.stop(n, "multiplies matrices whose units are not in row-major order", desc)
