@@ -324,3 +324,344 @@ def resnet50_trunk_spec(size: int = 224, width: int = 64) -> str:
         for i in range(blocks):
             lines.append(bottleneck(f"layer{layer}_{i}", planes, stride if i == 0 else 1, i == 0))
     return "".join(lines)
+
+
+# -- issue 14: the patterns of torchvision's zoo and of the seeds, written by hand --------------------------------
+# (torchvision is not a dependency: its PyPI wheels are built against CUDA torch and do not import beside the
+# CPU wheel; these follow its code: shufflenetv2.py, convnext.py, vision_transformer.py, ops/misc.py)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """torchvision.models.shufflenetv2.channel_shuffle."""
+    batchsize, num_channels, height, width = x.size()
+    channels_per_group = num_channels // groups
+    x = x.view(batchsize, groups, channels_per_group, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batchsize, num_channels, height, width)
+
+
+def conv_bn_relu(c_in: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1, relu: bool = True
+                 ) -> nn.Sequential:
+    padding = (k - 1) // 2
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, stride, padding, groups=groups, bias=False),
+                               nn.BatchNorm2d(c_out)]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class ShuffleUnit(nn.Module):
+    """torchvision's ShuffleNet v2 InvertedResidual: chunk (stride 1) or two branches (stride 2), concat,
+    channel shuffle."""
+
+    def __init__(self, inp: int, oup: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        branch = oup // 2
+        if stride > 1:
+            self.branch1 = nn.Sequential(conv_bn_relu(inp, inp, 3, stride, groups=inp, relu=False),
+                                         conv_bn_relu(inp, branch))
+        else:
+            self.branch1 = nn.Sequential()
+        self.branch2 = nn.Sequential(conv_bn_relu(inp if stride > 1 else branch, branch),
+                                     conv_bn_relu(branch, branch, 3, stride, groups=branch, relu=False),
+                                     conv_bn_relu(branch, branch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class TinyShuffleNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = conv_bn_relu(3, 8, 3, 2)
+        self.stage = nn.Sequential(ShuffleUnit(8, 16, 2), ShuffleUnit(16, 16, 1))
+        self.conv5 = conv_bn_relu(16, 32)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv5(self.stage(self.conv1(x)))
+        return self.fc(x.mean([2, 3]))
+
+
+class Permute(nn.Module):
+    """torchvision.ops.misc.Permute."""
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.permute(x, self.dims)
+
+
+def stochastic_depth(x: torch.Tensor, p: float, mode: str, training: bool = True) -> torch.Tensor:
+    """torchvision.ops.stochastic_depth."""
+    if not training or p == 0.0:
+        return x
+    size = [x.shape[0]] + [1] * (x.ndim - 1) if mode == "row" else [1] * x.ndim
+    noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p)
+    return x * noise.div_(1.0 - p)
+
+
+class StochasticDepth(nn.Module):
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return stochastic_depth(x, self.p, self.mode, self.training)
+
+
+class LayerNorm2d(nn.Module):
+    """ConvNeXt's channels-first layer norm written by hand (facebookresearch/ConvNeXt)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class CNBlock(nn.Module):
+    """torchvision's ConvNeXt block: depthwise 7x7, channels-last LayerNorm / Linear / GELU / Linear, permute
+    back, layer scale (C, 1, 1), stochastic depth, residual."""
+
+    def __init__(self, dim: int, layer_scale: float = 1e-6, p: float = 0.1) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(dim, dim, 7, padding=3, groups=dim), Permute([0, 2, 3, 1]),
+                                   nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, 4 * dim), nn.GELU(),
+                                   nn.Linear(4 * dim, dim), Permute([0, 3, 1, 2]))
+        self.layer_scale = nn.Parameter(torch.ones(dim, 1, 1) * layer_scale)
+        self.stochastic_depth = StochasticDepth(p, "row")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        result = self.layer_scale * self.block(x)
+        result = self.stochastic_depth(result)
+        result += x
+        return result
+
+
+class TinyConvNeXt(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 4, stride=4), LayerNorm2d(8))
+        self.stage1 = CNBlock(8)
+        self.down = nn.Sequential(LayerNorm2d(8), nn.Conv2d(8, 16, 2, stride=2))
+        self.stage2 = CNBlock(16)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(LayerNorm2d(16), nn.Flatten(1), nn.Linear(16, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stage2(self.down(self.stage1(self.stem(x))))
+        return self.classifier(self.avgpool(x))
+
+
+class MLP(nn.Sequential):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, dim),
+                         nn.Dropout(0.1))
+
+
+class EncoderBlock(nn.Module):
+    """torchvision's ViT encoder block: LayerNorm, nn.MultiheadAttention (batch first), residual, LayerNorm,
+    MLP, residual."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim)
+        self.self_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.dropout = nn.Dropout(0.1)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, 2 * dim)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        x = self.ln_1(input)
+        x, _ = self.self_attention(x, x, x, need_weights=False)
+        x = self.dropout(x)
+        x = x + input
+        y = self.ln_2(x)
+        y = self.mlp(y)
+        return x + y
+
+
+class HandAttention(nn.Module):
+    """One-head attention on tokens written by hand: q·kᵀ, softmax, ·v."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+        self.scale = dim ** -0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        attention = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
+        return x + self.out(attention @ v)
+
+
+class TinyViT(nn.Module):
+    """torchvision's VisionTransformer, small: patches by a strided conv, ``flatten(2).transpose(1, 2)``, class
+    token, positional embedding, encoder blocks, ``[:, 0]``, head. ``hand=True`` adds an attention written by
+    hand after the encoder blocks."""
+
+    def __init__(self, image: int = 16, patch: int = 4, dim: int = 8, heads: int = 2, hand: bool = False) -> None:
+        super().__init__()
+        self.conv_proj = nn.Conv2d(3, dim, patch, stride=patch)
+        tokens = (image // patch) ** 2 + 1
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
+        self.layers = nn.Sequential(EncoderBlock(dim, heads), EncoderBlock(dim, heads))
+        self.hand = HandAttention(dim) if hand else None
+        self.ln = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv_proj(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.layers(x + self.pos_embedding)
+        if self.hand is not None:
+            x = self.hand(x)
+        return self.head(self.ln(x)[:, 0])
+
+
+class SqueezeExcitation(nn.Module):
+    """torchvision.ops.SqueezeExcitation."""
+
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.activation = nn.ReLU()
+        self.scale_activation = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+        return scale * x
+
+
+class SENet(nn.Module):
+    """A conv, a squeeze-and-excitation gate, a conv, global pooling and a head: every row from the gate on
+    sees the whole image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = conv_bn_relu(3, 16, 3, 2)
+        self.se = SqueezeExcitation(16, 4)
+        self.c2 = conv_bn_relu(16, 16, 3)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.c2(self.se(self.c1(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class UltimusBlock(nn.Module):
+    """Seed 003's Ultimus block as its report writes it: K, Q, V = Linear(48 -> 8, no bias); AM = softmax of
+    QᵀK / √8; Z = V·AM; out = Linear(8 -> 48)."""
+
+    def __init__(self, features: int = 48, dim: int = 8) -> None:
+        super().__init__()
+        self.k = nn.Linear(features, dim, bias=False)
+        self.q = nn.Linear(features, dim, bias=False)
+        self.v = nn.Linear(features, dim, bias=False)
+        self.out = nn.Linear(dim, features)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, q, v = self.k(x), self.q(x), self.v(x)
+        am = F.softmax(q.unsqueeze(2) @ k.unsqueeze(1) / (self.dim ** 0.5), dim=-1)
+        z = (v.unsqueeze(1) @ am).squeeze(1)
+        return self.out(z)
+
+
+class UltimusNet(nn.Module):
+    """Seed 003 (School_of_AI_Assignment_9) as PyTorch code: its torchsummary lists 25,786 parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3)
+        self.conv2 = nn.Conv2d(16, 32, 3)
+        self.conv3 = nn.Conv2d(32, 48, 3)
+        self.gap = nn.AvgPool2d(26)
+        self.ultimus = nn.Sequential(*(UltimusBlock() for _ in range(4)))
+        self.fc = nn.Linear(48, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.relu(self.conv3(x))
+        x = self.gap(x).view(-1, 48)
+        return self.fc(self.ultimus(x))
+
+
+class InceptionHead(nn.Module):
+    """inception_v3's head: AdaptiveAvgPool2d(1) -> Dropout -> flatten -> fc (the pool is gap)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = conv_bn_relu(3, 16, 3, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout()
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(self.avgpool(self.conv(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
+class AlexNetHead(nn.Module):
+    """alexnet / vgg's head: AdaptiveAvgPool2d((6, 6)) on a 6x6 map (here 4x4), flatten, dropout, linear layers:
+    the logits see every pixel though the trunk's window does not. ``crop=True``: a pool without padding drops
+    the last row and column of its input (floor), and the logits miss those pixels."""
+
+    def __init__(self, crop: bool = False) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2, padding=2), nn.ReLU(inplace=True),
+                                      nn.MaxPool2d(3, 2, padding=0 if crop else 1), nn.Conv2d(8, 8, 3, padding=1),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        self.avgpool = nn.AdaptiveAvgPool2d((3, 3) if crop else (4, 4))
+        self.classifier = nn.Sequential(nn.Dropout(), nn.Linear(8 * (9 if crop else 16), 32), nn.ReLU(inplace=True),
+                                        nn.Linear(32, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class StridedHoles(nn.Module):
+    """A 1x1 conv with stride 2 sees every other pixel only: the pooled logits are not global."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 1, stride=2)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.c(x).mean((2, 3)))
+
+
+class FunctionalPools(nn.Module):
+    """Max pools called as functions (inception's ``F.max_pool2d(x, kernel_size=3, stride=2)``), adaptive too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3)
+        self.b = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(self.a(x), kernel_size=3, stride=2)
+        return F.adaptive_max_pool2d(self.b(x), 7)

@@ -73,7 +73,7 @@ def test_contract_example_names_totals_and_merges():
     assert rows["residual4.relu"]["op"] == "relu"
     totals = report.to_dict()["totals"]
     assert totals == {"params": 85226, "macs": 36504192, "rf": [49, 49], "jump": [4, 4], "start": [14, 14],
-                      "output_shape": [10]}
+                      "global": True, "output_shape": [10]}
     assert report.to_dict()["schema_version"] == 1 and report.to_dict()["input"] == [3, 32, 32]
     assert sum(r["params"] for r in report.to_dict()["layers"]) == totals["params"]
 
@@ -366,3 +366,51 @@ def test_calculator_is_linear_in_layers():
     rfcalc.load_spec(spec(10_000))
     elapsed = time.perf_counter() - start
     assert elapsed < 5, elapsed  # the bench measures the 1 s goal; this only guards against a quadratic walk
+
+
+# -- global: every unit sees every input pixel (torch-free; the gradient oracle checks it in test_gradient_rf) --
+def _global(layers: list[dict], size: int | list[int] = 16) -> list[tuple[str, bool]]:
+    report = rfcalc.analyze({"version": 1, "name": "g", "input": {"channels": 3, "size": size}, "layers": layers})
+    return [(r.op, r.is_global) for r in report.rows]
+
+
+def test_global_after_gap_linear_ultimus_and_flatten_linear():
+    assert _global([{"op": "conv", "out": 4, "padding": 1}, {"op": "gap"}, {"op": "ultimus", "dim": 2},
+                    {"op": "linear", "out": 2}]) == [("conv", False), ("gap", True), ("ultimus", True),
+                                                     ("linear", True)]
+    # flatten keeps each element's window; the linear after it mixes them all (its rf stays the conv's: 3)
+    rows = rfcalc.analyze({"version": 1, "name": "g", "input": {"channels": 3, "size": 8}, "layers": [
+        {"op": "conv", "out": 2, "padding": 1}, {"op": "flatten"}, {"op": "linear", "out": 2}]}).rows
+    assert [(r.op, r.geo_out.rf, r.is_global) for r in rows] == [("conv", (3, 3), False),
+                                                                 ("flatten", (3, 3), False),
+                                                                 ("linear", (3, 3), True)]
+
+
+def test_global_where_windows_cover_the_image_and_not_where_pixels_drop_out():
+    # a 3x3 conv on a 2x2 image: every unit's window holds the whole image
+    assert _global([{"op": "conv", "out": 2, "padding": 1}], size=2) == [("conv", True)]
+    # a 1x1 conv with stride 2 skips every other pixel: the pool over it is not global
+    assert _global([{"op": "conv", "out": 2, "k": 1, "stride": 2}, {"op": "gap"}, {"op": "linear", "out": 2}]) \
+        == [("conv", False), ("gap", False), ("linear", False)]
+    # a stride-2 2x2 conv on 17 pixels drops the last one (floor)
+    assert _global([{"op": "conv", "out": 2, "k": 2, "stride": 2}, {"op": "gap"}], size=17)[-1] == ("gap", False)
+    # ... and a shortcut that skips pixels is covered by the body beside it
+    assert _global([{"op": "residual", "body": [{"op": "conv", "out": 3, "stride": 2, "padding": 1}],
+                     "shortcut": [{"op": "conv", "out": 3, "k": 1, "stride": 2}]}, {"op": "gap"}])[-1] \
+        == ("gap", True)
+
+
+def test_json_and_csv_carry_global_and_the_rf_rule_judges_the_local_window():
+    spec = rfcalc.load_spec({"version": 1, "name": "g", "input": {"channels": 3, "size": 16}, "layers": [
+        {"op": "conv", "out": 4, "padding": 1}, {"op": "flatten"}, {"op": "linear", "out": 2}],
+        "constraints": {"rf": {"gt": 10}}})
+    data = spec.report.to_dict()
+    assert [row["global"] for row in data["layers"]] == [False, False, True]
+    assert data["totals"]["global"] is True and data["totals"]["rf"] == [3, 3]
+    from rfcalc.analysis.render import render_csv, rf_cell
+
+    lines = render_csv(spec.report).splitlines()
+    assert lines[0].endswith(",macs,global") and lines[-1].endswith(",true") and lines[1].endswith(",false")
+    assert rf_cell(spec.report.output) == "3 · global"
+    result = rfcalc.check(spec)
+    assert not result.ok and result.rules[0].value == [3, 3]  # the window (3), not "the whole image"

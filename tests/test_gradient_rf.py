@@ -61,6 +61,13 @@ EDGE_CASES = {
                                 {"op": "conv", "separable": True, "out": 3, "dilation": 2, "stride": 2}],
     "global pool after feature maps": [{"op": "conv", "k": 3}, {"op": "gap", "mode": "max"},
                                        {"op": "linear", "out": 3}],
+    "a strided 1x1 conv skips pixels: not global": [{"op": "conv", "k": 1, "stride": 2}, {"op": "gap"},
+                                                    {"op": "linear", "out": 2}],
+    "flatten then linear sees every pixel": [{"op": "conv", "k": 3, "padding": 1, "stride": 2}, {"op": "flatten"},
+                                             {"op": "linear", "out": 3}],
+    "wide dense windows are global": [{"op": "conv", "k": 17, "padding": 8}, {"op": "conv", "k": 17, "padding": 8}],
+    "wide dilated windows keep holes": [{"op": "conv", "k": 3, "dilation": 8, "padding": 8},
+                                        {"op": "conv", "k": 3, "dilation": 8, "padding": 8}],
 }
 # Branches whose windows have different centres: the merged RF is the union of the windows, which the seeds'
 # hand tables get wrong (they take the larger RF). On an even input a ceil-mode 3x3 pool (unit 0 sees [0, 2])
@@ -134,6 +141,19 @@ def test_the_oracle_sees_a_wrong_table() -> None:
     problems = module_problems(dilated, rfcalc.build_model(plain))
     assert problems and all("gradient" in p for p in problems)
     assert any(p.startswith("conv2 unit (7, 7) axis h: table [4, 10]") for p in problems)
+
+
+def test_the_oracle_sees_a_wrong_global_flag() -> None:
+    """A 2x2 stride-2 conv sees every pixel, a 1x1 one every other: checked against the other's table, the
+    global flag is caught both ways."""
+    dense = spec_of([{"op": "conv", "k": 2, "stride": 2}, {"op": "gap"}])
+    holes = spec_of([{"op": "conv", "k": 1, "stride": 2}, {"op": "gap"}])
+    assert dense.report.is_global and not holes.report.is_global
+    assert module_problems(dense) == [] and module_problems(holes) == []
+    wrong = module_problems(dense, rfcalc.build_model(holes))
+    assert any("the table says global, but" in p for p in wrong)
+    wrong = module_problems(holes, rfcalc.build_model(dense))
+    assert any("the table says not global, but it depends on every pixel" in p for p in wrong)
 
 
 def test_measured_windows_by_hand() -> None:

@@ -68,7 +68,9 @@ def test_report_equals_the_equivalent_spec(name: str) -> None:
 def test_rows_are_named_after_modules_and_nodes() -> None:
     report = inspect_module(M.ResidualNet(), SHAPE)
     names = [r.name for r in report.rows]
-    assert names[:4] == ["stem.0", "stem.1", "stem.2", "block1.conv1"]
+    # the stem Sequential(conv, bn, relu) is one spec conv: named after it, its bn and relu folded in
+    assert names[:4] == ["stem", "stem.1", "stem.2", "block1.conv1"]
+    assert [report.row(n).attached_to for n in names[:4]] == [None, "stem", "stem", None]
     # the block's one ReLU module is called twice: the second call gets a suffix
     assert "block1.relu" in names and "block1.relu_1" in names
     add = report.row("add_1")
@@ -89,7 +91,7 @@ def test_json_has_exactly_the_fields_of_analyze() -> None:
     assert set(inspected["totals"]) == set(analyzed["totals"])
     base = set.intersection(*(set(row) for row in analyzed["layers"]))
     for row in inspected["layers"]:
-        assert base <= set(row) <= base | {"bias", "ceil_mode", "mode", "p", "in_shapes", "dim"}
+        assert base <= set(row) <= base | {"bias", "ceil_mode", "mode", "p", "in_shapes", "dim", "attached_to"}
 
 
 def test_resnet50_trunk_rf_427_jump_32() -> None:
@@ -324,13 +326,15 @@ def test_bad_input_shapes() -> None:
 
 
 def test_elementwise_modules_pass_the_rf_through() -> None:
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Hardswish(), nn.Softmax(dim=1), nn.Conv2d(8, 8, 3), nn.Identity())
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Hardswish(), nn.Softmin(dim=1), nn.Softmax(dim=1),
+                          nn.Conv2d(8, 8, 3), nn.Identity())
     report = inspect_module(model, SHAPE)
-    assert [r.op for r in report.rows] == ["conv", "hardswish", "softmax", "conv", "identity"]
+    assert [r.op for r in report.rows] == ["conv", "hardswish", "softmin", "softmax", "conv", "identity"]
     assert report.rf == (5, 5)
-    # nn.Softmax is not in the table: passed through after the one-pixel test, with an info diagnostic
+    # nn.Softmin is not in the table: passed through after the one-pixel test, with an info diagnostic;
+    # nn.Softmax along the channels is in it (a softmax along units is read with the tensor's layout)
     assert [(d.severity, d.code) for d in report.diagnostics] == [("info", "pointwise-op")]
-    assert "'2' (Softmax)" in report.diagnostics[0].message
+    assert "'2' (Softmin)" in report.diagnostics[0].message
 
 
 def test_functional_odds_and_ends() -> None:
@@ -350,15 +354,16 @@ def test_functional_odds_and_ends() -> None:
     model = Odd()
     report = inspect_module(model, SHAPE)
     ops = [r.op for r in report.rows]
+    # .contiguous() is the same values: no row
     assert ops == ["conv", "mul_const", "add_const", "chunk", "chunk", "maxpool", "getitem", "concat",
-                   "avgpool", "contiguous", "sigmoid"]
+                   "avgpool", "sigmoid"]
     assert report.row("adaptive_avg_pool2d").kernel == (4, 4)
     assert report.output.out_shape == (6, 8, 8)
     assert report.rf == (3 + 2 + 3, 3 + 2 + 3)
     assert report.params == sum(p.numel() for p in model.parameters())
 
 
-def test_squeeze_excitation_warns_about_global_context() -> None:
+def test_squeeze_excitation_makes_every_unit_global() -> None:
     class SE(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -375,8 +380,13 @@ def test_squeeze_excitation_warns_about_global_context() -> None:
     report = inspect_module(SE(), SHAPE)
     assert report.row("pool").op == "avgpool" and report.row("pool").kernel == (32, 32)
     assert report.output.op == "mul" and report.output.inputs == ("c", "sigmoid")
+    # the window stays the conv's; through the 1x1 gate every unit sees every pixel
     assert report.rf == (3, 3)
-    assert [d.code for d in report.diagnostics] == ["global-context"]
+    assert [(r.name, r.is_global) for r in report.rows] == [("c", False), ("pool", True), ("fc1", True),
+                                                            ("relu", True), ("fc2", True), ("sigmoid", True),
+                                                            ("mul", True)]
+    assert report.to_dict()["totals"]["global"] is True
+    assert not report.diagnostics
 
 
 def test_global_pool_then_view_is_gap() -> None:
@@ -453,5 +463,6 @@ def test_squeeze_excitation_with_linear_layers_and_expand_as() -> None:
     assert report.row("mul").inputs == ("c", "view_1")
     assert report.row("view_1").out_shape == (16, 1, 1)
     assert report.rf == (3 + 2 * 15, 3 + 2 * 15)
-    assert [d.code for d in report.diagnostics] == ["global-context"]
+    assert not report.diagnostics
+    assert report.row("mul").is_global and not report.row("c").is_global
     assert inspection.spec_notes["c"] == "padding_mode='reflect'; the spec pads with zeros"

@@ -287,3 +287,29 @@ def test_register_on_a_fresh_app(model_py: Path) -> None:
     result = CliRunner().invoke(fresh, ["inspect", f"{model_py}:Net", "--input", "3x8x8", "--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["input"] == [3, 8, 8]
+
+
+# -- issue 18 item 8: inspect lays out a network as table does ------------------------------------------------------
+def test_inspect_of_an_exported_spec_prints_the_table_of_the_spec(cli: CliRunner, tmp_path: Path) -> None:
+    """Export a bundled spec, inspect the file: the same markdown table line for line (a conv's own bn and
+    relu folded into its line, rows named after the spec's layers, gap called gap); --to-spec names the layers
+    as the spec did (``c1_1``, ``c3_1_pw``)."""
+    spec = Path(__file__).resolve().parents[1] / "arch_specs" / "c1c2c3c4_cifar10.yaml"
+    model = tmp_path / "model.py"
+    assert cli.invoke(app, ["export", str(spec), "-o", str(model)]).exit_code == 0
+    table = cli.invoke(app, ["table", str(spec), "--format", "markdown"]).stdout
+    target = f"{model}:C1c2c3c4Cifar10"
+    inspected = cli.invoke(app, ["inspect", target, "--input", "3x32x32", "--format", "markdown"])
+    assert inspected.exit_code == 0, inspected.output
+    assert inspected.stdout.replace("C1c2c3c4Cifar10", "c1c2c3c4-cifar10") == table
+    assert "| c1_1 (conv+bn+relu) |" in table and "| gap (gap) |" in table
+    out = tmp_path / "net.yaml"
+    assert cli.invoke(app, ["inspect", target, "--input", "3x32x32", "--to-spec", str(out)]).exit_code == 0
+    names = [layer["name"] for layer in rfcalc.load_spec(out).data["layers"]]
+    assert names[:2] == ["c1_1", "c1_2"] and names[6:8] == ["c3_1_dw", "c3_1_pw"] and names[-2:] == ["gap", "fc"]
+    # JSON keeps one row per op with the same numbers, the folded ones marked as the spec marks them
+    data = json.loads(cli.invoke(app, ["inspect", target, "--input", "3x32x32", "--format", "json"]).stdout)
+    expected = json.loads(cli.invoke(app, ["table", str(spec), "--format", "json"]).stdout)
+    for row in data["layers"] + expected["layers"]:
+        row.pop("path")
+    assert data["layers"] == expected["layers"] and data["totals"] == expected["totals"]

@@ -42,6 +42,11 @@ def test_readme_table_is_what_rfcalc_prints(runner):
     assert table in README and summary.strip() in README
 
 
+def test_readme_terminal_table_is_the_80_column_golden():
+    golden = (ROOT / "tests" / "golden" / "rich" / "quickstart.80.txt").read_text(encoding="utf-8")
+    assert golden in _blocks(""), "README's terminal table differs from tests/golden/rich/quickstart.80.txt"
+
+
 def test_readme_check_output_is_what_rfcalc_prints(runner):
     result = runner.invoke(app, ["check", "examples/quickstart.yaml"])
     assert result.exit_code == 0

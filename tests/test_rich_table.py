@@ -73,7 +73,7 @@ CELLS = {
     "k": lambda row, line: _pair(row["kernel"]), "s": lambda row, line: _pair(row["stride"]),
     "p": lambda row, line: _pair(row["padding"]), "d": lambda row, line: _pair(row["dilation"]),
     "g": lambda row, line: "-" if row["groups"] is None else _number(row["groups"]),
-    "jump": lambda row, line: _pair(row["jump_out"]), "RF": lambda row, line: _pair(row["rf_out"]),
+    "jump": lambda row, line: _pair(row["jump_out"]), "RF": lambda row, line: _pair(row["rf_out"]) + (" · global" if row["global"] else ""),
     "start": lambda row, line: _pair(row["start_out"]), "params": lambda row, line: _number(line.params),
     "MACs": lambda row, line: _number(row["macs"]),
 }
@@ -87,29 +87,38 @@ def assert_every_number_visible(report: rfcalc.Report, width: int) -> list[str]:
     lines = text.splitlines()
     assert "…" not in text
     assert all(len(line) <= width for line in lines), text
-    assert lines[0] == (f"{report.name}: params {_number(report.params)}, MACs {_number(report.macs)}, "
-                        f"RF {_pair(list(report.rf))}, jump {_pair(list(report.output.geo_out.jump))}, "
-                        f"output {_shape(list(report.output.out_shape))}")
+    totals = report.to_dict()["totals"]
+    summary = (f"{report.name}: params {_number(report.params)}, MACs {_number(report.macs)}, "
+               f"RF {_pair(totals['rf'])}{' · global' if totals['global'] else ''}, "
+               f"jump {_pair(list(report.output.geo_out.jump))}, output {_shape(list(report.output.out_shape))}")
+    n_summary = next(i for i, line in enumerate(lines) if line.lstrip().startswith(("#", "layer")))
+    assert (n_summary == 1) == (len(summary) <= width), text  # broken after a comma only when it must be
+    assert " ".join(line.strip() for line in lines[:n_summary]) == summary, text
+    lines = lines[n_summary - 1:]
     header = lines[1]
     shown = re.split(r"\s{2,}", header.strip())  # columns are at least two spaces apart
     assert shown == [h for h in HEADERS if h in shown], (shown, header)
-    body: list[list[str]] = []  # per row: its line, then the rest of its name from the lines below
+    op_at = header.index("op")  # layer and op are left-justified: their cells start under their headers
+    body: list[tuple[str, list[str], list[str]]] = []  # per row: its line, the rest of its name and of its op
     for line in lines[3:]:
         if line.startswith("hidden at"):
             break
-        if len(line.split()) == 1 and body:
-            body[-1].append(line.strip())
+        if len(line.split()) <= 2 and body:  # a row's first line has every number; this one goes on its name/op
+            body[-1][1].append(line[:op_at].strip())
+            body[-1][2].append(line[op_at:].strip())
         else:
-            body.append([line])
+            body.append((line, [], []))
     folded = fold(report)
     assert len(body) == len(folded), text
     rows = {row["name"]: row for row in report.to_dict()["layers"]}
-    for i, (line, (first, *more)) in enumerate(zip(folded, body)):
+    for i, (line, (first, names, ops)) in enumerate(zip(folded, body)):
         row = rows[line.row.name]
-        name_start = first.split()[1 if "#" in shown else 0]
-        assert name_start + "".join(more) == row["name"], (first, more)
-        cells = ([str(i)] if "#" in shown else []) + [name_start]
-        cells += [CELLS[h](row, line) for h in shown if h not in ("#", "layer")]
+        name_start = first[:op_at].split()[-1]
+        op_start = first[op_at:].split()[0]
+        assert name_start + "".join(names) == row["name"], (first, names)
+        assert op_start + "".join(ops) == line.label, (first, ops)
+        cells = ([str(i)] if "#" in shown else []) + [name_start, op_start]
+        cells += [CELLS[h](row, line) for h in shown if h not in ("#", "layer", "op")]
         assert re.fullmatch(r"\s*" + r"\s+".join(map(re.escape, cells)) + r"\s*", first), (cells, first)
     return shown
 
@@ -139,16 +148,22 @@ def test_wide_terminals_show_every_column():
 
 def test_what_is_hidden_is_said():
     report = rfcalc.analyze(ROOT / "arch_specs" / "custom_resnet.yaml")
-    assert render(report, 80).splitlines()[-1] == ("hidden at 80 columns: in, MACs (widen the terminal, or "
-                                                   "--format csv / json)")
+    assert render(report, 80).splitlines()[-1] == ("hidden at 80 columns: in, start, MACs (wider terminal, or "
+                                                   "--format csv/json)")
     assert "hidden" not in render(report, 120)
 
 
 def test_the_layout_narrows_step_by_step():
     report = rfcalc.analyze(ROOT / "arch_specs" / "custom_resnet.yaml")
     table = ReportTable(report)
-    hidden = [table.layout_for(width)[0].hidden() for width in (120, 100, 80, 70, 60)]
-    assert hidden == [[], ["in"], ["in", "MACs"], ["in", "start", "MACs"], ["in", "g", "start", "MACs"]]
+    laid_out = [table.layout_for(width) for width in (120, 100, 80, 70, 60)]
+    assert [layout.hidden() for layout, _, _ in laid_out] == [[], ["in", "MACs"], ["in", "start", "MACs"],
+                                                             ["in", "g", "start", "MACs"],
+                                                             ["in", "g", "start", "MACs"]]
+    # names wrap at their dots from 80 columns on; op labels ('conv+bn+relu') at their '+' only as a last resort
+    assert [wraps for _, *wraps in laid_out] == [[None, None], [None, None], [13, None], [7, 11], [7, 7]]
+    assert_every_number_visible(report, 70)  # wrapped names and ops, every number whole
+    assert re.search(r"^prep +conv\+ .*\n +bn\+relu *$", render(report, 70), re.M), render(report, 70)
 
 
 def test_the_width_reckoned_is_richs_own():

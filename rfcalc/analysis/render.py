@@ -70,7 +70,8 @@ def _spatial(shape: tuple[int, ...] | None) -> str:
 
 
 def _channels(shape: tuple[int, ...] | None) -> str:
-    return "-" if shape is None else str(shape[0])
+    """C of C x H x W and of a vector; D of a token sequence N x D (inspect)."""
+    return "-" if shape is None else str(shape[-1] if len(shape) == 2 else shape[0])
 
 
 def _in_channels(row: Row) -> str:
@@ -104,10 +105,42 @@ def _shape(shape: tuple[int, ...] | None) -> str:
     return "-" if shape is None else "x".join(str(s) for s in shape)
 
 
-def summary_line(report: Report) -> str:
+GLOBAL_MARK = "global"
+
+
+def rf_cell(row: Row) -> str:
+    """A row's RF as shown: the window one unit sees, and ``· global`` when every unit sees every input pixel
+    (``195 · global``: the logits of a flatten -> linear head over a 195-pixel-window trunk)."""
+    text = axis(row.geo_out.rf)
+    return f"{text} · {GLOBAL_MARK}" if row.is_global else text
+
+
+def _summary_parts(report: Report) -> list[str]:
     out = report.output
-    return (f"{report.name}: params {format_number(report.params)}, MACs {format_number(report.macs)}, "
-            f"RF {rf_cell(out)}, jump {axis(out.geo_out.jump)}, output {_shape(out.out_shape)}")
+    return [f"{report.name}: params {format_number(report.params)}", f"MACs {format_number(report.macs)}",
+            f"RF {rf_cell(out)}", f"jump {axis(out.geo_out.jump)}", f"output {_shape(out.out_shape)}"]
+
+
+def summary_line(report: Report) -> str:
+    """The one-line summary above every table: params, MACs, the output's RF (and ``· global``), jump, shape."""
+    return ", ".join(_summary_parts(report))
+
+
+def summary_lines(report: Report, width: int) -> list[str]:
+    """:func:`summary_line` on lines of at most ``width`` characters, broken after a comma (never inside a
+    number); the lines after the first are indented by two spaces."""
+    lines: list[str] = []
+    parts = _summary_parts(report)
+    for i, part in enumerate(parts):
+        comma = 1 if i < len(parts) - 1 else 0  # room for the comma that may end the line
+        if lines and len(lines[-1]) + 2 + len(part) + comma <= width:
+            lines[-1] += f", {part}"
+        elif lines:
+            lines[-1] += ","
+            lines.append(f"  {part}")
+        else:
+            lines.append(part)
+    return lines
 
 
 MARKDOWN_HEADER = ("Operation", "nin", "in ch", "out ch", "padding", "kernel", "stride", "dilation", "nout", "jin",
@@ -132,7 +165,7 @@ def render_markdown(report: Report) -> str:
 
 
 CSV_FIELDS = ("name", "op", "inputs", "in_shape", "out_shape", "kernel", "stride", "padding", "dilation", "groups",
-              "jump_in", "jump_out", "rf_in", "rf_out", "start_in", "start_out", "params", "macs")
+              "jump_in", "jump_out", "rf_in", "rf_out", "start_in", "start_out", "params", "macs", "global")
 
 
 def render_csv(report: Report) -> str:
@@ -147,6 +180,8 @@ def render_csv(report: Report) -> str:
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
         return "x".join(str(v) for v in value) if value and not isinstance(value[0], str) else " ".join(value)
     return str(value)
@@ -174,6 +209,7 @@ class Layout:
     start: bool = True
     groups: bool = True
     wrap_names: bool = False  # wrap the longest layer names at their dots, as little as makes the table fit
+    wrap_ops: bool = False  # the last resort: wrap long op labels (conv+bn+leaky_relu+dropout) at their '+'
 
     def hidden(self) -> list[str]:
         """The report's columns this layout leaves out, for the note under the table."""
@@ -184,7 +220,8 @@ class Layout:
 def _layouts() -> list[Layout]:
     """The layouts to try, richest first; each leaves out or folds one more thing than the one before."""
     steps: list[dict[str, bool]] = [{}, {"fold_kspd": True}, {"index": False}, {"in_shape": False},
-                                    {"macs": False}, {"wrap_names": True}, {"start": False}, {"groups": False}]
+                                    {"macs": False}, {"wrap_names": True}, {"start": False}, {"groups": False},
+                                    {"wrap_ops": True}]
     layouts, fields = [], {}
     for step in steps:
         fields.update(step)
@@ -192,16 +229,18 @@ def _layouts() -> list[Layout]:
     return layouts
 
 
-def _name_parts(name: str) -> list[str]:
-    """'res1.body.conv.0' -> ['res1.', 'body.', 'conv.', '0']: where a long name may wrap."""
-    parts = name.split(".")
-    return [part + "." for part in parts[:-1]] + [parts[-1]]
+def _parts(text: str, sep: str = ".") -> list[str]:
+    """'res1.body.conv.0' -> ['res1.', 'body.', 'conv.', '0']: where a long name (or, at '+', an op label) may
+    wrap."""
+    parts = text.split(sep)
+    return [part + sep for part in parts[:-1]] + [parts[-1]]
 
 
-def wrap_name(name: str, width: int | None) -> str:
+def wrap_name(name: str, width: int | None, sep: str = ".") -> str:
     """A layer name on as few lines of at most ``width`` characters as its dots allow, the lines as even as can be
-    ('res1.body.conv.0' at 15: 'res1.body.' over 'conv.0'). A part longer than ``width`` keeps a line of its own."""
-    parts = _name_parts(name)
+    ('res1.body.conv.0' at 15: 'res1.body.' over 'conv.0'). A part longer than ``width`` keeps a line of its own.
+    With ``sep="+"``, the same for an op label ('conv+bn+' over 'relu')."""
+    parts = _parts(name, sep)
     if width is None or len(name) <= width or len(parts) == 1:
         return name
     if len(parts) > 12:  # deeply nested names: greedy lines (the even split below tries every cut)
@@ -220,11 +259,6 @@ def wrap_name(name: str, width: int | None) -> str:
             best = min(fitting, key=lambda split: max(map(len, split)))
             break
     return "\n".join(best)
-
-
-def rf_cell(row: Row) -> str:
-    """The receptive field of a row's output as every table and summary writes it: the one place for RF cells."""
-    return axis(row.geo_out.rf)
 
 
 def _kspd(row: Row) -> str:
@@ -278,51 +312,75 @@ class ReportTable:
         self.lines = fold(report)
         self.names = [line.row.name for line in self.lines]
         self.cells = {header: [cell(i, line) for i, line in enumerate(self.lines)] for header, cell in _CELLS.items()}
+        # With a global row, the RF column is "53 · global" over "   3": the windows right-aligned among
+        # themselves, the marks after them (rich strips a cell's trailing spaces, so the column is left-aligned)
+        self.global_rows = any(line.row.is_global for line in self.lines)
+        if self.global_rows:
+            windows = [axis(line.row.geo_out.rf) for line in self.lines]
+            wide = max(map(len, windows))
+            self.cells["RF"] = [f"{window:>{wide}}" + (f" · {GLOBAL_MARK}" if line.row.is_global else "")
+                                for window, line in zip(windows, self.lines)]
         self.widths = {header: max(_text_width(text) for text in [header, *cells])
                        for header, cells in self.cells.items()}
 
     def _name_column(self, name_width: int | None) -> list[str]:
         return [wrap_name(name, name_width) for name in self.names]
 
-    def width_of(self, layout: Layout, name_width: int | None = None) -> int:
-        """How wide the table of ``layout`` is, names wrapped to ``name_width`` (the sum of its columns)."""
+    def _op_column(self, op_width: int | None) -> list[str]:
+        return [wrap_name(label, op_width, "+") for label in self.cells["op"]]
+
+    def width_of(self, layout: Layout, name_width: int | None = None, op_width: int | None = None) -> int:
+        """How wide the table of ``layout`` is, names wrapped to ``name_width`` and op labels to ``op_width``
+        (the sum of its columns)."""
         headers = _headers(layout)
         names = max(_text_width(text) for text in ["layer", *self._name_column(name_width)])
-        return sum(names if h == "layer" else self.widths[h] for h in headers) + _GAP * (len(headers) - 1)
+        ops = max(_text_width(text) for text in ["op", *self._op_column(op_width)])
+        widths = {**self.widths, "layer": names, "op": ops}
+        return sum(widths[h] for h in headers) + _GAP * (len(headers) - 1)
 
-    def layout_for(self, width: int) -> tuple[Layout, int | None]:
-        """The richest layout whose table fits ``width`` columns (the last one when none does), and the width the
-        layer names are wrapped to (None: not wrapped)."""
+    def layout_for(self, width: int) -> tuple[Layout, int | None, int | None]:
+        """The richest layout whose table fits ``width`` columns (the last one when none does), and the widths the
+        layer names and op labels are wrapped to (None: not wrapped)."""
         longest = max(map(len, self.names))
-        shortest = max(len(part) for name in self.names for part in _name_parts(name))
+        shortest = max(len(part) for name in self.names for part in _parts(name))
+        ops_longest = max(map(len, self.cells["op"]))
+        ops_shortest = max(len(part) for label in self.cells["op"] for part in _parts(label, "+"))
         for layout in _layouts():
             excess = self.width_of(layout) - width
             if excess <= 0:
-                return layout, None
-            if layout.wrap_names and self.width_of(layout, max(shortest, longest - excess)) <= width:
-                return layout, max(shortest, longest - excess)
-        return layout, shortest
+                return layout, None, None
+            if layout.wrap_ops:
+                excess = self.width_of(layout, shortest) - width
+                op_width = max(ops_shortest, ops_longest - excess)
+                if self.width_of(layout, shortest, op_width) <= width:
+                    return layout, shortest, op_width
+            elif layout.wrap_names and self.width_of(layout, max(shortest, longest - excess)) <= width:
+                return layout, max(shortest, longest - excess), None
+        return layout, shortest, ops_shortest
 
-    def table(self, layout: Layout, name_width: int | None) -> Table:
-        """The rich table of ``layout``, names wrapped to ``name_width``."""
+    def table(self, layout: Layout, name_width: int | None, op_width: int | None = None) -> Table:
+        """The rich table of ``layout``, names wrapped to ``name_width`` and op labels to ``op_width``."""
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), pad_edge=False,
                       header_style="bold")
         headers = _headers(layout)
-        columns = [self._name_column(name_width) if h == "layer" else self.cells[h] for h in headers]
+        special = {"layer": self._name_column(name_width), "op": self._op_column(op_width)}
+        columns = [special[h] if h in special else self.cells[h] for h in headers]
         for header in headers:
-            table.add_column(header, justify="left" if header in _LEFT else "right", overflow="fold")
+            left = header in _LEFT or (header == "RF" and self.global_rows)
+            table.add_column(header, justify="left" if left else "right", overflow="fold")
         for row in zip(*columns):
             table.add_row(*row)
         return table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        layout, name_width = self.layout_for(options.max_width)
-        yield Text(summary_line(self.report))
-        yield self.table(layout, name_width)
+        layout, name_width, op_width = self.layout_for(options.max_width)
+        for line in summary_lines(self.report, options.max_width):
+            yield Text(line)
+        yield self.table(layout, name_width, op_width)
         hidden = layout.hidden()
         if hidden:
-            yield Text(f"hidden at {options.max_width} columns: {', '.join(hidden)} (widen the terminal, or "
-                       f"--format csv / json)", style="dim")
+            yield Text(f"hidden at {options.max_width} columns: {', '.join(hidden)} (wider terminal, or "
+                       f"--format csv/json)", style="dim")
 
 
 def rich_table(report: Report) -> ReportTable:

@@ -3,8 +3,9 @@
 :mod:`~rfcalc.inspection.api` is the entry (``inspect_module``, ``trace_module``); :mod:`~rfcalc.inspection.target`
 loads ``FILE.py:NAME`` (torch only when it runs); :mod:`~rfcalc.inspection.tracing` traces and runs the graph;
 :mod:`~rfcalc.inspection.lookup` is the table of which call is which op; :mod:`~rfcalc.inspection.walk` visits
-the nodes, :mod:`~rfcalc.inspection.follow` and :mod:`~rfcalc.inspection.merges` say what rows each becomes and
+the nodes, :mod:`~rfcalc.inspection.follow`, :mod:`~rfcalc.inspection.merges` and :mod:`~rfcalc.inspection.mixing`
+say what rows each becomes (reading each tensor's :mod:`~rfcalc.inspection.layout`, torch-free) and
 :mod:`~rfcalc.inspection.record` records them with the calculator; :mod:`~rfcalc.inspection.to_spec` writes the
-equivalent spec back (torch-free). This ``__init__`` imports nothing, so ``import rfcalc.inspection.target`` stays
-torch-free.
+equivalent spec back (torch-free); :mod:`~rfcalc.inspection.check` runs the gradient oracle on an inspected
+module. This ``__init__`` imports nothing, so ``import rfcalc.inspection.target`` stays torch-free.
 """

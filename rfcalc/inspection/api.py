@@ -28,9 +28,13 @@ rows computed so far plus one ``error`` diagnostic naming that node and why;
 ``partial=True`` (``rfcalc inspect`` prints the partial table and exits 2; ``rfcalc check`` exits 2).
 No number is ever guessed.
 
-A broadcast product or sum with a 1x1 map from a global pool (squeeze-and-excitation) keeps the local
-window of the full-size operand and adds a ``global-context`` warning: through the 1x1 map every unit
-also depends on the whole input, which no window can describe.
+Every row says whether each of its units depends on every input pixel (``global``, computed exactly by
+:mod:`rfcalc.table.reach`): a broadcast product with a 1x1 map from a global pool (squeeze-and-excitation),
+attention across tokens, a linear layer over a flattened map. The window (``rf``, ``jump``, ``start``) stays
+the local one of the full-size operand, as the contract defines it. Reshapes, permutes and transposes are
+followed with the tensor's layout (:mod:`rfcalc.inspection.layout`): channel shuffles, channels-last round
+trips (LayerNorm and Linear on the channels), tokenisation, class tokens, token selection, matmuls and
+``nn.MultiheadAttention`` (:mod:`rfcalc.inspection.mixing`). The module is traced and run in eval mode.
 
 Parameters are what PyTorch counts: a module or parameter used twice counts once (at its first use,
 with an ``info`` diagnostic); parameters the forward never uses give a ``warning``.
@@ -96,18 +100,18 @@ def trace_module(module: nn.Module, input_shape: Any, *, name: str | None = None
         raise RfcalcError(f"inspect needs a torch.nn.Module, got {type(module).__name__}")
     shape = parse_shape(input_shape)
     label = name or type(module).__name__
-    gm = trace_graph(module, label)
-    required = [n for n in gm.graph.nodes if n.op == "placeholder" and not n.args]
-    if len(required) != 1:
-        raise RfcalcError(f"{label}.forward takes {len(required)} required inputs; rfcalc inspects modules "
-                          f"with exactly one image input")
     states = [(m, m.training) for m in module.modules()]
-    walker = Walker(gm)
-    recorder = Recorder(gm, module, walker, shape, label)
-    inspector = Inspector(gm, walker, recorder)
     stopped: Diagnostic | None = None
     try:
-        module.eval()
+        module.eval()  # traced as it runs for inference: no dropout, stochastic depth or auxiliary heads
+        gm = trace_graph(module, label)
+        required = [n for n in gm.graph.nodes if n.op == "placeholder" and not n.args]
+        if len(required) != 1:
+            raise RfcalcError(f"{label}.forward takes {len(required)} required inputs; rfcalc inspects modules "
+                              f"with exactly one image input")
+        walker = Walker(gm)
+        recorder = Recorder(gm, module, walker, shape, label)
+        inspector = Inspector(gm, walker, recorder)
         first = next((p for p in module.parameters() if p.is_floating_point()), None)
         dtype = first.dtype if first is not None else torch.float32
         device = first.device if first is not None else torch.device("cpu")

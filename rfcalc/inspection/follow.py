@@ -1,105 +1,279 @@
 """``rfcalc inspect``'s rows for calls with one computed input: spec layers, element-wise ops, pools,
-reshapes, and the generic rule for calls missing from the lookup table. Needs torch.
+reshapes and permutes, and the generic rule for calls missing from the lookup table. Needs torch.
 
-Each ``follow_*`` function gets the recorder, the fx node, its action, the input's flow, the node's real
-output shape (without the batch) and a short description of the call, and records the node's rows or stops.
+Each ``follow_*`` function gets the recorder, the fx node, its action, the input's flow and layout
+(:mod:`rfcalc.inspection.layout`), the node's real output shape (without the batch) and a short description
+of the call, and records the node's rows, or an alias (same values, no row), or stops.
 """
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow, fmt_shape
-from rfcalc.ops.actions import AdaptivePool, AsLayer, GlobalPool, Pointwise, Reshape
-from rfcalc.inspection.lookup import is_reshape
-from rfcalc.inspection.record import Recorder, describe_shape, shapes_match
+from rfcalc.inspection import layout as L
+from rfcalc.inspection.lookup import flattens_after
+from rfcalc.inspection.record import Recorder, describe_shape, logical_shape
 from rfcalc.inspection.tracing import BATCH
-from rfcalc.table.report import Shape
+from rfcalc.ops.actions import AdaptivePool, AsLayer, Copy, GlobalPool, Permute, Pointwise, Reshape
+from rfcalc.ops.channel_shuffle import ChannelShuffleLayer
+from rfcalc.ops.conv import ConvLayer
 from rfcalc.ops.flatten import FlattenLayer
 from rfcalc.ops.gap import GapLayer
 from rfcalc.ops.pool import PoolLayer
-from rfcalc.inspection.result import SKIP
+from rfcalc.ops.registry import REGISTRY
+from rfcalc.table import reach as R
+from rfcalc.table.report import Shape
 
 
-def follow_layer(rec: Recorder, n: fx.Node, action: AsLayer, flow: Flow, out: Shape, desc: str) -> None:
-    if action.layer.op == "linear" and len(flow.shape) != 1:
-        rec.stop(n, f"applies a linear layer to the last axis of a {fmt_shape(flow.shape)} feature map, "
-                    f"mixing whole rows of pixels; rfcalc follows linear layers on vectors only", desc)
-    rec.layer(n, action.layer, flow, out, desc, action.spec_note)
+def kind(layout: L.Layout, unit_dims: tuple[int, ...]) -> str:
+    """"map" (channels first or last), "tokens", "vector" or "other"."""
+    if L.is_map(layout, unit_dims) or L.is_channels_last(layout, unit_dims):
+        return "map"
+    if L.is_vector(layout):
+        return "vector"
+    if L.all_unit_axes(layout) and L.is_tokens(layout, unit_dims):
+        return "tokens"
+    return "other"
 
 
-def follow_pointwise(rec: Recorder, n: fx.Node, action: Pointwise, flow: Flow, out: Shape, desc: str) -> None:
-    rec.passthrough(n, action.op, flow, out, desc, note=f"{action.op} has no spec op", same=True)
+def flow_kind(flow: Flow) -> str:
+    return {3: "map", 1: "vector", 2: "tokens"}.get(len(flow.shape), "other")
 
 
-def follow_pool(rec: Recorder, n: fx.Node, action: GlobalPool | AdaptivePool, flow: Flow, out: Shape,
-                desc: str) -> None:
-    """``gap`` when the result is only flattened (or a vector already), else the exact pool of the same windows."""
-    if len(flow.shape) != 3:
-        rec.stop(n, f"pools a {fmt_shape(flow.shape)}", desc)
+def describe(layout: L.Layout, unit_dims: tuple[int, ...]) -> str:
+    """How a message names a layout."""
+    if L.is_map(layout, unit_dims):
+        return "a feature map"
+    if L.is_channels_last(layout, unit_dims):
+        return "a channels-last feature map (H x W x C)"
+    if L.is_tokens(layout, unit_dims):
+        return "a token sequence (N x D)"
+    if L.is_vector(layout):
+        return "a vector"
+    parts = []
+    for d in layout:
+        kinds = {f.kind for f in d}
+        parts.append(f"{L.dim_size(d)}" + ("" if not d else " (units)" if kinds == {"u"} else
+                                           " (channels)" if kinds == {"c"} else " (channels and units)"))
+    return "a tensor of " + " x ".join(parts)
+
+
+def current(rec: Recorder, flow: Flow, layout: L.Layout) -> Flow:
+    """``flow`` with the calculator's shape of ``layout`` (a vector that PyTorch holds as C x 1 x 1 stays a
+    vector)."""
+    if len(flow.shape) == 1 and L.is_vector(layout):
+        return flow
+    shape = logical_shape(layout, rec.unit_dims(flow))
+    return flow if shape == flow.shape else Flow(shape, flow.geo, flow.producer)
+
+
+def is_canonical(rec: Recorder, flow: Flow, layout: L.Layout) -> bool:
+    """The layout the calculator's own ops assume: C x H x W in channel order, or a vector."""
+    if len(flow.shape) == 3:
+        return id(layout) in rec.plain_maps or (L.is_map(layout, rec.unit_dims(flow)) and L.is_plain(layout[0]))
+    return len(flow.shape) == 1 and L.is_vector(layout)
+
+
+# -- spec layers -----------------------------------------------------------------------------------------------
+def follow_layer(rec: Recorder, n: fx.Node, action: AsLayer, flow: Flow, layout: L.Layout, real: Shape,
+                 desc: str) -> None:
+    layer = action.layer
+    dims = rec.unit_dims(flow)
+    if layer.op == "linear":
+        _linear(rec, n, action, flow, layout, real, desc)
+        return
+    if is_canonical(rec, flow, layout):
+        rec.layer(n, layer, flow, real, desc, action.spec_note)
+        return
+    mixing = REGISTRY[layer.op].mixing
+    if mixing == "pointwise" and REGISTRY[layer.op].attach in ("act", "dropout"):  # element-wise in any layout
+        rec.layer(n, layer, current(rec, flow, layout), real, desc, action.spec_note, layout=layout)
+        return
+    rec.stop(n, f"applies {layer.op} to {describe(layout, dims)}; rfcalc follows {layer.op} on "
+                f"{'vectors' if mixing == 'all' else 'feature maps (C x H x W)'} only", desc)
+
+
+def _linear(rec: Recorder, n: fx.Node, action: AsLayer, flow: Flow, layout: L.Layout, real: Shape,
+            desc: str) -> None:
+    """A linear layer on the last dimension: the spec's linear on a vector; a 1x1 conv on a channels-last map;
+    per token on a sequence; over units (a flattened map's positions) it mixes them."""
+    layer = action.layer
+    out = int(getattr(layer, "out"))
+    bias = bool(getattr(layer, "bias"))
+    dims = rec.unit_dims(flow)
+    if len(flow.shape) == 1 and L.is_vector(layout):
+        rec.layer(n, layer, flow, real, desc, action.spec_note)
+        return
+    last = layout[-1]
+    new = layout[:-1] + (L.channels(out),)
+    macs = math.prod(L.shape(layout)) * out
+    if not L.has_units(last):
+        if L.is_channels_last(layout, dims):
+            conv = ConvLayer(op="conv", out=out, k=(1, 1), bias=bias)
+            rec.layer(n, conv, current(rec, flow, layout), real, desc, "a linear layer on the channels of a "
+                      "channels-last map (the spec writes it as a 1x1 conv on C x H x W)", layout=new)
+            return
+        rec.row(n, "linear", current(rec, flow, layout), real, desc, "a linear layer on each token has no spec op",
+                layout=new, macs=macs, named=True)
+        return
+    axes = L.unit_axes(last)
+    reach = R.reduce_axes(rec.reach(flow), axes)
+    new = _renumber(new, rec.reach(flow), axes)
+    rec.row(n, "linear", current(rec, flow, layout), real, desc, "a linear layer across units has no spec op",
+            layout=new, reach=reach, macs=macs, named=True)
+
+
+def _renumber(layout: L.Layout, before: R.Reach, gone: list[int]) -> L.Layout:
+    """Unit factors renumbered after unit axes ``gone`` were reduced away."""
+    keep = [a for a in range(len(before.dims)) if a not in gone]
+    index = {a: k for k, a in enumerate(keep)}
+    return tuple(tuple(L.Factor("u", f.size, index[f.axis]) if f.kind == "u" else f for f in d) for d in layout)
+
+
+# -- element-wise ops without a spec op ------------------------------------------------------------------------
+def follow_pointwise(rec: Recorder, n: fx.Node, action: Pointwise, flow: Flow, layout: L.Layout, real: Shape,
+                     desc: str) -> None:
+    rec.row(n, action.op, current(rec, flow, layout), real, desc, f"{action.op} has no spec op", layout=layout)
+
+
+# -- global and adaptive pools ---------------------------------------------------------------------------------
+def follow_pool(rec: Recorder, n: fx.Node, action: GlobalPool | AdaptivePool, flow: Flow, layout: L.Layout,
+                real: Shape, desc: str) -> None:
+    """``gap`` when the result is only flattened (or a vector already), also through element-wise ops (a
+    dropout), else the exact pool of the same windows."""
+    if len(flow.shape) != 3 or not is_canonical(rec, flow, layout):
+        rec.stop(n, f"pools {describe(layout, rec.unit_dims(flow))}; rfcalc follows pools over the H x W of a "
+                    f"C x H x W feature map", desc)
     c, h, w = flow.shape
-    oh, ow = (out[1], out[2]) if len(out) == 3 else (1, 1)
+    oh, ow = (real[1], real[2]) if len(real) == 3 else (1, 1)
     if isinstance(action, AdaptivePool) and (oh, ow) != (1, 1):
         if h % oh or w % ow:
             rec.stop(n, f"adaptively pools {h}x{w} to {oh}x{ow}, with windows of varying size; rfcalc follows "
                         f"adaptive pools whose output size divides the input size", desc)
         k = (h // oh, w // ow)
-        rec.layer(n, PoolLayer(op=f"{action.mode}pool", k=k, stride=k), flow, out, desc, None)
+        rec.layer(n, PoolLayer(op=_pool_op(action.mode), k=k, stride=k), flow, real, desc, None)
         return
-    if len(out) == 1 or all(_flattens(u, rec.gm) for u in n.users):
-        rec.layer(n, GapLayer(op="gap", mode=action.mode), flow, out, desc, None)
+    global_pool(rec, n, action.mode, flow, real, desc)
+
+
+def _pool_op(mode: str) -> Literal["avgpool", "maxpool"]:
+    return "maxpool" if mode == "max" else "avgpool"
+
+
+def global_pool(rec: Recorder, n: fx.Node, mode: str, flow: Flow, real: Shape, desc: str) -> None:
+    """A pool over the whole H x W of a map: ``gap`` when its 1x1 result is only flattened, else a pool whose
+    kernel is the whole map (the 1x1 map a squeeze-and-excitation gate works on)."""
+    _, h, w = flow.shape
+    if len(real) == 1 or all(flattens_after(u, rec.gm) for u in n.users):
+        rec.layer(n, GapLayer(op="gap", mode="max" if mode == "max" else "avg"), flow, real, desc, None)
     else:
-        rec.layer(n, PoolLayer(op=f"{action.mode}pool", k=(h, w), stride=(h, w)), flow, out, desc, None)
+        rec.layer(n, PoolLayer(op=_pool_op(mode), k=(h, w), stride=(h, w)), flow, real, desc, None)
 
 
-def follow_reshape(rec: Recorder, n: fx.Node, action: Reshape, flow: Flow, out: Shape, desc: str) -> None:
-    if len(out) == 1 and out[0] == math.prod(flow.shape):
-        rec.layer(n, FlattenLayer(op="flatten"), flow, out, desc, None)
-    elif len(flow.shape) == 1 and out == (flow.shape[0], 1, 1):
-        rec.passthrough(n, op_name(desc), flow, out, desc, note="a vector viewed as a 1x1 map has no spec op")
-    elif shapes_match(flow.shape, out):
-        rec.passthrough(n, op_name(desc), flow, out, desc, None, same=True, spec=SKIP)
-    else:
-        rec.stop(n, f"reshapes {fmt_shape(flow.shape)} to {describe_shape(out)}; rfcalc follows reshapes that "
-                    f"flatten to a vector only", desc)
+# -- reshapes, permutes, copies ----------------------------------------------------------------------------------
+def follow_reshape(rec: Recorder, n: fx.Node, action: Reshape | Permute | Copy, flow: Flow, layout: L.Layout,
+                   real: Shape, desc: str) -> None:
+    """Data moved between dimensions: no row, unless what the tensor is changes (a map flattened to a vector,
+    a vector viewed as a 1x1 map, a map made tokens, channels shuffled)."""
+    dims = rec.unit_dims(flow)
+    try:
+        new = _moved(action, layout, real)
+    except L.LayoutError as exc:
+        rec.stop(n, f"{exc}; rfcalc follows reshapes and permutes that keep each image row and column (and each "
+                    f"token sequence) whole", desc)
+    if L.shape(new) != tuple(real):
+        rec.stop(n, f"PyTorch gives {describe_shape(real)} where rfcalc computes {describe_shape(L.shape(new))}",
+                 desc)
+    if isinstance(action, Copy):
+        rec.alias(n, flow, new)
+        return
+    if len(real) == 1 and (len(flow.shape) != 1 or len(L.shape(layout)) > 1):
+        rec.layer(n, FlattenLayer(op="flatten"), flow, real, desc, None, layout=new)
+        return
+    if len(flow.shape) == 1 and R.is_single(rec.reach(flow)) and tuple(real) == (flow.shape[0], 1, 1):
+        rec.row(n, op_name(desc), flow, real, desc, "a vector viewed as a 1x1 map has no spec op",
+                layout=L.feature_map(flow.shape[0], (1, 1)))
+        return
+    now = kind(new, dims)
+    if now == "map" and flow_kind(flow) == "map":
+        if L.is_map(new, dims) and not L.is_plain(new[0]):
+            groups = L.shuffle_groups(new[0])
+            if groups is not None:
+                rec.layer(n, ChannelShuffleLayer(op="channel_shuffle", groups=groups), flow, real, desc, None)
+            else:
+                rec.row(n, "permute_channels", flow, real, desc, "a permutation of channels that is not a channel "
+                        "shuffle has no spec op", layout=L.feature_map(flow.shape[0], dims))
+            return
+        rec.alias(n, flow, new)
+        return
+    if now in ("map", "tokens", "vector") and now != flow_kind(flow):
+        rec.row(n, op_name(desc), current(rec, flow, new), real, desc, f"{desc} makes {describe(new, dims)}; the "
+                f"spec has no op for that", layout=new)
+        return
+    rec.alias(n, current(rec, flow, new) if now != "other" else flow, new)
 
 
-def follow_unknown(rec: Recorder, n: fx.Node, flow: Flow, out: Shape, desc: str,
+def _moved(action: Reshape | Permute | Copy, layout: L.Layout, real: Shape) -> L.Layout:
+    if isinstance(action, Copy):
+        return layout
+    if isinstance(action, Reshape):
+        return L.reshape(layout, real)
+    rank = len(layout) + 1
+    if action.swap is not None:
+        a, b = (d % rank for d in action.swap)
+        if 0 in (a, b) and a != b:
+            raise L.LayoutError("moves the batch dimension")
+        return L.transpose(layout, a - 1, b - 1)
+    order = list(action.order or ())
+    if order and order[0] == -1 and len(order) == 3:  # movedim(source, destination)
+        source, destination = order[1] % rank, order[2] % rank
+        dims = [d for d in range(rank) if d != source]
+        dims.insert(destination, source)
+        order = dims
+    order = [o % rank for o in order]
+    if not order or order[0] != 0:
+        raise L.LayoutError("moves the batch dimension")
+    return L.permute(layout, [o - 1 for o in order[1:]])
+
+
+# -- calls missing from the table ------------------------------------------------------------------------------
+def follow_unknown(rec: Recorder, n: fx.Node, flow: Flow, layout: L.Layout, real: Shape, desc: str,
                    replay: Callable[[torch.Tensor], Any]) -> None:
-    """A call not in the table: passed through when it keeps the spatial size and is local (``replay`` runs it
-    on another input), or works on vectors; else the walk stops."""
+    """A call not in the table: passed through when it keeps the spatial size of a map and is local (``replay``
+    runs it on another input), or when every unit of its input sees the same pixels (a vector after a global
+    pool: nothing it does can change what its outputs see); else the walk stops."""
     note = f"{desc} is not in rfcalc's table and has no spec op"
-    if len(flow.shape) == 3 and len(out) == 3 and out[1:] == flow.shape[1:]:
+    dims = rec.unit_dims(flow)
+    if len(flow.shape) == 3 and is_canonical(rec, flow, layout) and len(real) == 3 and real[1:] == flow.shape[1:]:
         if not _is_local(replay, flow.shape, rec.root):
             rec.stop(n, "keeps the spatial size but mixes neighbouring pixels in a way the calculator "
                         "cannot know (a change at one pixel moves other outputs)", desc)
-        name = rec.passthrough(n, op_name(desc), flow, out, desc, note=note)
+        name = rec.row(n, op_name(desc), flow, real, desc, note, layout=L.feature_map(real[0], dims))
         rec.diagnose("info", "pointwise-op", n,
                      f"'{name}' ({desc}) is not in rfcalc's table; it keeps the spatial size and a change at one "
                      f"pixel moves only that pixel's outputs, so it passes the RF through")
         return
-    if len(flow.shape) == 1 and len(out) == 1:
-        name = rec.passthrough(n, op_name(desc), flow, out, desc, note=note)
+    if R.is_single(rec.reach(flow)):
+        new = tuple(L.channels(s) for s in real)
+        name = rec.row(n, op_name(desc), flow, real, desc, note, layout=new)
         rec.diagnose("info", "vector-op", n,
-                     f"'{name}' ({desc}) is not in rfcalc's table; it works on vectors, so it passes the RF through")
+                     f"'{name}' ({desc}) is not in rfcalc's table; every unit of its input sees the same pixels, "
+                     f"so it passes the RF through")
         return
-    rec.stop(n, f"changes the shape from {fmt_shape(flow.shape)} to {describe_shape(out)} in a way the calculator "
-                f"cannot know", desc)
+    rec.stop(n, f"changes the shape from {fmt_shape(flow.shape)} to {describe_shape(real)} in a way the calculator "
+                f"cannot know (rfcalc follows calls that keep every unit in place, reshapes and permutes that keep "
+                f"the image's rows and columns whole, and the calls of its table)", desc)
 
 
 def op_name(desc: str) -> str:
     """A row's op name from the call's description (``.contiguous()`` -> ``contiguous``)."""
     return re.sub(r"[^a-z0-9_]", "", desc.lower().strip(".()")) or "op"
-
-
-def _flattens(user: fx.Node, gm: fx.GraphModule) -> bool:
-    module = gm.get_submodule(str(user.target)) if user.op == "call_module" else None
-    return is_reshape(user.op, user.target, module, tuple(user.args))
 
 
 def _is_local(replay: Callable[[torch.Tensor], Any], shape: Shape, root: torch.nn.Module) -> bool:
@@ -125,3 +299,7 @@ def _is_local(replay: Callable[[torch.Tensor], Any], shape: Shape, root: torch.n
     except Exception:
         return False
     return True
+
+
+__all__ = ["current", "describe", "follow_layer", "follow_pointwise", "follow_pool", "follow_reshape",
+           "follow_unknown", "global_pool", "kind", "op_name"]

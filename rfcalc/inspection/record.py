@@ -1,10 +1,13 @@
 """The rows of ``rfcalc inspect``: what each followed fx node adds to the calculator's table. Needs torch.
 
-:class:`Recorder` owns the :class:`~rfcalc.analysis.calculator.Calculator` of one inspection and the flow (shape,
-geometry, producing row) of every node computed from the input. It names rows after modules and nodes,
-counts parameters the way PyTorch does (a module or parameter used twice counts once), remembers which spec
-layer each row came from for ``--to-spec``, and builds the :class:`Inspection` at the end. The walk stops
-with :class:`CannotFollow` at the first node the calculator cannot follow.
+:class:`Recorder` owns the :class:`~rfcalc.analysis.calculator.Calculator` of one inspection and, for every node
+computed from the input, its flow (the calculator's shape, window and producing row) and its layout (what
+each dimension of the real tensor holds: :mod:`rfcalc.inspection.layout`). It names rows after modules and
+nodes, folds a conv's own norm / activation / dropout into it the way a spec's conv fields do
+(``attached_to``), counts parameters the way PyTorch does (a module or parameter used twice counts once,
+parameters reached through constant-only code such as ``class_token.expand(...)`` included), remembers which
+spec layer each row came from for ``--to-spec``, and builds the :class:`Inspection` at the end. The walk
+stops with :class:`CannotFollow` at the first node the calculator cannot follow.
 """
 from __future__ import annotations
 
@@ -17,14 +20,17 @@ from torch import nn
 
 from rfcalc.analysis.calculator import Calculator, Flow
 from rfcalc.errors import RfcalcError
-from rfcalc.spec.graph import Prim
+from rfcalc.inspection import layout as L
+from rfcalc.inspection.result import MERGE, Inspection
 from rfcalc.inspection.tracing import Walker, source_line
-from rfcalc.table.report import Diagnostic, Report, Row, Shape
+from rfcalc.ops.base import ATTACH_ORDER
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.merges import SpecMerge
 from rfcalc.ops.registry import REGISTRY
-from rfcalc.inspection.result import MERGE, Inspection
+from rfcalc.spec.graph import Prim
 from rfcalc.spec.source import Source
+from rfcalc.table import reach as R
+from rfcalc.table.report import Diagnostic, Geometry, Report, Row, Shape
 
 # a pass-through row never takes the name of a spec op or merge (it gets "_op" appended)
 _RESERVED = frozenset(REGISTRY) | frozenset(get_args(SpecMerge))
@@ -39,7 +45,8 @@ class CannotFollow(Exception):
 
 
 class Recorder:
-    """The calculator of one inspection, the flow of every followed node, and what each row came from."""
+    """The calculator of one inspection, the flow and layout of every followed node, and what each row came
+    from."""
 
     def __init__(self, gm: fx.GraphModule, root: nn.Module, walker: Walker, shape: Shape, label: str) -> None:
         self.gm = gm
@@ -47,6 +54,7 @@ class Recorder:
         self.shape = shape
         self.label = label
         self.flows: dict[fx.Node, Flow] = {}
+        self.layouts: dict[fx.Node, L.Layout] = {}
         self._walker = walker
         self._calc = Calculator(Source("<module>"))
         self._seen: set[int] = set()
@@ -55,54 +63,152 @@ class Recorder:
         self._spec_layers: dict[str, LayerModel | str] = {}
         self._spec_notes: dict[str, str] = {}
         self._row_nodes: dict[str, str] = {}
+        self._node_rows: dict[str, str] = {}           # fx node name -> the row it recorded
+        self._row_layouts: dict[str, L.Layout] = {}
+        self._attach: dict[str, tuple[str, int, str]] = {}  # row -> (owner row, stage reached, owner kind)
+        self._scopes = _scope_members(gm)
+        self.plain_maps: set[int] = set()             # ids of layouts made C x H x W here (kept alive below)
+        self._maps: dict[tuple[int, tuple[int, ...]], L.Layout] = {}
+        self.modules: dict[str, nn.Module] = dict(gm.named_modules())
+
+    # -- flows -----------------------------------------------------------------------------------------------
+    def value(self, n: fx.Node) -> Any:
+        """What node ``n`` gave in this forward pass."""
+        return self._walker.value(n)
+
+    def value_of(self, x: Any) -> Any:
+        return self._walker.value(x) if isinstance(x, fx.Node) else x
+
+    def reach(self, flow: Flow) -> R.Reach:
+        return self._calc.reach(flow)
+
+    def layout(self, n: fx.Node) -> L.Layout:
+        return self.layouts[n]
+
+    def unit_dims(self, flow: Flow) -> tuple[int, ...]:
+        return self.reach(flow).dims
+
+    def canonical(self, flow: Flow, real: Shape) -> L.Layout:
+        """The layout of a tensor the calculator describes as ``flow`` and PyTorch holds as ``real``."""
+        dims = self.unit_dims(flow)
+        shape = flow.shape
+        if len(shape) == 3:  # one layout per size: a feature axis's id matters within one tensor only
+            layout = self._maps.get((shape[0], dims))
+            if layout is None:
+                layout = self._maps[(shape[0], dims)] = L.feature_map(shape[0], dims)
+                self.plain_maps.add(id(layout))
+            return layout
+        if len(shape) == 1:
+            units = R.unit_count(self.reach(flow))
+            return L.flat(shape[0] // units, dims if units > 1 else (), len(real))
+        if len(shape) == 2 and R.unit_count(self.reach(flow)) == shape[0]:
+            return L.tokens(dims, shape[1])
+        return tuple(L.channels(s) for s in real)
+
+    def logical(self, layout: L.Layout, flow: Flow) -> Shape:
+        """The calculator's shape of a tensor of ``layout`` whose units are ``flow``'s."""
+        return logical_shape(layout, self.unit_dims(flow))
 
     # -- rows ------------------------------------------------------------------------------------------------
-    def layer(self, n: fx.Node, layer: LayerModel, flow: Flow, out: Shape, desc: str, note: str | None) -> None:
-        """The rows the calculator computes for ``layer`` (a spec layer) applied to ``flow``."""
+    def layer(self, n: fx.Node, layer: LayerModel, flow: Flow, real: Shape, desc: str, note: str | None,
+              layout: L.Layout | None = None) -> None:
+        """The rows the calculator computes for ``layer`` (a spec layer) applied to ``flow``. ``layout`` is the
+        real output's when it is not the calculator's own (a 1x1 conv computed by a Linear on channels-last)."""
         name = self._name(n)
-        new = self._calc.prim(Prim(name, self.where(n), ("node", n.name), layer), flow)
+        attached = self._attach_target(n, layer.op, flow)
+        new = self._calc.prim(Prim(name, self.where(n), ("node", n.name), layer), flow,
+                              attached_to=attached[0] if attached else None)
         if new is None:
             self.stop(n, self._calc.problems[-1].message, desc)
-        self.check_shape(n, new.shape, out, desc)
+        if layout is None:
+            self.check_shape(n, new.shape, real, desc)
+            layout = self.canonical(new, real)
+        else:
+            self.check_shape(n, L.shape(layout), real, desc)
+            self.check_shape(n, new.shape, self.logical(layout, new), desc)
         self._count_params(n, name, layer.op, desc)
         self._spec_layers[name] = layer
         if note:
             self._spec_notes[name] = note
-        self.flows[n] = new
+        self._remember(n, name, new, layout, layer.op, attached)
 
-    def passthrough(self, n: fx.Node, op: str, flow: Flow, out: Shape, desc: str, note: str | None,
-                    same: bool = False, extra: tuple[str, ...] = (), spec: str | None = None) -> str:
-        """A row that passes the RF through (the calculator's rule for element-wise ops) with its own op name."""
-        if same:
-            self.check_shape(n, flow.shape, out, desc)
-            out = flow.shape
+    def row(self, n: fx.Node, op: str, flow: Flow, real: Shape, desc: str, note: str | None, *,
+            layout: L.Layout, reach: R.Reach | None = None, extra: tuple[Flow, ...] = (), macs: int = 0,
+            geo: Geometry | None = None, named: bool = False) -> str:
+        """A row of ``op`` with no calculator rule: it keeps the input's window (or ``geo``); its units see what
+        ``reach`` says (default: what the input's units see, joined with ``extra``'s, a 1x1 map broadcast).
+        A row never takes the name of a spec op unless ``named`` (a linear layer on tokens is a linear layer)."""
+        self.check_shape(n, L.shape(layout), real, desc)
         name = self._name(n)
-        op = f"{op}_op" if op in _RESERVED else op
-        new = self._calc.passthrough_row(name, op, self.where(n), flow, out_shape=out, extra_inputs=extra)
+        op = f"{op}_op" if op in _RESERVED and not named else op
+        attached = self._attach_target(n, op, flow)
+        dims = (reach if reach is not None else R.union([self.reach(flow), *(self.reach(e) for e in extra)])).dims
+        new = self._calc.passthrough_row(name, op, self.where(n), flow, out_shape=logical_shape(layout, dims),
+                                         extra_inputs=tuple(e.producer for e in extra), macs=macs, reach=reach,
+                                         attached_to=attached[0] if attached else None, geo=geo)
         self._count_params(n, name, op, desc)
-        if spec is not None:
-            self._spec_layers[name] = spec
         if note:
             self._spec_notes[name] = note
-        self.flows[n] = new
+        self._remember(n, name, new, layout, op, attached)
         return name
 
-    def merge(self, n: fx.Node, flows: list[tuple[str, Flow]], op: str, out: Shape, desc: str) -> None:
+    def merge(self, n: fx.Node, flows: list[tuple[str, Flow]], op: str, real: Shape, desc: str,
+              layout: L.Layout | None = None, logical: Shape | None = None) -> None:
         """A merge row: ``concat``, or an element-wise ``add``, ``sub``, ``mul`` or ``div`` of equal shapes."""
         name = self._name(n)
-        new = self._calc.merge(name, self.where(n), ("node", n.name), list(flows), op)
+        new = self._calc.merge(name, self.where(n), ("node", n.name), list(flows), op, out_shape=logical)
         if new is None:
             self.stop(n, self._calc.problems[-1].message, desc)
         if op not in ("add", "concat"):
             self._spec_notes[name] = f"an element-wise {op} of two tensors (the spec merges by add or concat)"
         self._spec_layers[name] = MERGE
-        self.check_shape(n, new.shape, out, desc)
+        if layout is None:
+            self.check_shape(n, new.shape, real, desc)
+            layout = self.canonical(new, real)
+        else:
+            self.check_shape(n, L.shape(layout), real, desc)
         self._count_params(n, name, op, desc)
-        self.flows[n] = new
+        self._remember(n, name, new, layout, op, None)
+        if op in ("add", "concat"):
+            self._attach[name] = (name, 0, "merge")
 
-    def alias(self, n: fx.Node, flow: Flow) -> None:
-        """Node ``n`` gives the values of ``flow`` (no row of its own)."""
+    def alias(self, n: fx.Node, flow: Flow, layout: L.Layout | None = None) -> None:
+        """Node ``n`` gives the values of ``flow`` (no row of its own), held as ``layout``."""
         self.flows[n] = flow
+        if layout is not None:
+            self.layouts[n] = layout
+
+    def _remember(self, n: fx.Node, name: str, flow: Flow, layout: L.Layout, op: str,
+                  attached: tuple[str, int, str] | None) -> None:
+        self.flows[n] = flow
+        self.layouts[n] = layout
+        self._node_rows[n.name] = name
+        self._row_layouts[flow.producer] = layout
+        if attached is not None:
+            self._attach[flow.producer] = attached
+        elif op == "conv":
+            self._attach[flow.producer] = (flow.producer, 0, "conv")
+
+    def _attach_target(self, n: fx.Node, op: str, flow: Flow) -> tuple[str, int, str] | None:
+        """The conv (or merge) row that ``op`` folds into, as the spec's conv fields (and a merge's ``act``)
+        would write it: a norm, then an activation, then a dropout, each the only reader of the one before.
+        Returns (that row, the stage ``op`` reaches, "conv" or "merge")."""
+        definition = REGISTRY.get(op)
+        if definition is None or definition.attach is None:
+            return None
+        state = self._attach.get(flow.producer)
+        if state is None:
+            return None
+        owner, reached, kind = state
+        stage = ATTACH_ORDER.index(definition.attach) + 1
+        if stage <= reached or (kind == "merge" and definition.attach != "act"):
+            return None
+        source = next((i for i in n.all_input_nodes if self.flows.get(i) is flow), None)
+        if source is None or self._node_rows.get(source.name) != flow.producer or list(source.users) != [n]:
+            return None
+        if definition.attach == "dropout" and len(flow.shape) != 3:
+            return None
+        return owner, stage, kind
 
     # -- diagnostics -----------------------------------------------------------------------------------------
     def where(self, n: fx.Node) -> str:
@@ -141,9 +247,9 @@ class Recorder:
                     f"counts what the forward uses (unused submodules, or parameters only transformed before use)"))
         else:
             diagnostics.append(stopped)
-        report = Report(self.label, self.shape, rows, tuple(diagnostics))
+        report = Report(self.label, self.shape, rows, tuple(diagnostics), report.reaches)
         return Inspection(report, stopped is None, dict(self._spec_layers), dict(self._spec_notes),
-                          dict(self._row_nodes))
+                          dict(self._row_nodes), dict(self._row_layouts))
 
     def _output_notes(self, output: Any, rows: Sequence[Row]) -> list[Diagnostic]:
         flows = [self.flows[n] for n in _nodes_in(output) if n in self.flows]
@@ -164,8 +270,11 @@ class Recorder:
             calls = self._module_calls.get(base, 0)
             self._module_calls[base] = calls + 1
             name = base if calls == 0 else f"{base}_{calls}"
+            parent = self._owner_module(n)
+            if calls == 0 and parent is not None:
+                name = parent
         else:
-            name = n.name
+            name = self._scoped_name(n)
         candidate, k = name, 1
         while candidate in self._used_names:
             candidate = f"{name}_{k}"
@@ -174,15 +283,42 @@ class Recorder:
         self._row_nodes[candidate] = n.name
         return candidate
 
+    def _scoped_name(self, n: fx.Node) -> str:
+        """A function or method call: named after the module whose forward it is, when it is that module's only
+        call (rfcalc's exported ``GlobalPool``: ``gap``, not ``mean``); else after the node."""
+        scope = _scope(n)
+        if scope is not None and scope and self._scopes.get(scope) == [n] and scope not in self._module_calls:
+            self._module_calls[scope] = 1
+            return scope
+        return n.name
+
+    def _owner_module(self, n: fx.Node) -> str | None:
+        """For a conv module whose parent holds only it and its own norm / activation / dropout, called in a
+        chain (torchvision's ``Conv2dNormActivation``, an exported ``nn.Sequential(conv, bn, relu)``): the
+        parent's name, which the spec gives that conv (``c1`` with rows ``c1.bn``, ``c1.relu``)."""
+        target = str(n.target)
+        if "." not in target or not isinstance(self.modules[target], nn.Conv2d):
+            return None
+        parent = target.rsplit(".", 1)[0]
+        members = self._scopes.get(parent, [])
+        if not members or members[0] is not n:
+            return None
+        from rfcalc.inspection.lookup import attach_stage
+
+        node, stage = n, 0
+        for member in members[1:]:
+            step = attach_stage(member, self.gm, self.modules)
+            if step is None or step <= stage or list(node.users) != [member]:
+                return None
+            node, stage = member, step
+        return parent if len(members) > 1 else None
+
     def _count_params(self, n: fx.Node, name: str, op: str, desc: str) -> None:
         """Set the rows' parameters to what PyTorch counts (shared modules and parameters count once)."""
         tensors: list[torch.Tensor] = []
         if n.op == "call_module":
-            tensors.extend(self.gm.get_submodule(str(n.target)).parameters())
-        for i in n.all_input_nodes:
-            value = self._walker.value(i)
-            if isinstance(value, nn.Parameter):
-                tensors.append(value)
+            tensors.extend(self.modules[str(n.target)].parameters())
+        tensors.extend(self._constant_params(n))
         fresh = [t for t in tensors if id(t) not in self._seen]
         self._seen.update(id(t) for t in tensors)
         count = sum(t.numel() for t in fresh)
@@ -196,6 +332,74 @@ class Recorder:
         elif op in REGISTRY:
             self.diagnose("info", "parameters", n,
                           f"'{name}' ({desc}) has {count:,} parameters where the spec's {op} would have {computed:,}")
+
+    def _constant_params(self, n: fx.Node) -> list[torch.Tensor]:
+        """Parameters that reach ``n`` through code that does not depend on the input (``self.scale``,
+        ``self.weight[:, None, None]``, ``self.class_token.expand(b, -1, -1)``)."""
+        found: list[torch.Tensor] = []
+        stack, seen = [i for i in n.all_input_nodes if i not in self.flows], set()
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            value = self._walker.fetch_attr(str(node.target)) if node.op == "get_attr" else None
+            if isinstance(value, nn.Parameter):
+                found.append(value)
+                continue
+            if node.op == "call_module":
+                found.extend(self.modules[str(node.target)].parameters())
+            stack.extend(i for i in node.all_input_nodes if i not in self.flows)
+        return found
+
+
+def _scope(n: fx.Node) -> str | None:
+    """The module whose forward made node ``n`` (its innermost ``nn_module_stack`` entry; "" for the root)."""
+    stack = n.meta.get("nn_module_stack")
+    if not stack:
+        return None
+    return str(list(stack.values())[-1][0]) if stack else None
+
+
+_LAYOUT_ONLY = {"size", "dim", "numel", "contiguous", "permute", "transpose", "view", "reshape", "flatten",
+                "squeeze", "unsqueeze", "getattr", "_assert", "expand", "expand_as"}
+
+
+def _scope_members(gm: fx.GraphModule) -> dict[str, list[fx.Node]]:
+    """Per module, the calls its forward made (not counting those that only read sizes or move data)."""
+    members: dict[str, list[fx.Node]] = {}
+    for n in gm.graph.nodes:
+        op = n.op
+        if op == "call_module":
+            own = n.target
+        elif op == "call_function" or op == "call_method":
+            own = None
+            if (n.target if op == "call_method" else getattr(n.target, "__name__", None)) in _LAYOUT_ONLY:
+                continue
+        else:
+            continue
+        stack = n.meta.get("nn_module_stack")
+        if not stack:
+            continue
+        for path, _ in stack.values():
+            if path != own:
+                members.setdefault(path, []).append(n)
+    return members
+
+
+def logical_shape(layout: L.Layout, unit_dims: Sequence[int]) -> Shape:
+    """The calculator's shape of a tensor held as ``layout`` whose reach has ``unit_dims``: a feature map
+    (channels first or last) is C x H x W, what a flatten made is a vector, anything else its real shape
+    (a token sequence N x D)."""
+    if L.is_map(layout, unit_dims) or L.is_channels_last(layout, unit_dims):
+        c = 1
+        for d in layout:
+            c *= L.dim_size(tuple(f for f in d if f.kind == "c"))
+        h, w = unit_dims if len(unit_dims) == 2 else (1, 1)
+        return (c, h, w)
+    if L.is_vector(layout):
+        return (L.dim_size(layout[0]),)
+    return L.shape(layout)
 
 
 def shapes_match(computed: Shape, actual: Shape) -> bool:

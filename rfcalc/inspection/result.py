@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rfcalc.inspection import layout as L
 from rfcalc.ops.fields import LayerModel
 from rfcalc.table.report import Diagnostic, Report
 
@@ -17,7 +18,8 @@ class Inspection:
     ``complete`` is False when the walk stopped at a node it cannot follow (the last diagnostic says
     which). ``spec_layers`` maps row names to the spec layer each row was computed from (``"merge"``
     for merges, ``"skip"`` for identities); ``spec_notes`` says why a row has no exact spec op;
-    ``row_nodes`` maps row names to the torch.fx node whose output the row describes.
+    ``row_nodes`` maps row names to the torch.fx node whose output the row describes, ``row_layouts`` to the
+    layout of that output (which dimensions hold units: :mod:`rfcalc.inspection.layout`).
     """
 
     report: Report
@@ -25,6 +27,7 @@ class Inspection:
     spec_layers: dict[str, LayerModel | str] = field(default_factory=dict)
     spec_notes: dict[str, str] = field(default_factory=dict)
     row_nodes: dict[str, str] = field(default_factory=dict)
+    row_layouts: dict[str, L.Layout] = field(default_factory=dict)
 
     @property
     def error(self) -> Diagnostic | None:

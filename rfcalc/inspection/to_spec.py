@@ -193,7 +193,7 @@ def _compact(pair: Any) -> Any:
 
 
 _SIGNATURE_FIELDS = ("op", "in_shape", "out_shape", "kernel", "stride", "padding", "dilation", "groups", "jump_in",
-                     "jump_out", "rf_in", "rf_out", "start_in", "start_out", "params", "macs")
+                     "jump_out", "rf_in", "rf_out", "start_in", "start_out", "global", "params", "macs")
 
 
 def signature(row: dict[str, Any]) -> tuple[Any, ...]:

@@ -4,7 +4,7 @@
 (:mod:`rfcalc.inspection.lookup`) what the call is and hands the answer to the ``follow_*`` function for that
 kind of action (:data:`ONE_INPUT`, :data:`SEVERAL_INPUTS`; calls missing from the table take the generic
 rule). Nodes computed from constants only, sizes and shapes are skipped; calls that return several tensors
-(``torch.chunk``, ``split``) get their rows at each ``getitem``.
+(``torch.chunk``, ``split``, ``nn.MultiheadAttention``) get their rows at each ``getitem``.
 """
 from __future__ import annotations
 
@@ -17,32 +17,41 @@ import torch
 import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow
-from rfcalc.ops.actions import (Action, AdaptivePool, AsLayer, Binary, Broadcast, Call, Concat, GlobalPool,
-                                    Pointwise, Reshape, Unsupported)
+from rfcalc.inspection import layout as L
+from rfcalc.inspection.follow import follow_layer, follow_pointwise, follow_pool, follow_reshape, follow_unknown
 from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat
-from rfcalc.inspection.follow import follow_layer, follow_pointwise, follow_pool, follow_reshape, follow_unknown
+from rfcalc.inspection.mixing import (follow_along, follow_attention, follow_index, follow_matmul, follow_reduce,
+                                      split_item)
 from rfcalc.inspection.record import Recorder
 from rfcalc.inspection.tracing import BATCH, Walker
+from rfcalc.ops.actions import (Action, AdaptivePool, Along, AsLayer, Attention, Binary, Broadcast, Call, Concat,
+                                Copy, GlobalPool, Index, MatMul, Permute, Pointwise, Reduce, Reshape, Split,
+                                Unsupported)
 from rfcalc.table.report import INPUT_GEOMETRY
 
-# action type -> what records its rows; calls of ONE_INPUT actions must have exactly one computed input
+# action type -> what records its rows; calls of ONE_INPUT actions must have exactly one computed input, and
+# get (recorder, node, action, its flow, its layout, real output shape, description)
 ONE_INPUT: dict[type, Callable[..., None]] = {
     AsLayer: follow_layer, Pointwise: follow_pointwise, GlobalPool: follow_pool, AdaptivePool: follow_pool,
-    Reshape: follow_reshape,
+    Reshape: follow_reshape, Permute: follow_reshape, Copy: follow_reshape, Reduce: follow_reduce,
+    Along: follow_along, Index: follow_index,
 }
+# ... and these get (recorder, node, action, the bound call, real output shape, description)
 SEVERAL_INPUTS: dict[type, Callable[..., None]] = {
-    Concat: follow_concat, Binary: follow_binary, Broadcast: follow_broadcast,
+    Concat: follow_concat, Binary: follow_binary, Broadcast: follow_broadcast, MatMul: follow_matmul,
 }
 
 
 @dataclass
 class _Pending:
-    """A node that returns several tensors (``torch.chunk``, ``split``): rows come at its ``getitem``."""
+    """A node that returns several tensors: rows come at its ``getitem``."""
 
-    flow: Flow
-    replay: Callable[[torch.Tensor], Any]
+    action: Action | None
+    flow: Flow | None
+    replay: Callable[[torch.Tensor], Any] | None
     desc: str
+    source: fx.Node | None
 
 
 class Inspector:
@@ -60,7 +69,8 @@ class Inspector:
         if n.op == "placeholder":
             if not self.got_input:
                 self.got_input = True
-                self.rec.alias(n, Flow(self.rec.shape, INPUT_GEOMETRY, "input"))
+                c, h, w = self.rec.shape
+                self.rec.alias(n, Flow(self.rec.shape, INPUT_GEOMETRY, "input"), L.feature_map(c, (h, w)))
             return
         if n.op == "get_attr":
             return
@@ -73,8 +83,8 @@ class Inspector:
         if n.op == "call_function" and n.target is operator.getitem and n.args[0] in self.pending:
             self._pending_item(n, result)
             return
-        if isinstance(result, (tuple, list)) and result and all(isinstance(r, torch.Tensor) for r in result):
-            self._tuple_result(n, sources)
+        if isinstance(result, (tuple, list)) and result and isinstance(result[0], torch.Tensor):
+            self._tuple_result(n, sources, result)
             return
         if not isinstance(result, torch.Tensor):
             return  # sizes, shapes and other plain values
@@ -83,26 +93,29 @@ class Inspector:
         self._node(n, result)
 
     def _node(self, n: fx.Node, result: torch.Tensor) -> None:
-        if result.dim() == 0 or result.shape[0] != BATCH:
-            self.rec.stop(n, f"returns a tensor of shape {tuple(result.shape)} without the batch dimension first")
-        out = tuple(int(s) for s in result.shape[1:])
+        out = self._real(n, result)
         desc, action, call = self._classify(n)
         if isinstance(action, Unsupported):
             self.rec.stop(n, f"{action.reason}", desc)
         if type(action) in SEVERAL_INPUTS:
             SEVERAL_INPUTS[type(action)](self.rec, n, action, call, out, desc)
             return
-        flow = self._single_flow(n, desc)
+        source = self._single_source(n, desc)
+        flow, layout = self.rec.flows[source], self.rec.layouts[source]
         if action is None:
-            source = next(i for i in n.all_input_nodes if i in self.rec.flows)
-            follow_unknown(self.rec, n, flow, out, desc, self._replay(n, source))
+            follow_unknown(self.rec, n, flow, layout, out, desc, self._replay(n, source))
         else:
-            ONE_INPUT[type(action)](self.rec, n, action, flow, out, desc)
+            ONE_INPUT[type(action)](self.rec, n, action, flow, layout, out, desc)
+
+    def _real(self, n: fx.Node, result: torch.Tensor) -> tuple[int, ...]:
+        if result.dim() == 0 or result.shape[0] != BATCH:
+            self.rec.stop(n, f"returns a tensor of shape {tuple(result.shape)} without the batch dimension first")
+        return tuple(int(s) for s in result.shape[1:])
 
     def _classify(self, n: fx.Node) -> tuple[str, Action | None, Call | None]:
         args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
         if n.op == "call_module":
-            module = self.gm.get_submodule(str(n.target))
+            module = self.rec.modules[str(n.target)]
             desc, action = module_action(module)
             return desc, action, Call(desc, module)
         if n.op == "call_function":
@@ -121,28 +134,47 @@ class Inspector:
         call.values["__nodes__"] = bind(signature, tuple(n.args), dict(n.kwargs))
         return desc, handler(call), call
 
-    def _tuple_result(self, n: fx.Node, sources: list[fx.Node]) -> None:
-        if len(sources) != 1 or sources[0] not in self.rec.flows:
-            self.rec.stop(n, "returns several tensors computed from several inputs")
+    def _tuple_result(self, n: fx.Node, sources: list[fx.Node], result: Any) -> None:
         desc, action, _ = self._classify(n)
         if isinstance(action, Unsupported):
             self.rec.stop(n, action.reason, desc)
-        self.pending[n] = _Pending(self.rec.flows[sources[0]], self._replay(n, sources[0]), desc)
+        if isinstance(action, Attention):
+            follow_attention(self.rec, n, action, self._real(n, result[0]), desc)
+            self.pending[n] = _Pending(action, self.rec.flows[n], None, desc, None)
+            return
+        if len(sources) != 1 or sources[0] not in self.rec.flows:
+            self.rec.stop(n, "returns several tensors computed from several inputs", desc)
+        source = sources[0]
+        self.pending[n] = _Pending(action, self.rec.flows[source], self._replay(n, source), desc, source)
 
     def _pending_item(self, n: fx.Node, result: Any) -> None:
         pending = self.pending[n.args[0]]  # type: ignore[index]
         index = n.args[1]
+        if isinstance(pending.action, Attention):
+            if index != 0:
+                if n.users:
+                    self.rec.stop(n, "uses the attention weights; rfcalc follows the attention output (item 0)",
+                                  pending.desc)
+                return
+            self.rec.alias(n, self.rec.flows[n.args[0]], self.rec.layouts[n.args[0]])  # type: ignore[index]
+            return
         if not isinstance(result, torch.Tensor) or result.dim() == 0 or result.shape[0] != BATCH:
             self.rec.stop(n, f"takes item {index!r} of {pending.desc}, which is not a batch of tensors")
         out = tuple(int(s) for s in result.shape[1:])
-        follow_unknown(self.rec, n, pending.flow, out, pending.desc, lambda x: pending.replay(x)[index])
+        assert pending.source is not None and pending.flow is not None and pending.replay is not None
+        layout = self.rec.layouts[pending.source]
+        if isinstance(pending.action, Split) and isinstance(index, int):
+            split_item(self.rec, n, pending.action, index, pending.flow, layout, out, pending.desc)
+            return
+        replay = pending.replay
+        follow_unknown(self.rec, n, pending.flow, layout, out, pending.desc, lambda x: replay(x)[index])
 
-    def _single_flow(self, n: fx.Node, desc: str) -> Flow:
+    def _single_source(self, n: fx.Node, desc: str) -> fx.Node:
         sources = [i for i in n.all_input_nodes if i in self.rec.flows]
         if len(sources) != 1:
-            self.rec.stop(n, "takes several tensors computed from the input; rfcalc follows torch.cat and "
-                             "+, -, *, / for that", desc)
-        return self.rec.flows[sources[0]]
+            self.rec.stop(n, "takes several tensors computed from the input; rfcalc follows torch.cat, "
+                             "+, -, *, /, matmul and attention for that", desc)
+        return sources[0]
 
     def _replay(self, n: fx.Node, source: fx.Node) -> Callable[[torch.Tensor], Any]:
         """Re-runs node ``n`` with ``x`` in place of ``source`` (other arguments as in the real forward)."""

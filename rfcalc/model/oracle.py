@@ -9,7 +9,10 @@ cancel: the non-zero support of ``d out[unit] / d input`` is then exactly the se
 connected to the unit. :func:`window_mismatches` compares that support with the table's window
 ``start + u·jump ± (rf−1)/2``: exact where the window lies inside the image; where the image edge
 clips it, strides and dilations can leave holes at the edge, so there the support need only stay
-inside the window.
+inside the window. :func:`global_mismatches` checks the table's ``global`` flag the same way: a global row's
+units depend on every pixel, and a row that is not global has a unit (the one the table names) that does not.
+A unit's output is seeded with random positive weights over its channels, so that nothing cancels (a
+hand-written ``x - x.mean(1, keepdim=True)`` sums to zero over the channels).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,6 +29,7 @@ from rfcalc.model.builder import constructor
 from rfcalc.model.modules import GlobalPool
 from rfcalc.model.plan import plan_model, row_modules
 from rfcalc.ops.registry import REGISTRY
+from rfcalc.table import reach as R
 from rfcalc.table.report import Row
 from rfcalc.analysis.load import Spec
 
@@ -33,17 +38,39 @@ Unit = tuple[int, int]                      # (h, w) index of an output unit
 Windows = dict[Unit, tuple[Interval, Interval]]
 
 # Modules that may cancel or zero a gradient, replaced by the identity: every registered op whose `positive` is
-# "identity" (norms, activations, dropout), and what inspected code uses besides.
+# "identity" (norms, activations, dropout), and what inspected code uses besides (saturating gates such as
+# Hardsigmoid would zero the gradient of a squeeze-and-excitation path).
 _IDENTITY_TYPES: tuple[type[nn.Module], ...] = tuple(dict.fromkeys([
     *(constructor(ctor) for op in REGISTRY.values() if op.positive == "identity" for ctor in op.ctors),
     nn.ELU, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Dropout1d, nn.AlphaDropout, nn.LayerNorm, nn.InstanceNorm2d,
-    nn.LocalResponseNorm,
+    nn.LocalResponseNorm, nn.Hardsigmoid, nn.Hardtanh, nn.GroupNorm, nn.BatchNorm1d,
 ]))
 
 
+class PositiveAttention(nn.Module):
+    """The positive stand-in of ``nn.MultiheadAttention`` (batch first): query token ``i`` gets
+    ``out(q(query_i) + mean_j k(key_j) + mean_j v(value_j))``, so it depends on its own query and on every key and
+    value token, as attention does, without a softmax that saturates on large positive scores."""
+
+    def __init__(self, module: nn.MultiheadAttention) -> None:
+        super().__init__()
+        e = module.embed_dim
+        self.q = nn.Linear(e, e)
+        self.k = nn.Linear(module.kdim, e)
+        self.v = nn.Linear(module.vdim, e)
+        self.out = nn.Linear(e, e)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                *args: object, **kwargs: object) -> tuple[torch.Tensor, None]:
+        mixed = self.q(query) + self.k(key).mean(dim=1, keepdim=True) + self.v(value).mean(dim=1, keepdim=True)
+        return self.out(mixed), None
+
+
 def _positive_module(module: nn.Module) -> nn.Module:
-    """The positive stand-in of one module (the module itself when it needs no change)."""
-    if isinstance(module, _IDENTITY_TYPES):
+    """The positive stand-in of one module (the module itself when it needs no change). A subclass defined
+    outside torch.nn (torchvision's ``LayerNorm2d``) is traced through, not called whole: it stays, and
+    :func:`rfcalc.inspection.check.positive_graph` makes the norm it calls the identity."""
+    if isinstance(module, _IDENTITY_TYPES) and type(module).__module__.startswith("torch.nn"):
         return nn.Identity()
     if isinstance(module, nn.MaxPool2d):
         if module.dilation not in (1, (1, 1)):
@@ -53,11 +80,18 @@ def _positive_module(module: nn.Module) -> nn.Module:
         return nn.AdaptiveAvgPool2d(module.output_size)
     if isinstance(module, GlobalPool):
         return GlobalPool("avg")
+    if isinstance(module, nn.MultiheadAttention):
+        return PositiveAttention(module)
     return module
 
 
 def positive_copy(model: nn.Module, offset: float = 0.1) -> nn.Module:
-    """A float64, eval-mode copy of ``model`` in which every path from input to output is strictly positive."""
+    """A float64, eval-mode copy of ``model`` in which every path from input to output is strictly positive.
+
+    Weights and biases become ``|w| + offset``; a conv's or linear layer's weights are then scaled so that each
+    output channel's weights sum to 1 (every output a weighted mean of its inputs), so that values neither
+    overflow nor vanish through a hundred layers (torchvision's resnet101) while every connection stays.
+    """
     model = copy.deepcopy(model)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
@@ -68,6 +102,10 @@ def positive_copy(model: nn.Module, offset: float = 0.1) -> nn.Module:
     with torch.no_grad():
         for param in model.parameters():
             param.copy_(param.abs() + offset)
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                weight = module.weight
+                weight.div_(weight.flatten(1).sum(dim=1).view(-1, *([1] * (weight.dim() - 1))))
     return model
 
 
@@ -114,15 +152,85 @@ class GradientProbe:
         if out.dim() != 4:
             raise ValueError(f"{module_name!r} outputs {tuple(out.shape[1:])}, not a feature map")
         units = list(units) if units is not None else default_units(out.shape[2], out.shape[3])
-        if len(units) > self.input.shape[0]:
-            raise ValueError(f"at most {self.input.shape[0]} units per call (one per sample of the batch)")
-        seed = torch.stack([out[i, :, h, w].sum() for i, (h, w) in enumerate(units)]).sum()
-        (grad,) = torch.autograd.grad(seed, self.input, retain_graph=True, allow_unused=True)
-        result: Windows = {}
-        for i, unit in enumerate(units):
-            support = (grad[i] != 0).any(dim=0) if grad is not None else torch.zeros(self.input.shape[2:], dtype=bool)
-            result[unit] = (_extent(support.any(dim=1)), _extent(support.any(dim=0)))
-        return result
+        masks = self.masks(module_name, units)
+        return {unit: (_extent(mask.any(dim=1)), _extent(mask.any(dim=0))) for unit, mask in masks.items()}
+
+    def masks(self, module_name: str, units: Sequence[Unit], grid: tuple[int, int] | None = None
+              ) -> dict[Unit, torch.Tensor]:
+        """Per unit, the (H, W) mask of the input pixels it depends on. A feature map's unit ``(h, w)`` is its
+        channels at that position; a vector's, the elements a flatten made from position ``(h, w)`` of a
+        ``grid`` map (no grid, or 1x1: the whole vector)."""
+        out = self.outputs[module_name]
+        selectors = [unit_selector(out.shape[1:], unit, grid) for unit in units]
+        return dict(zip(units, unit_masks(self.input, out, selectors)))
+
+
+Selector = Callable[[torch.Tensor], torch.Tensor]
+
+
+def unit_selector(shape: Sequence[int], unit: Sequence[int], grid: tuple[int, int] | None = None) -> Selector:
+    """The elements of one unit in one sample's output of ``shape`` (see :meth:`GradientProbe.masks`)."""
+    if len(shape) == 3:
+        h, w = unit
+        return lambda y: y[:, h, w]
+    if len(shape) == 1 and grid is not None and grid != (1, 1):
+        h, w = unit
+        flat = h * grid[1] + w
+        return lambda y: y.reshape(-1, grid[0] * grid[1])[:, flat]
+    if len(shape) == 1:
+        return lambda y: y
+    raise ValueError(f"no unit selector for an output of shape {tuple(shape)}")
+
+
+def unit_masks(x: torch.Tensor, out: torch.Tensor, selectors: Sequence[Selector], seed: int = 0
+               ) -> list[torch.Tensor]:
+    """For sample ``i``, the (H, W) mask of the input pixels that ``selectors[i](out[i])`` depends on.
+
+    ``x`` is the (batch, C, H, W) input ``out`` was computed from, with ``requires_grad``; one backward pass.
+    Each selected element gets a random positive weight, so that no sum of them cancels.
+    """
+    if len(selectors) > x.shape[0]:
+        raise ValueError(f"at most {x.shape[0]} units per call (one per sample of the batch)")
+    generator = torch.Generator().manual_seed(seed)
+    total = out.new_zeros(())
+    for i, select in enumerate(selectors):
+        part = select(out[i])
+        weights = torch.rand(part.shape, generator=generator, dtype=torch.float64).to(part) + 0.5
+        total = total + (part * weights).sum()
+    (grad,) = torch.autograd.grad(total, x, retain_graph=True, allow_unused=True)
+    if grad is None:
+        return [torch.zeros(x.shape[2:], dtype=torch.bool) for _ in selectors]
+    return [(grad[i] != 0).any(dim=0) for i in range(len(selectors))]
+
+
+def global_mismatches(row: Row, reach: R.Reach, masks: dict[Unit, torch.Tensor]) -> list[str]:
+    """Where measured unit masks disagree with the row's ``global`` flag: a global row's checked units must
+    depend on every pixel; a row that is not global is checked at the unit its reach names
+    (:func:`rfcalc.table.reach.partial_unit`), which must miss some pixel."""
+    problems = []
+    if row.is_global:
+        for unit, mask in masks.items():
+            if not bool(mask.all()):
+                problems.append(f"{row.name} unit {unit}: the table says global, but {int((~mask).sum())} "
+                                f"pixels do not count")
+        return problems
+    partial: Any = R.partial_unit(reach)
+    if partial is not None and partial in masks and bool(masks[partial].all()):
+        problems.append(f"{row.name} unit {partial}: the table says not global, but it depends on every pixel")
+    return problems
+
+
+def check_units(row: Row, reach: R.Reach, out_shape: Sequence[int]) -> list[Unit]:
+    """The units :func:`global_mismatches` (and the window check, on feature maps) read for ``row``: the
+    first, middle and last unit, and the reach's unit that misses a pixel."""
+    dims: tuple[int, int] = (reach.dims[0], reach.dims[1]) if len(reach.dims) == 2 else (1, 1)
+    if len(out_shape) == 3:
+        dims = (out_shape[1], out_shape[2])
+    units = default_units(*dims) if len(out_shape) == 3 or dims != (1, 1) else [(0, 0)]
+    partial = R.partial_unit(reach)
+    if partial is not None and len(partial) == 2 and tuple(partial) not in units:
+        units.append((partial[0], partial[1]))
+    return list(dict.fromkeys(units))
 
 
 def _extent(mask: torch.Tensor) -> Interval:
@@ -165,8 +273,9 @@ def module_problems(spec: Spec, model: nn.Module | None = None) -> list[str]:
     """Everything where ``build_model(spec)`` (or ``model``) disagrees with the spec's report.
 
     Parameters (PyTorch's count against the report's), the output shape of every row (read with
-    forward hooks) against ``out_shape``, and the gradient windows of the first, middle and last
-    unit of every row that outputs a feature map. An empty list means the table is right.
+    forward hooks) against ``out_shape``, the gradient windows of the first, middle and last
+    unit of every row that outputs a feature map, and every row's ``global`` flag (those units, and a unit
+    the table says misses a pixel). An empty list means the table is right.
     """
     from rfcalc.model.builder import build_model
 
@@ -182,8 +291,17 @@ def module_problems(spec: Spec, model: nn.Module | None = None) -> list[str]:
         shape = tuple(probe.outputs[modules[row.name]].shape[1:])
         if shape != row.out_shape:
             problems.append(f"{row.name}: the module outputs {shape}, the report says {row.out_shape}")
-        elif row.is_feature_map:
-            problems.extend(window_mismatches(row, probe.windows(modules[row.name]), spec.input_shape[1:]))
+            continue
+        reach = report.reaches[row.name]
+        units = check_units(row, reach, shape)
+        grid = (reach.dims[0], reach.dims[1]) if len(reach.dims) == 2 else None
+        masks: dict[Unit, torch.Tensor] = {}
+        for start in range(0, len(units), probe.input.shape[0]):
+            masks.update(probe.masks(modules[row.name], units[start:start + probe.input.shape[0]], grid))
+        if row.is_feature_map:
+            windows = {u: (_extent(m.any(dim=1)), _extent(m.any(dim=0))) for u, m in masks.items()}
+            problems.extend(window_mismatches(row, windows, spec.input_shape[1:]))
+        problems.extend(global_mismatches(row, reach, masks))
     return problems
 
 

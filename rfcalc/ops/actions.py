@@ -14,6 +14,18 @@ answer every call they know with one of these; :mod:`rfcalc.inspection.walk` tur
   calculator, so the product or sum that uses it is a broadcast with a global context);
 - :class:`Unsupported` — a known call whose windows the calculator cannot describe (a dilated max pool,
   asymmetric ``same`` padding, ...): the report stops there with the reason.
+
+Calls that move data between dimensions or mix along one (read with the tensor's layout,
+:mod:`rfcalc.inspection.layout`):
+
+- :class:`Permute` — ``permute`` / ``transpose`` / ``movedim``; :class:`Copy` — ``contiguous``, ``clone``,
+  ``detach``: the same values (no row of their own unless the layout's meaning changes);
+- :class:`Reduce` — ``mean`` / ``sum`` / ``amax`` / ``var`` / ... over dimensions (a global pool when they
+  are the image's);
+- :class:`Along` — ``softmax`` along one dimension;
+- :class:`Index` — ``x[:, 0]``, ``x[:, :2]``: a token, a range of channels;
+- :class:`Split` — ``chunk`` / ``split`` / ``unbind``: several tensors, each followed at its ``x[i]``;
+- :class:`MatMul` — ``@`` / ``matmul`` / ``bmm``; :class:`Attention` — ``nn.MultiheadAttention``.
 """
 from __future__ import annotations
 
@@ -72,7 +84,66 @@ class Unsupported:
     reason: str
 
 
-Action = Union[AsLayer, Pointwise, GlobalPool, AdaptivePool, Reshape, Concat, Binary, Broadcast, Unsupported]
+@dataclass(frozen=True)
+class Permute:
+    """Dimensions reordered: ``order`` (torch dims, batch included) or the two dims ``swap`` exchanges."""
+
+    order: tuple[int, ...] | None = None
+    swap: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Copy:
+    """The same values (``contiguous``, ``clone``, ``detach``)."""
+
+
+@dataclass(frozen=True)
+class Reduce:
+    """A reduction ``op`` over torch dims ``dims`` (batch included; None: every dim)."""
+
+    op: str
+    dims: tuple[int, ...] | None
+    keepdim: bool = False
+
+
+@dataclass(frozen=True)
+class Along:
+    """An op along one torch dim (``softmax``): each output depends on its whole line along ``dim``."""
+
+    op: str
+    dim: int
+
+
+@dataclass(frozen=True)
+class Index:
+    """``x[index]`` on a tensor (``index`` as Python gives it: ints, slices, None, Ellipsis)."""
+
+    index: Any
+
+
+@dataclass(frozen=True)
+class Split:
+    """``chunk`` / ``split`` / ``unbind`` along torch dim ``dim``: ``sizes`` of the pieces (None: unbind)."""
+
+    dim: int
+    sizes: tuple[int, ...] | None = None
+    chunks: int | None = None
+
+
+@dataclass(frozen=True)
+class MatMul:
+    """A matrix product of ``operands`` (names of the bound arguments)."""
+
+    operands: tuple[str, str] = ("input", "other")
+
+
+@dataclass(frozen=True)
+class Attention:
+    """``nn.MultiheadAttention``: every query token sees every key and value token."""
+
+
+Action = Union[AsLayer, Pointwise, GlobalPool, AdaptivePool, Reshape, Concat, Binary, Broadcast, Unsupported,
+               Permute, Copy, Reduce, Along, Index, Split, MatMul, Attention]
 
 
 @dataclass

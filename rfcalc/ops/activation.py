@@ -103,7 +103,7 @@ def _op(name: str) -> OpDef:
     return OpDef(
         name=name, family="activation", summary=f"{name} activation (torch.nn.{act.module}), element-wise",
         model=ActLayer, calc=_calc, leaf=lambda row: Leaf(row.name, ctor(row.op)), ctors=(ctor(name),),
-        positive="identity",
+        positive="identity", mixing="pointwise",
         inspect=InspectRules(modules={f"torch.nn.{act.module}": convert},
                              functions=(FunctionRule(act.functions, act.signature, convert),), methods=methods),
         random=_random(name), features={}, to_spec=lambda row, layer: {}, attach="act",

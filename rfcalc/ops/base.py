@@ -101,6 +101,11 @@ AttachStage = Literal["norm", "act", "dropout"]
 ATTACH_ORDER: tuple[AttachStage, ...] = ("norm", "act", "dropout")
 FoldRule = Callable[[Row, Any], "dict[str, Any] | None"]  # None: this row cannot fold
 
+# How a row's output units depend on its input's units (rfcalc.table.reach): through a window (conv, pools,
+# gap: the row's kernel, stride, padding and dilation), unit by unit (element-wise ops, norms, 1x1 maps of
+# channels), or every output unit on all of them (linear and ultimus on a vector).
+Mixing = Literal["window", "pointwise", "all"]
+
 # How the gradient oracle's positive copy treats this op's modules: keep them, replace them by the identity
 # (norms, activations, dropout: they may cancel gradients), or by an average pool (max pools).
 Positive = Literal["keep", "identity", "avg_pool"]
@@ -118,6 +123,7 @@ class OpDef:
     leaf: LeafRule                  # the module that computes a row of this op
     ctors: tuple[str, ...]          # every constructor `leaf` may name (torch side resolves and checks them)
     positive: Positive              # the gradient oracle's stand-in
+    mixing: Mixing                  # which input units each output unit sees (the `global` flag)
     inspect: InspectRules           # how traced code is recognised as this op
     random: RandomRule              # random layers for property tests
     features: dict[str, FeatureTest]  # the feature tags this op shows

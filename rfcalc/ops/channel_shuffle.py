@@ -47,7 +47,7 @@ OP = OpDef(
     name="channel_shuffle", family="channel_shuffle",
     summary="ShuffleNet's channel shuffle in `groups` groups (nn.ChannelShuffle), no parameters",
     model=ChannelShuffleLayer, calc=_calc, leaf=lambda row: Leaf(row.name, "nn.ChannelShuffle", (row.groups,)),
-    ctors=("nn.ChannelShuffle",), positive="keep",
+    ctors=("nn.ChannelShuffle",), positive="keep", mixing="pointwise",
     inspect=InspectRules(modules={"torch.nn.ChannelShuffle": _module},
                          functions=(FunctionRule(("torch.nn.functional.channel_shuffle", "torch.channel_shuffle",
                                                   "torch.native_channel_shuffle"), "input, groups", _function),)),

@@ -312,7 +312,7 @@ def _to_spec(row: Row, layer: ConvLayer) -> dict[str, Any]:
 
 OP = OpDef(
     name="conv", family="conv", summary="2-D convolution (nn.Conv2d) with optional norm, activation and dropout",
-    model=ConvLayer, calc=_calc, leaf=_leaf, ctors=("nn.Conv2d",), positive="keep",
+    model=ConvLayer, calc=_calc, leaf=_leaf, ctors=("nn.Conv2d",), positive="keep", mixing="window",
     inspect=InspectRules(
         modules={"torch.nn.Conv2d": _module},
         functions=(FunctionRule(("torch.nn.functional.conv2d", "torch.conv2d"),

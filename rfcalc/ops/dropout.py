@@ -50,6 +50,7 @@ def _random(rng: random.Random, shape: Shape) -> tuple[dict[str, Any], Shape]:
 OP = OpDef(
     name="dropout", family="dropout", summary="dropout (Dropout2d on maps, Dropout on vectors), no parameters",
     model=DropoutLayer, calc=_calc, leaf=_leaf, ctors=("nn.Dropout2d", "nn.Dropout"), positive="identity",
+    mixing="pointwise",
     inspect=InspectRules(
         modules={f"torch.nn.{name}": _convert for name in ("Dropout", "Dropout2d", "Dropout1d", "AlphaDropout",
                                                            "FeatureAlphaDropout")},

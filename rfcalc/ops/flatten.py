@@ -40,6 +40,7 @@ RESHAPE_METHODS = ("flatten", "view", "reshape", "squeeze")
 OP = OpDef(
     name="flatten", family="flatten", summary="a feature map to a vector (nn.Flatten)", model=FlattenLayer,
     calc=_calc, leaf=lambda row: Leaf(row.name, "nn.Flatten"), ctors=("nn.Flatten",), positive="keep",
+    mixing="pointwise",
     inspect=InspectRules(modules={"torch.nn.Flatten": _reshape},
                          functions=(FunctionRule(RESHAPE_FUNCTIONS, "*args, **kwargs", _reshape),),
                          methods=(MethodRule(RESHAPE_METHODS, "self, *args, **kwargs", _reshape),)),

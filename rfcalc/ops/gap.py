@@ -3,14 +3,15 @@
 Geometrically a kernel over the whole input (contract section 2). Traced code spells it many ways:
 ``AdaptiveAvgPool2d(1)``, ``F.adaptive_*_pool2d(x, 1)``, ``x.mean((2, 3))``, ``amax``, rfcalc's own
 ``GlobalPool``; ``rfcalc inspect`` makes them ``gap`` when their result is only flattened (or is a vector
-already), and an exact pool otherwise (:mod:`rfcalc.inspection.follow`).
+already), also through element-wise ops such as dropout, and an exact pool otherwise
+(:mod:`rfcalc.inspection.follow`).
 """
 from __future__ import annotations
 
 import random
 from typing import Any, Literal
 
-from rfcalc.ops.actions import Action, AdaptivePool, Call, GlobalPool, Unsupported
+from rfcalc.ops.actions import Action, AdaptivePool, Call, GlobalPool, Reduce, Unsupported
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, MethodRule, OpDef
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.rows import feature_map
@@ -46,17 +47,14 @@ def _adaptive(mode: str) -> Any:
 
 
 def _mean(mode: str) -> Any:
-    """``x.mean(dims)`` / ``amax``: a global pool over (H, W); over channels only: not this op (None)."""
-    def convert(call: Call) -> Action | None:
+    """``x.mean(dims)`` / ``amax``: a reduction; over the image's rows and columns of a map it is a global
+    pool (``gap``, or an exact pool), which :mod:`rfcalc.inspection.mixing` decides from the tensor's layout."""
+    def convert(call: Call) -> Action:
         dims = call.get("dim")
         if dims is None:
             return Unsupported("a reduction over every dimension (the batch too)")
-        dims = {d % 4 for d in ((dims,) if isinstance(dims, int) else dims)}
-        if dims == {2, 3}:
-            return GlobalPool(mode)
-        if 0 in dims or dims & {2, 3}:
-            return Unsupported(f"a reduction over dims {sorted(dims)}; rfcalc follows global pools over (H, W) only")
-        return None  # over channels only: the generic rule (a point-wise op)
+        dims = (dims,) if isinstance(dims, int) else tuple(int(d) for d in dims)
+        return Reduce("mean" if mode == "avg" else "amax", dims, bool(call.get("keepdim", False)))
     return convert
 
 
@@ -73,7 +71,7 @@ def _random(rng: random.Random, shape: Shape) -> tuple[dict[str, Any], Shape] | 
 OP = OpDef(
     name="gap", family="gap", summary="global average (or max) pool to 1x1, then flatten (rfcalc's GlobalPool)",
     model=GapLayer, calc=_calc, leaf=lambda row: Leaf(row.name, "GlobalPool", (row.mode or "avg",)),
-    ctors=("GlobalPool",), positive="avg_pool",
+    ctors=("GlobalPool",), positive="avg_pool", mixing="window",
     inspect=InspectRules(
         modules={"rfcalc.model.modules.GlobalPool": _own, "torch.nn.AdaptiveAvgPool2d": _adaptive("avg"),
                  "torch.nn.AdaptiveMaxPool2d": _adaptive("max")},

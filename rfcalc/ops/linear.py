@@ -55,7 +55,7 @@ def _to_spec(row: Row, layer: LinearLayer) -> dict[str, Any]:
 
 OP = OpDef(
     name="linear", family="linear", summary="fully connected layer on a vector (nn.Linear)", model=LinearLayer,
-    calc=_calc, leaf=_leaf, ctors=("nn.Linear",), positive="keep",
+    calc=_calc, leaf=_leaf, ctors=("nn.Linear",), positive="keep", mixing="all",
     inspect=InspectRules(modules={"torch.nn.Linear": _module},
                          functions=(FunctionRule(("torch.nn.functional.linear",), "input, weight, bias=None",
                                                  _function),)),

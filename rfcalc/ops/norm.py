@@ -124,6 +124,7 @@ def _op(name: str, summary: str) -> OpDef:
     return OpDef(
         name=name, family="norm", summary=summary, model=NormLayer, calc=_calc, leaf=_leaf,
         ctors=("nn.BatchNorm2d", "nn.BatchNorm1d") if name == "bn" else ("nn.GroupNorm",), positive="identity",
+        mixing="pointwise",
         inspect=INSPECT[name], random=_random(name),
         features={name: lambda row, consumers, op=name: row.op == op},  # type: ignore[misc]
         to_spec=lambda row, layer: {"groups": layer.groups} if row.op == "gn" else {},

@@ -141,14 +141,14 @@ def _to_spec(row: Row, layer: PoolLayer) -> dict[str, Any]:
 
 OPS: tuple[OpDef, ...] = (
     OpDef(name="maxpool", family="pool", summary="max pool over k x k windows (nn.MaxPool2d)", model=PoolLayer,
-          calc=_calc, leaf=_leaf, ctors=("nn.MaxPool2d",), positive="avg_pool",
+          calc=_calc, leaf=_leaf, ctors=("nn.MaxPool2d",), positive="avg_pool", mixing="window",
           inspect=InspectRules(modules={"torch.nn.MaxPool2d": _max_module},
                                functions=(FunctionRule((f"{F}.max_pool2d", "torch.max_pool2d"), _MAX_SIG,
                                                        _max_function),)),
           random=_random("maxpool"), features={"maxpool": lambda row, c: row.op == "maxpool"}, to_spec=_to_spec,
           attach=None, fold=None),
     OpDef(name="avgpool", family="pool", summary="average pool over k x k windows (nn.AvgPool2d)", model=PoolLayer,
-          calc=_calc, leaf=_leaf, ctors=("nn.AvgPool2d",), positive="keep",
+          calc=_calc, leaf=_leaf, ctors=("nn.AvgPool2d",), positive="keep", mixing="window",
           inspect=InspectRules(modules={"torch.nn.AvgPool2d": _avg_module},
                                functions=(FunctionRule((f"{F}.avg_pool2d",), _AVG_SIG, _avg_function),)),
           random=_random("avgpool"), features={"avgpool": lambda row, c: row.op == "avgpool"}, to_spec=_to_spec,

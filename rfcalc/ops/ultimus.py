@@ -42,7 +42,7 @@ OP = OpDef(
     name="ultimus", family="ultimus", summary="seed 003's attention block on a vector (rfcalc's Ultimus)",
     model=UltimusLayer, calc=_calc,
     leaf=lambda row: Leaf(row.name, "Ultimus", (row.out_shape[0],), (("dim", row.dim),)), ctors=("Ultimus",),
-    positive="keep", inspect=InspectRules(modules={"rfcalc.model.modules.Ultimus": _own}), random=_random,
+    positive="keep", mixing="all", inspect=InspectRules(modules={"rfcalc.model.modules.Ultimus": _own}), random=_random,
     features={"ultimus": lambda row, c: row.op == "ultimus"}, to_spec=lambda row, layer: {"dim": layer.dim},
     attach=None, fold=None)
 OPS: tuple[OpDef, ...] = (OP,)

@@ -1,9 +1,13 @@
 """The calculator's output: one :class:`Row` per primitive op, totals and diagnostics (contract section 3)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from rfcalc.table.reach import Reach
 
 Shape = tuple[int, ...]
 IntPair = tuple[int, int]
@@ -73,7 +77,8 @@ class Row:
     ``op`` is a registered op (:mod:`rfcalc.ops`), a merge (``concat``, ``add``; ``sub``, ``mul``, ``div`` from
     traced code) or, in ``rfcalc inspect``, the name of a call that passes the RF through. Spatial fields are
     (h, w); fields that do not apply are None, and the per-op extras (``bias`` … ``dim``) appear in the JSON
-    only when set.
+    only when set. ``geo_out`` is the window one unit sees; ``is_global`` (JSON ``"global"``) says that every
+    unit depends on every input pixel, which a window cannot state (:mod:`rfcalc.table.reach`).
     """
 
     name: str
@@ -86,6 +91,7 @@ class Row:
     geo_out: Geometry
     params: int = 0
     macs: int = 0
+    is_global: bool = False                # every unit depends on every input pixel (rfcalc.table.reach)
     kernel: IntPair | None = None
     stride: IntPair | None = None
     padding: IntPair | None = None
@@ -114,7 +120,7 @@ class Row:
             "jump_in": _pair(self.geo_in.jump), "jump_out": _pair(self.geo_out.jump),
             "rf_in": _pair(self.geo_in.rf), "rf_out": _pair(self.geo_out.rf),
             "start_in": _halves(self.geo_in.start2), "start_out": _halves(self.geo_out.start2),
-            "params": self.params, "macs": self.macs, "path": self.path,
+            "global": self.is_global, "params": self.params, "macs": self.macs, "path": self.path,
         }
         extras = {"bias": self.bias, "ceil_mode": self.ceil_mode, "mode": self.mode, "p": self.p,
                   "in_shapes": None if self.in_shapes is None else [list(s) for s in self.in_shapes],
@@ -131,6 +137,8 @@ class Report:
     input_shape: Shape
     rows: tuple[Row, ...]
     diagnostics: tuple[Diagnostic, ...]
+    # row name -> what each unit of its output sees (rfcalc.table.reach); not part of the JSON
+    reaches: Mapping[str, Reach] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def output(self) -> Row:
@@ -148,6 +156,11 @@ class Report:
     def rf(self) -> IntPair:
         return self.output.geo_out.rf
 
+    @property
+    def is_global(self) -> bool:
+        """Whether every unit of the output depends on every input pixel."""
+        return self.output.is_global
+
     def row(self, name: str) -> Row:
         for r in self.rows:
             if r.name == name:
@@ -163,6 +176,6 @@ class Report:
             "layers": [r.to_dict() for r in self.rows],
             "totals": {"params": self.params, "macs": self.macs, "rf": _pair(out.geo_out.rf),
                        "jump": _pair(out.geo_out.jump), "start": _halves(out.geo_out.start2),
-                       "output_shape": list(out.out_shape)},
+                       "global": out.is_global, "output_shape": list(out.out_shape)},
             "diagnostics": [d.to_dict() for d in self.diagnostics],
         }

@@ -1,0 +1,192 @@
+"""The gradient oracle on an inspected module: each row against what the module's output at that node really
+depends on. Needs torch.
+
+The module is made strictly positive (:func:`rfcalc.model.oracle.positive_copy`), traced with the same tracer
+(so its nodes carry the same names) and run on a random positive input; for chosen units of each row's fx
+node, one backward pass reads the input pixels they depend on (:func:`rfcalc.model.oracle.unit_masks`; a unit
+is picked out of the real tensor with the row's layout, so token sequences, flattened maps and channels-last
+maps work alike). Checked:
+
+- ``global``: a global row's first, middle and last units depend on every pixel; a row that is not global
+  has a unit that misses some (the one :func:`rfcalc.table.reach.partial_unit` names);
+- the window (``rf``, ``jump``, ``start``) of every feature-map row that is not global: the first, middle and
+  last units' extremes, as :func:`rfcalc.model.oracle.window_mismatches` reads them;
+- parameters: the table's count against what the forward uses (parameters that get a gradient).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from rfcalc.inspection import layout as L
+from rfcalc.inspection.api import trace_module, traced
+from rfcalc.inspection.result import Inspection
+from rfcalc.model.oracle import (PositiveAttention, default_units, global_mismatches, positive_copy, unit_masks,
+                                 window_mismatches)
+from rfcalc.table import reach as R
+
+
+def unit_selector(layout: L.Layout, unit: Sequence[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The elements of one unit (one index per unit axis of the reach) in one sample of a tensor of ``layout``."""
+    sizes = [f.size for d in layout for f in d]
+    index = tuple(unit[f.axis] if f.kind == "u" else slice(None) for d in layout for f in d)
+    return lambda y: y.reshape(sizes)[index] if sizes else y.reshape(())
+
+
+def checked_units(reach: R.Reach) -> list[tuple[int, ...]]:
+    """The first, middle and last unit, and one that misses a pixel (if any)."""
+    count = R.unit_count(reach)
+    picks = []
+    for flat in dict.fromkeys((0, count // 2, count - 1)):
+        unit = []
+        for size in reversed(reach.dims):
+            flat, digit = divmod(flat, size)
+            unit.append(digit)
+        picks.append(tuple(reversed(unit)))
+    partial = R.partial_unit(reach)
+    if partial is not None and tuple(partial) not in picks:
+        picks.append(tuple(partial))
+    return picks
+
+
+def positive_mix(x: torch.Tensor, dim: int, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """The positive stand-in of a softmax along ``dim``: ``x + mean(x)`` along it. Every output depends on the
+    whole line with a positive derivative, where a softmax of large positive scores saturates to 0 and 1."""
+    return x + x.mean(dim, keepdim=True)
+
+
+def positive_identity(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """The positive stand-in of a norm or a saturating gate called as a function: its input."""
+    return x
+
+
+_SOFTMAX = {torch.softmax, torch.nn.functional.softmax, torch.log_softmax, torch.nn.functional.log_softmax}
+_F = torch.nn.functional
+_IDENTITY_FUNCTIONS = {_F.layer_norm, _F.group_norm, _F.batch_norm, _F.instance_norm, _F.local_response_norm,
+                       _F.hardsigmoid, _F.hardtanh, _F.relu6, _F.sigmoid, torch.sigmoid, _F.tanh, torch.tanh}
+
+
+def positive_max_pool(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                      ceil_mode: bool = False, return_indices: bool = False) -> torch.Tensor:
+    """The positive stand-in of ``F.max_pool2d``: the average pool of the same windows (a max pool's gradient
+    reaches one pixel per window)."""
+    if dilation not in (1, (1, 1), [1, 1]):
+        raise ValueError("a dilated max pool has no average-pool stand-in")
+    return _F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode)
+
+
+def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
+    """``gm`` with every softmax call replaced by :func:`positive_mix`, max pools called as functions by
+    :func:`positive_max_pool`, and norms and saturating gates called as functions (inside modules that are
+    traced through) by :func:`positive_identity` (node names unchanged)."""
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and n.target in _IDENTITY_FUNCTIONS:
+            n.target, n.args, n.kwargs = positive_identity, (n.args[0],), {}
+        elif n.op == "call_function" and n.target in (_F.max_pool2d, torch.max_pool2d):
+            n.target = positive_max_pool
+        elif n.op == "call_function" and n.target is _F.adaptive_max_pool2d:
+            n.target, n.args = _F.adaptive_avg_pool2d, n.args[:2]
+            n.kwargs = {k: v for k, v in n.kwargs.items() if k != "return_indices"}
+        elif n.op == "call_function" and n.target in _SOFTMAX or n.op == "call_method" and n.target in (
+                "softmax", "log_softmax"):
+            dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else None)
+            n.op, n.target, n.args, n.kwargs = "call_function", positive_mix, (n.args[0], dim), {}
+        elif n.op == "call_module" and isinstance(gm.get_submodule(str(n.target)), (nn.Softmax, nn.LogSoftmax)):
+            dim = gm.get_submodule(str(n.target)).dim
+            n.op, n.target, n.args, n.kwargs = "call_function", positive_mix, (n.args[0], dim), {}
+    gm.recompile()
+    return gm
+
+
+def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequence[str] | None = None, *,
+                        inspection: Inspection | None = None, batch: int = 3, seed: int = 0) -> list[str]:
+    """Everything where the gradient oracle disagrees with ``rfcalc inspect``'s table of ``model`` (empty: none).
+
+    ``rows`` limits the check to those rows (every row by default; the parameter count is always checked).
+    """
+    inspection = inspection or trace_module(model, tuple(input_shape))
+    report = inspection.report
+    wanted = [r.name for r in report.rows] if rows is None else list(rows)
+    nodes: dict[str, list[str]] = {}
+    for name in wanted:
+        nodes.setdefault(inspection.row_nodes[name], []).append(name)
+    positive = positive_copy(model)
+    gm = positive_graph(traced(positive, leaves=(PositiveAttention,)))
+    captured: dict[str, torch.Tensor] = {}
+
+    class Keeper(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            result = super().run_node(n)
+            if n.name in nodes:
+                value = result[0] if isinstance(result, (tuple, list)) else result
+                for name in nodes[n.name]:
+                    captured[name] = value
+            return result
+
+    x = torch.rand((batch, *input_shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.5
+    x.requires_grad_(True)
+    Keeper(gm).run(x)
+    problems = _parameter_problems(model, input_shape, report.params)
+    hw = (int(input_shape[1]), int(input_shape[2]))
+    for name in wanted:
+        row = report.row(name)
+        if name not in captured:
+            problems.append(f"{name}: node {inspection.row_nodes[name]} did not run in the positive copy")
+            continue
+        layout = inspection.row_layouts[name]
+        reach = report.reaches[name]
+        value = captured[name]
+        if tuple(value.shape[1:]) != L.shape(layout):
+            problems.append(f"{name}: the node outputs {tuple(value.shape[1:])}, its layout says {L.shape(layout)}")
+            continue
+        units = checked_units(reach)
+        window = row.is_feature_map and not row.is_global and L.is_map(layout, reach.dims) \
+            and isinstance(reach, R.Grid)
+        if window:
+            units = list(dict.fromkeys([*units, *default_units(reach.dims[0], reach.dims[1])]))
+        masks: dict[tuple[int, ...], torch.Tensor] = {}
+        for start in range(0, len(units), batch):
+            chunk = units[start:start + batch]
+            found = unit_masks(x, value, [unit_selector(layout, u) for u in chunk], seed=seed + start)
+            masks.update(zip(chunk, found))
+        problems.extend(global_mismatches(row, reach, masks))  # type: ignore[arg-type]
+        if window:
+            extents = {(u[0], u[1]): (_extent(m.any(dim=1)), _extent(m.any(dim=0))) for u, m in masks.items()}
+            problems.extend(window_mismatches(row, extents, hw))
+    return problems
+
+
+def used_parameters(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """How many parameters the forward (in eval mode) uses: those that get a gradient."""
+    states = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        first = next(model.parameters(), None)
+        x = torch.rand((2, *input_shape), generator=torch.Generator().manual_seed(0))
+        if first is not None:
+            x = x.to(first.device, first.dtype if first.is_floating_point() else torch.float32)
+        out = model(x)
+        outputs = [o for o in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(o, torch.Tensor)]
+        params = list(model.parameters())
+        total = torch.stack([o.float().sum() for o in outputs]).sum()
+        grads = torch.autograd.grad(total, params, allow_unused=True)
+        return sum(p.numel() for p, g in zip(params, grads) if g is not None)
+    finally:
+        for m, training in states:
+            m.train(training)
+
+
+def _parameter_problems(model: nn.Module, input_shape: Sequence[int], counted: int) -> list[str]:
+    used = used_parameters(model, input_shape)
+    if used != counted:
+        return [f"parameters: the forward uses {used:,}, the table counts {counted:,}"]
+    return []
+
+
+def _extent(mask: torch.Tensor) -> tuple[int, int] | None:
+    index = torch.nonzero(mask).flatten()
+    return None if index.numel() == 0 else (int(index[0]), int(index[-1]))
