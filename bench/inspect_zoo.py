@@ -159,7 +159,8 @@ def machine() -> str:
     import torch
     import torchvision
 
-    return (f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs), Python "
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{platform.machine()}, {os.cpu_count()} cores (load average {load} when written), Python "
             f"{platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, CPU")
 
 
@@ -167,8 +168,8 @@ def zoo_section(results: list[dict[str, Any]], extra_rows: int) -> str:
     lines = [
         "## rfcalc inspect on torchvision's classification zoo (issue 14)",
         "",
-        f"`PYTHONPATH=. python bench/inspect_zoo.py --oracle-rows {extra_rows}` ({machine()}; --oracle-rows -1: "
-        "every row). Models built with "
+        f"`PYTHONPATH=. python bench/inspect_zoo.py --oracle-rows {extra_rows}` ({machine()}). "
+        "Models built with "
         "`weights=None`; RF / jump in input pixels; *trunk*: the last feature map larger than 1x1 (the issue's "
         "figure beside it); *global*: every unit of the output depends on every input pixel; *params*: the table "
         "against PyTorch's count of what the forward uses; *oracle*: the gradient oracle "
@@ -200,7 +201,7 @@ def speed_section(result: dict[str, Any], before: Path, rounds: int, repeats: in
         f"`PYTHONPATH=. python bench/inspect_zoo.py --speed-only --before {before}` ({machine()}, torch on "
         f"{threads} thread(s)). Before: the code before this round (commit 3a46aba, `rfcalc.inspect`); after: this "
         f"checkout. {rounds} rounds, each a fresh process per version (order alternating) timing {repeats} "
-        f"inspects after one warm-up, in CPU seconds of the process (`time.process_time`: the 2 cores are shared, "
+        f"inspects after one warm-up, in CPU seconds of the process (`time.process_time`: the cores are shared, "
         f"and wall time swung 4x between identical runs); densenet121, 3x224x224.",
         "",
         "| | median CPU s | best CPU s | |",
