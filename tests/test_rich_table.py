@@ -73,7 +73,8 @@ CELLS = {
     "k": lambda row, line: _pair(row["kernel"]), "s": lambda row, line: _pair(row["stride"]),
     "p": lambda row, line: _pair(row["padding"]), "d": lambda row, line: _pair(row["dilation"]),
     "g": lambda row, line: "-" if row["groups"] is None else _number(row["groups"]),
-    "jump": lambda row, line: _pair(row["jump_out"]), "RF": lambda row, line: _pair(row["rf_out"]) + (" · global" if row["global"] else ""),
+    "jump": lambda row, line: _pair(row["jump_out"]),
+    "RF": lambda row, line: _pair(row["rf_out"]) + (" · global" if row["global"] else ""),
     "start": lambda row, line: _pair(row["start_out"]), "params": lambda row, line: _number(line.params),
     "MACs": lambda row, line: _number(row["macs"]),
 }

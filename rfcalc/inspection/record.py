@@ -30,7 +30,7 @@ from rfcalc.ops.registry import REGISTRY
 from rfcalc.spec.graph import Prim
 from rfcalc.spec.source import Source
 from rfcalc.table import reach as R
-from rfcalc.table.report import Diagnostic, Geometry, Report, Row, Shape
+from rfcalc.table.report import Diagnostic, DiagnosticCode, Geometry, Report, Row, Shape
 
 # a pass-through row never takes the name of a spec op or merge (it gets "_op" appended)
 _RESERVED = frozenset(REGISTRY) | frozenset(get_args(SpecMerge))
@@ -214,7 +214,8 @@ class Recorder:
     def where(self, n: fx.Node) -> str:
         return source_line(n)
 
-    def diagnose(self, severity: Literal["info", "warning"], code: str, n: fx.Node, message: str) -> None:
+    def diagnose(self, severity: Literal["info", "warning"], code: DiagnosticCode, n: fx.Node, message: str
+                 ) -> None:
         """A diagnostic at node ``n``'s line, in order with the calculator's own."""
         self._calc.add_diagnostic(Diagnostic(severity, code, self.where(n), message))
 

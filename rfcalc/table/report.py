@@ -56,10 +56,16 @@ class Geometry:
 INPUT_GEOMETRY = Geometry((1, 1), (1, 1), (0, 0))
 
 
+Severity = Literal["info", "warning", "error"]
+# Every diagnostic code the report can carry (contract section 6.1): the calculator's, then rfcalc inspect's.
+DiagnosticCode = Literal["misaligned-merge", "pointwise-op", "vector-op", "shared-parameters", "parameters",
+                         "unused-parameters", "several-outputs", "output-not-last", "cannot-follow"]
+
+
 @dataclass(frozen=True)
 class Diagnostic:
-    severity: Literal["info", "warning", "error"]
-    code: str
+    severity: Severity
+    code: DiagnosticCode
     path: str
     message: str
 
