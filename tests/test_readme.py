@@ -42,6 +42,14 @@ def test_readme_table_is_what_rfcalc_prints(runner):
     assert table in README and summary.strip() in README
 
 
+def test_readme_inspect_example_is_what_rfcalc_prints(runner):
+    shown = next(block for block in _blocks("") if block.startswith("$ rfcalc inspect examples/se_net.py"))
+    command, expected = shown.split("\n", 1)
+    result = runner.invoke(app, command.split()[2:])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == expected
+
+
 def test_the_contract_names_every_diagnostic_code():
     from typing import get_args
 
