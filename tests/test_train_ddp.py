@@ -165,7 +165,7 @@ def gn(tmp_path_factory: pytest.TempPathFactory) -> Reference:
 
 def test_two_ranks_end_where_one_process_at_twice_the_batch_ends_groupnorm(gn: Reference, tmp_path: Path) -> None:
     assert gn.proc.returncode == 0, gn.proc.stderr
-    assert "2 ranks on 1 node, each cpu (1 threads), 80 train / 37 test images, 2 epochs x 10 batches of 8 " \
+    assert "2 ranks on 1 node, each cpu (1 thread), 80 train / 37 test images, 2 epochs x 10 batches of 8 " \
            "(2 ranks x 4)" in gn.proc.stderr
     one = run(["train", gn.spec, "--data", gn.data, *FLAGS, "--batch-size", "8", "--out", tmp_path / "one"])
     assert one.exit_code == 0, one.output

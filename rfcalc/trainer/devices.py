@@ -32,5 +32,6 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":  # pragma: no cover - no GPU in CI
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
     return device.type
