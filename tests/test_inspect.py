@@ -310,7 +310,9 @@ def test_tracing_failure_is_one_line() -> None:
                 return self.c(x)
             return x
 
-    with pytest.raises(RfcalcError, match=r"^cannot trace Branchy with torch.fx \(data-dependent control flow"):
+    line = Branchy.forward.__code__.co_firstlineno + 1
+    with pytest.raises(RfcalcError, match=rf"^tests/test_inspect\.py:{line}: cannot trace Branchy with torch\.fx: "
+                                          r"`if x\.sum\(\) > 0:` branches on a tensor's values \(data-dependent"):
         inspect_module(Branchy(), SHAPE)
 
 

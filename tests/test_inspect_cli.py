@@ -140,13 +140,12 @@ def test_unknown_node_prints_partial_table_and_exits_2(cli: CliRunner, model_py:
 
 
 @pytest.mark.parametrize("target, args, message", [
-    ("{py}:Branchy", [], "cannot trace Branchy with torch.fx (data-dependent control flow in forward)"),
     ("{py}:NeedsWidth", [], "{py}:NeedsWidth: NeedsWidth() needs arguments (width); point at a function"),
     ("{py}:Nope", [], "{py}: no 'Nope'; it defines Branchy, NeedsWidth, Net, Up, broken, make_net, net, "
                       "not_a_module"),
     ("{py}:broken", [], "{py}:broken: broken() failed: ValueError: no weights here"),
-    ("{py}:not_a_module", [], "{py}:not_a_module: not_a_module() returned a int, not an nn.Module"),
-    ("{py}:WIDTH", [], "{py}:WIDTH: 'WIDTH' is a int, not an nn.Module subclass or a function returning a module"),
+    ("{py}:not_a_module", [], "{py}:not_a_module: not_a_module() returned an int, not an nn.Module"),
+    ("{py}:WIDTH", [], "{py}:WIDTH: 'WIDTH' is an int, not an nn.Module subclass or a function returning a module"),
     ("missing.py:Net", [], "missing.py: no such file"),
     ("{py}", [], "{py}: expected FILE.py:NAME, e.g. model.py:Net"),
     ("{py}:Net", ["--input", "3x32"], "--input must be CxHxW (channels x height x width), e.g. 3x32x32, got '3x32'"),
@@ -159,6 +158,16 @@ def test_one_line_errors(cli: CliRunner, model_py: Path, target: str, args: list
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
     assert "\n" not in line and line.startswith(message.format(py=model_py))
+
+
+def test_data_dependent_control_flow_is_located(cli: CliRunner, model_py: Path) -> None:
+    line = MODEL_PY.splitlines().index("        return self.c(x) if x.mean() > 0 else x") + 1
+    result = cli.invoke(app, ["inspect", f"{model_py}:Branchy", "--input", "3x32x32"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"{model_py}:{line}: cannot trace Branchy with torch.fx: `return self.c(x) if x.mean() > 0 else x` branches "
+        f"on a tensor's values (data-dependent control flow); rfcalc inspects forwards that run the same operations "
+        f"for every input: branch on shapes or module attributes instead, or inspect the branch's modules one by one")
 
 
 def test_import_error_in_the_file(cli: CliRunner, tmp_path: Path) -> None:

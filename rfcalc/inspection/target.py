@@ -56,7 +56,7 @@ def load_target(target: str) -> Any:
     if isinstance(obj, nn.Module):
         return obj
     if not callable(obj):
-        raise RfcalcError(f"{target}: '{name}' is a {type(obj).__name__}, not an nn.Module subclass or a function "
+        raise RfcalcError(f"{target}: '{name}' is {_a(type(obj).__name__)}, not an nn.Module subclass or a function "
                           f"returning a module")
     kind = "class" if inspect.isclass(obj) else "function"
     if kind == "class" and not issubclass(obj, nn.Module):
@@ -71,7 +71,7 @@ def load_target(target: str) -> Any:
     except Exception as exc:
         raise RfcalcError(f"{target}: {name}() failed: {type(exc).__name__}: {_first_line(exc)}") from None
     if not isinstance(built, nn.Module):
-        raise RfcalcError(f"{target}: {name}() returned a {type(built).__name__}, not an nn.Module")
+        raise RfcalcError(f"{target}: {name}() returned {_a(type(built).__name__)}, not an nn.Module")
     return built
 
 
@@ -133,3 +133,8 @@ def is_code_target(arg: str) -> bool:
     """Whether a command-line argument names a PyTorch module (``FILE.py:NAME``) rather than a spec file."""
     head, sep, _ = arg.rpartition(":")
     return bool(sep) and head.endswith(".py")
+
+
+def _a(noun: str) -> str:
+    """'an int', 'a list': the noun with its article."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

@@ -6,6 +6,7 @@ import functools
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -57,10 +58,27 @@ def trace_graph(module: nn.Module, label: str, leaves: tuple[type, ...] = ()) ->
     try:
         graph = tracer.trace(module)
     except Exception as exc:
-        text = first_line(exc)
-        why = " (data-dependent control flow in forward)" if "control flow" in text else ""
-        raise RfcalcError(f"cannot trace {label} with torch.fx{why}: {text}") from None
+        raise RfcalcError(_trace_failure(exc, label)) from None
     return fx.GraphModule(tracer.root, graph)
+
+
+_RFCALC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _trace_failure(exc: BaseException, label: str) -> str:
+    """One line for a module torch.fx cannot trace: where in the user's code, what, and what is followed."""
+    where, code = label, ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not _skipped(frame.filename) and not os.path.abspath(frame.filename).startswith(_RFCALC_DIR):
+            where, code = f"{_display_path(frame.filename)}:{frame.lineno}", (frame.line or "").strip()
+            break
+    at = f" (`{code}`)" if code else ""
+    if "control flow" in first_line(exc):
+        what = f"`{code}`" if code else "its forward"
+        return (f"{where}: cannot trace {label} with torch.fx: {what} branches on a tensor's values "
+                f"(data-dependent control flow); rfcalc inspects forwards that run the same operations for every "
+                f"input: branch on shapes or module attributes instead, or inspect the branch's modules one by one")
+    return f"{where}: cannot trace {label} with torch.fx{at}: {first_line(exc)}"
 
 
 def first_line(exc: BaseException) -> str:
