@@ -8,11 +8,14 @@ written is one line naming the flag, the path and what would work, and exit code
 """
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rfcalc.errors import RfcalcError
 
@@ -87,3 +90,16 @@ def writing(flag: str, path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise RfcalcError(f"{flag} {path}: cannot write: {exc.strerror or exc}") from None
+
+
+def emit_json(flag: str, output: Path | None, document: Any) -> None:
+    """``document`` as indented JSON on stdout, or written to ``output`` (checked first; 'wrote PATH' on stderr)."""
+    if output is not None:
+        output_file(flag, output, JSON)
+    text = json.dumps(document, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    with writing(flag, output):
+        output.write_text(text, encoding="utf-8")
+    print(f"wrote {output}", file=sys.stderr)

@@ -12,7 +12,7 @@ import typer
 
 from rfcalc.analysis.render import TableFormat
 from rfcalc.cli.common import console, fail, guarded
-from rfcalc.cli.outputs import IMAGE, JSON, output_file, writing
+from rfcalc.cli.outputs import IMAGE, emit_json, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
 from rfcalc.inspection.target import is_code_target
@@ -160,12 +160,4 @@ def schema(
     """
     from rfcalc.spec.schema import spec_json_schema
 
-    if output is not None:
-        output_file("--output", output, JSON)
-    text = json.dumps(spec_json_schema(), indent=2) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        with writing("--output", output):
-            output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {output}", err=True)
+    emit_json("--output", output, spec_json_schema())

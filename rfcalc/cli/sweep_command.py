@@ -5,7 +5,6 @@ run trials) and imports :mod:`rfcalc.sweep.run` inside its body.
 """
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -16,7 +15,7 @@ import typer
 
 from rfcalc.analysis.render import TableFormat
 from rfcalc.cli.common import console, guarded, require_extra
-from rfcalc.cli.outputs import JSON, output_file, output_folder, writing
+from rfcalc.cli.outputs import emit_json, output_folder
 from rfcalc.errors import ExitCode, RfcalcError
 
 
@@ -134,12 +133,4 @@ def sweep_schema(
     """
     from rfcalc.sweep.schema import sweep_json_schema
 
-    if output is not None:
-        output_file("--output", output, JSON)
-    text = json.dumps(sweep_json_schema(), indent=2) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        with writing("--output", output):
-            output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {output}", err=True)
+    emit_json("--output", output, sweep_json_schema())
