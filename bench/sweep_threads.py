@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 from results_file import write_section  # bench/ is the script's own folder
+from shared_data import CIFAR
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = next((p for p in (ROOT.parent / "shared" / "datasets" / "cifar10-jpeg",
-                         ROOT.parent.parent / "shared" / "datasets" / "cifar10-jpeg") if p.is_dir()),
-            ROOT.parent / "shared" / "datasets" / "cifar10-jpeg")
+DATA = CIFAR
 TINY = """\
 version: 1
 name: tiny-run

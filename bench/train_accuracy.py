@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from results_file import write_section  # bench/ is the script's own folder
+from shared_data import CIFAR
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"
+DEFAULT_DATA = CIFAR
 
 
 def fits(spec_path: Path) -> bool:

@@ -35,9 +35,10 @@ from typing import Any
 import yaml
 
 from results_file import write_section  # bench/ is the script's own folder
+from shared_data import CIFAR
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"
+DEFAULT_DATA = CIFAR
 REPORT_AUGS = [
     {"HorizontalFlip": {"p": 0.5}},
     {"ShiftScaleRotate": {"shift_limit": 0.1, "scale_limit": 0.1, "rotate_limit": 15, "p": 0.5}},

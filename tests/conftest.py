@@ -9,6 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
+# the real CIFAR-10 JPEGs beside the checkout (one folder up again from a git worktree under wt/)
+CIFAR_PLACES = [ROOT.parent / "shared" / "datasets" / "cifar10-jpeg",
+                ROOT.parent.parent / "shared" / "datasets" / "cifar10-jpeg"]
 
 
 def bundled_specs(recursive: bool = True) -> list[Path]:

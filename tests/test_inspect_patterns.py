@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402

@@ -95,14 +95,14 @@ def test_every_image_type_offered_is_drawn(runner, tmp_path, suffix):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_erf_output(runner, tmp_path, unwritable, kind):
-    pytest.importorskip("torch")
+    import torch  # noqa: F401
     path, says = _bad_paths(tmp_path, unwritable, ".png", ".txt")[kind]
     _one_line(runner.invoke(app, ["erf", SPEC, "--batch", "1", "-o", str(path)]), "--output", path, says)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_inspect_to_spec(runner, tmp_path, unwritable, kind):
-    pytest.importorskip("torch")
+    import torch  # noqa: F401
     path, says = _bad_paths(tmp_path, unwritable, ".yaml", ".json")[kind]
     target = f"{ROOT / 'tests' / 'models_for_inspect.py'}:ChainNet"
     result = runner.invoke(app, ["inspect", target, "--input", "3x32x32", "--to-spec", str(path)])

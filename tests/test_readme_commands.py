@@ -18,12 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from conftest import ROOT
 
-pytest.importorskip("torch")
-pytest.importorskip("matplotlib")
+import torch  # noqa: F401
+import matplotlib  # noqa: F401
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DATA = "../shared/datasets/cifar10-jpeg"

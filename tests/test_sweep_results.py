@@ -37,7 +37,7 @@ def test_pareto_front_matches_brute_force(seed: int) -> None:
 
 
 def test_pareto_front_matches_optunas_best_trials_of_a_two_objective_study() -> None:
-    optuna = pytest.importorskip("optuna")
+    import optuna
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     rng = random.Random(3)
     study = optuna.create_study(directions=["maximize", "minimize"])

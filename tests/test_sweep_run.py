@@ -28,13 +28,13 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("optuna")
-pytest.importorskip("torch")
-pytest.importorskip("cv2")
+import optuna  # noqa: F401
+import torch  # noqa: F401
+import cv2  # noqa: F401
+
+from conftest import CIFAR_PLACES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR_PLACES = [ROOT.parent / "shared" / "datasets" / "cifar10-jpeg",
-                ROOT.parent.parent / "shared" / "datasets" / "cifar10-jpeg"]
 
 SPEC = """\
 version: 1
@@ -128,7 +128,6 @@ def show(sweep_file: Path, out: Path, *storage: str) -> dict[str, Any]:
 
 
 def trials(url: str, name: str) -> list[Any]:
-    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return sorted(optuna.load_study(study_name=name, storage=url).get_trials(), key=lambda t: t.number)

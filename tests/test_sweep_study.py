@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-optuna = pytest.importorskip("optuna")
+import optuna
 
 from rfcalc.errors import RfcalcError  # noqa: E402
 from rfcalc.sweep.load import load_sweep  # noqa: E402

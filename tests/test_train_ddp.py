@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("albumentations")
-pytest.importorskip("matplotlib")
+import torch
+import albumentations  # noqa: F401
+import matplotlib  # noqa: F401
 
 from rich.console import Console  # noqa: E402
 from train_helpers import run, spec_text, write_pickle_folder  # noqa: E402

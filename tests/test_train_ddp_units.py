@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("albumentations")
-pytest.importorskip("matplotlib")
+import torch
+import albumentations  # noqa: F401
+import matplotlib  # noqa: F401
 
 from rich.console import Console  # noqa: E402
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure  # noqa: E402

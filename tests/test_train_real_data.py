@@ -10,10 +10,10 @@ import pytest
 
 import cv2  # noqa: F401 - the train extra
 
+from conftest import CIFAR_PLACES  # noqa: E402
 from train_helpers import run  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"
+CIFAR = next((place for place in CIFAR_PLACES if place.is_dir()), CIFAR_PLACES[0])
 
 SPEC = """
 version: 1
