@@ -1,4 +1,4 @@
-"""The optional extras (``torch``, ``train``) and the one place that says how to install a missing one.
+"""The optional extras (``torch``, ``train``, ``sweep``) and the one place that says how to install a missing one.
 
 rfcalc is installed from its source checkout (it is not on PyPI yet), so the hint names the checkout: the
 folder this very copy runs from when it is an editable install, else "your rfcalc checkout". Torch-free.
@@ -19,9 +19,14 @@ def checkout_root() -> Path | None:
     return root if (root / "pyproject.toml").is_file() else None
 
 
-def install_hint(extra: str, *, torch: bool = False) -> str:
-    """A pip command that installs ``extra``, e.g. ``pip install -e '.[train]'``; ``torch`` adds the CPU pin."""
-    pin = f'"{TORCH_PIN}" ' if torch else ""
+# the extras that pull torch: their hint pins the CPU build, or pip would fetch torch with its CUDA packages
+_WITH_TORCH = frozenset({"torch", "train"})
+
+
+def install_hint(extra: str) -> str:
+    """A pip command that installs ``extra`` (one or several, comma-separated), e.g.
+    ``pip install "torch==2.13.0" -e '.[train]'``: with torch's CPU pin whenever the extras pull torch."""
+    pin = f'"{TORCH_PIN}" ' if _WITH_TORCH & set(extra.split(",")) else ""
     root = checkout_root()
     if root is not None:
         where = "." if Path.cwd().resolve() == root else str(root)
@@ -32,7 +37,7 @@ def install_hint(extra: str, *, torch: bool = False) -> str:
 
 def missing(module: str, extra: str, what: str = "this command") -> RfcalcError:
     """The one-line error for a missing optional dependency."""
-    return RfcalcError(f"{what} needs {module}: {install_hint(extra, torch=module == 'torch')}")
+    return RfcalcError(f"{what} needs {module}: {install_hint(extra)}")
 
 
 def require(module: str, extra: str, what: str = "this command") -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from rfcalc.analysis.render import TableFormat
-from rfcalc.cli.common import console, fail, guarded
+from rfcalc.cli.common import console, fail, guarded, require_extra
 from rfcalc.cli.outputs import IMAGE, emit_json, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
@@ -48,6 +48,7 @@ def table(
 
     if plot is not None:
         output_file("--plot", plot, IMAGE)
+        require_extra("matplotlib", "train")  # before any output: nothing is printed when the plot cannot be drawn
     loaded = load_spec(spec)
     report = loaded.report
     if format is TableFormat.rich:
@@ -62,9 +63,6 @@ def table(
 
 
 def _plot(spec: Any, path: Path) -> None:
-    from rfcalc.cli.common import require_extra
-
-    require_extra("matplotlib", "train")
     from rfcalc.analysis.plot import write_rf_plot
 
     bounds = spec.constraints.rf.items() if spec.constraints and spec.constraints.rf else []

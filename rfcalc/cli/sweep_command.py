@@ -65,7 +65,7 @@ def sweep(
     continues the study. Exit 0 when done, 1 when no trial completed, 2 on bad input, 130 on Ctrl-C (run the
     same command again to continue).
     """
-    require_extra("optuna", "sweep")
+    require_extra("optuna", "train,sweep")  # a sweep trains its trials: one install line for both
     from rfcalc.sweep.model import parse_duration
     from rfcalc.sweep.trainproc import TRAIN_COMMAND
 
@@ -86,7 +86,7 @@ def sweep(
         raise RfcalcError("--train-command: empty; give the command that starts `rfcalc train`")
     if not show:
         for module in ("numpy", "cv2", "torch"):
-            require_extra(module, "train")
+            require_extra(module, "train,sweep")
     from rfcalc.sweep.render import people_text, render_text
     from rfcalc.sweep.run import default_plan, run_sweep
 
