@@ -25,8 +25,8 @@ def test_hint_from_the_checkout_names_an_extra_its_pyproject_defines(monkeypatch
 
 def test_hint_for_an_installed_copy_says_where_and_when(monkeypatch):
     monkeypatch.setattr(extras, "checkout_root", lambda: None)
-    assert extras.install_hint("train") == ("pip install \"torch==2.13.0\" '.[train]' in your rfcalc checkout (pip install "
-                                            "'rfcalc[train]' once rfcalc is published on PyPI)")
+    assert extras.install_hint("train") == ("pip install \"torch==2.13.0\" '.[train]' in your rfcalc checkout "
+                                            "(pip install 'rfcalc[train]' once rfcalc is published on PyPI)")
 
 
 @pytest.mark.parametrize(("argv", "module", "extra"), [
