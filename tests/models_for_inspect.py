@@ -665,3 +665,50 @@ class FunctionalPools(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(self.a(x), kernel_size=3, stride=2)
         return F.adaptive_max_pool2d(self.b(x), 7)
+
+
+class PartialGate(nn.Module):
+    """Unpadded convs and pool floors (the last pool drops pixels 30-31), then a squeeze-and-excitation gate: the
+    gate sees 30x30 of the 32x32 pixels, so the product is not global, and its window is the full-size map's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 3)
+        self.c2 = nn.Conv2d(16, 32, 3)
+        self.fc1 = nn.Linear(32, 8)
+        self.fc2 = nn.Linear(8, 32)
+        self.c3 = nn.Conv2d(32, 32, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        x = F.max_pool2d(F.relu(self.c2(x)), 2)
+        s = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
+        return self.c3(x * s[:, :, None, None])
+
+
+class AmaxHead(nn.Module):
+    """A global max over the map (``amax``), then a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.c(x).amax(dim=(2, 3)))
+
+
+class AttentionBackToMap(nn.Module):
+    """A non-local block: tokens, attention written by hand, back to the map, and a conv on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 7, stride=4, padding=3)
+        self.o = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.c(x)
+        b, c, h, w = x.shape
+        t = x.flatten(2).transpose(1, 2)
+        t = (t @ t.transpose(1, 2)).softmax(-1) @ t
+        return self.o(t.transpose(1, 2).reshape(b, c, h, w))

@@ -44,6 +44,9 @@ PATTERNS: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int]]] = {
     "alexnet_head_cropping": (lambda: M.AlexNetHead(crop=True), CIFAR),
     "strided_holes": (M.StridedHoles, SMALL),
     "functional_max_pools": (lambda: M.FunctionalPools(), CIFAR),
+    "partial_gate": (M.PartialGate, CIFAR),
+    "amax_head": (M.AmaxHead, CIFAR),
+    "attention_back_to_map": (M.AttentionBackToMap, CIFAR),
 }
 
 
@@ -61,6 +64,22 @@ def test_pattern_is_exact_against_the_gradient_oracle(name: str) -> None:
     assert inspection.complete, inspection.error
     assert inspection.report.params == sum(p.numel() for p in model.parameters())
     assert inspection_problems(model, shape, inspection=inspection) == []
+
+
+def test_a_gate_that_misses_pixels_is_not_global_and_says_so() -> None:
+    report = inspect_module(M.PartialGate(), CIFAR)
+    mul = report.row("mul")
+    assert (mul.geo_out.rf, mul.is_global) == ((10, 10), False)  # the full-size map's window
+    notes = [d for d in report.diagnostics if d.code == "partial-context"]
+    assert [d.message for d in notes] == ["'mul' (mul) broadcasts a 1x1 map that sees 900 of the 1,024 input "
+                                          "pixels: every unit also depends on those, beyond its window (rf); not "
+                                          "on all, so not global"]
+
+
+def test_a_conv_after_attention_on_a_rebuilt_map_sees_everything() -> None:
+    report = inspect_module(M.AttentionBackToMap(), CIFAR)
+    assert [(r.name, r.geo_out.rf[0], r.is_global) for r in report.rows[-2:]] == [("reshape", 7, True),
+                                                                                   ("o", 15, True)]
 
 
 def ops(report: rfcalc.Report) -> list[str]:

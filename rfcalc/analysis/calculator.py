@@ -97,9 +97,12 @@ class Calculator:
             return reach
         if mixing == "all":
             return R.collapse(reach)
-        assert row.kernel and row.stride and row.padding and row.dilation and isinstance(reach, R.Grid)
+        if not (row.kernel and row.stride and row.padding and row.dilation):
+            raise ValueError(f"{row.name}: a {row.op} row without kernel, stride, padding and dilation")
         out_hw = (row.out_shape[1], row.out_shape[2]) if row.is_feature_map else (1, 1)
-        return R.window(reach, row.kernel, row.stride, row.padding, row.dilation, out_hw)
+        if isinstance(reach, R.Grid):
+            return R.window(reach, row.kernel, row.stride, row.padding, row.dilation, out_hw)
+        return R.window_units(reach, row.kernel, row.stride, row.padding, row.dilation, out_hw)
 
     def _add(self, row: Row, reach: R.Reach) -> Row:
         """Append ``row`` (fresh from its rule, shared with no one yet) with its ``global`` flag from ``reach``."""

@@ -15,6 +15,7 @@ maps work alike). Checked:
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -79,6 +80,43 @@ def positive_max_pool(x: torch.Tensor, kernel_size: Any, stride: Any = None, pad
     return _F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode)
 
 
+def positive_amax(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.Tensor:
+    """The positive stand-in of ``amax`` (a max's gradient reaches one element): the mean over the same dims."""
+    return x.mean(dim=dim if dim is not None else tuple(range(x.dim())), keepdim=keepdim)
+
+
+def _local(op: Callable[..., Any], detached: list[int]) -> Callable[..., Any]:
+    """``op`` (``*``, ``+``, ...) with a 1x1 map broadcast over a larger map detached: the window of a row
+    after a squeeze-and-excitation gate is the one through its full-size operand; what the gate adds is what
+    ``global`` reports (contract section 6.6). ``detached`` counts the calls that detached something."""
+    def local(a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dim() == b.dim() == 4:
+            if tuple(a.shape[-2:]) == (1, 1) and tuple(b.shape[-2:]) != (1, 1):
+                a = a.detach()
+                detached.append(1)
+            elif tuple(b.shape[-2:]) == (1, 1) and tuple(a.shape[-2:]) != (1, 1):
+                b = b.detach()
+                detached.append(1)
+        return op(a, b, *args, **kwargs)
+    return local
+
+
+_BINARY_FUNCTIONS = {operator.mul, operator.add, operator.sub, operator.truediv, torch.mul, torch.add, torch.sub,
+                     torch.div}
+_BINARY_METHODS = {"mul": operator.mul, "add": operator.add, "sub": operator.sub, "div": operator.truediv}
+
+
+def local_graph(gm: fx.GraphModule, detached: list[int]) -> fx.GraphModule:
+    """``gm`` with every binary op wrapped by :func:`_local` (node names unchanged)."""
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and n.target in _BINARY_FUNCTIONS:
+            n.target = _local(n.target, detached)
+        elif n.op == "call_method" and n.target in _BINARY_METHODS:
+            n.op, n.target = "call_function", _local(_BINARY_METHODS[n.target], detached)
+    gm.recompile()
+    return gm
+
+
 def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
     """``gm`` with every softmax call replaced by :func:`positive_mix`, max pools called as functions by
     :func:`positive_max_pool`, and norms and saturating gates called as functions (inside modules that are
@@ -88,6 +126,8 @@ def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
             n.target, n.args, n.kwargs = positive_identity, (n.args[0],), {}
         elif n.op == "call_function" and n.target in (_F.max_pool2d, torch.max_pool2d):
             n.target = positive_max_pool
+        elif n.op == "call_function" and n.target is torch.amax or n.op == "call_method" and n.target == "amax":
+            n.op, n.target = "call_function", positive_amax
         elif n.op == "call_function" and n.target is _F.adaptive_max_pool2d:
             n.target, n.args = _F.adaptive_avg_pool2d, n.args[:2]
             n.kwargs = {k: v for k, v in n.kwargs.items() if k != "return_indices"}
@@ -130,6 +170,12 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
     x = torch.rand((batch, *input_shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.5
     x.requires_grad_(True)
     Keeper(gm).run(x)
+    full = captured.copy()
+    detached: list[int] = []  # windows are read with broadcast 1x1 gates detached (see _local)
+    Keeper(local_graph(positive_graph(traced(positive, leaves=(PositiveAttention,))), detached)).run(x)
+    local = captured.copy() if detached else full
+    captured.clear()
+    captured.update(full)
     problems = _parameter_problems(model, input_shape, report.params)
     hw = (int(input_shape[1]), int(input_shape[2]))
     for name in wanted:
@@ -154,6 +200,12 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
             found = unit_masks(x, value, [unit_selector(layout, u) for u in chunk], seed=seed + start)
             masks.update(zip(chunk, found))
         problems.extend(global_mismatches(row, reach, masks))  # type: ignore[arg-type]
+        if window and local is not full:
+            masks = {}
+            for start in range(0, len(units), batch):
+                chunk = units[start:start + batch]
+                found = unit_masks(x, local[name], [unit_selector(layout, u) for u in chunk], seed=seed + start)
+                masks.update(zip(chunk, found))
         if window:
             extents = {(u[0], u[1]): (_extent(m.any(dim=1)), _extent(m.any(dim=0))) for u, m in masks.items()}
             problems.extend(window_mismatches(row, extents, hw))

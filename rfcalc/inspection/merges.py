@@ -148,6 +148,14 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
     if not L.all_unit_axes(lsmall):  # one unit, repeated everywhere: a gate
         rec.row(n, action.op, current(rec, big, lbig), real, desc,
                 f"a broadcast {action.op} with a 1x1 map has no spec op", layout=lbig, extra=(small,))
+        gate = rec.reach(small)
+        if not gate.everywhere:
+            image = gate.image
+            seen = R.pixel_count(R.coverage(gate), image)
+            rec.diagnose("info", "partial-context", n,
+                         f"'{n.name}' ({action.op}) broadcasts a 1x1 map that sees {seen:,} of the "
+                         f"{image.h * image.w:,} input pixels: every unit also depends on those, beyond its window "
+                         f"(rf); not on all, so not global")
         return
     width = len(lbig) - len(lsmall)
     aligned = ((),) * width + lsmall

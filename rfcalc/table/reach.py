@@ -122,6 +122,11 @@ def join(*areas: Area) -> Area:
     return area(pair for a in areas for pair in a)
 
 
+def pixel_count(a: Area, image: Image) -> int:
+    """How many pixels area ``a`` holds."""
+    return sum(reduce(or_, (c for rows, c in a if rows >> r & 1), 0).bit_count() for r in range(image.h))
+
+
 def is_full(a: Area, image: Image) -> bool:
     """Whether area ``a`` is every pixel of ``image``."""
     full_h, full_w = image.full_h, image.full_w
@@ -268,6 +273,23 @@ def window(g: Grid, kernel: tuple[int, int], stride: tuple[int, int], padding: t
 
 
 # -- questions -----------------------------------------------------------------------------------------------
+def window_units(u: Units, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                 dilation: tuple[int, int], out_hw: tuple[int, int]) -> Units:
+    """:func:`window` over explicit units (a map rebuilt from tokens that attention mixed): each output unit
+    sees what the input units under its kernel see (positions in the padding see nothing)."""
+    if len(u.dims) != 2:
+        raise ValueError(f"a window over units of {len(u.dims)} axes; a kernel slides over 2")
+    hu, wu = u.dims
+
+    def taps(axis: int, out: int, size: int) -> list[int]:
+        at = (out * stride[axis] - padding[axis] + a * dilation[axis] for a in range(kernel[axis]))
+        return [i for i in at if 0 <= i < size]
+
+    areas = tuple(join(*(u.areas[i * wu + j] for i in taps(0, oi, hu) for j in taps(1, oj, wu)))
+                  for oi in range(out_hw[0]) for oj in range(out_hw[1]))
+    return Units(u.image, out_hw, areas)
+
+
 def coverage(r: Reach) -> Area:
     """Every pixel some unit sees."""
     if isinstance(r, Grid):

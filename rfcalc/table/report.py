@@ -59,7 +59,8 @@ INPUT_GEOMETRY = Geometry((1, 1), (1, 1), (0, 0))
 Severity = Literal["info", "warning", "error"]
 # Every diagnostic code the report can carry (contract section 6.1): the calculator's, then rfcalc inspect's.
 DiagnosticCode = Literal["misaligned-merge", "pointwise-op", "vector-op", "shared-parameters", "parameters",
-                         "unused-parameters", "several-outputs", "output-not-last", "cannot-follow"]
+                         "unused-parameters", "several-outputs", "output-not-last", "cannot-follow",
+                         "partial-context"]
 
 
 @dataclass(frozen=True)
