@@ -312,7 +312,7 @@ def test_tracing_failure_is_one_line() -> None:
 
     line = Branchy.forward.__code__.co_firstlineno + 1
     with pytest.raises(RfcalcError, match=rf"^tests/test_inspect\.py:{line}: cannot trace Branchy with torch\.fx: "
-                                          r"`if x\.sum\(\) > 0:` branches on a tensor's values \(data-dependent"):
+                                          r"`if x\.sum\(\) > 0:` branches on a value computed from the input"):
         inspect_module(Branchy(), SHAPE)
 
 

@@ -75,9 +75,10 @@ def _trace_failure(exc: BaseException, label: str) -> str:
     at = f" (`{code}`)" if code else ""
     if "control flow" in first_line(exc):
         what = f"`{code}`" if code else "its forward"
-        return (f"{where}: cannot trace {label} with torch.fx: {what} branches on a tensor's values "
-                f"(data-dependent control flow); rfcalc inspects forwards that run the same operations for every "
-                f"input: branch on shapes or module attributes instead, or inspect the branch's modules one by one")
+        return (f"{where}: cannot trace {label} with torch.fx: {what} branches on a value computed from the "
+                f"input (its values or its shape: torch.fx traces both); rfcalc inspects forwards that run the "
+                f"same operations for every input: branch on module attributes or constants instead, or inspect "
+                f"the branch's modules one by one")
     return f"{where}: cannot trace {label} with torch.fx{at}: {first_line(exc)}"
 
 

@@ -173,7 +173,8 @@ class Inspector:
         sources = [i for i in n.all_input_nodes if i in self.rec.flows]
         if len(sources) != 1:
             self.rec.stop(n, "takes several tensors computed from the input; rfcalc follows torch.cat, "
-                             "+, -, *, /, matmul and attention for that", desc)
+                             "+, -, *, /, @ (matmul) and nn.MultiheadAttention for that: write attention as "
+                             "(q @ k.transpose(-2, -1)).softmax(-1) @ v or with nn.MultiheadAttention", desc)
         return sources[0]
 
     def _replay(self, n: fx.Node, source: fx.Node) -> Callable[[torch.Tensor], Any]:
