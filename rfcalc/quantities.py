@@ -31,9 +31,18 @@ def parse_number(value: object) -> int | float:
 def parse_comparison(text: str) -> tuple[BoundOp, int | float]:
     """'>44' -> ("gt", 44); '<200k' -> ("lt", 200000)."""
     match = _COMPARISON.match(text)
+    allowed = f"expected a comparison like '>44', '>=45', '<200k' or '==51', got {text!r}"
+    flipped = {"=>": ">=", "=<": "<="}.get(text.strip()[:2])
+    if flipped:
+        raise ValueError(f"{allowed} (did you mean '{flipped}'?)")
     if not match:
-        raise ValueError(f"expected a comparison like '>44', '>=45', '<200k' or '==51', got {text!r}")
-    return _OPS_BY_SYMBOL[match.group(1)], parse_number(match.group(2))
+        raise ValueError(allowed)
+    bound = match.group(2)
+    if bound[:1] in "<>=":
+        raise ValueError(allowed + " (one comparison sign)")
+    if bound.startswith("-"):
+        raise ValueError(f"the bound must be >= 0, got {text!r}")
+    return _OPS_BY_SYMBOL[match.group(1)], parse_number(bound)
 
 
 def compare(op: BoundOp, value: int | float, limit: int | float) -> bool:
@@ -55,3 +64,8 @@ def format_pair(values: tuple[int | float, ...] | list[int | float]) -> str:
     if len(set(values)) == 1:
         return format_number(values[0])
     return "x".join(format_number(v) for v in values)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """3, 'epoch' -> '3 epochs'; 1, 'epoch' -> '1 epoch'; 7, 'batch', 'batches' -> '7 batches'."""
+    return f"{format_number(n)} {noun if n == 1 else plural or noun + 's'}"

@@ -1,6 +1,8 @@
 """The CLI through typer's CliRunner: formats, exit codes, constraint sources."""
 from __future__ import annotations
 
+import pytest
+
 import csv
 import io
 import json
@@ -132,6 +134,16 @@ def test_check_without_any_constraint_passes_and_says_so(runner, write_spec):
     path = write_spec(SPEC.split("constraints:")[0])
     result = runner.invoke(app, ["check", str(path)])
     assert result.exit_code == 0 and "no constraints" in result.stdout
+
+
+@pytest.mark.parametrize("bound, message", [
+    (">>44", "--rf: expected a comparison like '>44', '>=45', '<200k' or '==51', got '>>44' (one comparison sign)"),
+    ("=>44", "--rf: expected a comparison like '>44', '>=45', '<200k' or '==51', got '=>44' (did you mean '>='?)"),
+    ("> -3", "--rf: the bound must be >= 0, got '> -3'"),
+])
+def test_check_bad_bounds_say_what_is_wrong(runner, write_spec, bound, message):
+    result = runner.invoke(app, ["check", str(write_spec(SPEC)), "--rf", bound])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
 
 
 def test_check_bad_flag_is_one_line_exit_2(runner, write_spec):

@@ -73,16 +73,16 @@ def _bound_rules(label: str, kind: str, bound: Bound, values: tuple[int, ...]) -
     rules = []
     shown = format_pair(values)
     for op, limit in bound.items():
-        ok = all(compare(op, v, limit) for v in values)  # type: ignore[arg-type]
-        name = f"{label} {SYMBOLS[op]} {format_number(limit)}"  # type: ignore[index]
-        text = f"{label} {shown} {SYMBOLS[op]} {format_number(limit)}"  # type: ignore[index]
+        ok = all(compare(op, v, limit) for v in values)
+        name = f"{label} {SYMBOLS[op]} {format_number(limit)}"
+        text = f"{label} {shown} {SYMBOLS[op]} {format_number(limit)}"
         if not ok:
             worst = min(values) if op in ("gt", "ge") else max(values)
             text += f" ✗ ({_shortfall(op, worst, limit)})"
         else:
             text += " ✓"
         value = list(values) if kind == "rf" else values[0]
-        rules.append(Rule(name, kind, ok, value, limit, text, op))  # type: ignore[arg-type]
+        rules.append(Rule(name, kind, ok, value, limit, text, op))
     return rules
 
 

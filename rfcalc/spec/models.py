@@ -7,7 +7,7 @@ Layers are validated one at a time, after block expansion, `defaults` and `$para
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,7 +15,7 @@ from rfcalc.ops.activation import OptionalAct
 from rfcalc.ops.fields import NAME_PATTERN, LayerModel, Pair, to_pair
 from rfcalc.ops.merges import SpecMerge
 from rfcalc.ops.registry import FEATURES, REGISTRY, Feature
-from rfcalc.quantities import parse_comparison, parse_number
+from rfcalc.quantities import SYMBOLS, BoundOp, parse_comparison, parse_number
 from rfcalc.trainer.config import TrainConfig
 
 __all__ = ["FEATURES", "LAYER_MODELS", "NAME_PATTERN", "OPS", "RESERVED_NAMES", "Bound", "Constraints", "Feature",
@@ -77,16 +77,28 @@ class Bound(BaseModel):
     @field_validator("gt", "ge", "lt", "le", "eq", mode="before")
     @classmethod
     def _parse(cls, value: Any) -> Any:
-        return None if value is None else _number(value)
+        number = None if value is None else _number(value)
+        if number is not None and number < 0:
+            raise ValueError(f"must be >= 0, got {number}")
+        return number
 
     @model_validator(mode="after")
     def _some(self) -> Bound:
-        if not self.items():
+        items = self.items()
+        if not items:
             raise ValueError("give at least one bound: gt, ge, lt, le or eq")
+        lower = [(op, v) for op, v in items if op in ("gt", "ge", "eq")]
+        upper = [(op, v) for op, v in items if op in ("lt", "le", "eq")]
+        for lo_op, lo in lower:
+            for up_op, up in upper:
+                if lo > up or lo == up and (lo_op == "gt" or up_op == "lt"):
+                    raise ValueError(f"no value is {SYMBOLS[lo_op]} {lo:g} and {SYMBOLS[up_op]} {up:g}: the bounds "
+                                     f"contradict each other")
         return self
 
-    def items(self) -> list[tuple[str, int | float]]:
-        return [(op, getattr(self, op)) for op in ("gt", "ge", "lt", "le", "eq") if getattr(self, op) is not None]
+    def items(self) -> list[tuple[BoundOp, int | float]]:
+        ops: tuple[BoundOp, ...] = get_args(BoundOp)
+        return [(op, getattr(self, op)) for op in ops if getattr(self, op) is not None]
 
 
 class Constraints(BaseModel):

@@ -28,6 +28,7 @@ from rich.console import Console
 
 import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError
+from rfcalc.quantities import count
 from rfcalc.model.weights import load_weights
 from rfcalc.trainer import artifacts, checkpoint
 from rfcalc.trainer.batches import Normalizer, make_batches
@@ -313,7 +314,7 @@ def _oom_message(exc: BaseException, batch_size: int) -> str:
 def describe(trainer: Trainer) -> str:
     cfg, world = trainer.cfg, trainer.world
     n_train, n_test = len(trainer.images.train_y), len(trainer.images.test_y)
-    batch = f"{len(trainer.batches)} batches of {trainer.global_batch}"
+    batch = f"{count(len(trainer.batches), 'batch', 'batches')} of {trainer.global_batch}"
     if world.distributed:
         norms = trainer.engine.synced_norms
         batch += (f" ({world.size} ranks x {cfg.batch_size}{f', {norms} BatchNorm synchronised' if norms else ''}"
@@ -322,5 +323,5 @@ def describe(trainer: Trainer) -> str:
         where = f"{world.size} ranks on {nodes}, each {device_name(trainer.device)}"
     else:
         where = device_name(trainer.device)
-    return (f"{where}, {n_train:,} train / {n_test:,} test images, {cfg.epochs} epochs x {batch}, "
+    return (f"{where}, {n_train:,} train / {n_test:,} test images, {count(cfg.epochs, 'epoch')} x {batch}, "
             f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), aug {cfg.aug}")
