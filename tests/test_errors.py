@@ -140,6 +140,15 @@ CASES = {
     'negative_repeat': (
         'layers:\n  - {op: conv, repeat: 0}\n',
         ['spec.yaml:5:24: layers[0].repeat: must be an integer >= 1, got 0']),
+    'negative_bound': (
+        'layers:\n  - {op: conv}\nconstraints:\n  params: {lt: -5}\n',
+        ['spec.yaml:7:16: constraints.params.lt: must be >= 0, got -5']),
+    'contradictory_bounds': (
+        'layers:\n  - {op: conv}\nconstraints:\n  rf: {gt: 44, lt: 10}\n',
+        ['spec.yaml:7:7: constraints.rf: no value is > 44 and < 10: the bounds contradict each other']),
+    'bounds_that_meet_exclude_the_point': (
+        'layers:\n  - {op: conv}\nconstraints:\n  rf: [">=45", "<45"]\n',
+        ['spec.yaml:7:7: constraints.rf: no value is >= 45 and < 45: the bounds contradict each other']),
 }
 
 
