@@ -10,13 +10,13 @@ class Problem:
     """One thing wrong with a spec: where it is, which field, and what is wrong."""
 
     file: str
-    line: int
-    column: int
+    line: int | None  # None: not located inside the file (a Python target of `check` that cannot be inspected)
+    column: int | None
     path: str
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
+        where = self.file if self.line is None else f"{self.file}:{self.line}:{self.column}"
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
     def to_dict(self) -> dict[str, object]:

@@ -146,6 +146,15 @@ def test_check_bad_bounds_say_what_is_wrong(runner, write_spec, bound, message):
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
 
 
+def test_check_names_a_python_target_once_and_gives_it_no_line(runner):
+    result = runner.invoke(app, ["check", "nothere.py:Net", "--input", "3x32x32"])
+    assert (result.exit_code, result.stderr) == (2, "nothere.py:Net: no such file\n")
+    result = runner.invoke(app, ["check", "nothere.py:Net", "--input", "3x32x32", "--format", "json"])
+    error = json.loads(result.stdout)["errors"][0]
+    assert (error["file"], error["line"], error["column"], error["message"]) == ("nothere.py:Net", None, None,
+                                                                                 "no such file")
+
+
 def test_check_bad_flag_is_one_line_exit_2(runner, write_spec):
     result = runner.invoke(app, ["check", str(write_spec(SPEC)), "--rf", "about 44"])
     assert result.exit_code == 2

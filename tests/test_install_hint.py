@@ -34,6 +34,7 @@ def test_hint_for_an_installed_copy_says_where_and_when(monkeypatch):
     (["erf", "examples/quickstart.yaml"], "torch", "torch"),
     (["inspect", "tests/models_for_inspect.py:ChainNet", "--input", "3x32x32"], "torch", "torch"),
     (["train", "examples/quickstart.yaml"], "torch", "train"),
+    (["check", "examples/se_net.py:SENet", "--input", "3x32x32"], "torch", "torch"),
     (["sweep", "examples/sweep_quick.yaml"], "optuna", "train,sweep"),
     (["sweep", "examples/sweep_quick.yaml"], "cv2", "train,sweep"),
 ])
@@ -50,3 +51,5 @@ def test_every_command_gives_the_same_hint(runner, monkeypatch, argv, module, ex
     assert result.stderr.count("\n") == 1
     assert not Path(ROOT / "rf.png").exists()
     assert result.stdout == ""  # nothing is printed before the missing extra is found
+    if argv[0] == "check":  # a Python target is named, not given a made-up line and column
+        assert result.stderr.startswith("examples/se_net.py:SENet: this command needs torch: "), result.stderr

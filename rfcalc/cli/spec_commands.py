@@ -106,7 +106,7 @@ def check(
         except SpecError as exc:
             errors.extend(exc.problems)
         except RfcalcError as exc:
-            errors.append(Problem(target, 1, 1, "", str(exc)))
+            errors.append(Problem(target, None, None, "", _without_prefix(str(exc), target)))
     code = ExitCode.BAD_INPUT if errors else (ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILED)
     if format is CheckFormat.json:
         typer.echo(json.dumps({"ok": code == ExitCode.OK, "exit_code": int(code),
@@ -118,6 +118,15 @@ def check(
         for result in results:
             _print_result(result)
     raise typer.Exit(int(code))
+
+
+def _without_prefix(message: str, target: str) -> str:
+    """A target's error without the target named twice ('m.py:Net: m.py: no such file' -> 'm.py:Net: no such
+    file'): the line starts with the target already."""
+    for prefix in (f"{target}: ", f"{target.rpartition(':')[0]}: "):
+        if prefix != ": " and message.startswith(prefix):
+            return message[len(prefix):]
+    return message
 
 
 def _check_code(target: str, input: str | None, overrides: dict[str, Any]) -> Any:
