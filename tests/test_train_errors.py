@@ -99,3 +99,11 @@ def test_bad_checkpoints(tmp_path: Path, pickles: Path) -> None:
 def test_lr_find_bad_range(tmp_path: Path, pickles: Path) -> None:
     spec = _spec(tmp_path, spec_text())
     _fails(["lr-find", spec, "--data", pickles, "--start-lr", "1", "--end-lr", "0.1"], "need 0 < start < end")
+
+
+def test_a_wrong_data_path_stops_before_any_output(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, spec_text())
+    result = run(["train", spec, "--data", tmp_path / "nope", "--epochs", "1"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"--data {tmp_path / 'nope'}: no such file or folder; pass an image folder")
+    assert result.stderr.count("\n") == 1

@@ -94,6 +94,13 @@ def _locate(data: str, cache: Path) -> tuple[str, Path]:
     raise RfcalcError(f"--data {data}: no data set found there; expected {LAYOUTS}")
 
 
+def check_data(data: str) -> None:
+    """Stop with ``--data``'s one-line error before any output when it names no data rfcalc can read (a named
+    data set such as cifar10 is fetched later, when it is loaded)."""
+    if data.lower().replace("-", "") not in ARCHIVES:
+        _locate(data, cache_dir())
+
+
 def _read(kind: str, path: Path, channels: int, say: Callable[[str], None]) -> RawData:
     if kind == "image-folder":
         from rich.console import Console

@@ -15,7 +15,7 @@ from rich.console import Console
 
 import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError, SpecError
-from rfcalc.trainer.data import ImageSet, fitting_data
+from rfcalc.trainer.data import ImageSet, check_data, fitting_data
 from rfcalc.trainer.distributed import DEFAULT_TIMEOUT, Agreed, Comm, World, connect, launch_command, report
 from rfcalc.trainer.options import RunOptions, check_device, check_limit, resolve
 
@@ -230,6 +230,7 @@ def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str
         check_world(ckpt, Path(resume or ""), world, options)
         if ckpt.get("spec", {}).get("digest") not in (None, spec.digest):
             say(f"notice: {spec.file} changed since {resume} was written (its tensors are checked one by one)")
+    check_data(options.config.data or "cifar10")  # a wrong --data stops here, before the check and the table
     if not (skip_check or options.skip_check):
         check_or_stop(spec, err)
     check_augmentations(spec, options, say)
