@@ -47,14 +47,31 @@ def edit_lines(edit: Edit) -> list[str]:
     """An edit as a heading (where, which layer) and one line per change."""
     where = f"{edit.site_path} ({edit.label})" if edit.label and edit.label != edit.site_path else edit.site_path
     if edit.kind is EditKind.INSERT:
-        return [f"insert at {edit.site_path}:", format_value(edit.changes[0].value)]
+        return [f"insert at {edit.site_path}:", *_flow_lines(format_value(edit.changes[0].value))]
     if edit.kind is EditKind.REMOVE:
         return [f"remove {where}"]
     return [f"{where}:"] + [change_text(edit, c) for c in edit.changes]
 
 
+def _flow_lines(text: str, width: int = 34) -> list[str]:
+    """A YAML flow mapping on lines of about ``width`` characters, broken after a comma, the lines after the
+    first indented past its brace ('{op: conv, k: 3,' over ' padding: 4}'): a table cell rich need not wrap."""
+    lines: list[str] = []
+    for part in text.split(", "):
+        if lines and len(lines[-1]) + len(part) + 2 <= width:
+            lines[-1] += f", {part}"
+        elif lines:
+            lines[-1] += ","
+            lines.append(f" {part}")
+        else:
+            lines.append(part)
+    return lines
+
+
 def edit_text(edit: Edit) -> str:
     """An edit in one line."""
+    if edit.kind is EditKind.INSERT:
+        return f"insert at {edit.site_path}: {format_value(edit.changes[0].value)}"
     head, *rest = edit_lines(edit)
     return f"{head} {', '.join(rest)}" if rest else head
 
