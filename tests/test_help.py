@@ -39,3 +39,17 @@ def test_option_values_are_shown_as_typed(runner):
         assert re.search(rf"{flag} +(-\w +)?{re.escape(metavar)} ", text), (flag, text)
     train = runner.invoke(app, ["train", "--help"]).stdout
     assert re.search(r"--skip-check +Train even", train) and re.search(r"--out +FOLDER ", train), train
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_at_80_columns_cuts_no_word_and_wraps_paragraphs(runner, command):
+    result = runner.invoke(app, [command, "--help"] if command else ["--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout, result.stdout
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    # a paragraph fills its lines: no line of prose ends far before the margin while the next goes on
+    prose = [line.rstrip() for line in lines if line.startswith(" ") and not line.lstrip().startswith(("│", "╭", "╰"))]
+    short = [a for a, b in zip(prose, prose[1:]) if a.strip() and b.strip() and len(a) < 45
+             and not a.rstrip().endswith((".", ":")) and not b.lstrip()[:1].isupper()]
+    assert short == [], short

@@ -4,6 +4,8 @@ Exit codes are :class:`rfcalc.errors.ExitCode`.
 """
 from __future__ import annotations
 
+import inspect
+
 import functools
 import os
 from collections.abc import Callable
@@ -79,8 +81,22 @@ def _plain_metavars(params: list[Any]) -> list[Any]:
     return params
 
 
+def _paragraphs(text: str | None) -> str | None:
+    """A docstring's paragraphs each on one line, so that the terminal wraps them (typer keeps the docstring's
+    own line breaks after the first paragraph, which leaves half-empty lines at 80 columns)."""
+    if text is None:
+        return None
+    return "\n\n".join(" ".join(line.strip() for line in p.strip().splitlines())
+                        for p in inspect.cleandoc(text).split("\n\n"))
+
+
 class Command(typer.core.TyperCommand):
-    """Every rfcalc command: typer's, with help that names values instead of Python types."""
+    """Every rfcalc command: typer's, with help that names values instead of Python types, and paragraphs that
+    wrap at the terminal's width."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _paragraphs(self.help)
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_metavars(super().get_params(ctx))

@@ -33,8 +33,8 @@ def sweep(
         help="Output folder: study.db (default storage), trials/, best.yaml, pareto.png (default: runs/<sweep "
              "name>).")] = None,
     storage: Annotated[Optional[str], typer.Option(
-        "--storage", metavar="URL", help="A database URL that workers on many machines share, e.g. "
-                                         "postgresql+psycopg://user:pw@host/db (default: sqlite in --out).")] = None,
+        "--storage", metavar="URL", help="A database URL that workers on many machines share (PostgreSQL: "
+                                         "docs/sweep.md; default: sqlite in --out).")] = None,
     workers: Annotated[int, typer.Option("--workers", metavar="N", help="Trial processes on this machine.")] = 1,
     data: Annotated[Optional[str], typer.Option(
         "--data", metavar="DATA",

@@ -77,7 +77,8 @@ def train(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     nproc_per_node: Annotated[Optional[int], typer.Option(
         "--nproc-per-node", metavar="N",
-        help="Train with DistributedDataParallel on N processes of this machine (one per GPU; gloo on the CPU), "
+        help="Train with PyTorch's distributed data parallel (DDP) on N processes of this machine (one per GPU; "
+             "gloo on the CPU), "
              "launched like torchrun. --batch-size is per process.")] = None,
     max_restarts: Annotated[int, typer.Option(
         "--max-restarts", metavar="N",
