@@ -6,8 +6,10 @@ import pytest
 import csv
 import io
 import json
+from pathlib import Path
 
 import rfcalc
+from conftest import ROOT
 from rfcalc.cli.app import app
 
 SPEC = """
@@ -271,3 +273,21 @@ def test_check_says_what_it_takes_to_pass(runner, write_spec):
     for (flag, bound), line in cases.items():
         result = runner.invoke(app, ["check", str(path), flag, bound])
         assert f"  {line}\n" in result.stdout, (flag, bound, result.stdout)
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["check", "examples/quickstart.yaml", "--format", "xml"],
+     "rfcalc check: Invalid value for '--format' / '-f': 'xml' is not one of 'text', 'json' (see rfcalc check --help)"),
+    (["table"], "rfcalc table: Missing argument 'SPEC' (see rfcalc table --help)"),
+    (["tabel", "x"], "rfcalc: No such command 'tabel'. Did you mean 'table'? (see rfcalc --help)"),
+    (["table", "examples/quickstart.yaml", "--colour"],
+     "rfcalc table: No such option: --colour (see rfcalc table --help)"),
+])
+def test_a_command_line_click_cannot_parse_is_one_line(argv, line):
+    """In a real process (typer's test runner would not go through the group's own error handling)."""
+    import subprocess
+    import sys
+
+    rfcalc = str(Path(sys.executable).with_name("rfcalc"))  # the installed entry point
+    result = subprocess.run([rfcalc, *argv], capture_output=True, text=True, cwd=ROOT)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", line + "\n")

@@ -4,11 +4,11 @@ Exit codes are :class:`rfcalc.errors.ExitCode`.
 """
 from __future__ import annotations
 
-import inspect
-
 import functools
+import inspect
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
@@ -103,7 +103,35 @@ class Command(typer.core.TyperCommand):
 
 
 class Group(typer.core.TyperGroup):
-    """The ``rfcalc`` group: the same help as :class:`Command` for ``--version`` and ``--help``."""
+    """The ``rfcalc`` group: the same help as :class:`Command` for ``--version`` and ``--help``, and a command line
+    that click cannot parse (a missing argument, an unknown command or choice) as one line on stderr, exit 2,
+    instead of typer's framed box."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_metavars(super().get_params(ctx))
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        run = functools.partial(super().main, args, prog_name, complete_var, windows_expand_args=windows_expand_args,
+                                **extra)
+        if not standalone_mode:
+            return run(standalone_mode=False)
+        try:  # typer >= 0.20 carries its own click; older ones use click
+            from typer._click import exceptions as click_errors  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:  # pragma: no cover - depends on the installed typer
+            from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found,unused-ignore]
+        try:
+            result = run(standalone_mode=False)
+        except click_errors.ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `rfcalc` alone: typer's own help page
+                return run(standalone_mode=True)
+            context = getattr(exc, "ctx", None)
+            where = context.command_path if context is not None else "rfcalc"
+            message = exc.format_message().replace("Value error, ", "").rstrip(".")
+            hint = f" (see {where} --help)" if isinstance(exc, click_errors.UsageError) else ""
+            typer.echo(f"{where}: {message}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(int(ExitCode.INTERRUPTED))
+        sys.exit(result if isinstance(result, int) else 0)
