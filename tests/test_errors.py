@@ -180,6 +180,19 @@ def test_invalid_yaml(runner, write_spec):
     assert line.endswith("expected ',' or ']')")  # libyaml says "did not find expected", PyYAML "expected"
 
 
+def test_a_tab_is_named(runner, write_spec):
+    path = write_spec("version: 1\nname: t\ninput: {channels: 3, size: 32}\nlayers:\n\t- {op: conv, out: 8}\n")
+    (line,) = run_table(runner, path)
+    assert line.startswith(f"{path}:5:1: invalid YAML: found character"), line  # libyaml and PyYAML differ here
+    assert line.endswith("that cannot start any token (a tab: YAML is indented with spaces)"), line
+
+
+def test_values_are_spelled_as_in_yaml(runner, write_spec):
+    path = write_spec(HEADER + "layers:\n  - {op: conv, out: 8, k: true}\n")
+    (line,) = run_table(runner, path)
+    assert line.endswith("layers[0].k: must be an integer or [h, w], got true"), line
+
+
 @pytest.mark.parametrize(("text", "where", "says"), [
     ("input: {channels: 3, size: 32\nlayers:\n  - {op: conv, out: 8}\n", "3:8",
      "the '{' opened here is not closed, or an item before it lacks its ',' (the parser stopped at line 4, "

@@ -50,6 +50,14 @@ def test_readme_inspect_example_is_what_rfcalc_prints(runner):
     assert result.stdout == expected
 
 
+def test_readme_lists_every_feature():
+    from typing import get_args
+
+    from rfcalc.ops.registry import Feature
+
+    assert [f for f in get_args(Feature) if f"`{f}`" not in README] == []
+
+
 def test_the_contract_names_every_diagnostic_code():
     from typing import get_args
 

@@ -16,7 +16,7 @@ from rfcalc.ops import activation, dropout, norm
 from rfcalc.ops.actions import Action, AsLayer, Call, Unsupported
 from rfcalc.ops.activation import ACT_NAMES, OptionalAct
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, OpDef
-from rfcalc.ops.fields import LayerModel, Pair, to_pair
+from rfcalc.ops.fields import LayerModel, Pair, spelled, to_pair
 from rfcalc.ops.norm import OptionalNorm
 from rfcalc.ops.rows import channels_divisible, compact, ctor_pair, feature_map, pair, window_sizes
 from rfcalc.table.geometry import Flow, LayerError, fmt_pair, step_geometry
@@ -54,7 +54,7 @@ class ConvLayer(LayerModel):
         if value == "depthwise":
             return value
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be an integer >= 1 or 'depthwise', got {value!r}")
+            raise ValueError(f"must be an integer >= 1 or 'depthwise', got {spelled(value)}")
         if value < 1:
             raise ValueError(f"must be >= 1 or 'depthwise', got {value}")
         return value

@@ -17,10 +17,17 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NONE_FORMS = ("none",)  # besides null / false: how a spec says "no activation" / "no norm"
 
 
+def spelled(value: Any) -> str:
+    """A value as the spec file spells it, for messages: ``true``, ``false``, ``null``, else Python's repr."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return repr(value)
+
+
 def to_pair(value: Any, *, minimum: int) -> Any:
     """int or [h, w] -> (h, w); leaves other input to pydantic's own type errors."""
     if isinstance(value, bool):
-        raise ValueError(f"must be an integer or [h, w], got {value!r}")
+        raise ValueError(f"must be an integer or [h, w], got {spelled(value)}")
     if isinstance(value, int):
         value = (value, value)
     if isinstance(value, (list, tuple)):
@@ -29,7 +36,7 @@ def to_pair(value: Any, *, minimum: int) -> Any:
         if min(value) < minimum:
             raise ValueError(f"must be >= {minimum}, got {show_pair(value)}")
         return tuple(value)
-    raise ValueError(f"must be an integer or [h, w], got {value!r}")
+    raise ValueError(f"must be an integer or [h, w], got {spelled(value)}")
 
 
 def show_pair(value: Any) -> str:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from rfcalc.errors import Problem
-from rfcalc.ops.fields import NAME_PATTERN
+from rfcalc.ops.fields import NAME_PATTERN, spelled
 from rfcalc.spec.source import Key, Source
 
 
@@ -45,6 +45,8 @@ def show(value: Any) -> str:
     ('a list of 2 items: [{op: residual, body: [...]}, {op: relu}]' rather than the whole block)."""
     if isinstance(value, tuple):
         value = list(value)
+    if isinstance(value, bool) or value is None:  # as the spec file spells them
+        return spelled(value)
     if isinstance(value, str):
         if len(value) <= SHOW_LIMIT:
             return repr(value)

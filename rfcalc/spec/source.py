@@ -94,7 +94,7 @@ _OPENED: dict[str, tuple[str, str]] = {
 }
 
 
-def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+def _yaml_problem(file: str, exc: yaml.MarkedYAMLError, text: str = "") -> Problem:
     """A YAML syntax error at the line that causes it: an unclosed '{', '[' or quote is reported where it opens
     (the parser notices only lines later), with where the parser stopped."""
     problem, context = exc.problem_mark, exc.context_mark
@@ -106,6 +106,9 @@ def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
                        f"{problem.line + 1}, column {problem.column + 1}: {what})")
     mark = problem or context
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines) and lines[mark.line][mark.column:mark.column + 1] == "\t":
+        what += " (a tab: YAML is indented with spaces)"
     return Problem(file, line, col, "", f"invalid YAML: {what}")
 
 
@@ -121,7 +124,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
         builder = _Builder(loader, source)
         data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
-        raise SpecError([_yaml_problem(file, exc)]) from None
+        raise SpecError([_yaml_problem(file, exc, text)]) from None
     except yaml.YAMLError as exc:  # reader errors (control characters, bad encoding)
         raise SpecError([Problem(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
     finally:
