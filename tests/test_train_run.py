@@ -64,11 +64,16 @@ def test_smoke_pickle_folder_one_epoch_writes_every_artifact(tmp_path: Path, pic
     assert not list(out.glob(".*tmp*"))  # atomic writes leave nothing behind
 
 
-def test_smoke_image_folder_fast_aug(tmp_path: Path) -> None:
+def test_smoke_image_folder_fast_aug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     data = write_image_folder(tmp_path / "images")
     spec = _spec(tmp_path, spec_text(train="batch_size: 16\nfast_aug: {flip: true, translate: 2, cutout: 4}"))
     result = run(["train", spec, "--data", data, "--epochs", "1", "--aug", "fast", "--out", tmp_path / "run"])
     assert result.exit_code == 0, result.output
+    long = [line for line in result.output.splitlines()
+            if len(line) > 80 and not any(len(word) > 60 for word in line.split())]
+    assert long == [], long  # every line of an 80-column run fits (a path longer than a line keeps one of its own)
+    assert "\n  " in result.stderr + result.stdout  # ... and some of them were broken to fit
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["options"]["config"]["aug"] == "fast"
 
 

@@ -117,7 +117,12 @@ def one_line_error(result: Result) -> str:
     """The one error line of a failed command: stderr holds it (last) and informational lines only."""
     assert "Traceback" not in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    lines: list[str] = []
+    for ln in result.stderr.splitlines():
+        if ln.startswith("  ") and lines:  # a long notice goes on, indented, on the lines below
+            lines[-1] += " " + ln.strip()
+        elif ln.strip():
+            lines.append(ln)
     assert lines, result.output
     assert all(ln.startswith(INFO) for ln in lines[:-1]), result.stderr
     return lines[-1]

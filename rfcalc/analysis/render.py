@@ -20,6 +20,7 @@ from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
+from rfcalc.lines import wrap_parts
 from rfcalc.quantities import format_number, format_pair
 from rfcalc.table.report import Report, Row, exact
 
@@ -129,18 +130,7 @@ def summary_line(report: Report) -> str:
 def summary_lines(report: Report, width: int) -> list[str]:
     """:func:`summary_line` on lines of at most ``width`` characters, broken after a comma (never inside a
     number); the lines after the first are indented by two spaces."""
-    lines: list[str] = []
-    parts = _summary_parts(report)
-    for i, part in enumerate(parts):
-        comma = 1 if i < len(parts) - 1 else 0  # room for the comma that may end the line
-        if lines and len(lines[-1]) + 2 + len(part) + comma <= width:
-            lines[-1] += f", {part}"
-        elif lines:
-            lines[-1] += ","
-            lines.append(f"  {part}")
-        else:
-            lines.append(part)
-    return lines
+    return wrap_parts(_summary_parts(report), width)
 
 
 MARKDOWN_HEADER = ("Operation", "nin", "in ch", "out ch", "padding", "kernel", "stride", "dilation", "nout", "jin",

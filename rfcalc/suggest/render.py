@@ -10,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from rfcalc.lines import wrap_parts
 from rfcalc.quantities import format_number
 from rfcalc.spec.source import dotted
 from rfcalc.suggest.edits import Change, Edit, EditKind, Op
@@ -56,16 +57,7 @@ def edit_lines(edit: Edit) -> list[str]:
 def _flow_lines(text: str, width: int = 34) -> list[str]:
     """A YAML flow mapping on lines of about ``width`` characters, broken after a comma, the lines after the
     first indented past its brace ('{op: conv, k: 3,' over ' padding: 4}'): a table cell rich need not wrap."""
-    lines: list[str] = []
-    for part in text.split(", "):
-        if lines and len(lines[-1]) + len(part) + 2 <= width:
-            lines[-1] += f", {part}"
-        elif lines:
-            lines[-1] += ","
-            lines.append(f" {part}")
-        else:
-            lines.append(part)
-    return lines
+    return wrap_parts(text.split(", "), width, indent=" ")
 
 
 def edit_text(edit: Edit) -> str:

@@ -28,6 +28,7 @@ from rich.console import Console
 
 import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError
+from rfcalc.lines import line_width, wrap_parts
 from rfcalc.quantities import count
 from rfcalc.model.weights import load_weights
 from rfcalc.trainer import artifacts, checkpoint
@@ -37,7 +38,7 @@ from rfcalc.trainer.distributed import Comm, World
 from rfcalc.trainer.devices import device_name, resolve_device
 from rfcalc.trainer.engine import Engine, EvalResult, evaluate_split, setup_backend
 from rfcalc.trainer.options import RunOptions
-from rfcalc.trainer.progress import EpochBar, epoch_line
+from rfcalc.trainer.progress import EpochBar, epoch_parts
 from rfcalc.trainer.state import Best, EpochRow, Partial, RunState
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -271,7 +272,8 @@ class Trainer:
             s.best = Best(test_acc=result.accuracy, epoch=s.epoch)
             self._save("best.pt", with_resume=False)
         self._save("last.pt", with_resume=True)
-        self.console.print(epoch_line(row, self.cfg.epochs), highlight=False)
+        self.console.print("\n".join(wrap_parts(epoch_parts(row, self.cfg.epochs), line_width(self.console), sep="  ")),
+                           highlight=False, soft_wrap=True)
         stop, = comm.agree(flag.stop)
         if stop:
             path = self.out / "last.pt"

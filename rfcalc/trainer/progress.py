@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rfcalc.lines import line_width, wrap_parts
 from rfcalc.trainer.state import EpochRow
 
 PLAIN_EVERY = 0.10  # a plain progress line every 10% of an epoch when stderr is not a terminal
@@ -57,20 +58,22 @@ class EpochBar:
         if self.plain:
             if done >= self.next_mark and done < self.total:
                 self.next_mark = self._mark_after(done)
-                self.console.print(self.plain_line(done, loss, acc, lr, ips), highlight=False, markup=False,
-                                   soft_wrap=True)
+                parts = self.plain_parts(done, loss, acc, lr, ips)
+                self.console.print("\n".join(wrap_parts(parts, line_width(self.console), sep="  ")), highlight=False,
+                                   markup=False, soft_wrap=True)
             return
         if self.progress is not None:
             self.progress.update(self.task, completed=done, loss=loss, acc=acc, lr=lr, ips=ips)
 
-    def plain_line(self, done: int, loss: float, acc: float, lr: float, ips: float) -> str:
+    def plain_parts(self, done: int, loss: float, acc: float, lr: float, ips: float) -> list[str]:
+        """The fields of a progress line for a log (two spaces apart; a narrow console breaks between them)."""
         elapsed = time.perf_counter() - self.started
         rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - done) / rate if rate > 0 else 0.0
         width = len(str(self.epochs))
-        return (f"epoch {self.epoch + 1:>{width}}/{self.epochs} {done / self.total:4.0%} ({done}/{self.total} "
-                f"batches)  loss {loss:.3f}  acc {acc:6.2%}  lr {lr:.4g}  {ips:,.0f} img/s  {elapsed:.0f} s, "
-                f"about {eta:.0f} s to go")
+        return [f"epoch {self.epoch + 1:>{width}}/{self.epochs} {done / self.total:4.0%} ({done}/{self.total} "
+                f"batches)", f"loss {loss:.3f}", f"acc {acc:6.2%}", f"lr {lr:.4g}", f"{ips:,.0f} img/s",
+                f"{elapsed:.0f} s, about {eta:.0f} s to go"]
 
     def stop(self) -> None:
         if self.progress is not None:
@@ -78,11 +81,14 @@ class EpochBar:
             self.progress = None
 
 
-def epoch_line(row: EpochRow, epochs: int) -> str:
+def epoch_parts(row: EpochRow, epochs: int) -> list[str]:
+    """The fields of an epoch's line (a narrow terminal breaks the line between them)."""
     width = len(str(epochs))
-    return (f"epoch {row.epoch:>{width}}/{epochs}  lr {row.lr:.4g}  train loss {row.train_loss:.3f} "
-            f"acc {row.train_acc:6.2%}  test loss {row.test_loss:.3f} acc {row.test_acc:6.2%}  "
-            f"{row.images_per_s:,.0f} img/s  {row.seconds:.1f} s")
+    return [f"epoch {row.epoch:>{width}}/{epochs}", f"lr {row.lr:.4g}",
+            f"train loss {row.train_loss:.3f} acc {row.train_acc:6.2%}",
+            f"test loss {row.test_loss:.3f} acc {row.test_acc:6.2%}", f"{row.images_per_s:,.0f} img/s",
+            f"{row.seconds:.1f} s"]
+
 
 
 FEW_STEPS = 200  # fewer optimizer steps than this: a small CNN on CIFAR is usually still near chance

@@ -15,6 +15,7 @@ from rich.console import Console
 
 import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError, SpecError
+from rfcalc.lines import line_width, wrap_parts, wrap_words
 from rfcalc.trainer.data import ImageSet, check_data, fitting_data
 from rfcalc.trainer.distributed import DEFAULT_TIMEOUT, Agreed, Comm, World, connect, launch_command, report
 from rfcalc.trainer.options import RunOptions, check_device, check_limit, resolve
@@ -24,7 +25,9 @@ RESUME_FREE = ("device", "out", "data", "workers", "compile")
 
 
 def notices(err: Console) -> Any:
-    return lambda message: err.print(message, highlight=False, soft_wrap=True, markup=False)
+    """``say(message)``: a notice on stderr, wrapped between words on a terminal (one line in a log)."""
+    return lambda message: err.print(wrap_words(message, line_width(err)), highlight=False, soft_wrap=True,
+                                     markup=False)
 
 
 def check_or_stop(spec: Any, err: Console) -> None:
@@ -32,8 +35,9 @@ def check_or_stop(spec: Any, err: Console) -> None:
     result = rfcalc.check(spec)
     if result.ok:
         if result.rules:
-            err.print("check: " + ", ".join(rule.message for rule in result.rules), highlight=False, markup=False,
-                      soft_wrap=True)
+            parts = [rule.message for rule in result.rules]
+            err.print("\n".join(wrap_parts([f"check: {parts[0]}", *parts[1:]], line_width(err))), highlight=False,
+                      markup=False, soft_wrap=True)
         return
     err.print(f"{result.file} ({result.name}): FAIL", highlight=False, markup=False)
     for rule in result.rules:
@@ -249,8 +253,9 @@ def train_connected(run: Prepared, comm: Comm, spec_path: Path, console: Console
         images = fitting_data(spec, options.config.data or "cifar10", say, options.train_limit, options.test_limit)
     trainer = Trainer(spec, options, images, console, say, resume=run.ckpt, resume_path=run.resume_path or "--resume",
                       comm=comm)
-    say(f"training {spec.name}: {describe(trainer)}" + (f"; resuming at epoch {trainer.state.epoch + 1}, batch "
-                                                        f"{trainer.state.batch + 1}" if run.ckpt else ""))
+    line = f"training {spec.name}: {describe(trainer)}" + (f"; resuming at epoch {trainer.state.epoch + 1}, batch "
+                                                           f"{trainer.state.batch + 1}" if run.ckpt else "")
+    say(line)
     try:
         return trainer.fit()
     except Interrupted as exc:
