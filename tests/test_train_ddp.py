@@ -85,6 +85,7 @@ def environment(env: dict[str, str], fault: str | None = None) -> dict[str, str]
     full = {**os.environ, **env, "OMP_NUM_THREADS": "1",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")]))}
     full.pop("RFCALC_TEST_FAULT", None)
+    full.pop("COLUMNS", None)  # the ranks write to pipes, as to a log: one line per message
     if fault:
         full["RFCALC_TEST_FAULT"] = fault
     return full

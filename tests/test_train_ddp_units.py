@@ -229,7 +229,9 @@ def test_typed_state_reads_and_writes_the_old_dicts() -> None:
         {"loss": 3.0, "correct": 2.0, "seen": 16.0, "seconds": 0.5}
 
 
-def test_one_process_run_prints_progress_lines_and_the_near_chance_note(tmp_path: Path) -> None:
+def test_one_process_run_prints_progress_lines_and_the_near_chance_note(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS")  # output to a log (not a terminal): one line per message
     data = write_pickle_folder(tmp_path / "pickles")
     spec = tmp_path / "spec.yaml"
     spec.write_text(spec_text(train="batch_size: 8\naug: fast"), encoding="utf-8")

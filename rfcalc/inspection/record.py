@@ -330,7 +330,7 @@ class Recorder:
             self.diagnose("info", "shared-parameters", n,
                           f"'{name}' ({desc}) reuses parameters used before; PyTorch counts them once, at their "
                           f"first use")
-        elif op in REGISTRY:
+        elif op in REGISTRY and computed:  # 0: a row the spec op does not describe (a linear on tokens)
             self.diagnose("info", "parameters", n,
                           f"'{name}' ({desc}) has {count:,} parameters where the spec's {op} would have {computed:,}")
 
