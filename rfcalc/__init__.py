@@ -7,6 +7,7 @@ so ``import rfcalc`` (and the pre-commit hooks) start fast.
 The package, bottom layer first (``docs/EXTENDING.md`` says where to add what):
 
 - :mod:`rfcalc.errors`, :mod:`rfcalc.quantities`  located problems, exit codes; "200k" and ">44"
+- :mod:`rfcalc.lines`, :mod:`rfcalc.extras`  where long lines break; the install hint for a missing extra
 - :mod:`rfcalc.table`       the table's data (Row, Report, Geometry) and contract section 2's formulas
 - :mod:`rfcalc.ops`         the op registry: each op (model, calculator rule, module, inspect matchers,
                             random layers, features, write-back) defined once in its family module
@@ -16,7 +17,9 @@ The package, bottom layer first (``docs/EXTENDING.md`` says where to add what):
 - :mod:`rfcalc.suggest`     ``rfcalc suggest``: the least edits of a raw spec that make its rules pass
 - :mod:`rfcalc.model`       the module plan, ``build_model``, export, checkpoints, ERF, the gradient oracle
 - :mod:`rfcalc.inspection`  ``rfcalc inspect``: torch.fx tracing walked by the same calculator
-- :mod:`rfcalc.trainer`     ``rfcalc train`` / ``evaluate`` / ``lr-find``
+- :mod:`rfcalc.trainer`     ``rfcalc train`` / ``evaluate`` / ``lr-find``, one process or many (torchrun)
+- :mod:`rfcalc.sweep`       ``rfcalc sweep``: Optuna studies over spec variants (torch-free; trials train in
+                            ``rfcalc train`` child processes)
 - :mod:`rfcalc.cli`         the command line (parse, call, render)
 
 The pure core (table, ops, spec, analysis, suggest) never imports torch nor the CLI; nothing imports in a circle.
