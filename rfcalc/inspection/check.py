@@ -85,20 +85,29 @@ def positive_amax(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> to
     return x.mean(dim=dim if dim is not None else tuple(range(x.dim())), keepdim=keepdim)
 
 
-def _local(op: Callable[..., Any], detached: list[int]) -> Callable[..., Any]:
-    """``op`` (``*``, ``+``, ...) with a 1x1 map broadcast over a larger map detached: the window of a row
-    after a squeeze-and-excitation gate is the one through its full-size operand; what the gate adds is what
-    ``global`` reports (contract section 6.6). ``detached`` counts the calls that detached something."""
-    def local(a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
+class GateSwitch:
+    """Whether the binary ops of a :func:`gated_graph` hold broadcast 1x1 gates constant (``on``), and how many
+    calls met such a gate (``seen``, counted whether on or not)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.seen = 0
+
+
+def _gated(op: Callable[..., Any], switch: GateSwitch) -> Callable[..., Any]:
+    """``op`` (``*``, ``+``, ...) that, while ``switch.on``, detaches a 1x1 map broadcast over a larger map: the
+    window of a row after a squeeze-and-excitation gate is the one through its full-size operand; what the gate
+    adds is what ``global`` reports (contract section 6.6)."""
+    def gated(a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dim() == b.dim() == 4:
             if tuple(a.shape[-2:]) == (1, 1) and tuple(b.shape[-2:]) != (1, 1):
-                a = a.detach()
-                detached.append(1)
+                switch.seen += 1
+                a = a.detach() if switch.on else a
             elif tuple(b.shape[-2:]) == (1, 1) and tuple(a.shape[-2:]) != (1, 1):
-                b = b.detach()
-                detached.append(1)
+                switch.seen += 1
+                b = b.detach() if switch.on else b
         return op(a, b, *args, **kwargs)
-    return local
+    return gated
 
 
 _BINARY_FUNCTIONS = {operator.mul, operator.add, operator.sub, operator.truediv, torch.mul, torch.add, torch.sub,
@@ -106,15 +115,42 @@ _BINARY_FUNCTIONS = {operator.mul, operator.add, operator.sub, operator.truediv,
 _BINARY_METHODS = {"mul": operator.mul, "add": operator.add, "sub": operator.sub, "div": operator.truediv}
 
 
-def local_graph(gm: fx.GraphModule, detached: list[int]) -> fx.GraphModule:
-    """``gm`` with every binary op wrapped by :func:`_local` (node names unchanged)."""
+def gated_graph(gm: fx.GraphModule, switch: GateSwitch) -> fx.GraphModule:
+    """``gm`` with every binary op wrapped by :func:`_gated` (node names unchanged)."""
     for n in gm.graph.nodes:
         if n.op == "call_function" and n.target in _BINARY_FUNCTIONS:
-            n.target = _local(n.target, detached)
+            n.target = _gated(n.target, switch)
         elif n.op == "call_method" and n.target in _BINARY_METHODS:
-            n.op, n.target = "call_function", _local(_BINARY_METHODS[n.target], detached)
+            n.op, n.target = "call_function", _gated(_BINARY_METHODS[n.target], switch)
     gm.recompile()
     return gm
+
+
+def _capture(gm: fx.GraphModule, x: torch.Tensor, nodes: dict[str, list[str]]) -> dict[str, torch.Tensor]:
+    """Run ``gm`` on ``x``; each row's output (``nodes``: node name -> the rows it computes)."""
+    captured: dict[str, torch.Tensor] = {}
+
+    class Keeper(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            result = super().run_node(n)
+            if n.name in nodes:
+                value = result[0] if isinstance(result, (tuple, list)) else result
+                for name in nodes[n.name]:
+                    captured[name] = value
+            return result
+
+    Keeper(gm).run(x)
+    return captured
+
+
+def _masks(x: torch.Tensor, value: torch.Tensor, layout: L.Layout, units: list[tuple[int, ...]], batch: int,
+           seed: int) -> dict[tuple[int, ...], torch.Tensor]:
+    """Per unit of ``value``, the input pixels it depends on (``batch`` units per backward pass)."""
+    masks: dict[tuple[int, ...], torch.Tensor] = {}
+    for start in range(0, len(units), batch):
+        chunk = units[start:start + batch]
+        masks.update(zip(chunk, unit_masks(x, value, [unit_selector(layout, u) for u in chunk], seed=seed + start)))
+    return masks
 
 
 def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
@@ -154,28 +190,13 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
     nodes: dict[str, list[str]] = {}
     for name in wanted:
         nodes.setdefault(inspection.row_nodes[name], []).append(name)
-    positive = positive_copy(model)
-    gm = positive_graph(traced(positive, leaves=(PositiveAttention,)))
-    captured: dict[str, torch.Tensor] = {}
-
-    class Keeper(fx.Interpreter):
-        def run_node(self, n: fx.Node) -> Any:
-            result = super().run_node(n)
-            if n.name in nodes:
-                value = result[0] if isinstance(result, (tuple, list)) else result
-                for name in nodes[n.name]:
-                    captured[name] = value
-            return result
-
+    switch = GateSwitch()
+    gm = gated_graph(positive_graph(traced(positive_copy(model), leaves=(PositiveAttention,))), switch)
     x = torch.rand((batch, *input_shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.5
     x.requires_grad_(True)
-    Keeper(gm).run(x)
-    full = captured.copy()
-    detached: list[int] = []  # windows are read with broadcast 1x1 gates detached (see _local)
-    Keeper(local_graph(positive_graph(traced(positive, leaves=(PositiveAttention,))), detached)).run(x)
-    local = captured.copy() if detached else full
-    captured.clear()
-    captured.update(full)
+    captured = _capture(gm, x, nodes)
+    switch.on = True  # windows are read with broadcast 1x1 gates held constant (see _gated): a second run if any
+    local = _capture(gm, x, nodes) if switch.seen else captured
     problems = _parameter_problems(model, input_shape, report.params)
     hw = (int(input_shape[1]), int(input_shape[2]))
     for name in wanted:
@@ -194,18 +215,10 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
             and isinstance(reach, R.Grid)
         if window:
             units = list(dict.fromkeys([*units, *default_units(reach.dims[0], reach.dims[1])]))
-        masks: dict[tuple[int, ...], torch.Tensor] = {}
-        for start in range(0, len(units), batch):
-            chunk = units[start:start + batch]
-            found = unit_masks(x, value, [unit_selector(layout, u) for u in chunk], seed=seed + start)
-            masks.update(zip(chunk, found))
+        masks = _masks(x, value, layout, units, batch, seed)
         problems.extend(global_mismatches(row, reach, masks))  # type: ignore[arg-type]
-        if window and local is not full:
-            masks = {}
-            for start in range(0, len(units), batch):
-                chunk = units[start:start + batch]
-                found = unit_masks(x, local[name], [unit_selector(layout, u) for u in chunk], seed=seed + start)
-                masks.update(zip(chunk, found))
+        if window and local is not captured:
+            masks = _masks(x, local[name], layout, units, batch, seed)
         if window:
             extents = {(u[0], u[1]): (_extent(m.any(dim=1)), _extent(m.any(dim=0))) for u, m in masks.items()}
             problems.extend(window_mismatches(row, extents, hw))
