@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rfcalc.lines import wrap_parts
-from rfcalc.quantities import format_number
+from rfcalc.quantities import count, format_number
 from rfcalc.spec.source import dotted
 from rfcalc.suggest.edits import Change, Edit, EditKind, Op
 from rfcalc.suggest.result import Status, Suggestion, SuggestResult
@@ -135,7 +135,7 @@ def _summary(result: SuggestResult) -> str:
     n = len(result.suggestions)
     edits = len(result.suggestions[0].edits)
     spent = "\n  the search budget ran out: a smaller fix may exist" if result.search.budget_spent else ""
-    return (f"{n} fix{'es' if n > 1 else ''} of {edits} edit{'s' if edits > 1 else ''} (each passes every rule), "
+    return (f"{count(n, 'fix', 'fixes')} of {count(edits, 'edit')} (each passes every rule), "
             f"best first; {result.search.evaluations:,} specs evaluated{spent}")
 
 

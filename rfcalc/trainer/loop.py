@@ -321,8 +321,7 @@ def describe(trainer: Trainer) -> str:
         norms = trainer.engine.synced_norms
         batch += (f" ({world.size} ranks x {cfg.batch_size}{f', {norms} BatchNorm synchronised' if norms else ''}"
                   f"{', BatchNorm per rank' if not norms and not trainer.options.sync_bn else ''})")
-        nodes = f"{world.nodes} node{'s' if world.nodes > 1 else ''}"
-        where = f"{world.size} ranks on {nodes}, each {device_name(trainer.device)}"
+        where = f"{world.size} ranks on {count(world.nodes, 'node')}, each {device_name(trainer.device)}"
     else:
         where = device_name(trainer.device)
     return (f"{where}, {n_train:,} train / {n_test:,} test images, {count(cfg.epochs, 'epoch')} x {batch}, "
