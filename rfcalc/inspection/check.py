@@ -26,8 +26,8 @@ from torch import nn
 from rfcalc.inspection import layout as L
 from rfcalc.inspection.api import trace_module, traced
 from rfcalc.inspection.result import Inspection
-from rfcalc.model.oracle import (PositiveAttention, default_units, global_mismatches, positive_copy, unit_masks,
-                                 window_mismatches)
+from rfcalc.model.oracle import (PositiveAttention, default_units, global_mismatches, mask_window, positive_copy,
+                                 unit_masks, window_mismatches)
 from rfcalc.table import reach as R
 
 
@@ -199,8 +199,9 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
     local = _capture(gm, x, nodes) if switch.seen else captured
     problems = _parameter_problems(model, input_shape, report.params)
     hw = (int(input_shape[1]), int(input_shape[2]))
+    by_name = {r.name: r for r in report.rows}
     for name in wanted:
-        row = report.row(name)
+        row = by_name[name]
         if name not in captured:
             problems.append(f"{name}: node {inspection.row_nodes[name]} did not run in the positive copy")
             continue
@@ -220,7 +221,7 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
         if window and local is not captured:
             masks = _masks(x, local[name], layout, units, batch, seed)
         if window:
-            extents = {(u[0], u[1]): (_extent(m.any(dim=1)), _extent(m.any(dim=0))) for u, m in masks.items()}
+            extents = {(u[0], u[1]): mask_window(m) for u, m in masks.items()}
             problems.extend(window_mismatches(row, extents, hw))
     return problems
 
@@ -250,8 +251,3 @@ def _parameter_problems(model: nn.Module, input_shape: Sequence[int], counted: i
     if used != counted:
         return [f"parameters: the forward uses {used:,}, the table counts {counted:,}"]
     return []
-
-
-def _extent(mask: torch.Tensor) -> tuple[int, int] | None:
-    index = torch.nonzero(mask).flatten()
-    return None if index.numel() == 0 else (int(index[0]), int(index[-1]))

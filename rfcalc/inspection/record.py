@@ -82,9 +82,6 @@ class Recorder:
     def reach(self, flow: Flow) -> R.Reach:
         return self._calc.reach(flow)
 
-    def layout(self, n: fx.Node) -> L.Layout:
-        return self.layouts[n]
-
     def unit_dims(self, flow: Flow) -> tuple[int, ...]:
         return self.reach(flow).dims
 
@@ -142,8 +139,9 @@ class Recorder:
         name = self._name(n)
         op = f"{op}_op" if op in _RESERVED and not named else op
         attached = self._attach_target(n, op, flow)
-        dims = (reach if reach is not None else R.union([self.reach(flow), *(self.reach(e) for e in extra)])).dims
-        new = self._calc.passthrough_row(name, op, self.where(n), flow, out_shape=logical_shape(layout, dims),
+        if reach is None:  # computed once here, handed to the calculator
+            reach = R.union([self.reach(flow), *(self.reach(e) for e in extra)])
+        new = self._calc.passthrough_row(name, op, self.where(n), flow, out_shape=logical_shape(layout, reach.dims),
                                          extra_inputs=tuple(e.producer for e in extra), macs=macs, reach=reach,
                                          attached_to=attached[0] if attached else None, geo=geo)
         self._count_params(n, name, op, desc)

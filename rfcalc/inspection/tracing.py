@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -116,9 +115,6 @@ class Walker(fx.Interpreter):
         return self.env.get(n)
 
 
-_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
-
-
 @functools.lru_cache(maxsize=1024)
 def _skipped(file: str) -> bool:
     """torch's own files, this file and ``<string>``-like ones: not where a node comes from."""
@@ -133,10 +129,6 @@ def source_line(n: fx.Node) -> str:
         shown = _user_file(frame[0], cwd)
         if shown is not None:
             return f"{shown}:{frame[1]}"
-    for file, line in reversed(_FRAME.findall(n.stack_trace or "")):
-        shown = _user_file(file, cwd)
-        if shown is not None:
-            return f"{shown}:{line}"
     return n.name
 
 

@@ -153,7 +153,7 @@ class GradientProbe:
             raise ValueError(f"{module_name!r} outputs {tuple(out.shape[1:])}, not a feature map")
         units = list(units) if units is not None else default_units(out.shape[2], out.shape[3])
         masks = self.masks(module_name, units)
-        return {unit: (_extent(mask.any(dim=1)), _extent(mask.any(dim=0))) for unit, mask in masks.items()}
+        return {unit: mask_window(mask) for unit, mask in masks.items()}
 
     def masks(self, module_name: str, units: Sequence[Unit], grid: tuple[int, int] | None = None
               ) -> dict[Unit, torch.Tensor]:
@@ -238,6 +238,11 @@ def _extent(mask: torch.Tensor) -> Interval:
     return None if index.numel() == 0 else (int(index[0]), int(index[-1]))
 
 
+def mask_window(mask: torch.Tensor) -> tuple[Interval, Interval]:
+    """The first and last input row, and column, that an (H, W) dependency mask holds (None: none)."""
+    return _extent(mask.any(dim=1)), _extent(mask.any(dim=0))
+
+
 def gradient_windows(model: nn.Module, input_shape: Sequence[int], module_name: str,
                      units: Sequence[Unit] | None = None) -> Windows:
     """The measured input support of the first, middle and last unit (or ``units``) of one module's output."""
@@ -299,7 +304,7 @@ def module_problems(spec: Spec, model: nn.Module | None = None) -> list[str]:
         for start in range(0, len(units), probe.input.shape[0]):
             masks.update(probe.masks(modules[row.name], units[start:start + probe.input.shape[0]], grid))
         if row.is_feature_map:
-            windows = {u: (_extent(m.any(dim=1)), _extent(m.any(dim=0))) for u, m in masks.items()}
+            windows = {u: mask_window(m) for u, m in masks.items()}
             problems.extend(window_mismatches(row, windows, spec.input_shape[1:]))
         problems.extend(global_mismatches(row, reach, masks))
     return problems

@@ -51,10 +51,6 @@ class Image:
         object.__setattr__(self, "full_h", (1 << self.h) - 1)
         object.__setattr__(self, "full_w", (1 << self.w) - 1)
 
-    @property
-    def everything(self) -> Area:
-        return ((self.full_h, self.full_w),)
-
 
 @dataclass(frozen=True)
 class Grid:
