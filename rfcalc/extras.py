@@ -40,9 +40,14 @@ def missing(module: str, extra: str, what: str = "this command") -> RfcalcError:
     return RfcalcError(f"{what} needs {module}: {install_hint(extra)}")
 
 
-def require(module: str, extra: str, what: str = "this command") -> None:
-    """Raise :func:`missing` when ``module`` cannot be imported (found without importing it)."""
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found without importing it)."""
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
+    return importlib.util.find_spec(module) is not None
+
+
+def require(module: str, extra: str, what: str = "this command") -> None:
+    """Raise :func:`missing` when ``module`` cannot be imported (found without importing it)."""
+    if not installed(module):
         raise missing(module, extra, what)

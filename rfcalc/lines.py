@@ -36,3 +36,9 @@ def line_width(console: Any) -> int:
     if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
         return int(console.width)
     return sys.maxsize
+
+
+def print_parts(console: Any, parts: Sequence[str], sep: str = ", ", **options: Any) -> None:
+    """Print ``parts`` on a rich ``console`` with :func:`wrap_parts` at :func:`line_width` (no highlighting;
+    ``options`` go to ``console.print``)."""
+    console.print("\n".join(wrap_parts(parts, line_width(console), sep)), highlight=False, soft_wrap=True, **options)

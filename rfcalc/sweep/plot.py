@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rfcalc.errors import RfcalcError
+from rfcalc.extras import missing
 from rfcalc.sweep.outcome import Outcome
 from rfcalc.sweep.results import Results
 
@@ -28,7 +28,7 @@ def write_plot(results: Results, path: Path, limit: float | None = None) -> Path
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise RfcalcError("the sweep's plot needs matplotlib: pip install 'rfcalc[train]'") from None
+        raise missing("matplotlib", "train", "the sweep's plot") from None
 
     second = results.second
     figure = Figure(figsize=(8, 5), layout="constrained")

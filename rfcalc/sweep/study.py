@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
+from rfcalc.extras import installed
 from rfcalc.errors import RfcalcError
 from rfcalc.sweep.load import Sweep
 from rfcalc.sweep.outcome import counts
@@ -30,15 +31,9 @@ def storage_url(out: Path, storage: str | None) -> str:
     if storage is None:
         return f"sqlite:///{(out / 'study.db').resolve()}"
     for bare in ("postgresql://", "postgres://"):
-        if storage.startswith(bare) and not _installed("psycopg2") and _installed("psycopg"):
+        if storage.startswith(bare) and not installed("psycopg2") and installed("psycopg"):
             return "postgresql+psycopg://" + storage[len(bare):]
     return storage
-
-
-def _installed(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def shown_url(url: str) -> str:

@@ -90,7 +90,7 @@ class TrainConfig(BaseModel):
     final_div_factor: Annotated[float, Field(ge=1, description="final lr = initial lr / final_div_factor")] = 100.0
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.1
     aug: AugMode = "albumentations"
-    augmentations: list[AugItem] = Field(default_factory=lambda: _default_augmentations())
+    augmentations: list[AugItem] = Field(default_factory=_default_augmentations)
     fast_aug: FastAug = Field(default_factory=FastAug)
     ema: Annotated[float, Field(gt=0, lt=1, description="decay of an EMA of the weights")] | None = None
     tta: bool = True

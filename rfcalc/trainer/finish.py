@@ -13,7 +13,7 @@ import torch
 
 from rich.console import Console
 
-from rfcalc.lines import line_width, wrap_parts
+from rfcalc.lines import print_parts
 from rfcalc.analysis.load import Spec
 from rfcalc.trainer import artifacts, plots
 from rfcalc.trainer.batches import Normalizer
@@ -104,8 +104,7 @@ def finish(trainer: Trainer, status: str, draw: bool) -> dict[str, Any]:
         trainer.console.print(class_table(classes, result.per_class, counts))
         written += [p for p in (out / "best.pt", out / "last.pt") if p.is_file()]
         paths = [str(p) for p in written]
-        trainer.console.print("\n".join(wrap_parts([f"wrote {paths[0]}", *paths[1:]], line_width(trainer.console))),
-                              highlight=False, soft_wrap=True)
+        print_parts(trainer.console, [f"wrote {paths[0]}", *paths[1:]])
         note = chance_note(result.accuracy, len(classes), trainer.engine.steps)
         if note:
             trainer.say(note)

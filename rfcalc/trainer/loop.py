@@ -28,7 +28,7 @@ from rich.console import Console
 
 import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError
-from rfcalc.lines import line_width, wrap_parts
+from rfcalc.lines import print_parts
 from rfcalc.quantities import count
 from rfcalc.model.weights import load_weights
 from rfcalc.trainer import artifacts, checkpoint
@@ -70,7 +70,6 @@ class StopFlag:
     """Set by the first Ctrl-C / SIGTERM; the loop stops cleanly at the end of the batch under way."""
 
     stop: bool = False
-    signal_name: str = ""
 
 
 @contextmanager
@@ -87,10 +86,10 @@ def stop_on_signals(keep: bool = False) -> Iterator[StopFlag]:
     def handler(signum: int, frame: Any) -> None:
         if flag.stop:
             raise KeyboardInterrupt
-        flag.stop, flag.signal_name = True, signal.Signals(signum).name
+        note(signum, frame)
 
     def note(signum: int, frame: Any) -> None:
-        flag.stop, flag.signal_name = True, signal.Signals(signum).name
+        flag.stop = True
 
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
@@ -272,8 +271,7 @@ class Trainer:
             s.best = Best(test_acc=result.accuracy, epoch=s.epoch)
             self._save("best.pt", with_resume=False)
         self._save("last.pt", with_resume=True)
-        self.console.print("\n".join(wrap_parts(epoch_parts(row, self.cfg.epochs), line_width(self.console), sep="  ")),
-                           highlight=False, soft_wrap=True)
+        print_parts(self.console, epoch_parts(row, self.cfg.epochs), sep="  ")
         stop, = comm.agree(flag.stop)
         if stop:
             path = self.out / "last.pt"

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rfcalc.lines import line_width, wrap_parts
+from rfcalc.lines import print_parts
 from rfcalc.trainer.state import EpochRow
 
 PLAIN_EVERY = 0.10  # a plain progress line every 10% of an epoch when stderr is not a terminal
@@ -59,8 +59,7 @@ class EpochBar:
             if done >= self.next_mark and done < self.total:
                 self.next_mark = self._mark_after(done)
                 parts = self.plain_parts(done, loss, acc, lr, ips)
-                self.console.print("\n".join(wrap_parts(parts, line_width(self.console), sep="  ")), highlight=False,
-                                   markup=False, soft_wrap=True)
+                print_parts(self.console, parts, sep="  ", markup=False)
             return
         if self.progress is not None:
             self.progress.update(self.task, completed=done, loss=loss, acc=acc, lr=lr, ips=ips)

@@ -15,7 +15,7 @@ from rich.console import Console
 
 import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError, SpecError
-from rfcalc.lines import line_width, wrap_parts, wrap_words
+from rfcalc.lines import print_parts
 from rfcalc.trainer.data import ImageSet, check_data, fitting_data
 from rfcalc.trainer.distributed import DEFAULT_TIMEOUT, Agreed, Comm, World, connect, launch_command, report
 from rfcalc.trainer.options import RunOptions, check_device, check_limit, resolve
@@ -26,8 +26,7 @@ RESUME_FREE = ("device", "out", "data", "workers", "compile")
 
 def notices(err: Console) -> Any:
     """``say(message)``: a notice on stderr, wrapped between words on a terminal (one line in a log)."""
-    return lambda message: err.print(wrap_words(message, line_width(err)), highlight=False, soft_wrap=True,
-                                     markup=False)
+    return lambda message: print_parts(err, message.split(" "), sep=" ", markup=False)
 
 
 def check_or_stop(spec: Any, err: Console) -> None:
@@ -36,8 +35,7 @@ def check_or_stop(spec: Any, err: Console) -> None:
     if result.ok:
         if result.rules:
             parts = [rule.message for rule in result.rules]
-            err.print("\n".join(wrap_parts([f"check: {parts[0]}", *parts[1:]], line_width(err))), highlight=False,
-                      markup=False, soft_wrap=True)
+            print_parts(err, [f"check: {parts[0]}", *parts[1:]], markup=False)
         return
     err.print(f"{result.file} ({result.name}): FAIL", highlight=False, markup=False)
     for rule in result.rules:
