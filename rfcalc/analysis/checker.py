@@ -17,6 +17,7 @@ from rfcalc.table.report import Diagnostic, Report
 from rfcalc.analysis.load import Spec
 from rfcalc.spec.messages import describe_error
 from rfcalc.spec.models import Bound, Constraints
+from rfcalc.spec.source import dotted
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def _located(err: Any, sources: dict[str, str]) -> Problem:
     spec or the command line."""
     loc = tuple(err["loc"])
     origin = sources.get(str(loc[0]), "constraints") if loc else "constraints"
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    path = dotted(loc)
     line = 1
     if origin.endswith("pyproject.toml") and loc:
         path = f"tool.rfcalc.constraints.{path}"

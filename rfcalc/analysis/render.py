@@ -234,12 +234,7 @@ def wrap_name(name: str, width: int | None, sep: str = ".") -> str:
     if width is None or len(name) <= width or len(parts) == 1:
         return name
     if len(parts) > 12:  # deeply nested names: greedy lines (the even split below tries every cut)
-        greedy = [""]
-        for part in parts:
-            if greedy[-1] and len(greedy[-1]) + len(part) > width:
-                greedy.append("")
-            greedy[-1] += part
-        return "\n".join(greedy)
+        return "\n".join(wrap_parts(parts, width, sep="", indent=""))
     best: list[str] = parts
     for lines in range(2, len(parts) + 1):
         splits = [[''.join(parts[a:b]) for a, b in zip((0, *cuts), (*cuts, len(parts)))]

@@ -46,7 +46,6 @@ def _build() -> dict[str, OpDef]:
 
 
 REGISTRY: Mapping[str, OpDef] = MappingProxyType(_build())
-OPS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def _feature_tests() -> dict[str, FeatureTest]:
@@ -62,10 +61,3 @@ def _feature_tests() -> dict[str, FeatureTest]:
 
 FEATURE_TESTS: Mapping[str, FeatureTest] = MappingProxyType(_feature_tests())
 
-
-def op(name: str) -> OpDef:
-    """The definition of op ``name``; a KeyError names the registered ops."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"no op {name!r} in the registry; registered: {', '.join(OPS)}") from None

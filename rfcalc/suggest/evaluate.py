@@ -32,6 +32,7 @@ class Outcome:
     report: Report
     rules: tuple[Rule, ...]
     nodes: tuple[Node, ...]
+    digest: str  # the spec's canonical text: the evaluator's cache key, the search's "seen" key
 
     @property
     def ok(self) -> bool:
@@ -94,13 +95,13 @@ class Evaluator:
         self.used = 0
         self.cache: dict[str, Outcome | None] = {}
 
-    def digest(self, data: Any) -> str:
-        return _digest(data)
-
-    def outcome(self, spec: Spec) -> Outcome:
-        """The outcome of a loaded spec (not counted: the spec being fixed is loaded once, by the caller)."""
-        outcome = Outcome(spec.data, spec.report, tuple(evaluate_rules(spec.report, self.constraints)), spec.nodes)
-        self.cache.setdefault(_digest(spec.data), outcome)
+    def outcome(self, spec: Spec, digest: str | None = None) -> Outcome:
+        """The outcome of a loaded spec (not counted: the spec being fixed is loaded once, by the caller);
+        ``digest``: its data's, when the caller has it."""
+        key = digest if digest is not None else _digest(spec.data)
+        outcome = Outcome(spec.data, spec.report, tuple(evaluate_rules(spec.report, self.constraints)), spec.nodes,
+                          key)
+        self.cache.setdefault(key, outcome)
         return outcome
 
     def __call__(self, data: dict[str, Any]) -> Outcome | None:
@@ -116,6 +117,6 @@ class Evaluator:
         except SpecError:
             outcome = None
         else:
-            outcome = self.outcome(spec)
+            outcome = self.outcome(spec, key)  # spec.data is ``data`` itself
         self.cache[key] = outcome
         return outcome

@@ -103,8 +103,7 @@ def separable(site: Site, on: bool) -> Edit | None:
             return None
         return set_fields(site, EditKind.SEPARABLE, {"separable": True})
     if "separable" in site.layer:
-        return Edit(EditKind.SEPARABLE, site.key, site.label,
-                    (Change(Op.REMOVE, site.key + ("separable",), None, site.layer["separable"]),))
+        return set_fields(site, EditKind.SEPARABLE, {}, drop=("separable",))
     return set_fields(site, EditKind.SEPARABLE, {"separable": False})
 
 
@@ -118,8 +117,7 @@ def depthwise(site: Site, on: bool) -> Edit | None:
     if groups != "depthwise":
         return None
     if "groups" in site.layer:
-        return Edit(EditKind.DEPTHWISE, site.key, site.label,
-                    (Change(Op.REMOVE, site.key + ("groups",), None, site.layer["groups"]),))
+        return set_fields(site, EditKind.DEPTHWISE, {}, drop=("groups",))
     return set_fields(site, EditKind.DEPTHWISE, {"groups": 1})
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rfcalc.lines import wrap_parts
-from rfcalc.quantities import count, format_number
+from rfcalc.quantities import count, format_number, format_pair
 from rfcalc.spec.source import dotted
 from rfcalc.suggest.edits import Change, Edit, EditKind, Op
 from rfcalc.suggest.result import Status, Suggestion, SuggestResult
@@ -22,11 +22,6 @@ RANKING = "fewest edits, then output size kept, smallest |Î”params|, smallest |Î
 
 def _signed(value: int) -> str:
     return ("+" if value >= 0 else "-") + format_number(abs(value))
-
-
-def _pair(values: Any) -> str:
-    values = list(values)
-    return format_number(values[0]) if len(set(values)) == 1 else "x".join(format_number(v) for v in values)
 
 
 def _size(shape: Any) -> str:
@@ -118,7 +113,7 @@ def _rows(result: SuggestResult, one_line: bool) -> list[tuple[str, ...]]:
             return "\n".join(edit_text(e) for e in s.edits)
         return "\n".join(line for e in s.edits for line in _indented(edit_lines(e)))
 
-    return [(str(i + 1), edits(s), _signed(s.delta_params), _signed(s.delta_macs), _pair(s.after.rf),
+    return [(str(i + 1), edits(s), _signed(s.delta_params), _signed(s.delta_macs), format_pair(list(s.after.rf)),
              output_text(s)) for i, s in enumerate(result.suggestions)]
 
 

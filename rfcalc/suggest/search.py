@@ -40,7 +40,7 @@ class Search:
         self.max_edits = max_edits
         self.beam = beam
         self.order = itertools.count()
-        self.seen: set[str] = {self.evaluator.digest(self.root.data)}
+        self.seen: set[str] = {self.root.digest}
         self.kinds: dict[str, None] = {}
 
     # -- one candidate -------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ class Search:
 
     def _classify(self, state: Suggestion, edit: Edit, outcome: Outcome, solutions: list[_Found],
                   partials: list[_Found]) -> None:
-        digest = self.evaluator.digest(outcome.data)
+        digest = outcome.digest
         if digest in self.seen:
             return
         suggestion = Suggestion(state.edits + (edit,), outcome, self.root)
