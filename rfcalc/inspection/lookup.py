@@ -25,7 +25,7 @@ from torch import nn
 
 from rfcalc.ops.actions import (Action, Along, AsLayer, Attention, Binary, Broadcast, Call, Concat, Converter, Copy,
                                 Index, MatMul, Permute, Pointwise, Reduce, Reshape, Split, Unsupported)
-from rfcalc.ops.base import ATTACH_ORDER
+from rfcalc.ops.base import stage_number
 from rfcalc.ops.registry import REGISTRY
 
 Entry = tuple[_inspect.Signature, Converter]
@@ -361,7 +361,7 @@ def attach_stage(n: Any, gm: Any, modules: dict[str, Any] | None = None) -> int 
     if key not in _STAGES:
         action = classify(n, gm)
         stage = REGISTRY[action.layer.op].attach if isinstance(action, AsLayer) else None
-        _STAGES[key] = None if stage is None else ATTACH_ORDER.index(stage) + 1
+        _STAGES[key] = None if stage is None else stage_number(stage)
     return _STAGES[key]
 
 

@@ -23,7 +23,7 @@ from rfcalc.errors import RfcalcError
 from rfcalc.inspection import layout as L
 from rfcalc.inspection.result import MERGE, Inspection
 from rfcalc.inspection.tracing import Walker, source_line
-from rfcalc.ops.base import ATTACH_ORDER
+from rfcalc.ops.base import stage_number
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.merges import SpecMerge
 from rfcalc.ops.registry import REGISTRY
@@ -198,7 +198,7 @@ class Recorder:
         if state is None:
             return None
         owner, reached, kind = state
-        stage = ATTACH_ORDER.index(definition.attach) + 1
+        stage = stage_number(definition.attach)
         if stage <= reached or (kind == "merge" and definition.attach != "act"):
             return None
         source = next((i for i in n.all_input_nodes if self.flows.get(i) is flow), None)

@@ -22,7 +22,7 @@ import yaml
 from rfcalc.errors import RfcalcError, SpecError
 from rfcalc.inspection.result import MERGE, SKIP, Inspection
 from rfcalc.table.report import Report, Row
-from rfcalc.ops.base import ATTACH_ORDER
+from rfcalc.ops.base import stage_number
 from rfcalc.ops.registry import REGISTRY
 
 
@@ -184,7 +184,7 @@ def _stage(row: Row, layer: Any) -> tuple[int, dict[str, Any]] | None:
     if op is None or op.attach is None or op.fold is None:
         return None
     fields = op.fold(row, layer)
-    return None if fields is None else (ATTACH_ORDER.index(op.attach) + 1, fields)
+    return None if fields is None else (stage_number(op.attach), fields)
 
 
 def _compact(pair: Any) -> Any:

@@ -113,7 +113,6 @@ class Inspector:
         return tuple(int(s) for s in result.shape[1:])
 
     def _classify(self, n: fx.Node) -> tuple[str, Action | None, Call | None]:
-        args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
         if n.op == "call_module":
             module = self.rec.modules[str(n.target)]
             desc, action = module_action(module)
@@ -127,6 +126,7 @@ class Inspector:
         if entry is None:
             return desc, None, None
         signature, handler = entry
+        args, kwargs = self.walker.fetch_args_kwargs_from_env(n)  # only for calls the table knows
         values = bind(signature, args, kwargs)
         if values is None:
             return desc, None, None

@@ -99,6 +99,12 @@ SpecRule = Callable[[Row, Any], dict[str, Any]]
 # `norm` / `act` / `dropout` fields): its order after the conv and the conv fields it sets.
 AttachStage = Literal["norm", "act", "dropout"]
 ATTACH_ORDER: tuple[AttachStage, ...] = ("norm", "act", "dropout")
+
+
+def stage_number(stage: AttachStage) -> int:
+    """Where a folded row goes after its conv: 1 (norm), 2 (activation), 3 (dropout)."""
+    return ATTACH_ORDER.index(stage) + 1
+
 FoldRule = Callable[[Row, Any], "dict[str, Any] | None"]  # None: this row cannot fold
 
 # How a row's output units depend on its input's units (rfcalc.table.reach): through a window (conv, pools,
