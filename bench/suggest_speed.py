@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,9 +21,9 @@ from rfcalc.analysis.load import load_spec  # noqa: E402
 from rfcalc.errors import SpecError  # noqa: E402
 from rfcalc.suggest import suggest  # noqa: E402
 from rfcalc.suggest.apply import apply_edit  # noqa: E402
+from check_speed import REPEATS, wall  # noqa: E402  (the same timing as the check-speed bench)
 from suggest_cases import BUNDLED, KINDS, all_single_edits, load_case  # noqa: E402
 
-REPEATS = 5
 NOTE = ("Wall times on this shared VM move with the other jobs' load (the load average is printed above); CPU "
         "time is the steadier figure. The exhaustive column is the search the oracle test compares with "
         "(tests/test_suggest.py): on random specs suggest's top single edit is never worse by its ranking, at a "
@@ -34,26 +33,17 @@ NOTE = ("Wall times on this shared VM move with the other jobs' load (the load a
 CPU: list[float] = []   # CPU seconds of every timed run (the VM is shared: CPU time drifts less than wall time)
 
 
-def _time(func) -> float:
-    """Median wall seconds of REPEATS runs after a warm-up (pydantic builds its validators on first use)."""
-    func()
+def _time(func):
+    """(median wall seconds of REPEATS runs after a warm-up, the last run's result): pydantic builds its
+    validators on first use."""
+    result = func()
     times = []
     for _ in range(REPEATS):
         start, cpu = time.perf_counter(), time.process_time()
-        func()
+        result = func()
         times.append(time.perf_counter() - start)
         CPU.append(time.process_time() - cpu)
-    return statistics.median(times)
-
-
-def _wall(command: list[str]) -> float:
-    subprocess.run(command, capture_output=True, check=False)
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=False)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), result
 
 
 def _exhaustive(data: dict) -> tuple[int, float]:
@@ -82,8 +72,7 @@ def main() -> str:
             data, _ = load_case(path.stem, kind)
             spec = load_spec(data)
             constraints, _ = spec_constraints(spec, use_pyproject=False)
-            seconds = _time(lambda: suggest(spec, constraints))
-            result = suggest(spec, constraints)
+            seconds, result = _time(lambda: suggest(spec, constraints))
             assert result.suggestions, (path.stem, kind)
             evaluations.append(result.search.evaluations)
             row.append(seconds)
@@ -104,8 +93,8 @@ def main() -> str:
         data, _ = load_case(path.stem, "rf_short")
         spec = load_spec(data)
         constraints, _ = spec_constraints(spec, use_pyproject=False)
-        seconds = _time(lambda: suggest(spec, constraints))
-        used = suggest(spec, constraints).search.evaluations
+        seconds, found = _time(lambda: suggest(spec, constraints))
+        used = found.search.evaluations
         count, exhaustive = _exhaustive(data)
         lines.append(f"| {path.stem} | {used} | {seconds:.3f} | {count} | {exhaustive:.3f} | "
                      f"{exhaustive / seconds:.0f}x |")
@@ -114,17 +103,16 @@ def main() -> str:
     constraints2, _ = spec_constraints(spec2, overrides={"rf": {"gt": 120}, "params": {"lt": 170_000}},
                                        use_pyproject=False)
     first = len(CPU)
-    seconds2 = _time(lambda: suggest(spec2, constraints2))
-    result2 = suggest(spec2, constraints2)
+    seconds2, result2 = _time(lambda: suggest(spec2, constraints2))
     lines += ["", f"Two rules failing at once (c1c2c3c4_cifar10 with RF > 120 and params < 170k; a fix needs two "
                   f"edits): the search alone {seconds2:.3f} s wall, {statistics.median(CPU[first:]):.3f} s CPU, "
                   f"{result2.search.evaluations} evaluations over {len(result2.search.levels)} levels."]
 
     rfcalc = str(Path(sys.executable).parent / "rfcalc")
     spec = str(ROOT / "arch_specs" / "two_branch_dilated.yaml")
-    check = _wall([rfcalc, "check", spec])
-    fix = _wall([rfcalc, "suggest", spec])
-    both = _wall([rfcalc, "suggest", str(ROOT / "arch_specs" / "c1c2c3c4_cifar10.yaml"), "--rf", ">120",
+    check = wall([rfcalc, "check", spec])
+    fix = wall([rfcalc, "suggest", spec])
+    both = wall([rfcalc, "suggest", str(ROOT / "arch_specs" / "c1c2c3c4_cifar10.yaml"), "--rf", ">120",
                   "--params", "<170k"])
     lines += ["", "Whole commands (wall clock, median of 5, process start and imports included):", "",
               "| command | seconds | vs check |", "|---|---|---|",

@@ -49,3 +49,8 @@ class RfcalcError(Exception):
     def __init__(self, message: str, exit_code: ExitCode = ExitCode.BAD_INPUT) -> None:
         self.exit_code = exit_code
         super().__init__(message)
+
+
+def message_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,6 +1,7 @@
 """Human-written numbers ("200k", 200_000, "1.5M") and comparison strings ('>44', '<=200k')."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
@@ -50,6 +51,13 @@ def compare(op: BoundOp, value: int | float, limit: int | float) -> bool:
     table = {"gt": value > limit, "ge": value >= limit, "lt": value < limit, "le": value <= limit,
              "eq": value == limit}
     return table[op]
+
+
+def nearest_passing(op: BoundOp, limit: int | float) -> int | float:
+    """The integer nearest to failing values that satisfies ``value op limit``: 45 for > 44, 49,999 for
+    < 50,000 (``eq``: the limit itself)."""
+    return {"gt": math.floor(limit) + 1, "ge": math.ceil(limit), "lt": math.ceil(limit) - 1,
+            "le": math.floor(limit), "eq": limit}[op]
 
 
 def format_number(value: int | float) -> str:

@@ -1,7 +1,6 @@
 """The constraint checker: every rule of a spec with its measured value and verdict (torch-free)."""
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from pydantic import ValidationError
 
 from rfcalc.errors import Problem, RfcalcError, SpecError
 from rfcalc.analysis.features import find_features
-from rfcalc.quantities import SYMBOLS, BoundOp, compare, format_number, format_pair
+from rfcalc.quantities import SYMBOLS, BoundOp, compare, format_number, format_pair, nearest_passing
 from rfcalc.table.report import Diagnostic, Report
 from rfcalc.analysis.load import Spec
 from rfcalc.spec.messages import describe_error
@@ -60,11 +59,10 @@ class CheckResult:
                 "sources": self.sources, "diagnostics": [d.to_dict() for d in self.diagnostics]}
 
 
-def _shortfall(op: str, value: int, limit: int | float) -> str:
+def _shortfall(op: BoundOp, value: int, limit: int | float) -> str:
     """What a failing (integer) value needs to pass: 'add at least 6' for RF 39 > 44 (45 is the first RF that
     passes), 'remove at least 9,323' for params 59,322 < 50,000 (49,999 is the last count that passes)."""
-    need = {"gt": math.floor(limit) + 1, "ge": math.ceil(limit), "lt": math.ceil(limit) - 1, "le": math.floor(limit),
-            "eq": limit}[op]
+    need = nearest_passing(op, limit)
     verb = "add" if need > value else "remove"
     return f"{verb} {format_number(abs(need - value))}" if op == "eq" else \
         f"{verb} at least {format_number(abs(need - value))}"

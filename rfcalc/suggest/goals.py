@@ -2,11 +2,11 @@
 passing it: the measure the search uses to tell progress from no progress."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 
 from rfcalc.analysis.checker import Rule
+from rfcalc.quantities import BoundOp, nearest_passing
 
 
 class Direction(StrEnum):
@@ -27,16 +27,13 @@ class Goal:
     offenders: tuple[str, ...] = ()   # forbid: the rows that show the feature
 
 
-def _distance(op: str, value: float, limit: float) -> float:
+def _distance(op: BoundOp, value: float, limit: float) -> float:
     """How far ``value`` is from the nearest integer that satisfies ``value op limit`` (0 when it does)."""
-    if op == "gt":
-        return max(0.0, math.floor(limit) + 1 - value)
-    if op == "ge":
-        return max(0.0, math.ceil(limit) - value)
-    if op == "lt":
-        return max(0.0, value - (math.ceil(limit) - 1))
-    if op == "le":
-        return max(0.0, value - math.floor(limit))
+    need = nearest_passing(op, limit)
+    if op in ("gt", "ge"):
+        return max(0.0, need - value)
+    if op in ("lt", "le"):
+        return max(0.0, value - need)
     return abs(value - limit)
 
 

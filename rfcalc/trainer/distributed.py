@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from rfcalc.errors import ExitCode, RfcalcError
+from rfcalc.errors import ExitCode, RfcalcError, message_line
 from rfcalc.trainer.devices import resolve_device
 from rfcalc.trainer.augment import shard_bounds
 
@@ -97,7 +97,7 @@ class LostRank(RfcalcError):
     """A collective failed: another rank died, was killed, or stopped answering."""
 
     def __init__(self, world: World, during: str, exc: BaseException) -> None:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = message_line(exc)
         first = first.split("] ", 1)[-1].split(". ", 1)[0][:160]  # gloo: "[file.cc:537] What. Advice. ..."
         super().__init__(f"rank {world.rank}: stopped: lost contact with another rank during {during} ({first}); "
                          f"that rank died or stopped answering", ExitCode.FAILED)
@@ -316,7 +316,7 @@ def connect(world: World, device_request: str, timeout: float = DEFAULT_TIMEOUT)
         torch.distributed.init_process_group(backend=backend, timeout=wait, rank=world.rank, world_size=world.size,
                                              store=_store(world, wait))
     except (RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        first = message_line(exc)[:200]
         raise RfcalcError(f"rank {world.rank}: could not join the process group ({backend}): {first}",
                           ExitCode.FAILED) from None
     control = torch.distributed.new_group(backend="gloo", timeout=wait) if backend != "gloo" else None

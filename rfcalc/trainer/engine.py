@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rfcalc.errors import RfcalcError
+from rfcalc.errors import RfcalcError, message_line
 from rfcalc.trainer.config import TrainConfig
 from rfcalc.trainer.distributed import Comm, World, shard, sync_norms, wrap
 
@@ -170,7 +170,7 @@ class Engine:
         try:
             return self.forward(x)
         except Exception as exc:  # noqa: BLE001 - any compiler failure
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            first = message_line(exc)[:200]
             raise RfcalcError(f"torch.compile failed ({type(exc).__name__}: {first}); train without --compile") \
                 from None
 
