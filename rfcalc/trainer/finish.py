@@ -24,6 +24,7 @@ from rfcalc.trainer.devices import device_name
 from rfcalc.trainer.engine import Engine, EvalResult
 from rfcalc.trainer.options import RunOptions
 from rfcalc.trainer.progress import chance_note, class_table
+from rfcalc.trainer.state import RunState
 
 
 class Trainer(Protocol):
@@ -42,7 +43,7 @@ class Trainer(Protocol):
     test_x: torch.Tensor
     test_y: torch.Tensor
     total_steps: int
-    state: Any  # rfcalc.trainer.loop.RunState
+    state: RunState
     last_eval: EvalResult | None
     world: World
     say: Callable[[str], None]
