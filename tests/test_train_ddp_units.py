@@ -186,6 +186,13 @@ def test_a_killed_worker_becomes_one_line(tmp_path: Path) -> None:
     assert str(failure({0: ProcessFailure(0, 7, -15, "")}, nproc=1, max_restarts=2, out=tmp_path / "none",
                        spec_path=Path("s.yaml"))) == ("rank 0 (pid 7) was killed by SIGTERM after 2 restarts; the "
                                                       "other ranks were stopped")
+    # rank 1 SIGKILLed; rank 0 aborted by gloo when its peer vanished: the kill is the cause, whatever the order
+    aborted = failure({0: ProcessFailure(0, 10, -6, ""), 1: ProcessFailure(1, 11, -9, "")}, nproc=2,
+                      max_restarts=0, out=tmp_path / "none", spec_path=Path("s.yaml"))
+    assert str(aborted) == "rank 1 (pid 11) was killed by SIGKILL; the other ranks were stopped"
+    alone = failure({0: ProcessFailure(0, 10, -6, "")}, nproc=2, max_restarts=0, out=tmp_path / "none",
+                    spec_path=Path("s.yaml"))
+    assert str(alone) == "rank 0 (pid 10) was killed by SIGABRT; the other ranks were stopped"
 
 
 # ---------------------------------------------------------------- what a person sees

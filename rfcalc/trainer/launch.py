@@ -102,8 +102,11 @@ def failure(failures: dict[int, Any], *, nproc: int, max_restarts: int, out: Pat
     what went wrong themselves, and only their exit code is passed on."""
     ranks = sorted(failures.items())
     signalled = [(r, f) for r, f in ranks if f.exitcode < 0]
-    # SIGTERM is what the agent sends to the other ranks once one has failed: the cause is elsewhere.
-    killed = [(r, f) for r, f in signalled if f.signal_name() != "SIGTERM"]
+    # SIGTERM is what the agent sends to the other ranks once one has failed: the cause is elsewhere. SIGABRT is
+    # how a rank may end when its collective's peer vanished (gloo aborts in its own thread): named only when no
+    # other signal explains the failure.
+    killed = sorted(((r, f) for r, f in signalled if f.signal_name() != "SIGTERM"),
+                    key=lambda item: item[1].signal_name() == "SIGABRT")
     code = next((f.exitcode for _, f in ranks if f.exitcode > 0), None)
     if killed or (signalled and code is None):
         rank, what = (killed or signalled)[0]
