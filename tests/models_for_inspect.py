@@ -712,3 +712,61 @@ class AttentionBackToMap(nn.Module):
         t = x.flatten(2).transpose(1, 2)
         t = (t @ t.transpose(1, 2)).softmax(-1) @ t
         return self.o(t.transpose(1, 2).reshape(b, c, h, w))
+
+
+class MixedConv(nn.Module):
+    """timm's ``MixedConv2d``: the channels split into pieces, one conv per piece (kernel ``k`` each), the
+    results concatenated."""
+
+    def __init__(self, c_in: int, c_out: int, kernels: list[int], depthwise: bool) -> None:
+        super().__init__()
+        n = len(kernels)
+        self.splits_in = [c_in // n + (1 if i < c_in % n else 0) for i in range(n)]
+        splits_out = self.splits_in if depthwise else [c_out // n + (1 if i < c_out % n else 0) for i in range(n)]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(a, b, k, padding=k // 2, groups=a if depthwise else 1, bias=False)
+            for a, b, k in zip(self.splits_in, splits_out, kernels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pieces = torch.split(x, self.splits_in, 1)
+        return torch.cat([conv(pieces[i]) for i, conv in enumerate(self.convs)], 1)
+
+
+class MixBlock(nn.Module):
+    """MixNet's inverted residual: a mixed depthwise conv (a 9x9 and a 3x3 path, concatenated), batch norm,
+    activation and a squeeze-and-excitation gate, then a grouped pointwise conv written as a split into two
+    1x1 convs (``conv_pwl``), whose pieces take back each path's channels."""
+
+    def __init__(self, c: int = 16, kernels: tuple[int, ...] = (9, 3), pw_groups: int = 2) -> None:
+        super().__init__()
+        self.conv_dw = MixedConv(c, c, list(kernels), depthwise=True)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.act = nn.SiLU()
+        self.se_reduce = nn.Conv2d(c, 4, 1)
+        self.se_expand = nn.Conv2d(4, c, 1)
+        self.conv_pwl = MixedConv(c, c, [1] * pw_groups, depthwise=False)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.bn1(self.conv_dw(x)))
+        gate = self.se_expand(F.relu(self.se_reduce(y.mean((2, 3), keepdim=True)))).sigmoid()
+        y = y * gate
+        return x + self.bn2(self.conv_pwl(y))
+
+
+class MixNet(nn.Module):
+    """A stem, two MixNet blocks (the second with three kernels split unevenly against its two pointwise
+    groups) and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False)
+        self.block1 = MixBlock(16, (9, 3), 2)
+        self.block2 = MixBlock(16, (3, 5, 7), 2)
+        self.head = nn.Conv2d(16, 32, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block2(self.block1(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(F.relu(self.head(x))), 1))

@@ -212,14 +212,17 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
             problems.append(f"{name}: the node outputs {tuple(value.shape[1:])}, its layout says {L.shape(layout)}")
             continue
         units = checked_units(reach)
-        window = row.is_feature_map and not row.is_global and L.is_map(layout, reach.dims) \
-            and isinstance(reach, R.Grid)
+        map_row = row.is_feature_map and L.is_map(layout, reach.dims) and isinstance(reach, R.Grid)
+        # a global row's window is checked too where gates held constant leave a window (squeeze-and-excitation)
+        window = map_row and (not row.is_global or local is not captured)
         if window:
             units = list(dict.fromkeys([*units, *default_units(reach.dims[0], reach.dims[1])]))
         masks = _masks(x, value, layout, units, batch, seed)
         problems.extend(global_mismatches(row, reach, masks))  # type: ignore[arg-type]
         if window and local is not captured:
             masks = _masks(x, local[name], layout, units, batch, seed)
+            if row.is_global and all(bool(m.all()) for m in masks.values()):
+                window = False  # global through more than a gate (attention, or the window covers the image)
         if window:
             extents = {(u[0], u[1]): mask_window(m) for u, m in masks.items()}
             problems.extend(window_mismatches(row, extents, hw))

@@ -17,6 +17,7 @@ import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow, fmt_shape
 from rfcalc.inspection import layout as L
+from rfcalc.inspection import segments as S
 from rfcalc.inspection.lookup import flattens_after
 from rfcalc.inspection.record import Recorder, describe_shape, logical_shape
 from rfcalc.inspection.tracing import BATCH
@@ -120,7 +121,7 @@ def _linear(rec: Recorder, n: fx.Node, action: AsLayer, flow: Flow, layout: L.La
                       "channels-last map (the spec writes it as a 1x1 conv on C x H x W)", layout=new)
             return
         rec.row(n, "linear", current(rec, flow, layout), real, desc, "a linear layer on each token has no spec op",
-                layout=new, macs=macs, named=True)
+                layout=new, macs=macs, named=True, channels=None)
         return
     axes = L.unit_axes(last)
     reach = R.reduce_axes(rec.reach(flow), axes)
@@ -139,7 +140,8 @@ def _renumber(layout: L.Layout, before: R.Reach, gone: list[int]) -> L.Layout:
 # -- element-wise ops without a spec op ------------------------------------------------------------------------
 def follow_pointwise(rec: Recorder, n: fx.Node, action: Pointwise, flow: Flow, layout: L.Layout, real: Shape,
                      desc: str) -> None:
-    rec.row(n, action.op, current(rec, flow, layout), real, desc, f"{action.op} has no spec op", layout=layout)
+    rec.row(n, action.op, current(rec, flow, layout), real, desc, f"{action.op} has no spec op", layout=layout,
+            channels="keep")
 
 
 # -- global and adaptive pools ---------------------------------------------------------------------------------
@@ -198,7 +200,7 @@ def follow_reshape(rec: Recorder, n: fx.Node, action: Reshape | Permute | Copy, 
         return
     if len(flow.shape) == 1 and R.is_single(rec.reach(flow)) and tuple(real) == (flow.shape[0], 1, 1):
         rec.row(n, op_name(desc), flow, real, desc, "a vector viewed as a 1x1 map has no spec op",
-                layout=L.feature_map(flow.shape[0], (1, 1)))
+                layout=L.feature_map(flow.shape[0], (1, 1)), channels="keep")
         return
     now = kind(new, dims)
     if now == "map" and flow_kind(flow) == "map":
@@ -207,14 +209,17 @@ def follow_reshape(rec: Recorder, n: fx.Node, action: Reshape | Permute | Copy, 
             if groups is not None:
                 rec.layer(n, ChannelShuffleLayer(op="channel_shuffle", groups=groups), flow, real, desc, None)
             else:
+                before, order = rec.channels_of(flow), L.channel_order(new[0])
                 rec.row(n, "permute_channels", flow, real, desc, "a permutation of channels that is not a channel "
-                        "shuffle has no spec op", layout=L.feature_map(flow.shape[0], dims))
+                        "shuffle has no spec op", layout=L.feature_map(flow.shape[0], dims),
+                        channels=S.reordered(before, order) if isinstance(before, tuple) and order is not None
+                        else "auto")
             return
         rec.alias(n, flow, new)
         return
     if now in ("map", "tokens", "vector") and now != flow_kind(flow):
         rec.row(n, op_name(desc), current(rec, flow, new), real, desc, f"{desc} makes {describe(new, dims)}; the "
-                f"spec has no op for that", layout=new)
+                f"spec has no op for that", layout=new, channels="keep")
         return
     rec.alias(n, current(rec, flow, new) if now != "other" else flow, new)
 
@@ -250,6 +255,9 @@ def follow_unknown(rec: Recorder, n: fx.Node, flow: Flow, layout: L.Layout, real
     pool: nothing it does can change what its outputs see); else the walk stops."""
     note = f"{desc} is not in rfcalc's table and has no spec op"
     dims = rec.unit_dims(flow)
+    if rec.channels_of(flow) is not None and rec.channel_count(flow) != _channels_in(real, flow):
+        rec.stop(n, "changes the channels of a tensor whose channels see different windows (a concatenation's); "
+                    "rfcalc cannot know which channels it keeps", desc)
     if len(flow.shape) == 3 and is_canonical(rec, flow, layout) and len(real) == 3 and real[1:] == flow.shape[1:]:
         if not _is_local(replay, flow.shape, rec.root):
             rec.stop(n, "keeps the spatial size but mixes neighbouring pixels in a way the calculator "
@@ -269,6 +277,13 @@ def follow_unknown(rec: Recorder, n: fx.Node, flow: Flow, layout: L.Layout, real
     rec.stop(n, f"changes the shape from {fmt_shape(flow.shape)} to {describe_shape(real)} in a way the calculator "
                 f"cannot know (rfcalc follows calls that keep every unit in place, reshapes and permutes that keep "
                 f"the image's rows and columns whole, and the calls of its table)", desc)
+
+
+def _channels_in(real: Shape, flow: Flow) -> int:
+    """The channels of a real output shaped as ``flow`` (a map's C, a token sequence's D)."""
+    if len(flow.shape) == 3 and len(real) == 3:
+        return real[0]
+    return real[-1] if real else 1
 
 
 def op_name(desc: str) -> str:

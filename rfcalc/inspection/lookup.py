@@ -124,6 +124,14 @@ def _index(call: Call) -> Action:
     return Index(call.get("index"))
 
 
+def _narrow(call: Call) -> Action:
+    dim, start, length = int(call.get("dim")), int(call.get("start")), int(call.get("length"))
+    piece = slice(start, start + length) if start >= 0 else slice(start, start + length or None)
+    if dim < 0:
+        return Index((Ellipsis, piece) + (slice(None),) * (-dim - 1))
+    return Index((slice(None),) * dim + (piece,))
+
+
 def _chunk(call: Call) -> Action:
     return Split(int(call.get("dim", 0)), chunks=int(call.get("chunks")))
 
@@ -195,6 +203,7 @@ _STRUCTURAL_FUNCTIONS: list[tuple[tuple[str, ...], str, Converter]] = [
     ((f"{_F}.log_softmax", "torch.log_softmax"), "input, dim=None, *args, **kwargs", _along("log_softmax")),
     (("operator.getitem",), "input, index", _index),
     (("torch.chunk",), "input, chunks, dim=0", _chunk),
+    (("torch.narrow",), "input, dim, start, length", _narrow),
     (("torch.split",), "tensor, split_size_or_sections, dim=0", _split),
     (("torch.unbind",), "input, dim=0", _unbind),
     (("torch.matmul", "torch.bmm", "operator.matmul"), "input, other, *, out=None", _matmul),
@@ -215,6 +224,7 @@ _STRUCTURAL_METHODS: list[tuple[tuple[str, ...], str, Converter]] = [
     (("softmax",), "input, dim=None, *args, **kwargs", _along("softmax")),
     (("log_softmax",), "input, dim=None, *args, **kwargs", _along("log_softmax")),
     (("chunk",), "input, chunks, dim=0", _chunk),
+    (("narrow",), "input, dim, start, length", _narrow),
     (("split",), "tensor, split_size_or_sections, dim=0", _split),
     (("unbind",), "input, dim=0", _unbind),
     (("matmul", "bmm", "__matmul__"), "input, other", _matmul),

@@ -13,6 +13,7 @@ import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
+from rfcalc.inspection import segments as S
 from rfcalc.inspection.follow import current, describe, is_canonical
 from rfcalc.inspection.record import Recorder, describe_shape
 from rfcalc.ops.actions import Binary, Broadcast, Call, Concat
@@ -129,7 +130,7 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
             rec.stop(n, f"broadcasts {describe_shape(L.shape(lay))} against a constant to "
                         f"{describe_shape(real)}", desc)
         rec.row(n, f"{action.op}_const", current(rec, flow, lay), real, desc,
-                f"{action.op} with a constant has no spec op", layout=lay)
+                f"{action.op} with a constant has no spec op", layout=lay, channels="keep")
         return
     (a, la), (b, lb) = ((rec.flows[x], rec.layouts[x]) for x in nodes)
     if L.shape(la) == L.shape(lb) == tuple(real) and L.unit_signature(la) == L.unit_signature(lb) \
@@ -147,7 +148,8 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
     dims = rec.unit_dims(big)
     if not L.all_unit_axes(lsmall):  # one unit, repeated everywhere: a gate
         rec.row(n, action.op, current(rec, big, lbig), real, desc,
-                f"a broadcast {action.op} with a 1x1 map has no spec op", layout=lbig, extra=(small,))
+                f"a broadcast {action.op} with a 1x1 map has no spec op", layout=lbig, extra=(small,),
+                channels="keep")
         gate = rec.reach(small)
         if not gate.everywhere:
             image = gate.image
@@ -160,9 +162,11 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
     width = len(lbig) - len(lsmall)
     aligned = ((),) * width + lsmall
     if width >= 0 and rec.unit_dims(small) == dims and L.unit_signature(aligned) == L.unit_signature(lbig):
+        before, other = rec.channels_of(big), rec.part(small)
         rec.row(n, action.op, current(rec, big, lbig), real, desc,
                 f"a {action.op} broadcast over channels has no spec op", layout=lbig, extra=(small,),
-                geo=joint_geometry([big, small]))
+                geo=joint_geometry([big, small]),
+                channels=S.mapped(before, lambda p: S.joined([p, other])) if isinstance(before, tuple) else "keep")
         return
     rec.stop(n, f"broadcasts {describe(lbig, dims)} of {describe_shape(L.shape(lbig))} against "
                 f"{describe(lsmall, rec.unit_dims(small))} of {describe_shape(L.shape(lsmall))}; rfcalc follows "

@@ -16,6 +16,7 @@ import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
+from rfcalc.inspection import segments as S
 from rfcalc.inspection.follow import current, describe, global_pool, is_canonical, op_name
 from rfcalc.inspection.merges import joint_geometry, live, operands
 from rfcalc.inspection.record import Recorder, describe_shape
@@ -53,7 +54,7 @@ def follow_reduce(rec: Recorder, n: fx.Node, action: Reduce, flow: Flow, layout:
         tuple(d for k, d in enumerate(layout) if k not in dims)
     if not axes:
         rec.row(n, action.op, current(rec, flow, layout), real, desc, f"{action.op} over channels has no spec op",
-                layout=new)
+                layout=new, channels=None)
         return
     every = sorted(L.all_unit_axes(layout))
     if axes != every:
@@ -81,7 +82,8 @@ def follow_along(rec: Recorder, n: fx.Node, action: Along, flow: Flow, layout: L
     axes = L.unit_axes(layout[d])
     reach = rec.reach(flow)
     if not axes:
-        rec.row(n, action.op, current(rec, flow, layout), real, desc, f"{action.op} has no spec op", layout=layout)
+        rec.row(n, action.op, current(rec, flow, layout), real, desc, f"{action.op} has no spec op", layout=layout,
+                channels=None)
         return
     if isinstance(reach, R.Grid) and sorted(axes) != [0, 1]:
         rec.stop(n, f"takes a {action.op} along the image's rows or columns: every unit then depends on its whole "
@@ -110,6 +112,7 @@ def follow_index(rec: Recorder, n: fx.Node, action: Index, flow: Flow, layout: L
     reach = rec.reach(flow)
     new: list[L.Dim] = []
     picked: list[tuple[int, ...]] | None = None  # the units chosen along the one dimension that holds them all
+    channel_picks: list[tuple[int, list[int]]] = []  # (dimension, the channels chosen along it)
     dim = 0
     for item in index[1:]:
         if item is None:
@@ -123,6 +126,7 @@ def follow_index(rec: Recorder, n: fx.Node, action: Index, flow: Flow, layout: L
             continue
         chosen: list[int] = [item % size] if isinstance(item, int) else list(range(size)[cast(slice, item)])
         if not L.has_units(d):
+            channel_picks.append((dim - 1, chosen))
             if isinstance(item, slice):
                 new.append(L.channels(len(chosen)))
             continue
@@ -139,13 +143,32 @@ def follow_index(rec: Recorder, n: fx.Node, action: Index, flow: Flow, layout: L
             new.append(L.units(0, len(chosen)) + tuple(f for f in d if f.kind == "c"))
     out_layout = tuple(new)
     if picked is None:
-        rec.row(n, op, current(rec, flow, layout), real, desc, "indexing has no spec op", layout=out_layout)
+        _channel_piece(rec, n, op, flow, layout, out_layout, channel_picks, real, desc)
         return
     areas = [R.unit_area(reach, *u) for u in picked]
     chosen_reach: R.Reach = R.single(areas[0], reach.image) if len(areas) == 1 and not any(
         L.has_units(x) for x in out_layout) else R.Units(reach.image, (len(areas),), tuple(areas))
     rec.row(n, op, current(rec, flow, layout), real, desc, "picking tokens has no spec op",
             layout=out_layout, reach=chosen_reach)
+
+
+def _channel_piece(rec: Recorder, n: fx.Node, op: str, flow: Flow, layout: L.Layout, out_layout: L.Layout,
+                   picks: list[tuple[int, list[int]]], real: Shape, desc: str) -> None:
+    """Channels picked (a split's piece, ``x[:, a:b]``, ``narrow``): when the input's channels do not all see
+    the same (a concatenation's), the piece sees what its own channels see (rfcalc.inspection.segments)."""
+    before = rec.channels_of(flow)
+    if before is None or not picks:
+        rec.row(n, op, current(rec, flow, layout), real, desc, "indexing has no spec op", layout=out_layout,
+                channels="keep" if not picks else None)
+        return
+    logical = S.logical_channels(layout, picks[0][0], picks[0][1]) if len(picks) == 1 else None
+    if not isinstance(before, tuple) or logical is None:
+        rec.stop(n, "takes some of the channels of a tensor whose channels see different windows (a "
+                    "concatenation's) after an op that rfcalc cannot follow channel by channel; rfcalc follows "
+                    "them through element-wise ops, norms, pools, grouped convs, channel shuffles and merges", desc)
+    part, sub = S.pick(before, logical)
+    rec.row(n, op, current(rec, flow, layout), real, desc, "indexing has no spec op", layout=out_layout,
+            reach=part.reach, geo=part.geo, channels=sub)
 
 
 def _unit_of(dim: L.Dim, k: int) -> tuple[int, ...]:
@@ -174,8 +197,9 @@ def split_item(rec: Recorder, n: fx.Node, action: Split, index: int, flow: Flow,
     else:
         step = math.ceil(size / action.chunks)
         sizes = [min(step, size - k) for k in range(0, size, step)]
-    if not 0 <= index < len(sizes):
+    if not -len(sizes) <= index < len(sizes):
         rec.stop(n, f"takes piece {index} of {len(sizes)}", desc)
+    index %= len(sizes)
     start = sum(sizes[:index])
     pick: Any = start if action.chunks is None and action.sizes is None else slice(start, start + sizes[index])
     follow_index(rec, n, Index((slice(None),) * (d + 1) + (pick,)), flow, layout, real, desc, op_name(desc))

@@ -21,9 +21,10 @@ from torch import nn
 from rfcalc.analysis.calculator import Calculator, Flow
 from rfcalc.errors import RfcalcError
 from rfcalc.inspection import layout as L
+from rfcalc.inspection import segments as S
 from rfcalc.inspection.result import MERGE, Inspection
 from rfcalc.inspection.tracing import Walker, source_line
-from rfcalc.ops.base import stage_number
+from rfcalc.ops.base import At, stage_number
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.merges import SpecMerge
 from rfcalc.ops.registry import REGISTRY
@@ -70,6 +71,7 @@ class Recorder:
         self.plain_maps: set[int] = set()             # ids of layouts made C x H x W here (kept alive below)
         self._maps: dict[tuple[int, tuple[int, ...]], L.Layout] = {}
         self.modules: dict[str, nn.Module] = dict(gm.named_modules())
+        self.channels: dict[str, S.Channels] = {}     # row -> what its channels see, where not all the same
 
     # -- flows -----------------------------------------------------------------------------------------------
     def value(self, n: fx.Node) -> Any:
@@ -84,6 +86,56 @@ class Recorder:
 
     def unit_dims(self, flow: Flow) -> tuple[int, ...]:
         return self.reach(flow).dims
+
+    # -- what channels see (rfcalc.inspection.segments) ---------------------------------------------------------
+    def part(self, flow: Flow) -> S.Part:
+        """What every channel of ``flow`` sees when they all see the same: its window and reach."""
+        return S.Part(flow.geo, self.reach(flow))
+
+    def channels_of(self, flow: Flow) -> S.Channels:
+        return self.channels.get(flow.producer)
+
+    def channel_count(self, flow: Flow) -> int:
+        """The channels (features) of ``flow``: C of a map, D of tokens, the features per unit of a vector."""
+        shape = flow.shape
+        if len(shape) == 1:
+            return shape[0] // max(1, R.unit_count(self.reach(flow)))
+        return shape[0] if len(shape) == 3 else shape[-1]
+
+    def _layer_channels(self, layer: LayerModel, flow: Flow, name: str) -> S.Channels:
+        """What the channels of ``layer``'s output see, from its input's: element-wise ops and norms keep them,
+        pools step each run, a grouped conv joins each group's, a conv with one group or a linear layer mixes
+        all (every channel then sees the row's window)."""
+        before = self.channels_of(flow)
+        if before is None:
+            return None
+        definition = REGISTRY[layer.op]
+        if definition.mixing == "all":
+            return None
+        if layer.op == "conv":
+            groups_field = getattr(layer, "groups")
+            groups = flow.shape[0] if groups_field == "depthwise" else int(groups_field)
+            if getattr(layer, "separable", False) or groups == 1:
+                return None
+        if before is S.UNKNOWN or not isinstance(before, tuple):
+            return before
+
+        def step(part: S.Part) -> S.Part:
+            rows = definition.calc(layer, At(name, name), Flow(flow.shape, part.geo, flow.producer))
+            reach = part.reach
+            for r in rows:
+                reach = Calculator._step(r, reach)
+            return S.Part(rows[-1].geo_out, reach)
+
+        if layer.op == "conv":
+            return S.grouped(before, groups, int(getattr(layer, "out")), step)
+        if layer.op == "channel_shuffle":
+            g = int(getattr(layer, "groups"))
+            c = flow.shape[0]
+            return S.reordered(before, [(k % g) * (c // g) + k // g for k in range(c)])
+        if definition.mixing == "window":
+            return S.mapped(before, step)
+        return before
 
     def canonical(self, flow: Flow, real: Shape) -> L.Layout:
         """The layout of a tensor the calculator describes as ``flow`` and PyTorch holds as ``real``."""
@@ -123,6 +175,7 @@ class Recorder:
         else:
             self.check_shape(n, L.shape(layout), real, desc)
             self.check_shape(n, new.shape, self.logical(layout, new), desc)
+        self.channels[new.producer] = self._layer_channels(layer, flow, name)
         self._count_params(n, name, layer.op, desc)
         self._spec_layers[name] = layer
         if note:
@@ -131,10 +184,13 @@ class Recorder:
 
     def row(self, n: fx.Node, op: str, flow: Flow, real: Shape, desc: str, note: str | None, *,
             layout: L.Layout, reach: R.Reach | None = None, extra: tuple[Flow, ...] = (), macs: int = 0,
-            geo: Geometry | None = None, named: bool = False) -> str:
+            geo: Geometry | None = None, named: bool = False, channels: S.Channels | str = "auto") -> str:
         """A row of ``op`` with no calculator rule: it keeps the input's window (or ``geo``); its units see what
         ``reach`` says (default: what the input's units see, joined with ``extra``'s, a 1x1 map broadcast).
-        A row never takes the name of a spec op unless ``named`` (a linear layer on tokens is a linear layer)."""
+        A row never takes the name of a spec op unless ``named`` (a linear layer on tokens is a linear layer).
+        ``channels``: what its channels see (:mod:`rfcalc.inspection.segments`); ``"keep"``: the input's (an
+        element-wise op; joined with ``extra``'s reach, a gate's); ``"auto"``: unknown when the input's channels
+        do not all see the same."""
         self.check_shape(n, L.shape(layout), real, desc)
         name = self._name(n)
         op = f"{op}_op" if op in _RESERVED and not named else op
@@ -144,11 +200,23 @@ class Recorder:
         new = self._calc.passthrough_row(name, op, self.where(n), flow, out_shape=logical_shape(layout, reach.dims),
                                          extra_inputs=tuple(e.producer for e in extra), macs=macs, reach=reach,
                                          attached_to=attached[0] if attached else None, geo=geo)
+        self.channels[name] = self._row_channels(flow, channels, extra)
         self._count_params(n, name, op, desc)
         if note:
             self._spec_notes[name] = note
         self._remember(n, name, new, layout, op, attached)
         return name
+
+    def _row_channels(self, flow: Flow, channels: S.Channels | str, extra: tuple[Flow, ...]) -> S.Channels:
+        before = self.channels_of(flow)
+        if channels == "auto":
+            return None if before is None else S.UNKNOWN
+        if channels != "keep":
+            return channels  # type: ignore[return-value]
+        if not isinstance(before, tuple) or not extra:
+            return before
+        seen = [self.reach(e) for e in extra]
+        return S.mapped(before, lambda p: S.Part(p.geo, R.union([p.reach, *seen])))
 
     def merge(self, n: fx.Node, flows: list[tuple[str, Flow]], op: str, real: Shape, desc: str,
               layout: L.Layout | None = None, logical: Shape | None = None) -> None:
@@ -165,6 +233,12 @@ class Recorder:
             layout = self.canonical(new, real)
         else:
             self.check_shape(n, L.shape(layout), real, desc)
+        ready = [f for _, f in flows]
+        if op == "concat":
+            self.channels[name] = S.concat([(self.channel_count(f), self.channels_of(f), self.part(f)) for f in ready])
+        else:
+            self.channels[name] = S.elementwise([(self.channels_of(f), self.part(f)) for f in ready],
+                                                self.channel_count(new))
         self._count_params(n, name, op, desc)
         self._remember(n, name, new, layout, op, None)
         if op in ("add", "concat"):

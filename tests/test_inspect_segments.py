@@ -1,0 +1,190 @@
+"""Issue 26 item 0: windows per channel segment through ``torch.cat`` and channel splits.
+
+A concatenation's row has the union of its inputs' windows (a unit is all channels together), but a later
+split that takes back one input's channels sees that input's window only (MixNet's mixed depthwise convs
+concatenated, then split again for its grouped pointwise conv: timm's ``mixnet_s`` had rows off by up to
++192 px). Checked against the gradient oracle (rfcalc.inspection.check) on a hand-written MixNet and on random
+concat-then-split graphs: splits by sizes, chunks, ``narrow``, slices, negative indices, through depthwise and
+grouped convs, pools, norms, gates, channel shuffles and residual adds.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import models_for_inspect as M
+from rfcalc.inspection.api import inspect_module, trace_module
+from rfcalc.inspection.check import inspection_problems
+from rfcalc.model.oracle import single_thread
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with single_thread():
+        yield
+
+
+def test_mixnet_pieces_keep_their_own_windows() -> None:
+    model = M.MixNet()
+    inspection = trace_module(model, (3, 64, 64))
+    assert inspection.complete, inspection.error
+    rows = {r.name: r for r in inspection.report.rows}
+    # block 1: the 9x9 path (rf 3 + 8·2 = 19) and the 3x3 path (7) concatenated: 19; each pointwise piece
+    # takes one path's channels back
+    assert rows["cat"].geo_out.rf == (19, 19)
+    assert rows["block1.conv_pwl.convs.0"].geo_out.rf == (19, 19)
+    assert rows["block1.conv_pwl.convs.1"].geo_out.rf == (7, 7)
+    # the residual add keeps them apart (channels 0-7 see 19, 8-15 see 7); block 2: kernels 3, 5, 7 on 6, 5
+    # and 5 channels (0-5: 19 + 2·2 = 23; 6-7: 19 + 4·2 = 27, 8-10: 7 + 4·2 = 15; 11-15: 7 + 6·2 = 19); the
+    # pointwise halves take 0-7 (27) and 8-15 (19)
+    assert rows["block2.conv_dw.convs.1"].geo_out.rf == (27, 27)
+    assert rows["block2.conv_pwl.convs.0"].geo_out.rf == (27, 27)
+    assert rows["block2.conv_pwl.convs.1"].geo_out.rf == (19, 19)
+    assert inspection_problems(model, (3, 64, 64), inspection=inspection) == []
+
+
+def test_a_split_after_an_op_rfcalc_cannot_follow_per_channel_is_refused() -> None:
+    class Mixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 5, padding=2)
+            self.b = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.cat([self.a(x), self.b(x)], 1)
+            y = torch.roll(y, 1, 1)  # moves channels: not in rfcalc's table
+            return y[:, :4]
+
+    inspection = trace_module(Mixed(), (3, 16, 16))
+    assert not inspection.complete
+    assert inspection.error is not None
+    assert "channels see different windows" in inspection.error.message
+
+
+# -- random concat-then-split graphs ---------------------------------------------------------------------------
+class _Piece(nn.Module):
+    """A random chain of ops that keep channels apart or mix them (a full conv)."""
+
+    def __init__(self, rng: random.Random, c: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for _ in range(rng.randint(0, 2)):
+            kind = rng.choice(["dw", "dw", "grouped", "full", "avg", "max", "bn", "relu"])
+            if kind == "dw":
+                k, d = rng.choice([1, 3, 5, 7]), rng.choice([1, 1, 2])
+                layers.append(nn.Conv2d(c, c, k, padding=d * (k // 2), dilation=d, groups=c, bias=False))
+            elif kind == "grouped":
+                g = rng.choice([g for g in (2, 3) if c % g == 0] or [1])
+                layers.append(nn.Conv2d(c, c, 3, padding=1, groups=g, bias=False))
+            elif kind == "full":
+                layers.append(nn.Conv2d(c, c, rng.choice([1, 3]), padding="same", bias=False))
+            elif kind == "avg":
+                layers.append(nn.AvgPool2d(3, 1, 1))
+            elif kind == "max":
+                layers.append(nn.MaxPool2d(3, 1, 1))
+            elif kind == "bn":
+                layers.append(nn.BatchNorm2d(c))
+            else:
+                layers.append(nn.ReLU())
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _sizes(rng: random.Random, c: int) -> list[int]:
+    cuts = sorted(rng.sample(range(1, c), rng.randint(1, min(3, c - 1))))
+    return [b - a for a, b in zip([0, *cuts], [*cuts, c])]
+
+
+class _Step(nn.Module):
+    """Split the channels (by sizes, chunk, narrow or slices), a chain per piece, concatenate in a random order;
+    then maybe a channel shuffle, a gate, a residual add or a strided depthwise conv."""
+
+    def __init__(self, rng: random.Random, c: int) -> None:
+        super().__init__()
+        self.c = c
+        self.how = rng.choice(["split", "chunk", "narrow", "slice", "negative"])
+        if self.how == "chunk":
+            self.chunks = rng.choice([n for n in (2, 3, 4) if n <= c])
+            step = -(-c // self.chunks)
+            self.sizes = [min(step, c - k) for k in range(0, c, step)]
+        else:
+            self.sizes = _sizes(rng, c)
+        self.pieces = nn.ModuleList(_Piece(rng, s) for s in self.sizes)
+        self.order = list(range(len(self.sizes)))
+        rng.shuffle(self.order)
+        self.shuffle = c % 2 == 0 and rng.random() < 0.3
+        self.gate = nn.Conv2d(c, c, 1) if rng.random() < 0.2 else None
+        self.residual = rng.random() < 0.4
+        self.down = nn.Conv2d(c, c, 3, stride=2, padding=1, groups=c, bias=False) if rng.random() < 0.25 else None
+
+    def _split(self, x: torch.Tensor) -> list[torch.Tensor]:
+        starts = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
+        n = len(self.sizes)
+        if self.how == "split":
+            parts = torch.split(x, self.sizes, 1)
+            return [parts[i] for i in range(n)]
+        if self.how == "chunk":
+            chunks = x.chunk(self.chunks, 1)
+            return [chunks[i] for i in range(n)]
+        if self.how == "narrow":
+            return [x.narrow(1, a, s) for a, s in zip(starts, self.sizes)]
+        if self.how == "slice":
+            return [x[:, a:a + s] for a, s in zip(starts, self.sizes)]
+        parts = torch.split(x, self.sizes, 1)
+        return [parts[i - n] for i in range(n)]  # negative indices: parts[-n] ... parts[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = self._split(x)
+        outs = [piece(parts[i]) for i, piece in enumerate(self.pieces)]
+        y = torch.cat([outs[i] for i in self.order], 1)
+        if self.shuffle:
+            b, h, w = y.size(0), y.size(2), y.size(3)
+            y = y.view(b, 2, self.c // 2, h, w).transpose(1, 2).reshape(b, self.c, h, w)
+        if self.gate is not None:
+            y = y * torch.sigmoid(self.gate(F.adaptive_avg_pool2d(y, 1)))
+        if self.residual:
+            y = y + x
+        if self.down is not None:
+            y = self.down(y)
+        return y
+
+
+class RandomSplitNet(nn.Module):
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        rng = random.Random(seed)
+        c = rng.choice([6, 8, 9, 12])
+        self.stem = nn.Conv2d(3, c, 3, padding=1, bias=False)
+        self.steps = nn.Sequential(*(_Step(rng, c) for _ in range(rng.randint(2, 3))))
+        self.tail = _Step(rng, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.steps(self.stem(x)))
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_concat_then_split_graphs_match_the_oracle(seed: int) -> None:
+    model = RandomSplitNet(seed)
+    shape = (3, 24, 24)
+    inspection = trace_module(model, shape)
+    assert inspection.complete, inspection.error
+    assert inspection_problems(model, shape, inspection=inspection) == []
+
+
+def test_the_random_graphs_hold_pieces_with_their_own_windows() -> None:
+    """The generator does make the case: some piece's window is smaller than its input's."""
+    narrower = 0
+    for seed in range(24):
+        report = inspect_module(RandomSplitNet(seed), (3, 24, 24))
+        by_name = {r.name: r for r in report.rows}
+        for row in report.rows:
+            if row.op in ("split", "chunk", "narrow", "getitem") and row.inputs[0] in by_name:
+                narrower += row.geo_out.rf < by_name[row.inputs[0]].geo_out.rf
+    assert narrower >= 10
