@@ -770,3 +770,67 @@ class MixNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block2(self.block1(self.stem(x)))
         return self.fc(torch.flatten(self.pool(F.relu(self.head(x))), 1))
+
+
+class ShapeTests(nn.Module):
+    """Forwards that branch on the input's size (timm's VGG pre-logits, MobileViT's patch check) and read
+    sizes into reshapes: traced for the size inspect is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 7)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.c1(x)
+        if x.shape[-2] < 7 or x.shape[-1] < 7:  # too small for c2: pool up first (not taken at 3x32x32)
+            x = F.adaptive_avg_pool2d(x, 7)
+        b, c, h, w = x.shape
+        if h % 2 != 0:
+            x = x[:, :, :-1]
+        x = self.c2(x.reshape(b, c, h * w).reshape(b, c, h, w))
+        return self.fc(x.mean((2, 3)))
+
+
+class Res2NetBlock(nn.Module):
+    """Res2Net's bottleneck (timm ``res2net.py``): the channels split into ``scale`` pieces, each 3x3 conv fed
+    by its piece plus the previous conv's output, the last piece passed on unchanged (``spx[-1]``); EdgeNeXt's
+    split-depthwise encoder does the same with ``chunk`` (``use_chunk``)."""
+
+    def __init__(self, c: int = 16, scale: int = 4, use_chunk: bool = False) -> None:
+        super().__init__()
+        self.width = c // scale
+        self.scale = scale
+        self.use_chunk = use_chunk
+        self.conv1 = nn.Conv2d(c, c, 1, bias=False)
+        self.convs = nn.ModuleList(nn.Conv2d(self.width, self.width, 3, padding=1, bias=False)
+                                   for _ in range(scale - 1))
+        self.conv3 = nn.Conv2d(c, c, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.conv1(x))
+        spx = out.chunk(self.scale, 1) if self.use_chunk else torch.split(out, self.width, 1)
+        spo = []
+        sp = spx[0]
+        for i, conv in enumerate(self.convs):
+            if i > 0:
+                sp = sp + spx[i]
+            sp = F.relu(conv(sp))
+            spo.append(sp)
+        spo.append(spx[-1])
+        out = torch.cat(spo, 1)
+        return F.relu(self.conv3(out) + x)
+
+
+class Res2Net(nn.Module):
+    def __init__(self, use_chunk: bool = False) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.block = Res2NetBlock(16, 4, use_chunk)
+        self.last = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(self.stem(x))
+        parts = torch.unbind(y.view(y.size(0), 4, 4, y.size(2), y.size(3)), 1)
+        return self.last(torch.cat([parts[-1], parts[0]], 1))

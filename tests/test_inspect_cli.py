@@ -166,7 +166,8 @@ def test_data_dependent_control_flow_is_located(cli: CliRunner, model_py: Path) 
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == (
         f"{model_py}:{line}: cannot trace Branchy with torch.fx: `return self.c(x) if x.mean() > 0 else x` branches "
-        f"on a value computed from the input (its values or its shape: torch.fx traces both); rfcalc inspects "
+        f"on a value computed from the input's values (tests of its shape are evaluated with the input size "
+        f"given); rfcalc inspects "
         f"forwards that run the same operations for every input: branch on module attributes or constants instead, "
         f"or inspect the branch's modules one by one")
 

@@ -188,3 +188,44 @@ def test_the_random_graphs_hold_pieces_with_their_own_windows() -> None:
             if row.op in ("split", "chunk", "narrow", "getitem") and row.inputs[0] in by_name:
                 narrower += row.geo_out.rf < by_name[row.inputs[0]].geo_out.rf
     assert narrower >= 10
+
+
+# -- issue 26 item 1: shape tests, negative pieces ----------------------------------------------------------------
+def test_a_forward_that_branches_on_its_input_size_is_traced_for_that_size() -> None:
+    model = M.ShapeTests()
+    inspection = trace_module(model, (3, 32, 32))
+    assert inspection.complete, inspection.error
+    report = inspection.report
+    assert [r.name for r in report.rows if r.op == "conv"] == ["c1", "c2"]
+    assert report.row("c2").geo_out.rf == (15, 15)
+    notes = [d.message for d in report.diagnostics if d.code == "shape-traced"]
+    assert notes == ["ShapeTests.forward branches on its input's size; traced for 3x32x32, the table holds the "
+                     "branch that size takes"]
+    assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []
+
+
+def test_a_branch_on_the_input_values_is_still_refused() -> None:
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[-1] > 8 and x.sum() > 0:
+                return self.c(x)
+            return x
+
+    with pytest.raises(Exception, match="branches on a value computed from the input's values"):
+        trace_module(Branchy(), (3, 16, 16))
+
+
+@pytest.mark.parametrize("use_chunk", [False, True], ids=["res2net_split", "edgenext_chunk"])
+def test_the_last_piece_by_a_negative_index(use_chunk: bool) -> None:
+    model = M.Res2Net(use_chunk)
+    inspection = trace_module(model, (3, 24, 24))
+    assert inspection.complete, inspection.error
+    rows = {r.name: r for r in inspection.report.rows}
+    pieces = [r for r in inspection.report.rows if r.op in ("split", "chunk")]
+    assert [r.out_shape[0] for r in pieces] == [4, 4, 4, 4]
+    assert rows["block.convs.2"].geo_out.rf == (9, 9)  # 3 (stem) + 3 convs of 3x3 in a row
+    assert inspection_problems(model, (3, 24, 24), inspection=inspection) == []

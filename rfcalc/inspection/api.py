@@ -56,7 +56,7 @@ from rfcalc.errors import RfcalcError
 from rfcalc.inspection.target import parse_input_shape
 from rfcalc.inspection.record import CannotFollow, Recorder
 from rfcalc.inspection.result import Inspection
-from rfcalc.inspection.tracing import BATCH, Walker, first_line, trace_graph, traced
+from rfcalc.inspection.tracing import BATCH, SHAPE_TRACED, Walker, first_line, trace_graph, traced
 from rfcalc.inspection.walk import Inspector
 from rfcalc.table.report import Diagnostic, Report
 from rfcalc.inspection.result import SKIP
@@ -104,13 +104,18 @@ def trace_module(module: nn.Module, input_shape: Any, *, name: str | None = None
     stopped: Diagnostic | None = None
     try:
         module.eval()  # traced as it runs for inference: no dropout, stochastic depth or auxiliary heads
-        gm = trace_graph(module, label)
+        gm = trace_graph(module, label, shape=shape)
         required = [n for n in gm.graph.nodes if n.op == "placeholder" and not n.args]
         if len(required) != 1:
             raise RfcalcError(f"{label}.forward takes {len(required)} required inputs; rfcalc inspects modules "
                               f"with exactly one image input")
         walker = Walker(gm)
         recorder = Recorder(gm, module, walker, shape, label)
+        if SHAPE_TRACED in gm.meta:
+            recorder.notes.append(Diagnostic(
+                "info", "shape-traced", label,
+                f"{label}.forward branches on its input's size; traced for {'x'.join(map(str, shape))}, the "
+                f"table holds the branch that size takes"))
         inspector = Inspector(gm, walker, recorder)
         first = next((p for p in module.parameters() if p.is_floating_point()), None)
         dtype = first.dtype if first is not None else torch.float32

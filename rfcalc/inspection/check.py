@@ -191,7 +191,8 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
     for name in wanted:
         nodes.setdefault(inspection.row_nodes[name], []).append(name)
     switch = GateSwitch()
-    gm = gated_graph(positive_graph(traced(positive_copy(model), leaves=(PositiveAttention,))), switch)
+    gm = gated_graph(positive_graph(traced(positive_copy(model), leaves=(PositiveAttention,),
+                                           shape=tuple(input_shape), batch=batch)), switch)
     x = torch.rand((batch, *input_shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.5
     x.requires_grad_(True)
     captured = _capture(gm, x, nodes)

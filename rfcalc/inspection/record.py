@@ -72,6 +72,7 @@ class Recorder:
         self._maps: dict[tuple[int, tuple[int, ...]], L.Layout] = {}
         self.modules: dict[str, nn.Module] = dict(gm.named_modules())
         self.channels: dict[str, S.Channels] = {}     # row -> what its channels see, where not all the same
+        self.notes: list[Diagnostic] = []              # said before the calculator's diagnostics (how it traced)
 
     # -- flows -----------------------------------------------------------------------------------------------
     def value(self, n: fx.Node) -> Any:
@@ -304,7 +305,7 @@ class Recorder:
     def finish(self, output: Any, stopped: Diagnostic | None) -> Inspection:
         """The inspection: ``output`` is the graph's output argument, ``stopped`` why the walk stopped (if)."""
         report = self._calc.report(self.label, self.shape)
-        rows, diagnostics = report.rows, list(report.diagnostics)
+        rows, diagnostics = report.rows, [*self.notes, *report.diagnostics]
         if not rows:
             if stopped is not None:
                 raise RfcalcError(f"{stopped.path}: {stopped.message}")

@@ -3,9 +3,11 @@ and where in the user's code each node comes from. Needs torch."""
 from __future__ import annotations
 
 import functools
+import inspect as _inspect
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.fx.experimental.meta_tracer import MetaTracer
 
 from rfcalc.errors import RfcalcError
 from rfcalc.inspection.lookup import rfcalc_leaf_types
@@ -45,20 +48,55 @@ class _Tracer(fx.Tracer):
         return isinstance(m, self._own) or super().is_leaf_module(m, module_qualified_name)
 
 
-def traced(module: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphModule:
+class _ShapeTracer(_Tracer, MetaTracer):
+    """The same tracer, with every proxy carrying a meta tensor of its real shape: ``x.shape`` and ``x.size()``
+    are plain ints, so a forward that branches on its input's size (``if x.shape[-2] < k:``, ``if new_h != H:``)
+    traces the branch that input size takes."""
+
+
+SHAPE_TRACED = "shape-traced"  # the graph's meta key: traced for one input size (its (batch, C, H, W))
+
+
+def traced(module: nn.Module, leaves: tuple[type, ...] = (), shape: tuple[int, ...] | None = None,
+           batch: int = BATCH) -> fx.GraphModule:
     """The torch.fx graph module rfcalc walks (same tracer, same node names as ``trace_module``); modules of the
-    ``leaves`` types stay whole too (the gradient oracle's stand-ins)."""
-    return trace_graph(module, type(module).__name__, leaves)
+    ``leaves`` types stay whole too (the gradient oracle's stand-ins). ``shape`` (C, H, W) and ``batch``: the
+    input a forward that branches on its size is traced for."""
+    return trace_graph(module, type(module).__name__, leaves, shape, batch)
 
 
-def trace_graph(module: nn.Module, label: str, leaves: tuple[type, ...] = ()) -> fx.GraphModule:
-    """Trace ``module``; a failure is one :class:`RfcalcError` line naming ``label``."""
+def trace_graph(module: nn.Module, label: str, leaves: tuple[type, ...] = (), shape: tuple[int, ...] | None = None,
+                batch: int = BATCH) -> fx.GraphModule:
+    """Trace ``module``; a failure is one :class:`RfcalcError` line naming ``label``. A forward that branches on
+    its input's shape is traced again with the sizes of a ``batch x shape`` input (when ``shape`` is given): the
+    graph then holds the branch that input takes and the sizes it reads as constants
+    (``graph.meta[SHAPE_TRACED]``)."""
     tracer = _Tracer(leaves)
     try:
         graph = tracer.trace(module)
     except Exception as exc:
-        raise RfcalcError(_trace_failure(exc, label)) from None
+        if shape is None or "control flow" not in first_line(exc):
+            raise RfcalcError(_trace_failure(exc, label)) from None
+        shaped = _ShapeTracer(leaves)
+        first = next((p for p in module.parameters() if p.is_floating_point()), None)
+        dtype = first.dtype if first is not None else torch.float32
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # sizes it cannot compute: the branch on them fails as before
+                graph = shaped.trace(module, {_input_name(module): torch.empty((batch, *shape), dtype=dtype,
+                                                                                   device="meta")})
+        except Exception as again:
+            raise RfcalcError(_trace_failure(again, label)) from None
+        gm = fx.GraphModule(shaped.root, graph)
+        gm.meta[SHAPE_TRACED] = (batch, *shape)
+        return gm
     return fx.GraphModule(tracer.root, graph)
+
+
+def _input_name(module: nn.Module) -> str:
+    """The name of the forward's first parameter (the image; fx names its placeholder so)."""
+    parameters = list(_inspect.signature(module.forward).parameters)
+    return parameters[0] if parameters else "x"
 
 
 _RFCALC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,8 +113,8 @@ def _trace_failure(exc: BaseException, label: str) -> str:
     if "control flow" in first_line(exc):
         what = f"`{code}`" if code else "its forward"
         return (f"{where}: cannot trace {label} with torch.fx: {what} branches on a value computed from the "
-                f"input (its values or its shape: torch.fx traces both); rfcalc inspects forwards that run the "
-                f"same operations for every input: branch on module attributes or constants instead, or inspect "
+                f"input's values (tests of its shape are evaluated with the input size given); rfcalc inspects "
+                f"forwards that run the same operations for every input: branch on module attributes or constants instead, or inspect "
                 f"the branch's modules one by one")
     return f"{where}: cannot trace {label} with torch.fx{at}: {first_line(exc)}"
 
