@@ -114,8 +114,8 @@ def _trace_failure(exc: BaseException, label: str) -> str:
         what = f"`{code}`" if code else "its forward"
         return (f"{where}: cannot trace {label} with torch.fx: {what} branches on a value computed from the "
                 f"input's values (tests of its shape are evaluated with the input size given); rfcalc inspects "
-                f"forwards that run the same operations for every input: branch on module attributes or constants instead, or inspect "
-                f"the branch's modules one by one")
+                f"forwards that run the same operations for every input: branch on module attributes or "
+                f"constants instead, or inspect the branch's modules one by one")
     return f"{where}: cannot trace {label} with torch.fx{at}: {first_line(exc)}"
 
 
