@@ -73,9 +73,10 @@ def test_rows_are_named_after_modules_and_nodes() -> None:
     assert [report.row(n).attached_to for n in names[:4]] == [None, "stem", "stem", None]
     # the block's one ReLU module is called twice: the second call gets a suffix
     assert "block1.relu" in names and "block1.relu_1" in names
-    add = report.row("add_1")
+    # a block's one merge is named after the block (issue 25 item 12)
+    add = report.row("block2")
     assert add.op == "add" and add.inputs == ("block2.bn2", "block2.shortcut.1")
-    assert report.row("block2.relu_1").inputs == ("add_1",)
+    assert report.row("block2.relu_1").inputs == ("block2",)
     # paths are the lines of the forward code that made each row
     source = Path(M.__file__).read_text(encoding="utf-8").splitlines()
     stem_line = source.index("        x = self.block3(self.block2(self.block1(self.stem(x))))") + 1

@@ -324,3 +324,20 @@ def test_inspect_of_an_exported_spec_prints_the_table_of_the_spec(cli: CliRunner
     for row in data["layers"] + expected["layers"]:
         row.pop("path")
     assert data["layers"] == expected["layers"] and data["totals"] == expected["totals"]
+
+
+@pytest.mark.parametrize("name", ["two_branch_dilated", "custom_resnet", "skip_bn"])
+def test_an_exported_spec_with_merges_names_them_as_the_spec(cli: CliRunner, tmp_path: Path, name: str) -> None:
+    """Issue 25 item 12: merge rows are named as in the spec (``branches``, ``res1``), not ``cat``, ``add_1``."""
+    spec = Path(__file__).resolve().parents[1] / "arch_specs" / f"{name}.yaml"
+    model = tmp_path / "model.py"
+    assert cli.invoke(app, ["export", str(spec), "-o", str(model)]).exit_code == 0
+    loaded = rfcalc.load_spec(spec)
+    table = cli.invoke(app, ["table", str(spec), "--format", "markdown"]).stdout.splitlines()
+    cls = next(line.split()[1].split("(")[0] for line in model.read_text(encoding="utf-8").splitlines()[::-1]
+               if line.startswith("class "))
+    inspected = cli.invoke(app, ["inspect", f"{model}:{cls}", "--input", "3x32x32", "--format", "markdown"])
+    assert inspected.exit_code == 0, inspected.output
+    assert inspected.stdout.splitlines()[:-1] == table[:-1]  # all but the summary line (the model's name)
+    merges = [r.name for r in loaded.report.rows if r.op in ("add", "concat")]
+    assert merges and all(f"| {m} (" in inspected.stdout for m in merges)

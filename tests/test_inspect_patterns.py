@@ -103,7 +103,7 @@ def test_shufflenet_channel_shuffle_is_the_spec_op() -> None:
 
 def test_convnext_channels_last_round_trip() -> None:
     report = inspect_module(M.TinyConvNeXt(), CIFAR)
-    block = [r for r in report.rows if r.name.startswith("stage1.")]
+    block = [r for r in report.rows if r.name.startswith("stage1.block")]
     # permutes are no rows; LayerNorm on the channels, the two Linears as the 1x1 convs they compute, GELU
     # folded into the first, all on C x H x W
     assert [(r.name, r.op, r.out_shape) for r in block] == [
@@ -119,9 +119,12 @@ def test_convnext_channels_last_round_trip() -> None:
     # layer scale (C, 1, 1) and the LayerNorm2d weights [:, None, None] are counted; stochastic depth is gone
     assert report.params == sum(p.numel() for p in M.TinyConvNeXt().parameters())
     assert not [d for d in report.diagnostics if d.severity != "info"]
-    trunk = report.row("add_5")
+    trunk = report.row("stage2")  # the residual add: its block's one merge
     assert trunk.geo_out.rf == (80, 80) and trunk.is_global  # 32x32 image, a 4x4 map whose units see it all
-    assert report.row("add_2").geo_out.rf == (28, 28) and not report.row("add_2").is_global
+    assert report.row("stage1").geo_out.rf == (28, 28) and not report.row("stage1").is_global
+    # functional calls are named after the module whose forward makes them (issue 25 item 12)
+    assert [r.name for r in report.rows[1:4]] == ["stem.1.mean", "stem.1.sub", "stem.1.pow"]
+    assert report.row("stage1.mul").op == "mul_const"
 
 
 def test_vit_tokens_class_token_attention() -> None:
@@ -143,11 +146,11 @@ def test_vit_tokens_class_token_attention() -> None:
 
 def test_hand_written_attention_on_tokens() -> None:
     report = inspect_module(M.TinyViT(hand=True), SMALL)
-    hand = [r for r in report.rows if r.name.startswith(("hand.", "matmul", "softmax", "mul"))]
+    hand = [r for r in report.rows if r.name.startswith("hand.")]
     assert [(r.op, r.out_shape) for r in hand] == [
         ("linear", (17, 8)), ("linear", (17, 8)), ("linear", (17, 8)), ("matmul", (17, 17)),
         ("mul_const", (17, 17)), ("softmax", (17, 17)), ("matmul", (17, 8)), ("linear", (17, 8))]
-    assert report.row("matmul").macs == 17 * 8 * 17 and report.row("matmul_1").macs == 17 * 17 * 8
+    assert report.row("hand.matmul").macs == 17 * 8 * 17 and report.row("hand.matmul_1").macs == 17 * 17 * 8
 
 
 def test_hand_written_attention_on_a_patch_grid_is_global_after_the_softmax() -> None:
@@ -163,7 +166,7 @@ def test_hand_written_attention_on_a_patch_grid_is_global_after_the_softmax() ->
     inspection = trace_module(Scores(), SMALL)
     report = inspection.report
     # q·kᵀ: score (i, j) sees patches i and j; the softmax over j makes row i see every patch
-    assert not report.row("matmul").is_global and report.row("softmax").is_global
+    assert not report.row("attention.matmul").is_global and report.row("attention.softmax").is_global
     assert inspection_problems(Scores(), SMALL, inspection=inspection) == []
 
 
@@ -174,7 +177,10 @@ def test_ultimus_as_pytorch_code_has_the_numbers_of_its_spec() -> None:
         (spec.params, spec.macs, spec.rf, spec.is_global) == (25_786, 13_353_632, (32, 32), True)
     # the report's nn.AvgPool2d(26) is a 26x26 pool with stride 26 (jump 26), where the spec wrote gap (jump 1)
     assert report.row("gap").op == "avgpool" and report.output.geo_out.jump == (26, 26)
-    assert [r.op for r in report.rows if r.name.startswith("ultimus.0")] == ["linear"] * 4
+    assert [r.name for r in report.rows if r.name.startswith("ultimus.0") and r.op == "linear"] == [
+        "ultimus.0.k", "ultimus.0.q", "ultimus.0.v", "ultimus.0.out"]
+    assert [r.name for r in report.rows if r.name.startswith("ultimus.0.") and r.op == "matmul"] == [
+        "ultimus.0.matmul", "ultimus.0.matmul_1"]
 
 
 def test_inception_head_pool_dropout_flatten_is_gap() -> None:

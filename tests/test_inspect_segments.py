@@ -36,7 +36,8 @@ def test_mixnet_pieces_keep_their_own_windows() -> None:
     rows = {r.name: r for r in inspection.report.rows}
     # block 1: the 9x9 path (rf 3 + 8·2 = 19) and the 3x3 path (7) concatenated: 19; each pointwise piece
     # takes one path's channels back
-    assert rows["cat"].geo_out.rf == (19, 19)
+    assert rows["block1.conv_dw"].op == "concat"  # MixedConv's one merge, named after it
+    assert rows["block1.conv_dw"].geo_out.rf == (19, 19)
     assert rows["block1.conv_pwl.convs.0"].geo_out.rf == (19, 19)
     assert rows["block1.conv_pwl.convs.1"].geo_out.rf == (7, 7)
     # the residual add keeps them apart (channels 0-7 see 19, 8-15 see 7); block 2: kernels 3, 5, 7 on 6, 5

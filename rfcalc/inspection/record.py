@@ -11,6 +11,7 @@ stops with :class:`CannotFollow` at the first node the calculator cannot follow.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal, NoReturn, get_args
 
@@ -68,6 +69,7 @@ class Recorder:
         self._row_layouts: dict[str, L.Layout] = {}
         self._attach: dict[str, tuple[str, int, str]] = {}  # row -> (owner row, stage reached, owner kind)
         self._scopes = _scope_members(gm)
+        self._merges = _scope_merges(gm)
         self.plain_maps: set[int] = set()             # ids of layouts made C x H x W here (kept alive below)
         self._maps: dict[tuple[int, tuple[int, ...]], L.Layout] = {}
         self.modules: dict[str, nn.Module] = dict(gm.named_modules())
@@ -222,7 +224,7 @@ class Recorder:
     def merge(self, n: fx.Node, flows: list[tuple[str, Flow]], op: str, real: Shape, desc: str,
               layout: L.Layout | None = None, logical: Shape | None = None) -> None:
         """A merge row: ``concat``, or an element-wise ``add``, ``sub``, ``mul`` or ``div`` of equal shapes."""
-        name = self._name(n)
+        name = self._name(n, merge=op in ("add", "concat"))
         new = self._calc.merge(name, self.where(n), ("node", n.name), list(flows), op, out_shape=logical)
         if new is None:
             self.stop(n, self._calc.problems[-1].message, desc)
@@ -338,7 +340,7 @@ class Recorder:
         return []
 
     # -- names and parameters --------------------------------------------------------------------------------
-    def _name(self, n: fx.Node) -> str:
+    def _name(self, n: fx.Node, merge: bool = False) -> str:
         if n.op == "call_module":
             base = str(n.target)
             calls = self._module_calls.get(base, 0)
@@ -348,7 +350,7 @@ class Recorder:
             if calls == 0 and parent is not None:
                 name = parent
         else:
-            name = self._scoped_name(n)
+            name = self._scoped_name(n, merge)
         candidate, k = name, 1
         while candidate in self._used_names:
             candidate = f"{name}_{k}"
@@ -357,14 +359,19 @@ class Recorder:
         self._row_nodes[candidate] = n.name
         return candidate
 
-    def _scoped_name(self, n: fx.Node) -> str:
+    def _scoped_name(self, n: fx.Node, merge: bool = False) -> str:
         """A function or method call: named after the module whose forward it is, when it is that module's only
-        call (rfcalc's exported ``GlobalPool``: ``gap``, not ``mean``); else after the node."""
+        call (rfcalc's exported ``GlobalPool``: ``gap``, not ``mean``) or its only merge (an exported
+        ``Residual``'s ``+``: ``res1``; a ``Parallel``'s ``torch.cat``: ``mix``); else after the node, qualified
+        by that module (``blocks.0.se.sigmoid``, not ``sigmoid_2``)."""
         scope = _scope(n)
-        if scope is not None and scope and self._scopes.get(scope) == [n] and scope not in self._module_calls:
+        if not scope:
+            return n.name
+        if scope not in self._module_calls and (self._scopes.get(scope) == [n] or (
+                merge and self._merges.get(scope) == [n])):
             self._module_calls[scope] = 1
             return scope
-        return n.name
+        return f"{scope}.{_fx_base(n.name)}"
 
     def _owner_module(self, n: fx.Node) -> str | None:
         """For a conv module whose parent holds only it and its own norm / activation / dropout, called in a
@@ -459,6 +466,30 @@ def _scope_members(gm: fx.GraphModule) -> dict[str, list[fx.Node]]:
             if path != own:
                 members.setdefault(path, []).append(n)
     return members
+
+
+_MERGE_FUNCTIONS = {"add", "iadd", "cat", "concat", "concatenate"}
+
+
+def _scope_merges(gm: fx.GraphModule) -> dict[str, list[fx.Node]]:
+    """Per module, the ``+`` and ``torch.cat`` calls its own forward makes (not its submodules')."""
+    merges: dict[str, list[fx.Node]] = {}
+    for n in gm.graph.nodes:
+        if n.op not in ("call_function", "call_method"):
+            continue
+        name = n.target if n.op == "call_method" else getattr(n.target, "__name__", "")
+        if str(name).strip("_") not in _MERGE_FUNCTIONS or len(n.all_input_nodes) < 2 and name not in (
+                "cat", "concat", "concatenate"):
+            continue
+        scope = _scope(n)
+        if scope:
+            merges.setdefault(scope, []).append(n)
+    return merges
+
+
+def _fx_base(name: str) -> str:
+    """A node's name without the count torch.fx appends to repeated calls (``sigmoid_2`` -> ``sigmoid``)."""
+    return re.sub(r"_\d+$", "", name) or name
 
 
 def logical_shape(layout: L.Layout, unit_dims: Sequence[int]) -> Shape:
