@@ -834,3 +834,34 @@ class Res2Net(nn.Module):
         y = self.block(self.stem(x))
         parts = torch.unbind(y.view(y.size(0), 4, 4, y.size(2), y.size(3)), 1)
         return self.last(torch.cat([parts[-1], parts[0]], 1))
+
+
+class SpaceToDepth(nn.Module):
+    """TResNet's stem (timm ``space_to_depth.py``): each 4x4 block of pixels folded into the channels by
+    ``view`` / ``permute`` / ``view``; ``channels_first`` picks the other order of the folded channels."""
+
+    def __init__(self, block: int = 4, channels_first: bool = False) -> None:
+        super().__init__()
+        self.bs = block
+        self.channels_first = channels_first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.size()
+        x = x.view(n, c, h // self.bs, self.bs, w // self.bs, self.bs)
+        order = (0, 1, 3, 5, 2, 4) if self.channels_first else (0, 3, 5, 1, 2, 4)
+        x = x.permute(*order).contiguous()
+        return x.view(n, c * self.bs * self.bs, h // self.bs, w // self.bs)
+
+
+class TResNetStem(nn.Module):
+    def __init__(self, channels_first: bool = False) -> None:
+        super().__init__()
+        self.c0 = nn.Conv2d(3, 4, 3, padding=1)
+        self.s2d = SpaceToDepth(4, channels_first)
+        self.conv = nn.Conv2d(64, 16, 3, padding=1)
+        self.s2d2 = SpaceToDepth(2)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv(self.s2d(self.c0(x))))
+        return self.fc(self.s2d2(x).mean((2, 3)))

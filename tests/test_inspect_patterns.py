@@ -235,8 +235,8 @@ def test_refusals_name_the_node_and_what_is_followed() -> None:
     assert "crops the rows or columns of a feature map" in _refusal(_Lambda(lambda m, x: m.c(x)[:, :, 2:], c=conv))
     assert "applies conv to a channels-last feature map (H x W x C); rfcalc follows conv on feature maps" in \
         _refusal(_Lambda(lambda m, x: m.d(m.c(x).permute(0, 2, 3, 1)), c=conv, d=nn.Conv2d(16, 4, 1)))
-    assert "splits the rows or columns of the image" in _refusal(
-        _Lambda(lambda m, x: m.c(x).view(x.shape[0], 4, 8, 32), c=conv))
+    assert "splits the rows or columns of the image into blocks" in _refusal(
+        _Lambda(lambda m, x: m.c(x).view(x.shape[0], 4, 8, 32).softmax(-1), c=conv))
 
 
 def test_attention_with_a_mask_is_refused() -> None:

@@ -230,3 +230,31 @@ def test_the_last_piece_by_a_negative_index(use_chunk: bool) -> None:
     assert [r.out_shape[0] for r in pieces] == [4, 4, 4, 4]
     assert rows["block.convs.2"].geo_out.rf == (9, 9)  # 3 (stem) + 3 convs of 3x3 in a row
     assert inspection_problems(model, (3, 24, 24), inspection=inspection) == []
+
+
+@pytest.mark.parametrize("channels_first", [False, True], ids=["tresnet", "channels_first"])
+def test_space_to_depth_is_a_window_of_its_blocks(channels_first: bool) -> None:
+    model = M.TResNetStem(channels_first)
+    inspection = trace_module(model, (3, 32, 32))
+    assert inspection.complete, inspection.error
+    report = inspection.report
+    s2d = report.row("s2d.view")
+    # a 4x4 block of 3x3 windows: rf 3 + 3 = 6, jump 4 (a conv with kernel and stride 4 after c0)
+    assert (s2d.op, s2d.out_shape, s2d.geo_out.rf, s2d.geo_out.jump) == ("space_to_depth", (64, 8, 8), (6, 6), (4, 4))
+    assert report.row("conv").geo_out.rf == (14, 14)
+    assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []
+
+
+def test_a_window_partition_is_refused_with_its_pattern() -> None:
+    class Windows(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.c(x).view(x.size(0), 4, 2, 8, 2, 8).permute(0, 2, 4, 1, 3, 5)  # 2x2 windows of 8x8
+            return y.softmax(-1)
+
+    inspection = trace_module(Windows(), (3, 16, 16))
+    assert not inspection.complete and inspection.error is not None
+    assert "splits the rows or columns of the image into blocks" in inspection.error.message

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 import torch.fx as fx
 
-from rfcalc.analysis.calculator import Flow, fmt_shape
+from rfcalc.analysis.calculator import Flow, fmt_shape, step_geometry
 from rfcalc.inspection import layout as L
 from rfcalc.inspection import segments as S
 from rfcalc.inspection.lookup import flattens_after
@@ -195,6 +195,13 @@ def follow_reshape(rec: Recorder, n: fx.Node, action: Reshape | Permute | Copy, 
     if isinstance(action, Copy):
         rec.alias(n, flow, new)
         return
+    if L.split_units(new):
+        block = L.space_to_depth(new, dims) if len(flow.shape) == 3 else None
+        if block is None:
+            rec.alias(n, flow, new)  # on the way: only reshapes and permutes may follow (rfcalc.inspection.walk)
+            return
+        _space_to_depth(rec, n, block, flow, real, desc)
+        return
     if len(real) == 1 and (len(flow.shape) != 1 or len(L.shape(layout)) > 1):
         rec.layer(n, FlattenLayer(op="flatten"), flow, real, desc, None, layout=new)
         return
@@ -222,6 +229,20 @@ def follow_reshape(rec: Recorder, n: fx.Node, action: Reshape | Permute | Copy, 
                 f"spec has no op for that", layout=new, channels="keep")
         return
     rec.alias(n, current(rec, flow, new) if now != "other" else flow, new)
+
+
+def _space_to_depth(rec: Recorder, n: fx.Node, block: int, flow: Flow, real: Shape, desc: str) -> None:
+    """Each ``s x s`` block of units folded into the channels: a window of ``s x s`` units with stride ``s``
+    (the window, jump and pixels of a conv with kernel and stride ``s``); its channels see different pixels of the
+    block, so a later split of them stops."""
+    reach = rec.reach(flow)
+    k = (block, block)
+    out_hw = (real[1], real[2])
+    moved = R.window(reach, k, k, (0, 0), (1, 1), out_hw) if isinstance(reach, R.Grid) else \
+        R.window_units(reach, k, k, (0, 0), (1, 1), out_hw)
+    rec.row(n, "space_to_depth", flow, real, desc, "space-to-depth has no spec op (a conv with kernel and stride "
+            f"{block} has its window)", layout=L.feature_map(real[0], out_hw), reach=moved,
+            geo=step_geometry(flow.geo, k, k, (0, 0)), channels=S.UNKNOWN)
 
 
 def _moved(action: Reshape | Permute | Copy, layout: L.Layout, real: Shape) -> L.Layout:

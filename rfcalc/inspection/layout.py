@@ -119,18 +119,33 @@ def reshape(layout: Layout, new_shape: Sequence[int]) -> Layout:
                 dim.append(f)
                 need //= f.size
                 continue
-            if f.kind == "u":
+            if f.kind == "b":
+                raise LayoutError(f"splits {f.size} copies of a broadcast into pieces of {need}")
+            if f.kind == "u" and f.size % need:
                 raise LayoutError("splits the rows or columns of the image (or a sequence of tokens) across "
-                                  "dimensions")
+                                  "dimensions unevenly")
             if f.size % need:
                 raise LayoutError(f"splits {f.size} channels into pieces of {need}")
             inner = f.size // need  # row-major: this dimension takes the outer piece, the next ones the rest
-            dim.append(Factor("c", need, f.axis, f.stride * inner))
-            pending.insert(0, Factor("c", inner, f.axis, f.stride))
+            dim.append(Factor(f.kind, need, f.axis, f.stride * inner))
+            pending.insert(0, Factor(f.kind, inner, f.axis, f.stride))
             need = 1
         out.append(tuple(dim))
     if pending:
         raise LayoutError(f"reshapes {list(shape(layout))} to {list(new_shape)}")
+    return tuple(_joined(d) for d in out)
+
+
+def _joined(dim: Dim) -> Dim:
+    """Neighbouring pieces of one unit axis in order, joined again (a window partition reversed)."""
+    out: list[Factor] = []
+    for f in dim:
+        last = out[-1] if out else None
+        if last is not None and f.kind == last.kind == "u" and f.axis == last.axis \
+                and last.stride == f.stride * f.size:
+            out[-1] = Factor("u", last.size * f.size, f.axis, f.stride)
+        else:
+            out.append(f)
     return tuple(out)
 
 
@@ -153,6 +168,37 @@ def expand(layout: Layout, new_shape: Sequence[int]) -> Layout:
 def renumber(layout: Layout, mapping: dict[int, int]) -> Layout:
     """Unit factors pointed at other unit axes (after the reach's axes were reduced or reordered)."""
     return tuple(tuple(Factor("u", f.size, mapping[f.axis]) if f.kind == "u" else f for f in d) for d in layout)
+
+
+def split_units(layout: Layout) -> bool:
+    """Whether an image axis (or a token sequence) is cut into pieces held by several factors (blocks of rows
+    or columns: a window partition, space-to-depth, pixel shuffle on the way)."""
+    axes = [f.axis for d in layout for f in d if f.kind == "u"]
+    return len(axes) != len(set(axes)) or any(f.kind == "u" and f.stride != 1 for d in layout for f in d)
+
+
+def space_to_depth(layout: Layout, unit_dims: Sequence[int]) -> int | None:
+    """The block size ``s`` when ``layout`` is a map whose units are ``s x s`` blocks of ``unit_dims``'s units,
+    their pixels folded into the channels (``C·s·s x H/s x W/s``: TResNet's SpaceToDepth, ``pixel_unshuffle``);
+    else None."""
+    if len(layout) != 3 or len(unit_dims) != 2 or any(f.kind == "b" for d in layout for f in d):
+        return None
+    h, w = unit_dims
+    blocks = []
+    for k, axis, size in ((1, 0, h), (2, 1, w)):
+        dim = layout[k]
+        if len(dim) != 1 or dim[0].kind != "u" or dim[0].axis != axis:
+            return None
+        block = dim[0].stride
+        if dim[0].size * block != size:
+            return None
+        inner = [f for f in layout[0] if f.kind == "u" and f.axis == axis]
+        if block > 1 and (len(inner) != 1 or inner[0].size != block or inner[0].stride != 1):
+            return None
+        blocks.append(block)
+    if blocks[0] != blocks[1] or blocks[0] < 2 or len([f for f in layout[0] if f.kind == "u"]) != 2:
+        return None
+    return blocks[0]
 
 
 def unit_signature(layout: Layout) -> tuple[tuple[tuple[int, int], ...], ...]:

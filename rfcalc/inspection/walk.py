@@ -95,6 +95,7 @@ class Inspector:
     def _node(self, n: fx.Node, result: torch.Tensor) -> None:
         out = self._real(n, result)
         desc, action, call = self._classify(n)
+        self._whole_units(n, action, desc)
         if isinstance(action, Unsupported):
             self.rec.stop(n, f"{action.reason}", desc)
         if type(action) in SEVERAL_INPUTS:
@@ -134,8 +135,19 @@ class Inspector:
         call.values["__nodes__"] = bind(signature, tuple(n.args), dict(n.kwargs))
         return desc, handler(call), call
 
+    def _whole_units(self, n: fx.Node, action: Action | None, desc: str) -> None:
+        """Only reshapes and permutes follow a tensor whose image rows or columns are cut into blocks."""
+        if isinstance(action, (Reshape, Permute, Copy)):
+            return
+        if any(L.split_units(self.rec.layouts[i]) for i in n.all_input_nodes if i in self.rec.layouts):
+            self.rec.stop(n, "works on a tensor that splits the rows or columns of the image into blocks across "
+                             "dimensions (a window partition, a pixel shuffle): each unit then depends on a block "
+                             "layout no window describes; rfcalc follows such reshapes and permutes back to the "
+                             "map or to space-to-depth (C·s·s x H/s x W/s) only", desc)
+
     def _tuple_result(self, n: fx.Node, sources: list[fx.Node], result: Any) -> None:
         desc, action, _ = self._classify(n)
+        self._whole_units(n, action, desc)
         if isinstance(action, Unsupported):
             self.rec.stop(n, action.reason, desc)
         if isinstance(action, Attention):
