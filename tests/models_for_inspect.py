@@ -865,3 +865,29 @@ class TResNetStem(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.conv(self.s2d(self.c0(x))))
         return self.fc(self.s2d2(x).mean((2, 3)))
+
+
+class UpsampleNet(nn.Module):
+    """HRNet's fusion (timm ``hrnet.py``): a strided branch upsampled back (``nn.Upsample`` nearest, or
+    ``F.interpolate`` bilinear) and added to the full-resolution branch; a transposed conv decoder."""
+
+    def __init__(self, mode: str = "nearest") -> None:
+        super().__init__()
+        self.mode = mode
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.high = nn.Conv2d(8, 8, 3, padding=1)
+        self.low = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.low2 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.deconv = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+        self.head = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem(x))
+        low = self.low2(F.relu(self.low(x)))
+        if self.mode == "nearest":
+            up = self.up(self.up(low))
+        else:
+            up = F.interpolate(low, scale_factor=4, mode="bilinear", align_corners=self.mode == "corners")
+        y = self.high(x) + up
+        return self.head(self.deconv(y))

@@ -275,7 +275,7 @@ def test_unknown_shape_change_is_an_error_naming_the_node() -> None:
     message = str(info.value)
     assert "\n" not in message
     assert "test_inspect.py:" in message
-    assert "'up' (Upsample) changes the shape from 8x32x32 to 8x64x64" in message
+    assert "'up' (Upsample) resamples 32x32 to 64x64 at jump 1x1" in message
 
 
 def test_partial_report_stops_at_the_unknown_node() -> None:
@@ -288,7 +288,8 @@ def test_partial_report_stops_at_the_unknown_node() -> None:
 @pytest.mark.parametrize("layer, text", [
     (nn.ZeroPad2d(1), "changes the shape from 8x30x30 to 8x32x32"),
     (nn.PixelShuffle(2), "changes the shape"),
-    (nn.ConvTranspose2d(8, 8, 2, stride=2), "changes the shape"),
+    (nn.ConvTranspose2d(8, 8, 2, stride=2), "resamples 30x30 to 60x60 at jump 1x1: the output's units would be a "
+                                            "fraction of a pixel apart"),
     (nn.MaxPool2d(2, dilation=2), "a dilated max pool"),
     (nn.Softmax(dim=-1), "mixes neighbouring pixels"),
     (nn.AdaptiveAvgPool2d(7), "windows of varying size"),

@@ -131,7 +131,7 @@ def test_unknown_node_prints_partial_table_and_exits_2(cli: CliRunner, model_py:
     data = json.loads(result.stdout)
     assert [row["name"] for row in data["layers"]] == ["c"]
     error = data["diagnostics"][-1]
-    assert error["severity"] == "error" and "'up' (Upsample) changes the shape from 4x16x16 to 4x32x32" in \
+    assert error["severity"] == "error" and "'up' (Upsample) resamples 16x16 to 32x32 at jump 1x1" in \
         error["message"]
     line = MODEL_PY.splitlines().index("        return self.up(self.c(x))") + 1
     assert error["path"].endswith(f"model.py:{line}")
@@ -225,7 +225,7 @@ def test_check_code_that_cannot_be_followed_exits_2(cli: CliRunner, model_py: Pa
     monkeypatch.chdir(tmp_path)
     result = cli.invoke(app, ["check", f"{model_py}:Up", "--input", "3x16x16", "--rf", ">2"])
     assert result.exit_code == 2
-    assert "'up' (Upsample) changes the shape" in result.stderr
+    assert "'up' (Upsample) resamples 16x16 to 32x32" in result.stderr
     no_input = cli.invoke(app, ["check", f"{model_py}:Net", "--rf", ">2"])
     assert no_input.exit_code == 2 and "needs --input" in no_input.stderr
 

@@ -258,3 +258,19 @@ def test_a_window_partition_is_refused_with_its_pattern() -> None:
     inspection = trace_module(Windows(), (3, 16, 16))
     assert not inspection.complete and inspection.error is not None
     assert "splits the rows or columns of the image into blocks" in inspection.error.message
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "corners"])
+def test_upsampling_holds_every_unit_and_each_unit_sees_its_sources(mode: str) -> None:
+    model = M.UpsampleNet(mode)
+    inspection = trace_module(model, (3, 32, 32))
+    assert inspection.complete, inspection.error
+    report = inspection.report
+    ups = [r for r in report.rows if r.op in ("upsample", "conv_transpose")]
+    assert [r.geo_out.jump for r in ups][-1] == (1, 1) and all(r.name in inspection.hull_rows for r in ups)
+    assert report.output.name in inspection.hull_rows
+    if mode == "nearest":
+        # low2: rf 15, jump 8; x2 nearest: jump 4, a pair of units shares a source: 15 + 4 = 19; again: 19 + 2
+        assert [r.geo_out.rf for r in ups[:2]] == [(19, 19), (21, 21)]
+    assert any(d.code == "window-hull" for d in report.diagnostics)
+    assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []

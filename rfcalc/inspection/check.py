@@ -216,17 +216,73 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
         map_row = row.is_feature_map and L.is_map(layout, reach.dims) and isinstance(reach, R.Grid)
         # a global row's window is checked too where gates held constant leave a window (squeeze-and-excitation)
         window = map_row and (not row.is_global or local is not captured)
+        hull = name in inspection.hull_rows
         if window:
             units = list(dict.fromkeys([*units, *default_units(reach.dims[0], reach.dims[1])]))
+            if hull:  # a window that holds every unit's: every unit of the middle row and column
+                hu, wu = reach.dims
+                units = list(dict.fromkeys([*units, *((i, wu // 2) for i in range(hu)),
+                                            *((hu // 2, j) for j in range(wu))]))
         masks = _masks(x, value, layout, units, batch, seed)
         problems.extend(global_mismatches(row, reach, masks))  # type: ignore[arg-type]
+        if hull:
+            problems.extend(area_mismatches(name, reach, masks))
         if window and local is not captured:
             masks = _masks(x, local[name], layout, units, batch, seed)
             if row.is_global and all(bool(m.all()) for m in masks.values()):
                 window = False  # global through more than a gate (attention, or the window covers the image)
         if window:
             extents = {(u[0], u[1]): mask_window(m) for u, m in masks.items()}
-            problems.extend(window_mismatches(row, extents, hw))
+            problems.extend(outside_window(row, extents) if hull else window_mismatches(row, extents, hw))
+            if hull and row.op in ("upsample", "conv_transpose"):
+                problems.extend(loose_window(row, extents, hw))
+    return problems
+
+
+def area_mismatches(name: str, reach: R.Reach, masks: dict[tuple[int, ...], torch.Tensor]) -> list[str]:
+    """Where a unit's measured pixels differ from the ones its reach names (rows after upsampling, whose
+    window holds every unit's: each unit's own pixels are checked exactly here)."""
+    problems = []
+    image = reach.image
+    for unit, mask in masks.items():
+        expected = torch.zeros((image.h, image.w), dtype=torch.bool)
+        for rows, cols in R.unit_area(reach, *unit):
+            r = torch.tensor([rows >> i & 1 for i in range(image.h)], dtype=torch.bool)
+            c = torch.tensor([cols >> j & 1 for j in range(image.w)], dtype=torch.bool)
+            expected |= r[:, None] & c[None, :]
+        if not torch.equal(expected, mask.cpu()):
+            problems.append(f"{name} unit {unit}: {int((expected != mask.cpu()).sum())} pixels differ from its reach")
+    return problems
+
+
+def outside_window(row: Any, measured: dict[tuple[int, int], Any]) -> list[str]:
+    """Where a unit depends on a pixel outside the row's window (rows whose window is a hull)."""
+    problems = []
+    for unit, intervals in measured.items():
+        for axis, support in enumerate(intervals):
+            if support is None:
+                continue
+            lo, hi = row.geo_out.window(axis, unit[axis])
+            if support[0] < lo or support[1] > hi:
+                problems.append(f"{row.name} unit {unit} axis {'hw'[axis]}: pixels {support[0]}..{support[1]} "
+                                f"outside the window [{lo}, {hi}]")
+    return problems
+
+
+def loose_window(row: Any, measured: dict[tuple[int, int], Any], hw: tuple[int, int]) -> list[str]:
+    """Where an upsampling row's window is wider than it needs: along each axis, some unit of the middle row or
+    column whose window lies inside the image reaches each of its ends (the hull is the smallest)."""
+    problems = []
+    for axis in (0, 1):
+        inside = []
+        for unit, intervals in measured.items():
+            lo, hi = row.geo_out.window(axis, unit[axis])
+            if lo >= 0 and hi <= hw[axis] - 1 and intervals[axis] is not None:
+                inside.append((lo, hi, intervals[axis]))
+        if inside and not any(s[0] == lo for lo, _, s in inside):
+            problems.append(f"{row.name} axis {'hw'[axis]}: no unit reaches the start of its window")
+        if inside and not any(s[1] == hi for _, hi, s in inside):
+            problems.append(f"{row.name} axis {'hw'[axis]}: no unit reaches the end of its window")
     return problems
 
 

@@ -18,6 +18,7 @@ import torch.fx as fx
 from rfcalc.analysis.calculator import Flow, fmt_shape, step_geometry
 from rfcalc.inspection import layout as L
 from rfcalc.inspection import segments as S
+from rfcalc.inspection import upsample as U
 from rfcalc.inspection.lookup import flattens_after
 from rfcalc.inspection.record import Recorder, describe_shape, logical_shape
 from rfcalc.inspection.tracing import BATCH
@@ -243,6 +244,40 @@ def _space_to_depth(rec: Recorder, n: fx.Node, block: int, flow: Flow, real: Sha
     rec.row(n, "space_to_depth", flow, real, desc, "space-to-depth has no spec op (a conv with kernel and stride "
             f"{block} has its window)", layout=L.feature_map(real[0], out_hw), reach=moved,
             geo=step_geometry(flow.geo, k, k, (0, 0)), channels=S.UNKNOWN)
+
+
+def follow_resample(rec: Recorder, n: fx.Node, action: U.Resample, flow: Flow, layout: L.Layout, real: Shape,
+                    desc: str) -> None:
+    """Upsampling and transposed convs (:mod:`rfcalc.inspection.upsample`): each output unit sees what its
+    sources see; the row's window holds every unit's (a hull), and later rows step it."""
+    if action.problem is not None:
+        rec.stop(n, action.problem, desc)
+    if len(flow.shape) != 3 or not is_canonical(rec, flow, layout) or len(real) != 3:
+        rec.stop(n, f"upsamples {describe(layout, rec.unit_dims(flow))}; rfcalc follows upsampling of C x H x W "
+                    f"feature maps", desc)
+    c, h, w = flow.shape
+    out_hw = (real[1], real[2])
+    jumps = (U.jump_after(flow.geo.jump[0], h, out_hw[0]), U.jump_after(flow.geo.jump[1], w, out_hw[1]))
+    if jumps[0] is None or jumps[1] is None:
+        rec.stop(n, f"resamples {h}x{w} to {out_hw[0]}x{out_hw[1]} at jump {flow.geo.jump[0]}x{flow.geo.jump[1]}: "
+                    f"the output's units would be a fraction of a pixel apart, which the table's whole-pixel "
+                    f"jump cannot state", desc)
+    src = (U.sources(action, 0, h, out_hw[0]), U.sources(action, 1, w, out_hw[1]))
+    geo = U.hull(flow.geo, src, (jumps[0], jumps[1]))
+    reach = U.resampled(rec.reach(flow), src[0], src[1])
+    macs = 0
+    if action.mode == "transposed":
+        macs = h * w * action.kernel[0] * action.kernel[1] * (c // action.groups) * real[0]
+    name = rec.row(n, action.op, flow, real, desc, f"{action.op} has no spec op", layout=L.feature_map(real[0], out_hw),
+                   reach=reach, geo=geo, macs=macs, channels="auto" if action.mode != "transposed" or
+                   action.groups > 1 else None)
+    rec.hull.add(name)
+    gap = U.slack(flow.geo, src, geo)
+    if gap:
+        rec.diagnose("info", "window-hull", n,
+                     f"'{name}' ({desc}): its units do not step evenly over the input; rf/jump/start give the "
+                     f"smallest window that holds every unit's pixels (some see up to {gap} px less), and the rows "
+                     f"after it step that window")
 
 
 def _moved(action: Reshape | Permute | Copy, layout: L.Layout, real: Shape) -> L.Layout:

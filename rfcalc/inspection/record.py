@@ -75,6 +75,7 @@ class Recorder:
         self.modules: dict[str, nn.Module] = dict(gm.named_modules())
         self.channels: dict[str, S.Channels] = {}     # row -> what its channels see, where not all the same
         self.notes: list[Diagnostic] = []              # said before the calculator's diagnostics (how it traced)
+        self.hull: set[str] = set()                    # rows whose window holds every unit's, some see less
 
     # -- flows -----------------------------------------------------------------------------------------------
     def value(self, n: fx.Node) -> Any:
@@ -255,6 +256,8 @@ class Recorder:
 
     def _remember(self, n: fx.Node, name: str, flow: Flow, layout: L.Layout, op: str,
                   attached: tuple[str, int, str] | None) -> None:
+        if any(self.flows[i].producer in self.hull for i in n.all_input_nodes if i in self.flows):
+            self.hull.add(name)
         self.flows[n] = flow
         self.layouts[n] = layout
         self._node_rows[n.name] = name
@@ -325,7 +328,7 @@ class Recorder:
             diagnostics.append(stopped)
         report = Report(self.label, self.shape, rows, tuple(diagnostics), report.reaches)
         return Inspection(report, stopped is None, dict(self._spec_layers), dict(self._spec_notes),
-                          dict(self._row_nodes), dict(self._row_layouts))
+                          dict(self._row_nodes), dict(self._row_layouts), frozenset(self.hull))
 
     def _output_notes(self, output: Any, rows: Sequence[Row]) -> list[Diagnostic]:
         flows = [self.flows[n] for n in _nodes_in(output) if n in self.flows]

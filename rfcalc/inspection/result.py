@@ -28,6 +28,7 @@ class Inspection:
     spec_notes: dict[str, str] = field(default_factory=dict)
     row_nodes: dict[str, str] = field(default_factory=dict)
     row_layouts: dict[str, L.Layout] = field(default_factory=dict)
+    hull_rows: frozenset[str] = frozenset()  # rows after upsampling: the window holds every unit's (some see less)
 
     @property
     def error(self) -> Diagnostic | None:

@@ -8,6 +8,7 @@ rule). Nodes computed from constants only, sizes and shapes are skipped; calls t
 """
 from __future__ import annotations
 
+import inspect
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
-from rfcalc.inspection.follow import follow_layer, follow_pointwise, follow_pool, follow_reshape, follow_unknown
+from rfcalc.inspection import upsample as U
+from rfcalc.inspection.follow import (follow_layer, follow_pointwise, follow_pool, follow_resample, follow_reshape,
+                                      follow_unknown)
 from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat
 from rfcalc.inspection.mixing import (follow_along, follow_attention, follow_index, follow_matmul, follow_reduce,
@@ -41,6 +44,11 @@ ONE_INPUT: dict[type, Callable[..., None]] = {
 SEVERAL_INPUTS: dict[type, Callable[..., None]] = {
     Concat: follow_concat, Binary: follow_binary, Broadcast: follow_broadcast, MatMul: follow_matmul,
 }
+
+
+_INTERPOLATE = {torch.nn.functional.interpolate, torch.nn.functional.upsample}
+_INTERPOLATE_SIGNATURE = inspect.signature(
+    lambda input, size=None, scale_factor=None, mode="nearest", align_corners=None, *args, **kwargs: None)
 
 
 @dataclass
@@ -103,7 +111,9 @@ class Inspector:
             return
         source = self._single_source(n, desc)
         flow, layout = self.rec.flows[source], self.rec.layouts[source]
-        if action is None:
+        if isinstance(action, U.Resample):
+            follow_resample(self.rec, n, action, flow, layout, out, desc)
+        elif action is None:
             follow_unknown(self.rec, n, flow, layout, out, desc, self._replay(n, source))
         else:
             ONE_INPUT[type(action)](self.rec, n, action, flow, layout, out, desc)
@@ -113,11 +123,21 @@ class Inspector:
             self.rec.stop(n, f"returns a tensor of shape {tuple(result.shape)} without the batch dimension first")
         return tuple(int(s) for s in result.shape[1:])
 
-    def _classify(self, n: fx.Node) -> tuple[str, Action | None, Call | None]:
+    def _classify(self, n: fx.Node) -> tuple[str, Any, Call | None]:
+        """(description, action, bound call); the action is an :class:`~rfcalc.ops.actions.Action`, an upsampling
+        (:class:`~rfcalc.inspection.upsample.Resample`) or None (not in the table)."""
         if n.op == "call_module":
             module = self.rec.modules[str(n.target)]
+            resample = U.from_module(module)
+            if resample is not None:
+                return type(module).__name__, resample, None
             desc, action = module_action(module)
             return desc, action, Call(desc, module)
+        if n.op == "call_function" and n.target in _INTERPOLATE:
+            args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
+            bound = bind(_INTERPOLATE_SIGNATURE, args, kwargs) or {}
+            return "interpolate", U.interpolation(str(bound.get("mode", "nearest")),
+                                                  bound.get("align_corners")), None
         if n.op == "call_function":
             entry = FUNCTIONS.get(n.target)
             desc = getattr(n.target, "__name__", str(n.target))
@@ -135,7 +155,7 @@ class Inspector:
         call.values["__nodes__"] = bind(signature, tuple(n.args), dict(n.kwargs))
         return desc, handler(call), call
 
-    def _whole_units(self, n: fx.Node, action: Action | None, desc: str) -> None:
+    def _whole_units(self, n: fx.Node, action: Any, desc: str) -> None:
         """Only reshapes and permutes follow a tensor whose image rows or columns are cut into blocks."""
         if isinstance(action, (Reshape, Permute, Copy)):
             return

@@ -60,7 +60,7 @@ Severity = Literal["info", "warning", "error"]
 # Every diagnostic code the report can carry (contract section 6.1): the calculator's, then rfcalc inspect's.
 DiagnosticCode = Literal["misaligned-merge", "pointwise-op", "vector-op", "shared-parameters", "parameters",
                          "unused-parameters", "several-outputs", "output-not-last", "cannot-follow",
-                         "partial-context", "shape-traced"]
+                         "partial-context", "shape-traced", "window-hull"]
 
 
 @dataclass(frozen=True)
