@@ -891,3 +891,52 @@ class UpsampleNet(nn.Module):
             up = F.interpolate(low, scale_factor=4, mode="bilinear", align_corners=self.mode == "corners")
         y = self.high(x) + up
         return self.head(self.deconv(y))
+
+
+class FusedAttention(nn.Module):
+    """timm's ``Attention`` (``timm/layers/attention.py``): one qkv linear, ``reshape(B, N, 3, heads, d)``,
+    ``permute(2, 0, 3, 1, 4)``, ``unbind(0)``, then ``F.scaled_dot_product_attention`` (``fused``) or the same
+    written by hand with ``qkv[0], qkv[1], qkv[2]``."""
+
+    def __init__(self, dim: int, heads: int = 2, fused: bool = True) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.fused = fused
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.fused:
+            q, k, v = qkv.unbind(0)
+            x = F.scaled_dot_product_attention(q, k, v)
+        else:
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            attn = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1)
+            x = attn.softmax(dim=-1) @ v
+        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+
+
+class TimmViT(nn.Module):
+    """A small timm-style ViT: patch embedding, class token, positions, pre-norm blocks with fused-qkv
+    attention, the class token's vector."""
+
+    def __init__(self, fused: bool = True, dim: int = 8) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 4, stride=4)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, 17, dim))
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = FusedAttention(dim, 2, fused)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 16), nn.GELU(), nn.Linear(16, dim))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        x = x + self.attn(self.norm1(x))
+        x = x + self.mlp(self.norm2(x))
+        return self.head(x[:, 0])

@@ -274,3 +274,37 @@ def test_upsampling_holds_every_unit_and_each_unit_sees_its_sources(mode: str) -
         assert [r.geo_out.rf for r in ups[:2]] == [(19, 19), (21, 21)]
     assert any(d.code == "window-hull" for d in report.diagnostics)
     assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "qkv_items"])
+def test_fused_qkv_attention(fused: bool) -> None:
+    model = M.TimmViT(fused)
+    inspection = trace_module(model, (3, 16, 16))
+    assert inspection.complete, inspection.error
+    report = inspection.report
+    before = [r for r in report.rows if r.name.startswith("attn.") and not r.is_global]
+    assert [r.op for r in before][:1] == ["linear"]  # the qkv linear: each token its own patch
+    if fused:
+        row = report.row("attn.scaled_dot_product_attention")
+        assert (row.op, row.out_shape, row.is_global) == ("attention", (2, 17, 4), True)
+        assert row.macs == 2 * 17 * 17 * (4 + 4)
+    assert report.is_global and report.rf == (4, 4)
+    assert inspection_problems(model, (3, 16, 16), inspection=inspection) == []
+
+
+def test_attention_with_a_mask_or_causal_is_refused() -> None:
+    class Masked(nn.Module):
+        def __init__(self, causal: bool) -> None:
+            super().__init__()
+            self.patch = nn.Conv2d(3, 4, 4, stride=4)
+            self.causal = causal
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            t = self.patch(x).flatten(2).transpose(1, 2)
+            if self.causal:
+                return F.scaled_dot_product_attention(t, t, t, is_causal=True)
+            return F.scaled_dot_product_attention(t, t, t, attn_mask=torch.ones(16, 16, dtype=torch.bool))
+
+    for causal, text in ((True, "causal attention"), (False, "attention with attn_mask")):
+        inspection = trace_module(Masked(causal), (3, 16, 16))
+        assert not inspection.complete and inspection.error is not None and text in inspection.error.message

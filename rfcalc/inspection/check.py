@@ -60,6 +60,12 @@ def positive_mix(x: torch.Tensor, dim: int, *args: Any, **kwargs: Any) -> torch.
     return x + x.mean(dim, keepdim=True)
 
 
+def positive_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """The positive stand-in of ``F.scaled_dot_product_attention`` (no mask): its scores through
+    :func:`positive_mix` instead of a softmax."""
+    return positive_mix(q @ k.transpose(-2, -1), -1) @ v
+
+
 def positive_identity(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     """The positive stand-in of a norm or a saturating gate called as a function: its input."""
     return x
@@ -160,6 +166,9 @@ def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
     for n in gm.graph.nodes:
         if n.op == "call_function" and n.target in _IDENTITY_FUNCTIONS:
             n.target, n.args, n.kwargs = positive_identity, (n.args[0],), {}
+        elif n.op == "call_function" and n.target is _F.scaled_dot_product_attention:
+            n.target, n.args, n.kwargs = positive_sdpa, tuple(n.args[:3]), {k: v for k, v in n.kwargs.items()
+                                                                             if k in ("query", "key", "value")}
         elif n.op == "call_function" and n.target in (_F.max_pool2d, torch.max_pool2d):
             n.target = positive_max_pool
         elif n.op == "call_function" and n.target is torch.amax or n.op == "call_method" and n.target == "amax":

@@ -152,6 +152,10 @@ def _matmul(call: Call) -> Action:
     return MatMul()
 
 
+def _sdpa(call: Call) -> Action:
+    return Attention()  # F.scaled_dot_product_attention: rfcalc.inspection.mixing.follow_sdpa
+
+
 def _attention(call: Call) -> Action:
     if not getattr(call.module, "batch_first", False):
         return Unsupported("nn.MultiheadAttention with batch_first=False (sequence first); rfcalc follows "
@@ -207,6 +211,8 @@ _STRUCTURAL_FUNCTIONS: list[tuple[tuple[str, ...], str, Converter]] = [
     (("torch.split",), "tensor, split_size_or_sections, dim=0", _split),
     (("torch.unbind",), "input, dim=0", _unbind),
     (("torch.matmul", "torch.bmm", "operator.matmul"), "input, other, *, out=None", _matmul),
+    ((f"{_F}.scaled_dot_product_attention",),
+     "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False", _sdpa),
     *[((path,), "*args, **kwargs", _pointwise(op)) for path, op in _POINTWISE_FUNCTIONS.items()],
 ]
 _STRUCTURAL_METHODS: list[tuple[tuple[str, ...], str, Converter]] = [

@@ -294,4 +294,28 @@ def follow_attention(rec: Recorder, n: fx.Node, action: Attention, real: Shape, 
             reach=reach, extra=tuple(others), macs=macs, geo=joint_geometry([flow, *others]))
 
 
-__all__ = ["follow_along", "follow_attention", "follow_index", "follow_matmul", "follow_reduce", "split_item"]
+def follow_sdpa(rec: Recorder, n: fx.Node, call: Call, real: Shape, desc: str) -> None:
+    """``F.scaled_dot_product_attention(q, k, v)``: each query token sees what every key and value token sees
+    (heads in the dims before the tokens, features last)."""
+    query, key, value, mask = operands(rec, call, ("query", "key", "value", "attn_mask"))
+    if mask is not None:
+        rec.stop(n, "attention with attn_mask: which tokens each query sees depends on the mask's values", desc)
+    if call.get("is_causal"):
+        rec.stop(n, "causal attention: each query sees only the tokens before it, which rfcalc does not follow", desc)
+    if not live(rec, query):
+        rec.stop(n, "attends with queries that are not computed from the input", desc)
+    flow, lq = rec.flows[query], rec.layouts[query]
+    if len(lq) < 2 or L.has_units(lq[-1]) or any(L.has_units(d) for d in lq[:-2]) or not L.has_units(lq[-2]):
+        rec.stop(n, f"attends over {describe(lq, rec.unit_dims(flow))}; rfcalc follows queries whose tokens are "
+                    f"the dim before the features (heads before them)", desc)
+    others = [rec.flows[x] for x in (key, value) if live(rec, x) and x is not query]
+    reach = R.union([rec.reach(flow), *(R.collapse(rec.reach(rec.flows[x])) for x in (key, value) if live(rec, x))])
+    keys = L.shape(rec.layouts[key])[-2] if live(rec, key) else L.dim_size(lq[-2])
+    macs = math.prod(real[:-1]) * keys * (L.dim_size(lq[-1]) + real[-1])
+    new = lq[:-1] + (L.channels(real[-1]),)
+    rec.row(n, "attention", current(rec, flow, lq), real, desc, "attention has no spec op", layout=new,
+            reach=reach, extra=tuple(others), macs=macs, geo=joint_geometry([flow, *others]), channels=None)
+
+
+__all__ = ["follow_along", "follow_attention", "follow_index", "follow_matmul", "follow_reduce", "follow_sdpa",
+           "split_item"]

@@ -25,7 +25,7 @@ from rfcalc.inspection.follow import (follow_layer, follow_pointwise, follow_poo
 from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat
 from rfcalc.inspection.mixing import (follow_along, follow_attention, follow_index, follow_matmul, follow_reduce,
-                                      split_item)
+                                      follow_sdpa, split_item)
 from rfcalc.inspection.record import Recorder
 from rfcalc.inspection.tracing import BATCH, Walker
 from rfcalc.ops.actions import (Action, AdaptivePool, Along, AsLayer, Attention, Binary, Broadcast, Call, Concat,
@@ -70,6 +70,7 @@ class Inspector:
         self.walker = walker
         self.rec = recorder
         self.pending: dict[fx.Node, _Pending] = {}
+        self.batch_second: set[fx.Node] = set()  # fused qkv permuted (3, B, heads, N, d): batch in dim 1
         self.got_input = False
         self.output: Any = None
 
@@ -101,9 +102,22 @@ class Inspector:
         self._node(n, result)
 
     def _node(self, n: fx.Node, result: torch.Tensor) -> None:
-        out = self._real(n, result)
         desc, action, call = self._classify(n)
+        if self._moves_batch_second(n, action, result, desc):
+            return
+        if isinstance(action, Index) and any(i in self.batch_second for i in n.all_input_nodes):
+            try:
+                action = Index(_batch_first_index(action.index))  # qkv[0]: a piece of dim 0, batch first again
+            except ValueError as exc:
+                self.rec.stop(n, str(exc), desc)
+        elif any(i in self.batch_second for i in n.all_input_nodes):
+            self.rec.stop(n, "works on a tensor whose batch is in dim 1 (a fused qkv permuted to (3, B, ...)); "
+                             "rfcalc follows taking its pieces along dim 0 (unbind(0), [0], chunk(.., 0))", desc)
+        out = self._real(n, result)
         self._whole_units(n, action, desc)
+        if isinstance(action, Attention) and isinstance(call, Call) and call.module is None:
+            follow_sdpa(self.rec, n, call, out, desc)
+            return
         if isinstance(action, Unsupported):
             self.rec.stop(n, f"{action.reason}", desc)
         if type(action) in SEVERAL_INPUTS:
@@ -165,9 +179,32 @@ class Inspector:
                              "layout no window describes; rfcalc follows such reshapes and permutes back to the "
                              "map or to space-to-depth (C·s·s x H/s x W/s) only", desc)
 
+    def _moves_batch_second(self, n: fx.Node, action: Any, result: torch.Tensor, desc: str) -> bool:
+        """timm's fused qkv: ``reshape(B, N, 3, heads, d).permute(2, 0, 3, 1, 4)`` puts the batch in dim 1 until
+        ``unbind(0)`` (or ``[0]``, ``[1]``, ``[2]``) takes q, k and v apart: followed as that layout, marked."""
+        if not isinstance(action, Permute) or action.order is None or action.swap is not None:
+            return False
+        rank = result.dim()
+        order = [o % rank for o in action.order]
+        if len(order) != rank or order[0] == 0 or len(order) < 3 or order[1] != 0 or result.shape[1] != BATCH:
+            return False
+        source = self._single_source(n, desc)
+        layout = self.rec.layouts[source]
+        new = L.permute(layout, [o - 1 for o in order if o != 0])
+        if L.has_units(new[0]):
+            self.rec.stop(n, "moves the batch to dim 1 behind image units; rfcalc follows it behind channels only "
+                             "(a fused qkv)", desc)
+        self.rec.alias(n, self.rec.flows[source], new)
+        self.batch_second.add(n)
+        return True
+
     def _tuple_result(self, n: fx.Node, sources: list[fx.Node], result: Any) -> None:
         desc, action, _ = self._classify(n)
         self._whole_units(n, action, desc)
+        if isinstance(action, Split) and any(s in self.batch_second for s in sources):
+            if action.dim % (len(self.rec.layouts[sources[0]]) + 1) != 0:
+                self.rec.stop(n, "splits a fused qkv along another dim than 0", desc)
+            action = Split(1, action.sizes, action.chunks)  # its dim 0 is the first after the batch
         if isinstance(action, Unsupported):
             self.rec.stop(n, action.reason, desc)
         if isinstance(action, Attention):
@@ -220,3 +257,11 @@ class Inspector:
             return self.walker.replay(n, fx.node.map_arg(n.args, sub), fx.node.map_arg(n.kwargs, sub))
 
         return run
+
+
+def _batch_first_index(index: Any) -> Any:
+    """``x[i]`` of a tensor whose batch is in dim 1 (a fused qkv), as the same pick in its batch-first layout."""
+    items = index if isinstance(index, tuple) else (index,)
+    if len(items) > 1 and items[1] != slice(None):
+        raise ValueError("indexes the batch of a fused qkv")
+    return (slice(None), items[0], *items[2:])
