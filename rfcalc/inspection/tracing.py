@@ -51,7 +51,24 @@ class _Tracer(fx.Tracer):
 class _ShapeTracer(_Tracer, MetaTracer):
     """The same tracer, with every proxy carrying a meta tensor of its real shape: ``x.shape`` and ``x.size()``
     are plain ints, so a forward that branches on its input's size (``if x.shape[-2] < k:``, ``if new_h != H:``)
-    traces the branch that input size takes."""
+    traces the branch that input size takes. The sizes come from running each call on real (zero) tensors
+    beside the trace: parameters read directly keep their real values (the meta tracer would make them meta
+    tensors, which do not meet a real input)."""
+
+    def create_proxy(self, kind: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     name: str | None = None, type_expr: Any = None, proxy_factory_fn: Any = None) -> Any:
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        if kind == "get_attr" and hasattr(proxy, "install_tensor_meta"):
+            value: Any = self.root
+            self._disable_module_getattr = True  # the meta tracer's switch: plain attribute reads
+            try:
+                for atom in str(target).split("."):
+                    value = getattr(value, atom)
+            finally:
+                self._disable_module_getattr = False
+            if isinstance(value, torch.Tensor):
+                proxy.install_tensor_meta(value)
+        return proxy
 
 
 SHAPE_TRACED = "shape-traced"  # the graph's meta key: traced for one input size (its (batch, C, H, W))
@@ -80,11 +97,12 @@ def trace_graph(module: nn.Module, label: str, leaves: tuple[type, ...] = (), sh
         shaped = _ShapeTracer(leaves)
         first = next((p for p in module.parameters() if p.is_floating_point()), None)
         dtype = first.dtype if first is not None else torch.float32
+        device = first.device if first is not None else torch.device("cpu")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # sizes it cannot compute: the branch on them fails as before
-                graph = shaped.trace(module, {_input_name(module): torch.empty((batch, *shape), dtype=dtype,
-                                                                                   device="meta")})
+                graph = shaped.trace(module, {_input_name(module): torch.zeros((batch, *shape), dtype=dtype,
+                                                                                   device=device)})
         except Exception as again:
             raise RfcalcError(_trace_failure(again, label)) from None
         gm = fx.GraphModule(shaped.root, graph)
