@@ -940,3 +940,39 @@ class TimmViT(nn.Module):
         x = x + self.attn(self.norm1(x))
         x = x + self.mlp(self.norm2(x))
         return self.head(x[:, 0])
+
+
+class Affine(nn.Module):
+    """ResMLP's affine (timm ``mlp_mixer.py``): ``torch.addcmul(beta, alpha, x)``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones((1, 1, dim)))
+        self.beta = nn.Parameter(torch.zeros((1, 1, dim)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.beta, self.alpha, x)
+
+
+class ResMLPish(nn.Module):
+    """Patches, ResMLP's affine and token-mixing linear, EdgeNeXt's cross-covariance attention (``F.normalize``
+    along the tokens, scores between channels), a bias-only attention mask, Swin's zero pad (channels-last)."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 4, stride=4)
+        self.norm = Affine(dim)
+        self.mix = nn.Linear(16, 16)
+        self.bias = nn.Parameter(torch.zeros(16, 16))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.patch(x)
+        y = F.pad(y.permute(0, 2, 3, 1), (0, 0, 0, 0, 0, 0)).permute(0, 3, 1, 2)  # a pad of nothing
+        t = self.norm(y.flatten(2).transpose(1, 2))                               # N x D
+        t = t + self.mix(t.transpose(1, 2)).transpose(1, 2)                       # token mixing
+        q = F.normalize(t.transpose(1, 2), dim=-1)                                # D x N, along the tokens
+        covariance = (q @ q.transpose(1, 2)).softmax(-1)                          # D x D
+        t = (covariance @ q).transpose(1, 2)
+        t = F.scaled_dot_product_attention(t, t, t, attn_mask=self.bias)
+        return self.head(t.mean(1))

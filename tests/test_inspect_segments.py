@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import models_for_inspect as M
+from rfcalc.errors import RfcalcError
 from rfcalc.inspection.api import inspect_module, trace_module
 from rfcalc.inspection.check import inspection_problems
 from rfcalc.model.oracle import single_thread
@@ -308,3 +309,27 @@ def test_attention_with_a_mask_or_causal_is_refused() -> None:
     for causal, text in ((True, "causal attention"), (False, "attention with attn_mask")):
         inspection = trace_module(Masked(causal), (3, 16, 16))
         assert not inspection.complete and inspection.error is not None and text in inspection.error.message
+
+
+def test_resmlp_affine_xca_normalize_attention_bias_and_zero_pad() -> None:
+    model = M.ResMLPish()
+    inspection = trace_module(model, (3, 16, 16))
+    assert inspection.complete, inspection.error
+    report = inspection.report
+    assert report.row("norm").op == "addcmul" and report.row("norm").params == 16
+    assert report.row("normalize").is_global and not report.row("norm").is_global
+    assert report.params == sum(p.numel() for p in model.parameters())
+    assert inspection_problems(model, (3, 16, 16), inspection=inspection) == []
+
+
+def test_padding_that_pads_is_refused_with_its_pattern() -> None:
+    class Padded(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.c(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+
+    with pytest.raises(RfcalcError, match=r"pads the feature map by \[1, 1, 1, 1\] \(reflect\)"):
+        trace_module(Padded(), (3, 16, 16))

@@ -152,6 +152,14 @@ def _matmul(call: Call) -> Action:
     return MatMul()
 
 
+def _pad(call: Call) -> Action:
+    pads = call.get("pad")
+    if isinstance(pads, (list, tuple)) and not any(pads):
+        return Copy()  # Swin's pad to a multiple of the window when the map is one already
+    return Unsupported(f"pads the feature map by {list(pads) if isinstance(pads, (list, tuple)) else pads} "
+                       f"({call.get('mode', 'constant')}); rfcalc follows padding as a conv's or pool's padding= only")
+
+
 def _sdpa(call: Call) -> Action:
     return Attention()  # F.scaled_dot_product_attention: rfcalc.inspection.mixing.follow_sdpa
 
@@ -182,7 +190,7 @@ _POINTWISE_FUNCTIONS: dict[str, str] = {
     "torch.neg": "neg", f"{_F}.instance_norm": "instance_norm", f"{_F}.layer_norm": "layer_norm",
     f"{_F}.local_response_norm": "local_response_norm", "torch.sqrt": "sqrt", "torch.rsqrt": "rsqrt",
     "torch.pow": "pow", "operator.pow": "pow", "torch.square": "square", "torch.log": "log",
-    "torch.erf": "erf", "torch.reciprocal": "reciprocal",
+    "torch.erf": "erf", "torch.reciprocal": "reciprocal", "torch.addcmul": "addcmul",  # ResMLP's affine
 }
 _POINTWISE_METHODS = ("sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "abs", "neg", "clamp", "clamp_", "clamp_min",
                       "clamp_max", "clip", "float", "double", "half", "type_as", "pow", "sqrt", "rsqrt", "square",
@@ -211,6 +219,8 @@ _STRUCTURAL_FUNCTIONS: list[tuple[tuple[str, ...], str, Converter]] = [
     (("torch.split",), "tensor, split_size_or_sections, dim=0", _split),
     (("torch.unbind",), "input, dim=0", _unbind),
     (("torch.matmul", "torch.bmm", "operator.matmul"), "input, other, *, out=None", _matmul),
+    ((f"{_F}.pad",), "input, pad, mode='constant', value=None", _pad),
+    ((f"{_F}.normalize",), "input, p=2.0, dim=1, eps=1e-12, out=None", _along("normalize")),
     ((f"{_F}.scaled_dot_product_attention",),
      "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False", _sdpa),
     *[((path,), "*args, **kwargs", _pointwise(op)) for path, op in _POINTWISE_FUNCTIONS.items()],

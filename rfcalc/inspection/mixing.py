@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, cast
 
+import torch
 import torch.fx as fx
 
 from rfcalc.analysis.calculator import Flow
@@ -298,8 +299,11 @@ def follow_sdpa(rec: Recorder, n: fx.Node, call: Call, real: Shape, desc: str) -
     """``F.scaled_dot_product_attention(q, k, v)``: each query token sees what every key and value token sees
     (heads in the dims before the tokens, features last)."""
     query, key, value, mask = operands(rec, call, ("query", "key", "value", "attn_mask"))
-    if mask is not None:
+    bias = call.get("attn_mask")
+    if bias is not None and (live(rec, mask) or not isinstance(bias, torch.Tensor) or not bias.is_floating_point()
+                             or not bool(torch.isfinite(bias).all())):
         rec.stop(n, "attention with attn_mask: which tokens each query sees depends on the mask's values", desc)
+    # a finite float attn_mask that does not depend on the input (a relative position bias) hides no token
     if call.get("is_causal"):
         rec.stop(n, "causal attention: each query sees only the tokens before it, which rfcalc does not follow", desc)
     if not live(rec, query):

@@ -134,6 +134,10 @@ class Inspector:
 
     def _real(self, n: fx.Node, result: torch.Tensor) -> tuple[int, ...]:
         if result.dim() == 0 or result.shape[0] != BATCH:
+            if any(L.split_units(self.rec.layouts[i]) for i in n.all_input_nodes if i in self.rec.layouts):
+                self.rec.stop(n, f"folds blocks of the image's rows and columns into the batch (a window "
+                                 f"partition, shape {tuple(result.shape)}): units then see only their window of the "
+                                 f"image, a block layout the table's windows cannot state")
             self.rec.stop(n, f"returns a tensor of shape {tuple(result.shape)} without the batch dimension first")
         return tuple(int(s) for s in result.shape[1:])
 
