@@ -976,3 +976,48 @@ class ResMLPish(nn.Module):
         t = (covariance @ q).transpose(1, 2)
         t = F.scaled_dot_product_attention(t, t, t, attn_mask=self.bias)
         return self.head(t.mean(1))
+
+
+class LinearNorm(nn.Module):
+    """LeViT's ``LinearNorm``: a linear layer, then BatchNorm1d over the tokens folded into the batch."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(a, b, bias=False)
+        self.bn = nn.BatchNorm1d(b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.linear(x)
+        return self.bn(x.flatten(0, 1)).reshape_as(x)
+
+
+class TinyLeViT(nn.Module):
+    """LeViT's patterns: a conv stem, tokens, LinearNorm, attention with a learned bias added to the scores,
+    a token subsample ``x.view(B, h, w, C)[:, ::2, ::2]`` (``Downsample``), the mean over tokens."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 3, stride=2, padding=1)
+        self.qkv = LinearNorm(dim, 3 * dim)
+        self.bias = nn.Parameter(torch.zeros(64, 64))
+        self.mlp = LinearNorm(dim, dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.stem(x).flatten(2).transpose(1, 2)                     # 64 tokens of an 8x8 grid
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        t = t + ((q @ k.transpose(-2, -1)) + self.bias).softmax(-1) @ v
+        b, n, c = t.shape
+        t = t.view(b, 8, 8, c)[:, ::2, ::2].reshape(b, -1, c)           # 16 tokens of a 4x4 grid
+        t = t + self.mlp(F.relu(t))
+        return self.head(t.mean(1))
+
+
+class StridedPick(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c2(self.c1(x)[:, :, ::2, ::3])

@@ -333,3 +333,23 @@ def test_padding_that_pads_is_refused_with_its_pattern() -> None:
 
     with pytest.raises(RfcalcError, match=r"pads the feature map by \[1, 1, 1, 1\] \(reflect\)"):
         trace_module(Padded(), (3, 16, 16))
+
+
+def test_levit_linear_norm_bias_and_token_subsample() -> None:
+    model = M.TinyLeViT()
+    inspection = trace_module(model, (3, 16, 16))
+    assert inspection.complete, inspection.error
+    report = inspection.report
+    assert report.params == sum(p.numel() for p in model.parameters())
+    assert report.row("qkv.bn").op == "bn"
+    assert inspection_problems(model, (3, 16, 16), inspection=inspection) == []
+
+
+def test_a_strided_pick_of_units_is_a_strided_window() -> None:
+    model = M.StridedPick()
+    inspection = trace_module(model, (3, 18, 18))
+    assert inspection.complete, inspection.error
+    pick = inspection.report.row("getitem")
+    assert (pick.out_shape, pick.geo_out.rf, pick.geo_out.jump) == ((4, 9, 6), (3, 3), (2, 3))
+    assert inspection.report.row("c2").geo_out.rf == (7, 9)
+    assert inspection_problems(model, (3, 18, 18), inspection=inspection) == []

@@ -218,6 +218,10 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
         layout = inspection.row_layouts[name]
         reach = report.reaches[name]
         value = captured[name]
+        if value.dim() == len(layout) and tuple(value.shape) == (batch * L.shape(layout)[0], *L.shape(layout)[1:]):
+            value = value.reshape(batch, *L.shape(layout))  # tokens folded into the batch (LeViT's LinearNorm)
+            if local is not captured:
+                local[name] = local[name].reshape(batch, *L.shape(layout))
         if tuple(value.shape[1:]) != L.shape(layout):
             problems.append(f"{name}: the node outputs {tuple(value.shape[1:])}, its layout says {L.shape(layout)}")
             continue

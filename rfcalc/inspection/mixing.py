@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 import torch
 import torch.fx as fx
 
-from rfcalc.analysis.calculator import Flow
+from rfcalc.analysis.calculator import Flow, step_geometry
 from rfcalc.inspection import layout as L
 from rfcalc.inspection import segments as S
 from rfcalc.inspection.follow import current, describe, global_pool, is_canonical, op_name
@@ -111,6 +111,8 @@ def follow_index(rec: Recorder, n: fx.Node, action: Index, flow: Flow, layout: L
     if index[0] is None or index[0] != slice(None):
         rec.stop(n, "indexes the batch dimension", desc)
     reach = rec.reach(flow)
+    if _strided_units(rec, n, op, index[1:], flow, layout, real, desc):
+        return
     new: list[L.Dim] = []
     picked: list[tuple[int, ...]] | None = None  # the units chosen along the one dimension that holds them all
     channel_picks: list[tuple[int, list[int]]] = []  # (dimension, the channels chosen along it)
@@ -151,6 +153,37 @@ def follow_index(rec: Recorder, n: fx.Node, action: Index, flow: Flow, layout: L
         L.has_units(x) for x in out_layout) else R.Units(reach.image, (len(areas),), tuple(areas))
     rec.row(n, op, current(rec, flow, layout), real, desc, "picking tokens has no spec op",
             layout=out_layout, reach=chosen_reach)
+
+
+def _strided_units(rec: Recorder, n: fx.Node, op: str, items: tuple[Any, ...], flow: Flow, layout: L.Layout,
+                   real: Shape, desc: str) -> bool:
+    """``x[:, ::s, ::s]`` of a map (channels first or last; LeViT's token subsampling): every ``s``-th unit from
+    the first, the window, jump and pixels of a 1x1 conv with stride ``s``."""
+    reach = rec.reach(flow)
+    dims = reach.dims
+    if len(dims) != 2 or len(items) != len(layout) or any(i is None for i in items) or not (
+            L.is_map(layout, dims) or L.is_channels_last(layout, dims)):
+        return False
+    strides = [1, 1]
+    for item, d in zip(items, layout):
+        if item == slice(None):
+            continue
+        if not isinstance(item, slice) or not L.has_units(d) or item.start not in (None, 0) \
+                or item.stop is not None or item.step is None or item.step < 1:
+            return False
+        strides[L.unit_axes(d)[0]] = item.step
+    if strides == [1, 1]:
+        return False
+    stride = (strides[0], strides[1])
+    out_hw = (-(-dims[0] // stride[0]), -(-dims[1] // stride[1]))
+    moved = R.window(reach, (1, 1), stride, (0, 0), (1, 1), out_hw) if isinstance(reach, R.Grid) else \
+        R.window_units(reach, (1, 1), stride, (0, 0), (1, 1), out_hw)
+    new = tuple(tuple(f for f in d if f.kind != "u") + (L.units(d[0].axis, out_hw[d[0].axis]) if L.has_units(d)
+                                                         else ()) for d in layout)
+    rec.row(n, op, current(rec, flow, layout), real, desc, "a strided pick of units has no spec op (a 1x1 conv with "
+            "that stride has its window)", layout=new, reach=moved, geo=step_geometry(flow.geo, (1, 1), stride, (0, 0)),
+            channels="keep")
+    return True
 
 
 def _channel_piece(rec: Recorder, n: fx.Node, op: str, flow: Flow, layout: L.Layout, out_layout: L.Layout,

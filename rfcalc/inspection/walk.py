@@ -21,7 +21,8 @@ from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
 from rfcalc.inspection import upsample as U
 from rfcalc.inspection.follow import (follow_layer, follow_pointwise, follow_pool, follow_resample, follow_reshape,
-                                      follow_unknown)
+                                      follow_unknown, op_name)
+from rfcalc.ops.registry import REGISTRY
 from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat
 from rfcalc.inspection.mixing import (follow_along, follow_attention, follow_index, follow_matmul, follow_reduce,
@@ -71,6 +72,7 @@ class Inspector:
         self.rec = recorder
         self.pending: dict[fx.Node, _Pending] = {}
         self.batch_second: set[fx.Node] = set()  # fused qkv permuted (3, B, heads, N, d): batch in dim 1
+        self.folded: dict[fx.Node, L.Layout] = {}  # tokens flattened into the batch (B·N, D): their own layout
         self.got_input = False
         self.output: Any = None
 
@@ -103,7 +105,7 @@ class Inspector:
 
     def _node(self, n: fx.Node, result: torch.Tensor) -> None:
         desc, action, call = self._classify(n)
-        if self._moves_batch_second(n, action, result, desc):
+        if self._moves_batch_second(n, action, result, desc) or self._folds_tokens(n, action, result, desc):
             return
         if isinstance(action, Index) and any(i in self.batch_second for i in n.all_input_nodes):
             try:
@@ -182,6 +184,41 @@ class Inspector:
                              "dimensions (a window partition, a pixel shuffle): each unit then depends on a block "
                              "layout no window describes; rfcalc follows such reshapes and permutes back to the "
                              "map or to space-to-depth (C·s·s x H/s x W/s) only", desc)
+
+    def _folds_tokens(self, n: fx.Node, action: Any, result: torch.Tensor, desc: str) -> bool:
+        """LeViT's ``LinearNorm``: ``bn(x.flatten(0, 1)).reshape_as(x)`` folds the tokens into the batch for a
+        BatchNorm1d over features and back. Followed as the token layout, per-feature ops only in between."""
+        inputs = [i for i in n.all_input_nodes if i in self.folded]
+        if inputs:
+            source = inputs[0]
+            layout = self.folded[source]
+            flow = self.rec.flows[source]
+            if isinstance(action, (Reshape, Copy)) and result.dim() > 1 and result.shape[0] == BATCH \
+                    and tuple(result.shape[1:]) == L.shape(layout):
+                self.rec.alias(n, flow, layout)  # back to (B, N, D)
+                return True
+            per_feature = isinstance(action, (Pointwise, Copy)) or (
+                isinstance(action, AsLayer) and REGISTRY[action.layer.op].mixing == "pointwise")
+            if not per_feature or len(inputs) != 1 or result.dim() != 2:
+                self.rec.stop(n, "works on tokens flattened into the batch (x.flatten(0, 1)); rfcalc follows "
+                                 "per-feature ops (a BatchNorm1d, an activation) and the reshape back only", desc)
+            op = action.layer.op if isinstance(action, AsLayer) else op_name(desc)
+            self.rec.row(n, op, flow, L.shape(layout), desc, f"{op} on tokens folded into the batch has no spec op",
+                         layout=layout, channels="keep", named=True)
+            self.folded[n] = layout
+            return True
+        if not isinstance(action, Reshape) or result.dim() != 2:
+            return False
+        sources = [i for i in n.all_input_nodes if i in self.rec.flows]
+        if len(sources) != 1:
+            return False
+        layout = self.rec.layouts[sources[0]]
+        if len(layout) != 2 or L.has_units(layout[1]) or L.dim_size(layout[0]) < 2 \
+                or result.shape[0] != BATCH * L.dim_size(layout[0]):
+            return False
+        self.rec.alias(n, self.rec.flows[sources[0]], layout)
+        self.folded[n] = layout
+        return True
 
     def _moves_batch_second(self, n: fx.Node, action: Any, result: torch.Tensor, desc: str) -> bool:
         """timm's fused qkv: ``reshape(B, N, 3, heads, d).permute(2, 0, 3, 1, 4)`` puts the batch in dim 1 until
