@@ -1021,3 +1021,19 @@ class StridedPick(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c2(self.c1(x)[:, :, ::2, ::3])
+
+
+class PixelShuffles(nn.Module):
+    """``nn.PixelUnshuffle`` (space-to-depth) and ``nn.PixelShuffle`` / ``F.pixel_shuffle`` (depth-to-space)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.down = nn.PixelUnshuffle(2)
+        self.c2 = nn.Conv2d(16, 16, 3, padding=1)
+        self.up = nn.PixelShuffle(2)
+        self.c3 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.up(self.c2(self.down(self.c1(x))))
+        return self.c3(F.pixel_shuffle(torch.cat([y, y, y, y], 1), 2)[:, :, ::2, ::2] + y)

@@ -353,3 +353,14 @@ def test_a_strided_pick_of_units_is_a_strided_window() -> None:
     assert (pick.out_shape, pick.geo_out.rf, pick.geo_out.jump) == ((4, 9, 6), (3, 3), (2, 3))
     assert inspection.report.row("c2").geo_out.rf == (7, 9)
     assert inspection_problems(model, (3, 18, 18), inspection=inspection) == []
+
+
+def test_pixel_unshuffle_and_shuffle() -> None:
+    model = M.PixelShuffles()
+    inspection = trace_module(model, (3, 32, 32))
+    assert inspection.complete, inspection.error
+    report = inspection.report
+    assert [r.op for r in report.rows if "shuffle" in r.op or r.op == "space_to_depth"] == [
+        "space_to_depth", "pixel_shuffle", "pixel_shuffle"]
+    assert report.row("down").geo_out.jump == (4, 4) and report.row("up").geo_out.jump == (2, 2)
+    assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []

@@ -257,6 +257,11 @@ def follow_resample(rec: Recorder, n: fx.Node, action: U.Resample, flow: Flow, l
                     f"feature maps", desc)
     c, h, w = flow.shape
     out_hw = (real[1], real[2])
+    if action.mode == "unshuffle":
+        if h % out_hw[0] or w % out_hw[1] or h // out_hw[0] != w // out_hw[1]:
+            rec.stop(n, f"unshuffles {h}x{w} to {out_hw[0]}x{out_hw[1]}", desc)
+        _space_to_depth(rec, n, h // out_hw[0], flow, real, desc)
+        return
     jumps = (U.jump_after(flow.geo.jump[0], h, out_hw[0]), U.jump_after(flow.geo.jump[1], w, out_hw[1]))
     if jumps[0] is None or jumps[1] is None:
         rec.stop(n, f"resamples {h}x{w} to {out_hw[0]}x{out_hw[1]} at jump {flow.geo.jump[0]}x{flow.geo.jump[1]}: "
@@ -268,9 +273,13 @@ def follow_resample(rec: Recorder, n: fx.Node, action: U.Resample, flow: Flow, l
     macs = 0
     if action.mode == "transposed":
         macs = h * w * action.kernel[0] * action.kernel[1] * (c // action.groups) * real[0]
+    channels: S.Channels | str = "auto"  # per channel: unknown after a concatenation of different windows
+    if action.mode == "transposed" and action.groups == 1:
+        channels = None  # mixes every channel
+    elif action.op == "pixel_shuffle" and rec.channels_of(flow) is not None:
+        channels = S.UNKNOWN  # each output channel reads another input channel
     name = rec.row(n, action.op, flow, real, desc, f"{action.op} has no spec op", layout=L.feature_map(real[0], out_hw),
-                   reach=reach, geo=geo, macs=macs, channels="auto" if action.mode != "transposed" or
-                   action.groups > 1 else None)
+                   reach=reach, geo=geo, macs=macs, channels=channels)
     rec.hull.add(name)
     gap = U.slack(flow.geo, src, geo)
     if gap:

@@ -50,6 +50,10 @@ def from_module(module: Any) -> Resample | None:
     name = type(module).__name__
     if name in ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"):
         return interpolation(str(getattr(module, "mode", "nearest")), getattr(module, "align_corners", None))
+    if name == "PixelShuffle":
+        return Resample("pixel_shuffle", "nearest")  # output unit (i, j) reads input unit (i // s, j // s)
+    if name == "PixelUnshuffle":
+        return Resample("pixel_unshuffle", "unshuffle")
     if name == "ConvTranspose2d":
         return Resample("conv_transpose", "transposed", kernel=_pair(module.kernel_size), stride=_pair(module.stride),
                         padding=_pair(module.padding), dilation=_pair(module.dilation), groups=int(module.groups))

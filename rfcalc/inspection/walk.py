@@ -48,6 +48,8 @@ SEVERAL_INPUTS: dict[type, Callable[..., None]] = {
 
 
 _INTERPOLATE = {torch.nn.functional.interpolate, torch.nn.functional.upsample}
+_PIXEL = {torch.nn.functional.pixel_shuffle: U.Resample("pixel_shuffle", "nearest"),
+          torch.nn.functional.pixel_unshuffle: U.Resample("pixel_unshuffle", "unshuffle")}
 _INTERPOLATE_SIGNATURE = inspect.signature(
     lambda input, size=None, scale_factor=None, mode="nearest", align_corners=None, *args, **kwargs: None)
 
@@ -153,6 +155,8 @@ class Inspector:
                 return type(module).__name__, resample, None
             desc, action = module_action(module)
             return desc, action, Call(desc, module)
+        if n.op == "call_function" and n.target in _PIXEL:
+            return getattr(n.target, "__name__", "pixel_shuffle"), _PIXEL[n.target], None
         if n.op == "call_function" and n.target in _INTERPOLATE:
             args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
             bound = bind(_INTERPOLATE_SIGNATURE, args, kwargs) or {}
