@@ -287,7 +287,7 @@ def test_partial_report_stops_at_the_unknown_node() -> None:
 
 @pytest.mark.parametrize("layer, text", [
     (nn.ZeroPad2d(1), "changes the shape from 8x30x30 to 8x32x32"),
-    (nn.PixelShuffle(2), "changes the shape"),
+    (nn.PixelShuffle(2), "resamples 30x30 to 60x60 at jump 1x1"),
     (nn.ConvTranspose2d(8, 8, 2, stride=2), "resamples 30x30 to 60x60 at jump 1x1: the output's units would be a "
                                             "fraction of a pixel apart"),
     (nn.MaxPool2d(2, dilation=2), "a dilated max pool"),
