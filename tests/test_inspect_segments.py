@@ -364,3 +364,23 @@ def test_pixel_unshuffle_and_shuffle() -> None:
         "space_to_depth", "pixel_shuffle", "pixel_shuffle"]
     assert report.row("down").geo_out.jump == (4, 4) and report.row("up").geo_out.jump == (2, 2)
     assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []
+
+
+def test_a_parameter_reached_twice_in_one_call_counts_once() -> None:
+    """EdgeNeXt's positional encoding reads ``token_projection.weight.device`` and calls ``token_projection``
+    on a constant: its parameters reach the ``+`` twice (a get_attr and the module), counted once."""
+    class Positions(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.token_projection = nn.Conv2d(2, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.stem(x)
+            device = self.token_projection.weight.device
+            grid = torch.ones(1, 2, 16, 16, device=device)
+            return y + self.token_projection(grid)
+
+    model = Positions()
+    report = inspect_module(model, (3, 16, 16))
+    assert report.params == sum(p.numel() for p in model.parameters())

@@ -403,7 +403,7 @@ class Recorder:
         if n.op == "call_module":
             tensors.extend(self.modules[str(n.target)].parameters())
         tensors.extend(self._constant_params(n))
-        fresh = [t for t in tensors if id(t) not in self._seen]
+        fresh = list({id(t): t for t in tensors if id(t) not in self._seen}.values())  # once, also within a call
         self._seen.update(id(t) for t in tensors)
         count = sum(t.numel() for t in fresh)
         computed = self._calc.override_params(name, count)
