@@ -1037,3 +1037,27 @@ class PixelShuffles(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.up(self.c2(self.down(self.c1(x))))
         return self.c3(F.pixel_shuffle(torch.cat([y, y, y, y], 1), 2)[:, :, ::2, ::2] + y)
+
+
+class ConvAttention(nn.Module):
+    """CoAtNet's attention on a map (timm ``maxxvit.py``, ``head_first=False``): a 1x1 conv qkv,
+    ``reshape(B, 3, heads, d, -1).unbind(1)``, ``F.scaled_dot_product_attention`` on the transposed pieces with a
+    relative position bias, back to a map by ``transpose(-1, -2).reshape(B, -1, H, W)``, a 1x1 conv."""
+
+    def __init__(self, dim: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.stem = nn.Conv2d(3, dim, 3, stride=2, padding=1)
+        self.qkv = nn.Conv2d(dim, 3 * dim, 1)
+        self.rel_pos = nn.Parameter(torch.zeros(heads, 64, 64))
+        self.proj = nn.Conv2d(dim, dim, 1)
+        self.head = nn.Conv2d(dim, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(x).reshape(b, 3, self.heads, c // self.heads, -1).unbind(1)
+        y = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2),
+                                           attn_mask=self.rel_pos)
+        y = self.proj(y.transpose(-1, -2).reshape(b, -1, h, w))
+        return self.head(x + y)

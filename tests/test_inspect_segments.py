@@ -384,3 +384,12 @@ def test_a_parameter_reached_twice_in_one_call_counts_once() -> None:
     model = Positions()
     report = inspect_module(model, (3, 16, 16))
     assert report.params == sum(p.numel() for p in model.parameters())
+
+
+def test_attention_on_a_map_back_to_a_map() -> None:
+    model = M.ConvAttention()
+    inspection = trace_module(model, (3, 16, 16))
+    assert inspection.complete, inspection.error
+    report = inspection.report
+    assert report.row("proj").is_global and report.row("proj").out_shape == (8, 8, 8)
+    assert inspection_problems(model, (3, 16, 16), inspection=inspection) == []

@@ -44,7 +44,12 @@ def kind(layout: L.Layout, unit_dims: tuple[int, ...]) -> str:
     return "other"
 
 
-def flow_kind(flow: Flow) -> str:
+def flow_kind(flow: Flow, unit_dims: tuple[int, ...] | None = None) -> str:
+    """What the calculator's shape of ``flow`` is; a shape of three that is not C x (its units) (attention's
+    heads x tokens x features) is "other"."""
+    if len(flow.shape) == 3 and unit_dims is not None and tuple(flow.shape[1:]) != tuple(unit_dims) \
+            and not (len(unit_dims) != 2 and flow.shape[1:] == (1, 1)):
+        return "other"
     return {3: "map", 1: "vector", 2: "tokens"}.get(len(flow.shape), "other")
 
 
@@ -211,7 +216,8 @@ def follow_reshape(rec: Recorder, n: fx.Node, action: Reshape | Permute | Copy, 
                 layout=L.feature_map(flow.shape[0], (1, 1)), channels="keep")
         return
     now = kind(new, dims)
-    if now == "map" and flow_kind(flow) == "map":
+    was = flow_kind(flow, dims)
+    if now == "map" and was == "map":
         if L.is_map(new, dims) and not L.is_plain(new[0]):
             groups = L.shuffle_groups(new[0])
             if groups is not None:
@@ -225,9 +231,11 @@ def follow_reshape(rec: Recorder, n: fx.Node, action: Reshape | Permute | Copy, 
             return
         rec.alias(n, flow, new)
         return
-    if now in ("map", "tokens", "vector") and now != flow_kind(flow):
+    if now in ("map", "tokens", "vector") and now != was:
+        # a map made of channels of several feature axes (attention's heads and features): a plain C x H x W
+        made = L.feature_map(L.dim_size(new[0]), dims) if now == "map" and L.is_map(new, dims) else new
         rec.row(n, op_name(desc), current(rec, flow, new), real, desc, f"{desc} makes {describe(new, dims)}; the "
-                f"spec has no op for that", layout=new, channels="keep")
+                f"spec has no op for that", layout=made, channels="keep" if made is new else "auto")
         return
     rec.alias(n, current(rec, flow, new) if now != "other" else flow, new)
 
