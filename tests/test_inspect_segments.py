@@ -393,3 +393,17 @@ def test_attention_on_a_map_back_to_a_map() -> None:
     report = inspection.report
     assert report.row("proj").is_global and report.row("proj").out_shape == (8, 8, 8)
     assert inspection_problems(model, (3, 16, 16), inspection=inspection) == []
+
+
+def test_a_patch_unfold_into_the_batch_is_refused_with_its_pattern() -> None:
+    class Unfold(nn.Module):  # MobileViT's unfold: (B·C·nh, ph, nw, pw)
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.c(x)
+            return y.reshape(y.size(0) * 4 * 8, 2, 8, 2).transpose(1, 2)
+
+    inspection = trace_module(Unfold(), (3, 16, 16))
+    assert inspection.error is not None and "folds part of the image into the batch" in inspection.error.message

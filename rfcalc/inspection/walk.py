@@ -142,6 +142,11 @@ class Inspector:
                 self.rec.stop(n, f"folds blocks of the image's rows and columns into the batch (a window "
                                  f"partition, shape {tuple(result.shape)}): units then see only their window of the "
                                  f"image, a block layout the table's windows cannot state")
+            if result.dim() > 0 and result.shape[0] > BATCH and result.shape[0] % BATCH == 0 and any(
+                    L.has_units(d) for i in n.all_input_nodes if i in self.rec.layouts for d in self.rec.layouts[i]):
+                self.rec.stop(n, f"folds part of the image into the batch (shape {tuple(result.shape)}: a patch "
+                                 f"unfold or window partition, as MobileViT's and Swin's): units then see blocks of "
+                                 f"the image that the table's windows cannot state")
             self.rec.stop(n, f"returns a tensor of shape {tuple(result.shape)} without the batch dimension first")
         return tuple(int(s) for s in result.shape[1:])
 
