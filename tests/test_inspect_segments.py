@@ -407,3 +407,21 @@ def test_a_patch_unfold_into_the_batch_is_refused_with_its_pattern() -> None:
 
     inspection = trace_module(Unfold(), (3, 16, 16))
     assert inspection.error is not None and "folds part of the image into the batch" in inspection.error.message
+
+
+def test_the_oracle_holds_a_gate_written_as_a_method_linear() -> None:
+    """timm's own ``Sigmoid`` module calls ``x.sigmoid()``: the oracle replaces it by its input as it does
+    ``torch.sigmoid`` (a saturated gate has no gradient; regnety_002's last gate was reported not global)."""
+    class Gate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.c(x)
+            return y * (self.fc(y.mean((2, 3), keepdim=True)) * 1000).sigmoid()
+
+    inspection = trace_module(Gate(), (3, 16, 16))
+    assert inspection.report.output.is_global
+    assert inspection_problems(Gate(), (3, 16, 16), inspection=inspection) == []

@@ -73,6 +73,7 @@ def positive_identity(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tenso
 
 _SOFTMAX = {torch.softmax, torch.nn.functional.softmax, torch.log_softmax, torch.nn.functional.log_softmax}
 _F = torch.nn.functional
+_IDENTITY_METHODS = {"sigmoid", "sigmoid_", "tanh", "tanh_"}
 _IDENTITY_FUNCTIONS = {_F.layer_norm, _F.group_norm, _F.batch_norm, _F.instance_norm, _F.local_response_norm,
                        _F.hardsigmoid, _F.hardtanh, _F.relu6, _F.sigmoid, torch.sigmoid, _F.tanh, torch.tanh}
 
@@ -164,8 +165,9 @@ def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
     :func:`positive_max_pool`, and norms and saturating gates called as functions (inside modules that are
     traced through) by :func:`positive_identity` (node names unchanged)."""
     for n in gm.graph.nodes:
-        if n.op == "call_function" and n.target in _IDENTITY_FUNCTIONS:
-            n.target, n.args, n.kwargs = positive_identity, (n.args[0],), {}
+        if n.op == "call_function" and n.target in _IDENTITY_FUNCTIONS or n.op == "call_method" and \
+                n.target in _IDENTITY_METHODS:  # timm's own Sigmoid module calls x.sigmoid() / x.sigmoid_()
+            n.op, n.target, n.args, n.kwargs = "call_function", positive_identity, (n.args[0],), {}
         elif n.op == "call_function" and n.target is _F.scaled_dot_product_attention:
             n.target, n.args, n.kwargs = positive_sdpa, tuple(n.args[:3]), {k: v for k, v in n.kwargs.items()
                                                                              if k in ("query", "key", "value")}
