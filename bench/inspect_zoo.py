@@ -392,8 +392,8 @@ def run_timm(args: argparse.Namespace) -> None:
 
     missing = timm_missing(args.stub_torchvision)
     if missing is not None:
-        print(f"timm section skipped: timm is not importable here ({missing}); install it as the docstring says "
-              f"or add --stub-torchvision")
+        hint = "add --stub-torchvision" if "torchvision" in missing else "install it as this script's docstring says"
+        print(f"timm section skipped: timm is not importable here ({missing}); {hint}")
         return
     version = subprocess.run([sys.executable, "-c", "import timm; print(timm.__version__)"], capture_output=True,
                              text=True, env=_timm_env(args.stub_torchvision)).stdout.strip()
