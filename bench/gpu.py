@@ -209,7 +209,7 @@ def speed(args: argparse.Namespace, results: Results, tmp: Path) -> None:
         results.put("step", step_figures(args))
     except Exception as exc:  # noqa: BLE001 - a bench records the failure and goes on
         results.put("step", {"error": f"{type(exc).__name__}: {exc}"})
-    epochs = ["--epochs", "1" if args.small else "4"]
+    epochs = ["--epochs", "1" if args.small else "3"]
     fast = spec_with(DEFAULT_SPEC, tmp, {"aug": "fast"}, "fast")
     workers = spec_with(DEFAULT_SPEC, tmp, {"aug": "albumentations", "augmentations": [
         {"HorizontalFlip": {"p": 0.5}}, {"Affine": {"translate_percent": [-0.0625, 0.0625], "scale": [0.95, 1.05],

@@ -114,6 +114,7 @@ class DevicePipeline:
 
     def __init__(self, steps: list[Step], mean_pixels: torch.Tensor) -> None:
         self.steps, self.mean = steps, mean_pixels.float()
+        self.fills: dict[tuple[float, ...], torch.Tensor] = {}
 
     def __call__(self, x: torch.Tensor, draw: Draw) -> torch.Tensor:
         out = x
@@ -128,7 +129,13 @@ class DevicePipeline:
         return out
 
     def _fill(self, fill: tuple[float, ...] | None, device: torch.device) -> torch.Tensor:
-        return self.mean.to(device) if fill is None else torch.tensor(fill, device=device).expand_as(self.mean)
+        """The fill colour on the device (made once: a small host-to-device copy per batch would make the host
+        wait for the device)."""
+        if fill is None:
+            return self.mean.to(device)
+        if fill not in self.fills:
+            self.fills[fill] = torch.tensor(fill, device=device).expand_as(self.mean).contiguous()
+        return self.fills[fill]
 
     def _affine(self, x: torch.Tensor, step: Affine, draw: Draw) -> torch.Tensor:
         b, h, w, _ = x.shape
@@ -151,7 +158,7 @@ class DevicePipeline:
         # source point: src_n = D^-1 (R S)^-1 (D out_n - t), with D = diag((w - 1) / 2, (h - 1) / 2).
         cos, sin = torch.cos(angle), torch.sin(angle)
         inv = torch.stack([torch.stack([cos / sx, sin / sx], -1), torch.stack([-sin / sy, cos / sy], -1)], -2)
-        d = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=dev)
+        d = torch.stack([torch.full((), (w - 1) / 2, device=dev), torch.full((), (h - 1) / 2, device=dev)])
         linear = inv * d[None, None, :] / d[None, :, None]
         shift = -(inv @ torch.stack([tx, ty], -1)[..., None])[..., 0] / d
         theta = torch.cat([linear, shift[..., None]], -1)
