@@ -158,7 +158,8 @@ def spec_with(spec: Path, folder: Path, train: dict[str, Any] | None = None, nam
     return path
 
 
-def train(args: argparse.Namespace, spec: Path, out: Path, extra: list[str], timeout: float) -> dict[str, Any]:
+def train(args: argparse.Namespace, spec: Path, out: Path, extra: list[str], timeout: float,
+          env: dict[str, str] | None = None) -> dict[str, Any]:
     """One `rfcalc train` process; its summary and per-epoch rows (or the failure)."""
     command = [sys.executable, "-m", "rfcalc", "train", str(spec), "--data", str(args.data), "--out", str(out),
                "--device", args.device, *extra]
@@ -167,7 +168,7 @@ def train(args: argparse.Namespace, spec: Path, out: Path, extra: list[str], tim
     started = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout,
-                              env={**os.environ, "COLUMNS": "1000"})
+                              env={**os.environ, "COLUMNS": "1000", **(env or {})})
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s", "command": " ".join(command)}
     wall = time.perf_counter() - started
@@ -204,11 +205,12 @@ def reports_loop(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
 
 
 def speed(args: argparse.Namespace, results: Results, tmp: Path) -> None:
-    say("bare step: eager vs CUDA graph")
-    try:
-        results.put("step", step_figures(args))
-    except Exception as exc:  # noqa: BLE001 - a bench records the failure and goes on
-        results.put("step", {"error": f"{type(exc).__name__}: {exc}"})
+    if "step" in args.paths.split(","):
+        say("bare step: eager vs CUDA graph")
+        try:
+            results.put("step", step_figures(args))
+        except Exception as exc:  # noqa: BLE001 - a bench records the failure and goes on
+            results.put("step", {"error": f"{type(exc).__name__}: {exc}"})
     epochs = ["--epochs", "1" if args.small else "3"]
     fast = spec_with(DEFAULT_SPEC, tmp, {"aug": "fast"}, "fast")
     workers = spec_with(DEFAULT_SPEC, tmp, {"aug": "albumentations", "augmentations": [
@@ -217,19 +219,27 @@ def speed(args: argparse.Namespace, results: Results, tmp: Path) -> None:
         {"CoarseDropout": {"num_holes_range": [1, 1], "hole_height_range": [8, 8], "hole_width_range": [8, 8],
                            "fill": "mean", "p": 0.5}}, NO_GPU_EQUIVALENT]}, "workers")
     defaults = spec_with(DEFAULT_SPEC, tmp, {"aug": "albumentations"}, "defaults")
-    paths: dict[str, Any] = {}
-    for name, spec, extra in (("fast, CUDA graph", fast, []), ("fast, eager", fast, ["--no-cuda-graph"]),
-                              ("defaults (albumentations)", defaults, []),
-                              ("albumentations in workers", workers, [])):
-        say(f"path: {name}")
-        paths[name] = train(args, spec, tmp / f"path-{len(paths)}", epochs + ["--batch-size", "256"], 240)
+    paths: dict[str, Any] = dict(results.data.get("paths", {}))
+    heuristics = {"RFCALC_CUDNN_BENCHMARK": "0"}
+    for key, name, spec, extra, env in (
+            ("graph", "fast, CUDA graph", fast, [], {}),
+            ("eager", "fast, eager", fast, ["--no-cuda-graph"], {}),
+            ("heuristics", "fast, CUDA graph, cudnn heuristics (no autotuning)", fast, [], heuristics),
+            ("defaults", "defaults (albumentations)", defaults, [], {}),
+            ("workers", "albumentations in workers", workers, [], {})):
+        if key in args.paths.split(","):
+            say(f"path: {name}")
+            paths[name] = train(args, spec, tmp / f"path-{key}", epochs + ["--batch-size", "256"] + extra, 240, env)
+            results.put("paths", paths)
+    if "reports" in args.paths.split(","):
+        say("path: the reports' loop")
+        paths["the reports' loop (batch 128, 2 workers)"] = reports_loop(args, 240)
         results.put("paths", paths)
-    say("path: the reports' loop")
-    paths["the reports' loop (batch 128, 2 workers)"] = reports_loop(args, 240)
-    results.put("paths", paths)
-    say("reach: the spec's own recipe")
     extra = ["--epochs", "1"] if args.small else []
-    results.put("reach", train(args, DEFAULT_SPEC, tmp / "reach", extra, 300))
+    for key, label, env in (("reach", "reach", {}), ("heuristics", "reach, cudnn heuristics", heuristics)):
+        if key in args.reach.split(","):
+            say(f"{label}: the spec's own recipe")
+            results.put(label, train(args, DEFAULT_SPEC, tmp / f"reach-{key}", extra, 300, env))
 
 
 # ---------------------------------------------------------------------------------------------- accuracy
@@ -289,6 +299,19 @@ def _pct(value: Any) -> str:
     return f"{100 * value:.2f}%" if isinstance(value, (int, float)) else "-"
 
 
+def reach_lines(label: str, reach: dict[str, Any] | None) -> list[str]:
+    if not reach:
+        return []
+    if "error" in reach:
+        return [f"{label}: {reach['error']}", ""]
+    r85, r90 = reach["reached"].get("85%"), reach["reached"].get("90%")
+    return [f"{label} (the spec's own recipe): {reach['epochs']} epochs in {reach['wall_s']} s wall, final "
+            f"{_pct(reach['final'])}, best {_pct(reach['best'])}; 85% at "
+            f"{'epoch %s, %s s' % (r85['epoch'], r85['seconds']) if r85 else 'never'}; 90% at "
+            f"{'epoch %s, %s s' % (r90['epoch'], r90['seconds']) if r90 else 'never'} (warm-up "
+            f"{reach['warmup_s']} s included). `{reach['train_line']}`", ""]
+
+
 def markdown(data: dict[str, Any]) -> str:
     m = data.get("machine", {})
     lines = [f"Machine: {m.get('gpu', 'no GPU')}, {m.get('cpus')} CPUs, torch {m.get('torch')}, CUDA {m.get('cuda')}",
@@ -317,16 +340,8 @@ def markdown(data: dict[str, Any]) -> str:
             lines.append(f"| {name} | {r['steady_img_s']:,} | {r.get('first_epoch_s', 0) or 0:.2f} | "
                          f"{r.get('steady_epoch_s') or 0:.2f} | {r.get('warmup_s') or 0:.2f} | {r.get('mode', '-')} |")
         lines.append("")
-    reach = data.get("reach")
-    if reach and "error" not in reach:
-        r85, r90 = reach["reached"].get("85%"), reach["reached"].get("90%")
-        lines += [f"Spec's own recipe: {reach['epochs']} epochs in {reach['wall_s']} s wall, final "
-                  f"{_pct(reach['final'])}, best {_pct(reach['best'])}; 85% at "
-                  f"{'epoch %s, %s s' % (r85['epoch'], r85['seconds']) if r85 else 'never'}; 90% at "
-                  f"{'epoch %s, %s s' % (r90['epoch'], r90['seconds']) if r90 else 'never'} (warm-up "
-                  f"{reach['warmup_s']} s included). `{reach['train_line']}`", ""]
-    elif reach:
-        lines += [f"reach: {reach['error']}", ""]
+    for label in ("reach", "reach, cudnn heuristics"):
+        lines += reach_lines(label, data.get(label))
     acc = data.get("accuracy")
     if acc:
         lines += ["| candidate | params | RF | epochs | final | best (epoch) | 85% at | 90% at | wall s |",
@@ -350,6 +365,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--phases", default="speed,accuracy")
     parser.add_argument("--candidates", default="", help="comma-separated stems of bench/candidates/*.yaml (all)")
+    parser.add_argument("--paths", default="step,graph,eager,heuristics,defaults,workers,reports",
+                        help="the speed paths to run (comma-separated)")
+    parser.add_argument("--reach", default="reach,heuristics", help="time to 85%%: with autotuning, without")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds of the accuracy runs")
     parser.add_argument("--best-seeds", default="", help="then the best candidate of each class at these seeds")
     parser.add_argument("--parallel", type=int, default=9, help="accuracy runs at once on the device")
@@ -363,11 +381,8 @@ def main() -> None:
         results.data.update(json.loads((args.out / "gpu.json").read_text(encoding="utf-8")))
     tmp = args.out / "runs"
     tmp.mkdir(parents=True, exist_ok=True)
-    phases = args.phases.split(",")
-    if "speed" in phases:
-        speed(args, results, tmp)
-    if "accuracy" in phases:
-        accuracy(args, results, tmp)
+    for phase in args.phases.split(","):
+        {"speed": speed, "accuracy": accuracy}[phase](args, results, tmp)
     sys.stdout.write(markdown(results.data))
 
 

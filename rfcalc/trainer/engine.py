@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +26,11 @@ from rfcalc.trainer.distributed import Comm, World, shard, sync_norms, wrap
 
 
 def setup_backend(device: torch.device, seed: int) -> None:
-    """Seed torch (CPU runs are then deterministic); on CUDA pick the fastest kernels (not bit-exact)."""
+    """Seed torch (CPU runs are then deterministic); on CUDA pick fast kernels (not bit-exact): cudnn's autotuning
+    unless ``RFCALC_CUDNN_BENCHMARK=0`` (its heuristics; bench/gpu.py measures both)."""
     torch.manual_seed(seed)
     if device.type == "cuda":  # pragma: no cover - no GPU in CI
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = os.environ.get("RFCALC_CUDNN_BENCHMARK", "1") != "0"
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
