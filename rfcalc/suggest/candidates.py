@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from rfcalc.quantities import BOUNDED, Lever, Quantity
 from rfcalc.spec.source import Key
 from rfcalc.table.report import Report
 import rfcalc.suggest.kinds as kinds
@@ -90,20 +91,30 @@ class Generator:
         return sorted(found, key=lambda ladder: (KIND_ORDER.index(ladder.kind), not ladder.monotone))
 
     def _quantity(self, goal: Goal) -> Iterator[Ladder]:
+        """The edits that push the goal's quantity its way, by the registry's lever (rfcalc.quantities.Lever)."""
+        quantity = BOUNDED[goal.quantity]
+        levers = {Lever.GEOMETRY: self._window, Lever.COST: self._cost}
+        yield from levers[quantity.lever](goal, quantity)
+
+    def _window(self, goal: Goal, quantity: Quantity) -> Iterator[Ladder]:
+        """A window (RF): dilations, kernels, paddings, strides; an inserted dilated conv, or a removed layer."""
+        up = goal.direction is Direction.UP
+        for site in (s for s in self.sites.sites if s.op == "conv"):
+            yield from self._geometry(goal, site, up)
+        yield from self._use_params(goal, [s for s in self.sites.sites if s.use],
+                                    ("dilation", "k", "padding", "stride"), up)
+        if up:
+            yield from self._inserts(goal, dilated=True)
+        else:
+            yield from self._removals(goal)
+
+    def _cost(self, goal: Goal, quantity: Quantity) -> Iterator[Ladder]:
+        """A count (params, MACs): widths, separable and depthwise convs, kernels, removed layers; map sizes where
+        they move it (a spatial quantity, or any quantity through a flatten: its linear's inputs)."""
         up = goal.direction is Direction.UP
         convs = [s for s in self.sites.sites if s.op == "conv"]
         uses = [s for s in self.sites.sites if s.use]
-        if goal.quantity == "rf":
-            for site in convs:
-                yield from self._geometry(goal, site, up)
-            yield from self._use_params(goal, uses, ("dilation", "k", "padding", "stride"), up)
-            if up:
-                yield from self._inserts(goal, dilated=True)
-            else:
-                yield from self._removals(goal)
-            return
-        # params or macs. Map sizes change MACs, and params only through a flatten (its linear's inputs).
-        spatial = goal.quantity == "macs" or any(s.op == "flatten" for s in self.sites.sites)
+        spatial = quantity.spatial or any(s.op == "flatten" for s in self.sites.sites)
         for site in convs + [s for s in self.sites.sites if s.op == "linear"]:
             yield from self._width(goal, site, up)
         yield from self._use_params(goal, uses, ("out",), up)
