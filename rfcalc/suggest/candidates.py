@@ -101,8 +101,12 @@ class Generator:
         self.by_key = {s.key: s for s in sites.sites}
         self.in_channels: dict[Key, int] = {}    # a conv or linear layer's input channels (its first row's)
         self.in_map: dict[Key, tuple[int, ...]] = {}   # a conv layer's input map (h, w) (its first row's)
+        self.maps: dict[Key, tuple[tuple[int, ...], tuple[int, ...]]] = {}   # any layer's maps in and out (h, w)
         for row in report.rows:
             key = row_site(row.name, row_keys)
+            if key is not None and row.in_shape is not None and len(row.in_shape) == 3 and row.is_feature_map:
+                first = self.maps.get(key, (row.in_shape[1:], row.out_shape[1:]))[0]
+                self.maps[key] = (first, row.out_shape[1:])
             if row.op in ("conv", "linear") and key is not None and row.in_shape is not None:
                 self.in_channels.setdefault(key, row.in_shape[0])
                 if row.op == "conv" and len(row.in_shape) == 3:
@@ -253,9 +257,11 @@ class Generator:
                 yield Ladder(goal, kinds.PARAM_KINDS[param.field], site.key, values,
                              partial(kinds.use_param, site, param), param.field == "dilation")
 
-    def _inserts(self, goal: Goal, dilated: bool, depthwise_only: bool = False) -> Iterator[Ladder]:
+    def _inserts(self, goal: Goal, dilated: bool, depthwise_only: bool = False,
+                 dilations: tuple[int, ...] = ()) -> Iterator[Ladder]:
         """A 3x3 conv (depthwise, and plain) with padding = dilation (the size stays) at every place of every
-        list of layers that holds feature maps, after the first conv (never on the raw input)."""
+        list of layers that holds feature maps, after the first conv (never on the raw input), with the
+        dilations whose window fits the map there (``dilations``: these only)."""
         variants = (True,) if depthwise_only else (True, False)
         for sequence in self.sites.sequences:
             items = get(self.sites.data, sequence)
@@ -264,13 +270,33 @@ class Generator:
             for index in range(stop + 1):
                 if not self._after_a_conv(sequence, index):
                     continue
+                size = self._map_at(sequence, index)
+                values = tuple(d for d in (dilations or (_up(1, MAX_DILATION) if dilated else (1,)))
+                               if fits(2 * d + 1, size))
                 for dw in variants:
                     base = ("dilated_dw" if dw else "dilated_conv") if dilated else "dw"
                     name = fresh_name(base, self.sites.names)
-                    values = _up(1, MAX_DILATION) if dilated else (1,)
                     yield Ladder(goal, EditKind.INSERT, sequence + (index,), values,
                                  partial(_insert_conv, sequence, index, name, dw),
                                  dilated)
+
+    def _map_at(self, sequence: Key, index: int) -> tuple[int, ...] | None:
+        """The map (h, w) a layer inserted before ``index`` of the list at ``sequence`` gets, or a bound above it
+        (in a block definition: the largest map a use of the block gets); None when not known."""
+        items = get(self.sites.data, sequence)
+        if index < len(items) and sequence + (index,) in self.maps:
+            return self.maps[sequence + (index,)][0]
+        if 0 < index and sequence + (index - 1,) in self.maps:
+            return self.maps[sequence + (index - 1,)][1]
+        if len(sequence) == 1:
+            return None
+        if sequence[0] == "blocks":
+            sizes = [self._map_at(s.key[:-1], int(s.key[-1])) for s in self.sites.sites if s.use == sequence[1]]
+            if not sizes or any(size is None for size in sizes):
+                return None
+            return tuple(max(size[axis] for size in sizes if size is not None) for axis in range(2))
+        holder = sequence[:-2] if sequence[-2] == "paths" else sequence[:-1]
+        return self.maps[holder][0] if holder in self.maps else None
 
     def _after_a_conv(self, sequence: Key, index: int) -> bool:
         """Whether a layer inserted before ``index`` of the list at ``sequence`` sees the output of a conv: one
@@ -350,8 +376,8 @@ class Generator:
                 yield Ladder(goal, EditKind.REPLACE, site.key, ("gap",), partial(kinds.replace_op, site))
 
     def _single_inserts(self, goal: Goal, dilation: int) -> Iterator[Ladder]:
-        for ladder in self._inserts(goal, dilated=dilation > 1, depthwise_only=True):
-            yield Ladder(goal, ladder.kind, ladder.site, (dilation,), ladder.make)
+        for ladder in self._inserts(goal, dilated=dilation > 1, depthwise_only=True, dilations=(dilation,)):
+            yield Ladder(goal, ladder.kind, ladder.site, ladder.values, ladder.make)
 
     def _pool_to_conv(self, goal: Goal, site: Site) -> Iterator[Ladder]:
         yield Ladder(goal, EditKind.REPLACE, site.key, (None,), partial(_ignore_value, kinds.pool_to_conv, site))
