@@ -100,8 +100,7 @@ class Generator:
         self.row_keys = row_keys
         self.by_key = {s.key: s for s in sites.sites}
         self.in_channels: dict[Key, int] = {}    # a conv or linear layer's input channels (its first row's)
-        self.in_map: dict[Key, tuple[int, ...]] = {}   # a conv layer's input map (h, w) (its first row's)
-        self.maps: dict[Key, tuple[tuple[int, ...], tuple[int, ...]]] = {}   # any layer's maps in and out (h, w)
+        self.maps: dict[Key, tuple[tuple[int, ...], tuple[int, ...]]] = {}   # a layer's maps in, out (h, w)
         for row in report.rows:
             key = row_site(row.name, row_keys)
             if key is not None and row.in_shape is not None and len(row.in_shape) == 3 and row.is_feature_map:
@@ -109,8 +108,6 @@ class Generator:
                 self.maps[key] = (first, row.out_shape[1:])
             if row.op in ("conv", "linear") and key is not None and row.in_shape is not None:
                 self.in_channels.setdefault(key, row.in_shape[0])
-                if row.op == "conv" and len(row.in_shape) == 3:
-                    self.in_map.setdefault(key, row.in_shape[1:])
 
     # -- goals -> ladders ----------------------------------------------------------------------------------
     def ladders(self, goal: Goal) -> list[Ladder]:
@@ -225,15 +222,18 @@ class Generator:
         yield from _width_ladders(goal, site.key, out, width_values(out, step, self.in_channels.get(site.key, 0), up),
                                   partial(kinds.width, site))
 
+    def _in_map(self, site: Site) -> tuple[int, ...] | None:
+        return self.maps[site.key][0] if site.key in self.maps else None
+
     def _dilations(self, site: Site, values: tuple[int, ...]) -> tuple[int, ...]:
         """The dilations whose window fits the conv's input map (a window wider than the map sees padding)."""
         k = scalar(site.value("k"))
-        return values if k is None else tuple(d for d in values if fits(d * (k - 1) + 1, self.in_map.get(site.key)))
+        return values if k is None else tuple(d for d in values if fits(d * (k - 1) + 1, self._in_map(site)))
 
     def _kernels(self, site: Site, values: tuple[int, ...]) -> tuple[int, ...]:
         """The kernel sizes whose window fits the conv's input map."""
         d = scalar(site.value("dilation"))
-        return values if d is None else tuple(k for k in values if fits(d * (k - 1) + 1, self.in_map.get(site.key)))
+        return values if d is None else tuple(k for k in values if fits(d * (k - 1) + 1, self._in_map(site)))
 
     def _use_params(self, goal: Goal, uses: list[Site], fields: tuple[str, ...], up: bool) -> Iterator[Ladder]:
         for site in uses:
