@@ -113,6 +113,9 @@ CASES = {
                             "  layers:\n    - {op: conv, out: 8, dilation: 0}\n    - {op: gap}\n"
                             "space:\n  w: {path: 'layers[0].out', int: [8, 16]}\nbudget: {epochs: 1}\ntrials: 2\n",
                             "sweep.yaml:7:36: spec.layers[0].dilation: must be >= 1, got 0"),
+    "model_spec": (BASE, "sweep.yaml:1:1: this is a model spec (it has layers:), not a sweep file; a sweep file "
+                         "names it: version: 1, spec: sweep.yaml, space: {width: {path: layers.c1.out, int: [16, 64], "
+                         "step: 16}}, budget: {epochs: 2}, trials: 12 (docs/sweep.md)"),
     "not_a_mapping": ("- a list\n", "sweep.yaml:1:1: a sweep file is a mapping with version, spec, space, budget and "
                                     "trials, got list"),
     "bad_yaml": ("version: [1\n", "sweep.yaml:1:10: invalid YAML: the '[' opened here is not closed, or an item "
@@ -295,3 +298,22 @@ def test_a_trial_spec_keeps_blocks_and_applies_labelled_choices_and_block_parame
         assert verdict.ok is ok and verdict.params == spec.report.params and 0 <= verdict.seconds < 1
     assert verdict.reason == f"params {spec.report.params:,} < 2,000 ✗ (remove at least {spec.report.params - 1999:,})"
     assert spec.data["defaults"]["conv"].get("norm_groups") is None
+
+
+def test_every_trial_spec_carries_the_budget_recipe_over_its_own_train_section(tmp_path: Path) -> None:
+    """issue 25 #10: the trial spec (and so best.yaml) says how the trial trained - batch size, epochs, aug, seed -
+    so that `rfcalc train` on it, with no flag, uses the recipe the sweep measured; the rest of train: is kept."""
+    from rfcalc.analysis.load import load_spec
+    from rfcalc.sweep.candidate import make_candidate, write_candidate
+    from rfcalc.trainer.config import TrainConfig
+
+    (tmp_path / "base.yaml").write_text(BASE + "train: {lr: 0.05, batch_size: 256, epochs: 30, ema: 0.99}\n",
+                                        encoding="utf-8")
+    (tmp_path / "sweep.yaml").write_text(GOOD.replace("batch_size: 32}", "batch_size: 32, aug: fast, seed: 3}"),
+                                         encoding="utf-8")
+    sweep = load_sweep(tmp_path / "sweep.yaml")
+    path = write_candidate(sweep, make_candidate(sweep, 0, {"width": 16, "dilation": 2, "lr": 0.002}),
+                           tmp_path / "t0.yaml")
+    config = TrainConfig.model_validate(load_spec(path).data["train"])
+    assert (config.epochs, config.batch_size, config.aug, config.seed) == (2, 32, "fast", 3)
+    assert (config.lr, config.ema) == (0.002, 0.99)  # the sampled value, and the base spec's own

@@ -199,6 +199,14 @@ def test_rejected_never_train_pruned_stop_early_and_the_best_spec_passes_check(t
     model = rfcalc.build_model(spec)
     assert sum(p.numel() for p in model.parameters()) == spec.report.params == rows[0]["params"]
     assert spec.data["layers"][2]["out"] == 16 and spec.data["train"]["lr"] == 0.01
+    # its train: section is the whole recipe trial 0 trained with (its summary's options): `rfcalc train best.yaml`
+    # with no flag trains it the same way (issue 25 #10: not at the trainer's default batch size)
+    from rfcalc.trainer.config import TrainConfig
+
+    used = summary["options"]["config"]
+    own = TrainConfig.model_validate(spec.data["train"]).model_dump(mode="json")
+    assert {k: v for k, v in own.items() if k != "data"} == {k: v for k, v in used.items() if k != "data"}
+    assert own["batch_size"] == 32 and own["epochs"] == 4
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -88,6 +88,8 @@ def load_sweep(path: str | Path) -> Sweep:
     if not isinstance(data, dict):
         raise SpecError([source.problem((), "", f"a sweep file is a mapping with version, spec, space, budget and "
                                                 f"trials, got {type(data).__name__}")])
+    if "layers" in data and "spec" not in data:
+        raise SpecError([Problem(str(path), 1, 1, "", _model_spec_hint(data, path))])
     try:
         top = SweepFile.model_validate(data)
     except ValidationError as exc:
@@ -117,6 +119,17 @@ def load_sweep(path: str | Path) -> Sweep:
                  "none" if len(top.objective) > 1 else top.pruner, top.prune_after, top.startup_trials,
                  top.population, top.seed,
                  tuple(enqueue), sweep_data, digest.hexdigest()[:16])
+
+
+def _model_spec_hint(data: dict[str, Any], path: Path) -> str:
+    """One line for a model spec given where a sweep file belongs: what a sweep file over it looks like."""
+    layers = data.get("layers") if isinstance(data.get("layers"), list) else []
+    named = next((item for item in layers if isinstance(item, dict) and isinstance(item.get("name"), str)
+                  and isinstance(item.get("out"), int)), None)
+    where = f"layers.{named['name']}.out" if named else "'layers[0].out'"
+    return (f"this is a model spec (it has layers:), not a sweep file; a sweep file names it: version: 1, "
+            f"spec: {path.name}, space: {{width: {{path: {where}, int: [16, 64], step: 16}}}}, "
+            f"budget: {{epochs: 2}}, trials: 12 (docs/sweep.md)")
 
 
 def _translate(exc: ValidationError, source: Source) -> list[Problem]:

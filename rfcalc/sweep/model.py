@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rfcalc.trainer.config import AugMode
+from rfcalc.trainer.config import AugMode, TrainConfig
 
 ObjectiveName = Literal["accuracy", "params", "macs"]
 PrunerName = Literal["median", "hyperband", "none"]
@@ -121,7 +121,8 @@ class Param(BaseModel):
 
 
 class Budget(BaseModel):
-    """What every trial trains with: passed to `rfcalc train` as flags (the trial spec keeps its train: section)."""
+    """What every trial trains with: passed to `rfcalc train` as flags, and its recipe fields written into every
+    trial spec's train: section (so best.yaml trains as its trial did)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -132,6 +133,12 @@ class Budget(BaseModel):
     aug: AugMode | None = None
     workers: Annotated[int, Field(ge=0, description="DataLoader workers of each trial")] | None = None
     seed: Annotated[int, Field(ge=0)] | None = None
+
+    def recipe(self) -> dict[str, Any]:
+        """What the budget sets of the spec's `train:` section (epochs, batch_size, aug, workers, seed): written into
+        every trial spec, so that the spec alone says how its trial was trained (train_limit and test_limit
+        choose images, not the recipe)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None and k in TrainConfig.model_fields}
 
     def flags(self) -> list[str]:
         """The budget as `rfcalc train` flags."""

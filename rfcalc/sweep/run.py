@@ -105,8 +105,10 @@ def run_sweep(plan: WorkerPlan, workers: int, *, show_only: bool, plot: bool = T
 def _note(sweep: Sweep, accuracy: float | None, epochs: int | None) -> str:
     images = f"{sweep.budget.train_limit:,} training images" if sweep.budget.train_limit else "the training split"
     tests = f"{sweep.budget.test_limit:,} test images" if sweep.budget.test_limit else "the test split"
+    recipe = ", ".join(f"{k} {v}" for k, v in sweep.budget.recipe().items())
     return (f"{'best' if accuracy is None else f'{accuracy:.2%}'} test accuracy after {epochs} epoch(s) on {images}, "
-            f"measured on {tests}; train it with: rfcalc train <this file>")
+            f"measured on {tests}; its train: section is the trial's whole recipe ({recipe}): `rfcalc train <this "
+            f"file>` trains it the same way (on the whole training split), add --epochs N to train it longer")
 
 
 def write_best(sweep: Sweep, results: Results, path: Path) -> Path | None:
