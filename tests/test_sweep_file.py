@@ -155,15 +155,33 @@ def test_bad_sweep_file_is_one_located_line_and_exit_2(case: str, runner, tmp_pa
     (["--show"], "--show: no study in {out} yet (no study.db); run the sweep first, or give its --out / --storage"),
     (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open the study storage: Can't load plugin: "
                                     "sqlalchemy.dialects:nosuchdb"),
+    # issue 25 #11: data that is not there, or does not fit the spec, is found before the study is made
+    (["--data", "nosuch"], "--data {tmp}/nosuch: no such file or folder; pass {layouts}, or cifar10 / cifar100"),
+    (["--data", "three"], "the spec says classes: 10, but {tmp}/three has 3 classes (c0, c1, c2)"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(args, message, runner, tmp_path: Path, monkeypatch) -> None:
+    import cv2
+    import numpy as np
+
     (tmp_path / "base.yaml").write_text(BASE, encoding="utf-8")
     (tmp_path / "sweep.yaml").write_text(GOOD, encoding="utf-8")
-    (tmp_path / "data").mkdir()
+    for folder, classes in (("data", 10), ("three", 3)):  # two 32x32 images per class and split
+        for split in ("train", "test"):
+            for c in range(classes):
+                (tmp_path / folder / split / f"c{c}").mkdir(parents=True)
+                for i in range(2):
+                    cv2.imwrite(str(tmp_path / folder / split / f"c{c}" / f"{i}.png"), np.full((32, 32, 3), c * 20,
+                                                                                             np.uint8))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RFCALC_CACHE", str(tmp_path / "cache"))
     result = runner.invoke(app, ["sweep", "sweep.yaml", "--data", "data", *args])
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip().splitlines() == [message.format(out=tmp_path.resolve() / "runs" / "sweep")]
+    out = tmp_path.resolve() / "runs" / "sweep"
+    from rfcalc.trainer.datasets import LAYOUTS
+
+    assert result.stderr.strip().splitlines() == [message.format(out=out, tmp=tmp_path.resolve(), layouts=LAYOUTS)]
+    if "--storage" not in args:
+        assert not (out / "study.db").exists()
 
 
 # ---------------------------------------------------------------- paths

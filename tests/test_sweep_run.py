@@ -404,3 +404,60 @@ def test_readme_sweep_file_is_valid() -> None:
     sweep = load_sweep(ROOT / "examples" / "sweep_quick.yaml")
     assert sweep.base_name == "c1c2c3c4-cifar10" and sweep.trials >= 8
     assert textwrap.dedent(sweep.base["constraints"]["params"]["lt"]) == "200k"
+
+
+def test_ctrl_c_after_the_last_epoch_completes_the_trial_and_nothing_is_trained_again(tmp_path: Path, data: Path,
+                                                                                     env: dict[str, str]) -> None:
+    """issue 25 #11: Ctrl-C once the last epoch is in metrics.jsonl (the trainer writing its figures, or done): the
+    trial is complete, not queued again to train from epoch 1. A study from before the fix (an attempt that had all
+    its epochs, interrupted and queued again) takes that attempt's result instead of training it again."""
+    import optuna
+
+    from rfcalc.sweep.load import load_sweep
+    from rfcalc.sweep.study import open_study
+    from rfcalc.sweep.worker import _queue_again
+
+    sweep_file = folder(tmp_path, "sweep.yaml", sweep_text(1, 1, [GOOD]))
+    out = tmp_path / "out"
+    args = [sweep_file, "--data", data, "--out", out]
+    proc = start(args, env, tmp_path / "first.log")
+    metrics = out / "trials" / "0000" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.is_file() and metrics.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(300)
+    log = (tmp_path / "first.log").read_text()
+    assert code in (0, 130) and "Traceback" not in log, log  # 0: the sweep had ended before the signal
+    study = trials(f"sqlite:///{out / 'study.db'}", "sweep")
+    assert [(t.number, t.state.name) for t in study] == [(0, "COMPLETE")], log
+    best = max(json.loads(line)["test_acc"] for line in metrics.read_text().splitlines())
+    assert study[0].value == best
+    again = sweep(args, env)
+    assert again.returncode == 0 and "training" not in again.stdout, again.stdout + again.stderr
+    assert [t.state.name for t in trials(f"sqlite:///{out / 'study.db'}", "sweep")] == ["COMPLETE"]
+
+    # the state an earlier version left: the attempt interrupted after its last epoch and queued again
+    old = tmp_path / "old"
+    url = f"sqlite:///{old / 'study.db'}"
+    (old / "trials" / "0000").mkdir(parents=True)
+    shutil.copy(metrics, old / "trials" / "0000" / "metrics.jsonl")
+    (old / "trials" / "0000" / "last.pt").write_bytes(b"")  # present, as then; the retry must not need it
+    old_file = tmp_path / "old.yaml"
+    old_file.write_text(sweep_text(1, 1, []), encoding="utf-8")
+    made = open_study(load_sweep(old_file), url)
+    params = {"width": 16, "dilation": 2, "lr": 0.01}
+    distributions = {k: optuna.distributions.CategoricalDistribution(c) for k, c in (
+        ("width", [16, 24, 32]), ("dilation", [1, 2]), ("lr", [0.01, 0.0000001]))}
+    made.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params=params,
+                                             distributions=distributions,
+                                             user_attrs={"outcome": "interrupted", "folder": str(old / "trials/0000")}))
+    _queue_again(made, 0)
+    resumed = sweep([old_file, "--data", data, "--out", old], env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "trial 1: complete: best test accuracy" in resumed.stdout and "training" not in resumed.stdout
+    assert not (old / "trials" / "0001" / "train.log").exists()
+    study = trials(url, "old")
+    assert [t.state.name for t in study] == ["FAIL", "COMPLETE"]
+    assert study[1].value == best and study[1].user_attrs["resumed_from"] == 0

@@ -97,10 +97,6 @@ def sweep(
     if show and storage is None and not (Path(plan.out) / "study.db").is_file():
         raise RfcalcError(f"--show: no study in {plan.out} yet (no study.db); run the sweep first, or give its "
                           f"--out / --storage")
-    try:
-        Path(plan.out).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RfcalcError(f"--out {plan.out}: cannot create the folder: {exc.strerror}") from None
     finished = run_sweep(plan, workers, show_only=show)
     results = finished.results
     if format is TableFormat.rich:

@@ -69,11 +69,15 @@ def run_sweep(plan: WorkerPlan, workers: int, *, show_only: bool, plot: bool = T
               say: Callable[[str], None] = say_with("")) -> Finished:
     sweep = sweep_of(plan)
     out = Path(plan.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not show_only:  # before the study exists: bad data leaves no study.db with a queued candidate behind
+        check_data(sweep, plan.data, say)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RfcalcError(f"--out {out}: cannot create the folder: {exc.strerror}") from None
     study = open_study(sweep, plan.url, create=not show_only)
     interrupted = False
     if not show_only:
-        check_data(sweep, plan.data, say)
         say(f"sweep {sweep.name}: {sweep.trials} trials of {sweep.base_name} ({sweep.file}), "
             f"{len(sweep.dimensions)} dimensions, {' vs '.join(sweep.objective)}, {sweep.budget.epochs} epoch(s) "
             f"per trial; study {shown_url(plan.url)}; trials in {out / 'trials'}")
