@@ -47,6 +47,8 @@ class Sweep:
     enqueue: tuple[dict[str, Any], ...]
     data: str | None                # from the sweep file (absolute), else None
     digest: str                     # what a study must have been made from to be continued
+    min_epochs: int = 1             # successive_halving / hyperband: the first rung
+    reduction_factor: int = 3       # successive_halving / hyperband: 1 in this many goes on
 
     @property
     def base_name(self) -> str:
@@ -104,6 +106,10 @@ def load_sweep(path: str | Path) -> Sweep:
     if len(top.objective) > 1 and top.pruner != "none" and "pruner" in top.model_fields_set:
         problems.append(source.problem(("pruner",), "pruner", f"Optuna cannot prune the trials of a two-objective "
                                                               f"study; use pruner: none, got {top.pruner!r}"))
+    if top.pruner in ("successive_halving", "hyperband") and top.min_epochs > top.budget.epochs:
+        problems.append(source.problem(("min_epochs",), "min_epochs", f"the first rung of the {top.pruner} pruner "
+                                                                      f"must be within budget.epochs "
+                                                                      f"({top.budget.epochs}), got {top.min_epochs}"))
     enqueue = _enqueue(top, dimensions, source, problems)
     if problems:
         raise SpecError(problems)
@@ -118,12 +124,13 @@ def load_sweep(path: str | Path) -> Sweep:
                  top.objective, top.budget, top.trials, top.timeout,
                  "none" if len(top.objective) > 1 else top.pruner, top.prune_after, top.startup_trials,
                  top.population, top.seed,
-                 tuple(enqueue), sweep_data, digest.hexdigest()[:16])
+                 tuple(enqueue), sweep_data, digest.hexdigest()[:16], top.min_epochs, top.reduction_factor)
 
 
 def _model_spec_hint(data: dict[str, Any], path: Path) -> str:
     """One line for a model spec given where a sweep file belongs: what a sweep file over it looks like."""
-    layers = data.get("layers") if isinstance(data.get("layers"), list) else []
+    given = data.get("layers")
+    layers: list[Any] = given if isinstance(given, list) else []
     named = next((item for item in layers if isinstance(item, dict) and isinstance(item.get("name"), str)
                   and isinstance(item.get("out"), int)), None)
     where = f"layers.{named['name']}.out" if named else "'layers[0].out'"
@@ -236,8 +243,22 @@ def _dimensions(top: SweepFile, base: dict[str, Any], source: Source, problems: 
             tokens = check(text, key, where, name)
             if tokens is not None:
                 paths.append(tokens)
+                if tokens[-1] == "use" and param.kind == "choices":
+                    _block_names(base, param, name, source, problems)
         dims.append(Dimension(name, param, paths=tuple(paths)))
     return dims
+
+
+def _block_names(base: dict[str, Any], param: Param, name: str, source: Source, problems: list[Problem]) -> None:
+    """Choices of a `use:` path must name blocks of the base spec (a typo would reject every candidate with it)."""
+    given = base.get("blocks")
+    blocks: dict[str, Any] = given if isinstance(given, dict) else {}
+    for i, value in enumerate(list(param.choices or [])):
+        if value not in blocks:
+            known = [str(b) for b in blocks]
+            problems.append(source.problem(("space", name, "choices", i), f"space.{name}.choices[{i}]",
+                                           f"no block {value!r} in the spec's blocks{suggest(str(value), known)}; "
+                                           f"blocks: {', '.join(known) or 'none'}"))
 
 
 def _enqueue(top: SweepFile, dims: list[Dimension], source: Source, problems: list[Problem]) -> list[dict[str, Any]]:
