@@ -461,3 +461,81 @@ def test_ctrl_c_after_the_last_epoch_completes_the_trial_and_nothing_is_trained_
     study = trials(url, "old")
     assert [t.state.name for t in study] == ["FAIL", "COMPLETE"]
     assert study[1].value == best and study[1].user_attrs["resumed_from"] == 0
+
+
+# ---------------------------------------------------------------- designs, not fast learners
+
+ARCH_SPEC = """\
+version: 1
+name: tiny-arch
+input: {channels: 3, size: 32}
+classes: 10
+defaults:
+  conv: {k: 3, padding: 1, bias: false, norm: bn, act: relu}
+blocks:
+  plain:
+    params: {out: null}
+    layers: [{op: conv, name: a, out: $out}]
+  res:
+    params: {out: null}
+    layers:
+      - {op: residual, name: r, act: relu, body: [{op: conv, name: a, out: $out, act: none}]}
+layers:
+  - {op: conv, name: c1, out: 8, stride: 2}
+  - {op: conv, name: c2, out: 16, dilation: 2, padding: 2, stride: 2}
+  - {use: res, name: s3, out: 16}
+  - {op: gap, name: gap}
+  - {op: linear, name: fc, out: 10}
+constraints:
+  params: {lt: 6k}
+  require: [dilated_conv]
+train: {optimizer: adamw, lr: 0.01, weight_decay: 0.01, label_smoothing: 0, aug: fast,
+        fast_aug: {flip: true, translate: 0}, seed: 0}
+"""
+
+
+@pytest.mark.slow
+def test_an_architecture_sweep_on_a_held_out_split_with_successive_halving(tmp_path: Path, data: Path,
+                                                                         env: dict[str, str]) -> None:
+    """issue 24 #3: the block kind (residual or plain) and the depth of a stage are dimensions; trials train on
+    the training split minus 200 held-out images and are measured on those 200 (never on the test split); the
+    successive-halving pruner stops the candidate that learns nothing after its first epoch; a stage too deep
+    for the rules is rejected without training."""
+    import rfcalc
+
+    (tmp_path / "spec.yaml").write_text(ARCH_SPEC, encoding="utf-8")
+    (tmp_path / "sweep.yaml").write_text(
+        "version: 1\nspec: spec.yaml\nspace:\n  kind: {path: layers.s3.use, choices: [res, plain]}\n"
+        "  depth: {path: layers.s3.repeat, int: [1, 2]}\n  lr: {path: train.lr, choices: [0.01, 0.0000001]}\n"
+        "budget: {epochs: 2, batch_size: 32, holdout: 200}\ntrials: 4\npruner: successive_halving\n"
+        "min_epochs: 1\nreduction_factor: 2\nseed: 0\nenqueue:\n"
+        "  - {kind: res, depth: 1, lr: 0.01}\n  - {kind: res, depth: 1, lr: 0.0000001}\n"
+        "  - {kind: plain, depth: 2, lr: 0.01}\n  - {kind: plain, depth: 1, lr: 0.01}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    done = sweep([tmp_path / "sweep.yaml", "--data", data, "--out", out], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {r["trial"]: r for r in show(tmp_path / "sweep.yaml", out)["trials"]}
+    # successive halving with reduction factor 2: a trial goes on past epoch 1 only when its accuracy then is at
+    # least the best of the (half of the) trials that reached epoch 1 before it
+    first = {t.number: t.intermediate_values.get(1) for t in trials(f"sqlite:///{out / 'study.db'}", "sweep")}
+    assert first[1] < first[0]
+    promoted = first[3] >= max(first[0], first[1])
+    assert [rows[n]["state"] for n in range(4)] == ["complete", "pruned", "rejected",
+                                                    "complete" if promoted else "pruned"]
+    assert rows[1]["note"].startswith("stopped after epoch 1/2 by the successive_halving pruner")
+    assert rows[2]["note"].startswith("params 6,")
+
+    # the held-out split: 1,000 training images = 800 to train on + 200 to measure on; the test split unused
+    for n in ((0, 3) if promoted else (0,)):
+        summary = json.loads((out / "trials" / f"{n:04d}" / "summary.json").read_text())
+        assert (summary["data"]["train_images"], summary["data"]["test_images"]) == (800, 200)
+        assert summary["data"]["source"] == str(out / "holdout")
+        assert summary["best_test_acc"] == rows[n]["accuracy"]
+    assert "holding out 200 of the 1,000 training images" in done.stdout
+
+    # the architecture changed as the dimension said: a residual stage in trial 0, a plain one in trial 3
+    names = [{r.name for r in rfcalc.load_spec(out / "trials" / f"{n:04d}" / "spec.yaml").report.rows}
+             for n in (0, 3)]
+    assert "s3.r" in names[0] and "s3.a" not in names[0] and "s3.a" in names[1] and "s3.r" not in names[1]
+    best = (out / "best.yaml").read_text()
+    assert "measured on 200 held-out training images" in best.replace("\n# ", " ")
