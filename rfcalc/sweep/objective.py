@@ -97,6 +97,7 @@ def _train(ctx: Context, trial: Any, folder: Path, params: int, shown: str) -> f
         trial.set_user_attr("resumed_from", resumed_from)
         done = read_metrics(folder_of(ctx.out, resumed_from) / "metrics.jsonl")
         if len(done) >= epochs:  # Ctrl-C landed after its last epoch: nothing is left to train
+            trial.set_user_attr("folder", str(folder_of(ctx.out, resumed_from)))  # where its files are
             return _complete(ctx, trial, done, f"trial {resumed_from} had trained all {epochs} epoch(s) when it was "
                                                f"interrupted: its result, not trained again")
     job = TrainJob(folder / "spec.yaml", folder, ctx.data, sweep.budget, ctx.device, resume, ctx.launcher)
