@@ -532,6 +532,7 @@ def test_an_architecture_sweep_on_a_held_out_split_with_successive_halving(tmp_p
         assert summary["data"]["source"] == str(out / "holdout")
         assert summary["best_test_acc"] == rows[n]["accuracy"]
     assert "holding out 200 of the 1,000 training images" in done.stdout
+    assert "trial 0: epoch 1/2: held-out accuracy " in done.stdout and " test accuracy" not in done.stdout
 
     # the architecture changed as the dimension said: a residual stage in trial 0, a plain one in trial 3
     names = [{r.name for r in rfcalc.load_spec(out / "trials" / f"{n:04d}" / "spec.yaml").report.rows}

@@ -55,6 +55,11 @@ class Sweep:
         return str(self.base["name"])
 
     @property
+    def measure(self) -> str:
+        """What a trial's accuracy is measured on, in words."""
+        return "held-out accuracy" if self.budget.holdout else "test accuracy"
+
+    @property
     def second_objective(self) -> str:
         """What accuracy is traded against in plots and the Pareto front: params unless the objective says macs."""
         return self.objective[1] if len(self.objective) > 1 else "params"

@@ -114,7 +114,7 @@ def _train(ctx: Context, trial: Any, folder: Path, params: int, shown: str) -> f
                 best = max(best, accuracy)
                 trial.set_user_attr("accuracy", best)
                 trial.set_user_attr("epochs", epoch)
-                ctx.say(f"trial {n}: epoch {epoch}/{epochs}: test accuracy {accuracy:.2%}")
+                ctx.say(f"trial {n}: epoch {epoch}/{epochs}: {sweep.measure} {accuracy:.2%}")
                 if len(sweep.objective) > 1:
                     continue
                 trial.report(accuracy, epoch)
@@ -150,7 +150,7 @@ def _train(ctx: Context, trial: Any, folder: Path, params: int, shown: str) -> f
     accuracy = float(summary["best_test_acc"])
     trial.set_user_attr("accuracy", accuracy)
     _end(trial, Outcome.complete, "", started)
-    ctx.say(f"trial {n}: complete: best test accuracy {accuracy:.2%} in {time.monotonic() - started:.1f} s")
+    ctx.say(f"trial {n}: complete: best {sweep.measure} {accuracy:.2%} in {time.monotonic() - started:.1f} s")
     return _values(sweep, accuracy, trial)
 
 
@@ -166,7 +166,7 @@ def _complete(ctx: Context, trial: Any, rows: list[dict[str, Any]], reason: str,
     _end(trial, Outcome.complete, reason, started)
     if started is None:
         trial.set_user_attr("seconds", 0.0)
-    ctx.say(f"trial {trial.number}: complete: best test accuracy {accuracy:.2%} ({reason})")
+    ctx.say(f"trial {trial.number}: complete: best {ctx.sweep.measure} {accuracy:.2%} ({reason})")
     return _values(ctx.sweep, accuracy, trial)
 
 

@@ -157,12 +157,14 @@ def _note(sweep: Sweep, accuracy: float | None, epochs: int | None) -> str:
     budget = sweep.budget
     images = f"{budget.train_limit:,} training images" if budget.train_limit else "the training split"
     tests = f"{budget.test_limit:,} test images" if budget.test_limit else "the test split"
+    measure = "test accuracy"
     if budget.holdout:
-        images = (f"{budget.train_limit:,} training images" if budget.train_limit else "the training split") + \
-            f" less {budget.holdout:,} held out"
+        images = (f"{budget.train_limit:,} of the training images not held out" if budget.train_limit else
+                  f"the training split less {budget.holdout:,} held-out images")
         tests = f"{min(budget.holdout, budget.test_limit or budget.holdout):,} held-out training images"
+        measure = "held-out accuracy"
     recipe = ", ".join(f"{k} {v}" for k, v in sweep.budget.recipe().items())
-    return (f"{'best' if accuracy is None else f'{accuracy:.2%}'} test accuracy after {epochs} epoch(s) on {images}, "
+    return (f"{'best' if accuracy is None else f'{accuracy:.2%}'} {measure} after {epochs} epoch(s) on {images}, "
             f"measured on {tests}; its train: section is the trial's whole recipe ({recipe}): `rfcalc train <this "
             f"file>` trains it the same way (on the whole training split), add --epochs N to train it longer")
 
