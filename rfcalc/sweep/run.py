@@ -120,7 +120,8 @@ def run_sweep(plan: WorkerPlan, workers: int, *, show_only: bool, plot: bool = T
     if not show_only:
         say(f"sweep {sweep.name}: {sweep.trials} trials of {sweep.base_name} ({sweep.file}), "
             f"{len(sweep.dimensions)} dimensions, {' vs '.join(sweep.objective)}, {sweep.budget.epochs} epoch(s) "
-            f"per trial; study {shown_url(plan.url)}; trials in {out / 'trials'}")
+            f"per trial ({sweep.pruner} pruner, {sweep.measure}); study {shown_url(plan.url)}; trials in "
+            f"{out / 'trials'}")
         stop = threading.Event()
         threads = max(1, (os.cpu_count() or 1) // workers)
         own_launcher = plan.launcher not in ((), TRAIN_COMMAND)  # torchrun & co. place their ranks themselves
