@@ -9,8 +9,10 @@ of these pieces fails here (or at import, when the registry is built).
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +22,20 @@ from torch import nn
 
 import rfcalc
 from rfcalc.inspection.api import trace_module
-from rfcalc.inspection.lookup import MODULES, UNRESOLVED
+from rfcalc.inspection.lookup import MODULES, UNRESOLVED, module_action
 from rfcalc.inspection.to_spec import spec_from_inspection
 from rfcalc.model.builder import constructor
 from rfcalc.model.export import HELPERS, export_source
 from rfcalc.model.oracle import module_problems, positive_copy
-from rfcalc.model.plan import plan_model, row_modules
+from rfcalc.model.plan import leaf, plan_model, row_modules
 from rfcalc.ops import base, registry
+from rfcalc.ops.actions import AsLayer
+from rfcalc.ops.base import Leaf
 from rfcalc.ops.activation import ACT_NAMES, ACTIVATIONS
 from rfcalc.ops.registry import FEATURES, REGISTRY, RegistryError
 from rfcalc.spec.graph import Prim
 from rfcalc.table.geometry import Flow
-from rfcalc.table.report import INPUT_GEOMETRY
+from rfcalc.table.report import INPUT_GEOMETRY, Row
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SHAPE = (4, 12, 12)
@@ -57,8 +61,8 @@ def spec_with(name: str, seed: int = 0) -> rfcalc.Spec:
                              "layers": layers})
 
 
-def valid_spec_with(name: str) -> rfcalc.Spec:
-    for seed in range(40):
+def valid_spec_with(name: str, first_seed: int = 0) -> rfcalc.Spec:
+    for seed in range(first_seed, first_seed + 40):
         try:
             return spec_with(name, seed)
         except rfcalc.SpecError:
@@ -113,6 +117,58 @@ def test_the_op_inspects_to_its_own_table_and_writes_itself_back(name: str) -> N
     written = rfcalc.analyze(spec_from_inspection(inspection)).to_dict()
     assert written["totals"] == mine["totals"]
     assert [r["op"] for r in written["layers"]] == [r["op"] for r in mine["layers"]]
+
+
+def _settings(row: Row) -> tuple[Any, ...]:
+    """What a row says about its op's settings, without its name."""
+    return (row.op, dict(row.attrs), row.kernel, row.stride, row.padding, row.dilation, row.groups, row.out_shape)
+
+
+def _layer_fields(layer: Any) -> dict[str, Any]:
+    return layer.model_dump(exclude={"name", "repeat"})
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+@pytest.mark.parametrize("seed", range(3))
+def test_the_op_round_trips_spec_build_inspect_to_spec_with_every_setting(name: str, seed: int) -> None:
+    """spec layer -> rows -> the row's own layer (``OpDef.layer``) is the same layer; -> built module -> inspect
+    of that module is the same layer again; -> ``--to-spec`` -> a spec whose rows carry the same settings."""
+    spec = valid_spec_with(name, first_seed=seed * 40)
+    definition = REGISTRY[name]
+    model = rfcalc.build_model(spec)
+    modules = dict(model.named_modules())
+    paths = row_modules(plan_model(spec.nodes, spec.report))
+    rows = [row for row in spec.report.rows if row.op == name]
+    for row in rows:
+        layer = definition.layer(row)
+        assert definition.calc(layer, base.At(row.name, row.path), Flow(row.in_shape or (), row.geo_in, row.inputs[0])
+                               )[0] == replace(row, is_global=False, attached_to=None), row.name
+        module = modules[paths[row.name]]
+        assert _module_settings(module, leaf(row)) == [], row.name
+        action = module_action(module)[1]
+        if isinstance(action, AsLayer):  # gap and flatten answer with structural actions
+            assert _layer_fields(action.layer) == _layer_fields(layer), row.name
+    inspection = trace_module(model, spec.input_shape, name=spec.name)
+    written = rfcalc.analyze(spec_from_inspection(inspection))
+    assert [_settings(r) for r in written.rows if r.op == name] == [_settings(r) for r in rows]
+
+
+def _module_settings(module: nn.Module, item: Leaf) -> list[str]:
+    """Where the built module's constructor attributes differ from the leaf's arguments (its layer's settings)."""
+    bound = inspect.signature(type(module)).bind(*item.args, **dict(item.kwargs)).arguments
+    problems = []
+    for key, value in bound.items():
+        if not hasattr(module, key):
+            continue
+        got = getattr(module, key)
+        if key == "bias" and not isinstance(got, bool):
+            got = got is not None
+        if isinstance(got, (tuple, list)) and len(set(got)) == 1 and isinstance(value, (int, float)):
+            got = got[0]
+        if got != value and not (isinstance(got, tuple) and tuple(value) == got if isinstance(value, (tuple, list))
+                                 else False):
+            problems.append(f"{key}: module {got!r}, leaf {value!r}")
+    return problems
 
 
 @pytest.mark.parametrize("name", OP_NAMES)
@@ -188,7 +244,6 @@ def test_the_registry_refuses_inconsistent_definitions(monkeypatch: pytest.Monke
         monkeypatch.setattr(registry, "FAMILIES", (Family,))
         registry._build()
 
-    from dataclasses import replace
     with pytest.raises(RegistryError, match="op 'conv' is defined twice"):
         build_with(conv, conv)
     with pytest.raises(RegistryError, match="its model ConvLayer admits op"):

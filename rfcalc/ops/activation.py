@@ -96,13 +96,14 @@ def _random(name: str) -> Any:
     return draw
 
 
-def _op(name: str) -> OpDef:
+def _op(name: str) -> OpDef[ActLayer]:
     act = ACTIVATIONS[name]
     convert = _converter(name)
     methods = (MethodRule(act.methods, "self, *args, **kwargs", convert),) if act.methods else ()
     return OpDef(
         name=name, family="activation", summary=f"{name} activation (torch.nn.{act.module}), element-wise",
-        model=ActLayer, calc=_calc, leaf=lambda row: Leaf(row.name, ctor(row.op)), ctors=(ctor(name),),
+        model=ActLayer, calc=_calc, layer=lambda row: ActLayer(op=row.op),
+        leaf=lambda row, layer: Leaf(row.name, ctor(layer.op)), ctors=(ctor(name),),
         positive="identity", mixing="pointwise",
         inspect=InspectRules(modules={f"torch.nn.{act.module}": convert},
                              functions=(FunctionRule(act.functions, act.signature, convert),), methods=methods),
@@ -110,4 +111,4 @@ def _op(name: str) -> OpDef:
         fold=lambda row, layer: {"act": row.op})
 
 
-OPS: tuple[OpDef, ...] = tuple(_op(name) for name in ACT_NAMES)
+OPS: tuple[OpDef[ActLayer], ...] = tuple(_op(name) for name in ACT_NAMES)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from rfcalc.ops import activation, channel_shuffle, conv, dropout, flatten, gap, linear, merges, norm, pool, ultimus
 from rfcalc.ops.base import FeatureTest, OpDef
@@ -27,8 +27,8 @@ class RegistryError(ImportError):
     """The op table is inconsistent (raised at import)."""
 
 
-def _build() -> dict[str, OpDef]:
-    table: dict[str, OpDef] = {}
+def _build() -> dict[str, OpDef[Any]]:
+    table: dict[str, OpDef[Any]] = {}
     for family in FAMILIES:
         for op in family.OPS:
             if op.name in table:
@@ -45,7 +45,7 @@ def _build() -> dict[str, OpDef]:
     return table
 
 
-REGISTRY: Mapping[str, OpDef] = MappingProxyType(_build())
+REGISTRY: Mapping[str, OpDef[Any]] = MappingProxyType(_build())
 
 
 def _feature_tests() -> dict[str, FeatureTest]:
