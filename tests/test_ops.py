@@ -163,6 +163,8 @@ def _module_settings(module: nn.Module, item: Leaf) -> list[str]:
         got = getattr(module, key)
         if key == "bias" and not isinstance(got, bool):
             got = got is not None
+        if isinstance(got, nn.Module) and isinstance(value, str):  # an activation named in the spec: its module
+            got = value if type(got).__name__.lower() == value.replace("_", "") else type(got).__name__
         if isinstance(got, (tuple, list)) and len(set(got)) == 1 and isinstance(value, (int, float)):
             got = got[0]
         if got != value and not (isinstance(got, tuple) and tuple(value) == got if isinstance(value, (tuple, list))
@@ -291,3 +293,138 @@ def test_hardswish_everywhere_an_activation_goes() -> None:
     model = rfcalc.build_model(spec)
     assert isinstance(model.c1.hardswish, nn.Hardswish) and isinstance(model.res.hardswish, nn.Hardswish)
     assert module_problems(spec, model) == []
+
+
+def test_lppool_carries_norm_type_to_the_module_the_json_and_back() -> None:
+    spec = rfcalc.load_spec({"version": 1, "name": "lp", "input": {"channels": 2, "size": 8}, "layers": [
+        {"op": "relu", "name": "r"},
+        {"op": "lppool", "name": "lp", "norm_type": 3, "k": 3, "stride": 2, "ceil_mode": True}]})
+    row = spec.report.row("lp")
+    assert (row.out_shape, row.geo_out.rf, row.geo_out.jump, row.params, row.macs) == ((2, 4, 4), (3, 3), (2, 2), 0, 0)
+    assert spec.report.to_dict()["layers"][1]["attrs"] == {"norm_type": 3.0, "ceil_mode": True}
+    assert spec.report.to_dict()["layers"][1]["ceil_mode"] is True
+    model = rfcalc.build_model(spec)
+    assert isinstance(model.lp, nn.LPPool2d) and model.lp.norm_type == 3.0 and model.lp.ceil_mode
+    x = torch.rand(1, 2, 8, 8)
+    expected = x[:, :, 0:3, 0:3].pow(3).sum(dim=(2, 3)).pow(1 / 3)
+    torch.testing.assert_close(model(x)[:, :, 0, 0], expected)
+    assert module_problems(spec, model) == []
+    written = spec_from_inspection(trace_module(model, spec.input_shape, name="lp"))
+    assert written["layers"][-1] == {"op": "lppool", "name": "lp", "norm_type": 3, "k": 3, "stride": 2,
+                                     "ceil_mode": True}
+
+
+def test_lppool_from_the_functional_call_and_its_errors() -> None:
+    class Net(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.lp_pool2d(x, 1.5, 2)
+
+    inspection = trace_module(Net(), (3, 8, 8))
+    row = inspection.report.rows[0]
+    assert (row.op, dict(row.attrs), row.out_shape) == ("lppool", {"norm_type": 1.5, "ceil_mode": False}, (3, 4, 4))
+    assert spec_from_inspection(inspection)["layers"] == [{"op": "lppool", "name": "lp_pool2d", "norm_type": 1.5,
+                                                           "k": 2}]
+    with pytest.raises(rfcalc.SpecError, match=r"layers\[0\]\.norm_type: must be > 0.0, got 0$"):
+        rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 1, "size": 8},
+                          "layers": [{"op": "lppool", "norm_type": 0}]})
+    with pytest.raises(rfcalc.SpecError, match=r"layers\[0\]\.padding: unknown key"):
+        rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 1, "size": 8},
+                          "layers": [{"op": "lppool", "padding": 1}]})
+
+
+def test_hardsigmoid_is_an_activation_everywhere_and_inspects_as_one() -> None:
+    spec = rfcalc.load_spec({"version": 1, "name": "h", "input": {"channels": 2, "size": 8}, "layers": [
+        {"op": "conv", "name": "c1", "out": 4, "padding": 1, "act": "hardsigmoid"},
+        {"op": "hardsigmoid", "name": "h2"}]})
+    assert [r.op for r in spec.report.rows] == ["conv", "hardsigmoid", "hardsigmoid"]
+    model = rfcalc.build_model(spec)
+    assert isinstance(model.c1.hardsigmoid, nn.Hardsigmoid) and isinstance(model.h2, nn.Hardsigmoid)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(2, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.hardsigmoid(self.c(x))
+
+    inspection = trace_module(Net(), (2, 8, 8))
+    assert [r.op for r in inspection.report.rows] == ["conv", "hardsigmoid"]
+    assert spec_from_inspection(inspection)["layers"] == [{"op": "conv", "name": "c", "out": 4, "k": 3,
+                                                           "act": "hardsigmoid"}]
+
+
+def _se_spec(se: dict[str, Any]) -> rfcalc.Spec:
+    return rfcalc.load_spec({"version": 1, "name": "se", "input": {"channels": 3, "size": 32}, "layers": [
+        {"op": "conv", "name": "c1", "out": 16, "stride": 2, "padding": 1, "act": "relu"},
+        {"op": "se", "name": "se", **se},
+        {"op": "conv", "name": "c2", "out": 8, "padding": 1}, {"op": "gap"}, {"op": "linear", "out": 10}]})
+
+
+def test_se_numbers_json_module_and_oracle() -> None:
+    spec = _se_spec({"reduction": 4})
+    row = spec.report.row("se")
+    # two 1x1 convs with biases, 16 -> 4 -> 16, on a 1x1 map: 2·16·4 + 4 + 16 parameters, 2·16·4 MACs
+    assert (row.params, row.macs, row.out_shape) == (148, 128, (16, 16, 16))
+    # the window stays c1's; through the gate every unit sees every pixel
+    assert (row.geo_out, row.is_global, spec.report.row("c1").is_global) == (spec.report.row("c1").geo_out, True, False)
+    assert spec.report.row("c2").geo_out.rf == (7, 7) and spec.report.row("c2").is_global
+    layer = spec.report.to_dict()["layers"][2]
+    assert layer["attrs"] == {"hidden": 4, "act": "relu", "gate": "sigmoid"} and layer["global"] is True
+    model = rfcalc.build_model(spec)
+    assert sum(p.numel() for p in model.se.parameters()) == 148
+    x = torch.rand(2, 16, 5, 5)
+    gate = torch.sigmoid(model.se.expand(torch.relu(model.se.reduce(x.mean((2, 3), keepdim=True)))))
+    torch.testing.assert_close(model.se(x), x * gate)
+    assert module_problems(spec, model) == []
+    other = _se_spec({"hidden": 3, "act": "silu", "gate": "hardsigmoid"}).report.row("se")
+    assert (other.params, other.macs, dict(other.attrs)) == (2 * 16 * 3 + 3 + 16, 96, {"hidden": 3, "act": "silu",
+                                                                                      "gate": "hardsigmoid"})
+
+
+def test_se_errors_are_located_lines() -> None:
+    with pytest.raises(rfcalc.SpecError) as exc:
+        _se_spec({"reduction": 4, "hidden": 2})
+    assert str(exc.value).endswith("layers[1]: give reduction or hidden, not both (got reduction 4, hidden 2)")
+    with pytest.raises(rfcalc.SpecError) as exc:
+        _se_spec({"reduction": 32})
+    assert str(exc.value).endswith("layers[1] (se 'se'): reduction 32 leaves no hidden channel for 16 channels; "
+                                   "give a reduction of at most 16, or hidden")
+    with pytest.raises(rfcalc.SpecError, match=r"layers\[1\]\.gate: .*'sigmoid' or 'hardsigmoid'"):
+        _se_spec({"gate": "tanh"})
+
+
+class _HandSE(nn.Module):
+    """A squeeze-and-excitation block written by hand: the pool as a mean, the gate as a function, ``x * s``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc1 = nn.Conv2d(8, 3, 1)
+        self.fc2 = nn.Conv2d(3, 8, 1)
+        self.head = nn.Conv2d(8, 4, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.c(x))
+        s = torch.sigmoid(self.fc2(nn.functional.gelu(self.fc1(nn.functional.adaptive_avg_pool2d(x, 1)))))
+        return self.head(x * s)
+
+
+@pytest.mark.parametrize("model, shape, se", [
+    (_HandSE, (3, 12, 12), {"hidden": 3, "act": "gelu", "gate": "sigmoid"}),
+    ("SENet", (3, 32, 32), {"reduction": 4, "act": "relu", "gate": "hardsigmoid"}),  # torchvision's, `scale * x`
+])
+def test_inspect_to_spec_of_a_hand_written_se_net_writes_one_se_layer(model: Any, shape: tuple[int, ...],
+                                                                      se: dict[str, Any]) -> None:
+    from rfcalc.inspection.check import inspection_problems
+    import models_for_inspect as M
+
+    net = getattr(M, model)() if isinstance(model, str) else model()
+    inspection = trace_module(net, shape)
+    assert inspection_problems(net, shape, inspection=inspection) == []  # the table against the gradient oracle
+    written = spec_from_inspection(inspection)
+    layers = [layer for layer in written["layers"] if layer["op"] == "se"]
+    assert len(layers) == 1 and {k: v for k, v in layers[0].items() if k not in ("op", "name")} == se
+    spec = rfcalc.load_spec(written)
+    assert spec.report.to_dict()["totals"] == inspection.report.to_dict()["totals"]
+    assert module_problems(spec) == []  # the written spec's own module against the oracle

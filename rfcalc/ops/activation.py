@@ -18,7 +18,7 @@ from rfcalc.ops.rows import same_geometry
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
 
-ActName = Literal["relu", "relu6", "leaky_relu", "gelu", "silu", "hardswish"]
+ActName = Literal["relu", "relu6", "leaky_relu", "gelu", "silu", "hardswish", "hardsigmoid"]
 F = "torch.nn.functional"
 
 
@@ -52,6 +52,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "gelu": Activation("GELU", (f"{F}.gelu",), (), "input, approximate='none'", _gelu_note),
     "silu": Activation("SiLU", (f"{F}.silu",)),
     "hardswish": Activation("Hardswish", (f"{F}.hardswish",)),
+    "hardsigmoid": Activation("Hardsigmoid", (f"{F}.hardsigmoid",)),
 }
 ACT_NAMES: tuple[str, ...] = get_args(ActName)
 if tuple(ACTIVATIONS) != ACT_NAMES:  # pragma: no cover - an import-time guard for whoever adds one
@@ -108,7 +109,7 @@ def _op(name: str) -> OpDef[ActLayer]:
         inspect=InspectRules(modules={f"torch.nn.{act.module}": convert},
                              functions=(FunctionRule(act.functions, act.signature, convert),), methods=methods),
         random=_random(name), features={}, to_spec=lambda row, layer: {}, attach="act",
-        fold=lambda row, layer: {"act": row.op})
+        fold=lambda row, layer: {"act": row.op}, gather=None)
 
 
 OPS: tuple[OpDef[ActLayer], ...] = tuple(_op(name) for name in ACT_NAMES)

@@ -12,7 +12,7 @@ attribute, so nothing here imports torch.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -114,6 +114,23 @@ def stage_number(stage: AttachStage) -> int:
 
 FoldRule = Callable[[Row, L], "dict[str, Any] | None"]  # None: this row cannot fold
 
+@dataclass(frozen=True)
+class Gathered:
+    """Rows of traced code that one layer of an op computes together (``inspect --to-spec``): ``last`` is the row
+    whose output the layer gives, ``inner`` the other rows it replaces, ``source`` the row it reads."""
+
+    last: str
+    inner: tuple[str, ...]
+    source: str
+    layer: LayerModel
+
+
+# (a row, every row by name, each row's consumers by name) -> the layer of this op that the rows ending at that row
+# compute (a squeeze-and-excitation gate spelled as pool, convs, activations and a product), or None. Only for ops
+# that traced code spells as several rows; None for the others.
+GatherRule = Callable[[Row, Mapping[str, Row], Mapping[str, Sequence[str]]], "Gathered | None"]
+
+
 # How a row's output units depend on its input's units (rfcalc.table.reach): through a window (conv, pools,
 # gap: the row's kernel, stride, padding and dilation), unit by unit (element-wise ops, norms, 1x1 maps of
 # channels), every output unit on all of them (linear and ultimus on a vector), or gated.
@@ -146,6 +163,7 @@ class OpDef(Generic[L]):
     to_spec: SpecRule[L]            # the row back as spec fields (inspect --to-spec)
     attach: AttachStage | None      # whether a standalone row folds into the conv before it
     fold: FoldRule[L] | None        # the conv fields such a fold sets (None when attach is None)
+    gather: GatherRule | None       # rows of traced code written back as one layer of this op (None: one row each)
 
     def leaf_of(self, row: Row) -> Leaf:
         """The module of a row of this op: its leaf rule on the row and the row's own layer."""

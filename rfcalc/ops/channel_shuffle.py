@@ -54,5 +54,5 @@ OP = OpDef(
                          functions=(FunctionRule(("torch.nn.functional.channel_shuffle", "torch.channel_shuffle",
                                                   "torch.native_channel_shuffle"), "input, groups", _function),)),
     random=_random, features={"channel_shuffle": lambda row, c: row.op == "channel_shuffle"},
-    to_spec=lambda row, layer: {"groups": layer.groups}, attach=None, fold=None)
+    to_spec=lambda row, layer: {"groups": layer.groups}, attach=None, fold=None, gather=None)
 OPS: tuple[OpDef[ChannelShuffleLayer], ...] = (OP,)

@@ -331,5 +331,5 @@ OP = OpDef(
         "separable_conv": _separable,
         "strided_conv": lambda row, c: row.op == "conv" and row.stride is not None and max(row.stride) > 1,
     },
-    to_spec=_to_spec, attach=None, fold=None)
+    to_spec=_to_spec, attach=None, fold=None, gather=None)
 OPS: tuple[OpDef[ConvLayer], ...] = (OP,)

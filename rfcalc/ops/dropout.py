@@ -64,5 +64,5 @@ OP = OpDef(
     random=_random,
     features={"dropout": lambda row, consumers: row.op == "dropout" and float(row.attrs["p"]) > 0},
     to_spec=lambda row, layer: {"p": layer.p}, attach="dropout",
-    fold=lambda row, layer: {"dropout": layer.p} if row.is_feature_map else None)
+    fold=lambda row, layer: {"dropout": layer.p} if row.is_feature_map else None, gather=None)
 OPS: tuple[OpDef[DropoutLayer], ...] = (OP,)

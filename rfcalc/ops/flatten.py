@@ -44,5 +44,5 @@ OP = OpDef(
     inspect=InspectRules(modules={"torch.nn.Flatten": _reshape},
                          functions=(FunctionRule(RESHAPE_FUNCTIONS, "*args, **kwargs", _reshape),),
                          methods=(MethodRule(RESHAPE_METHODS, "self, *args, **kwargs", _reshape),)),
-    random=_random, features={}, to_spec=lambda row, layer: {}, attach=None, fold=None)
+    random=_random, features={}, to_spec=lambda row, layer: {}, attach=None, fold=None, gather=None)
 OPS: tuple[OpDef[FlattenLayer], ...] = (OP,)

@@ -83,5 +83,5 @@ OP = OpDef(
         methods=(MethodRule(("mean",), _MEAN_SIG, _mean("avg")),
                  MethodRule(("amax",), _MEAN_SIG, _mean("max")))),
     random=_random, features={"gap": lambda row, c: row.op == "gap"},
-    to_spec=lambda row, layer: {"mode": layer.mode} if layer.mode != "avg" else {}, attach=None, fold=None)
+    to_spec=lambda row, layer: {"mode": layer.mode} if layer.mode != "avg" else {}, attach=None, fold=None, gather=None)
 OPS: tuple[OpDef[GapLayer], ...] = (OP,)

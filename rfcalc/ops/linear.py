@@ -64,5 +64,5 @@ OP = OpDef(
                          functions=(FunctionRule(("torch.nn.functional.linear",), "input, weight, bias=None",
                                                  _function),)),
     random=_random, features={"linear": lambda row, c: row.op == "linear"}, to_spec=_to_spec, attach=None,
-    fold=None)
+    fold=None, gather=None)
 OPS: tuple[OpDef[LinearLayer], ...] = (OP,)

@@ -133,7 +133,8 @@ def _op(name: str, summary: str) -> OpDef[NormLayer]:
         features={name: lambda row, consumers, op=name: row.op == op},  # type: ignore[misc]
         to_spec=lambda row, layer: {"groups": layer.groups} if row.op == "gn" else {},
         attach="norm",
-        fold=lambda row, layer: {"norm": row.op, **({"norm_groups": layer.groups} if row.op == "gn" else {})})
+        fold=lambda row, layer: {"norm": row.op, **({"norm_groups": layer.groups} if row.op == "gn" else {})},
+        gather=None)
 
 
 OPS: tuple[OpDef[NormLayer], ...] = (

@@ -151,11 +151,11 @@ OPS: tuple[OpDef[PoolLayer], ...] = (
                                functions=(FunctionRule((f"{F}.max_pool2d", "torch.max_pool2d"), _MAX_SIG,
                                                        _max_function),)),
           random=_random("maxpool"), features={"maxpool": lambda row, c: row.op == "maxpool"}, to_spec=_to_spec,
-          attach=None, fold=None),
+          attach=None, fold=None, gather=None),
     OpDef(name="avgpool", family="pool", summary="average pool over k x k windows (nn.AvgPool2d)", model=PoolLayer,
           calc=_calc, layer=_layer, leaf=_leaf, ctors=("nn.AvgPool2d",), positive="keep", mixing="window",
           inspect=InspectRules(modules={"torch.nn.AvgPool2d": _avg_module},
                                functions=(FunctionRule((f"{F}.avg_pool2d",), _AVG_SIG, _avg_function),)),
           random=_random("avgpool"), features={"avgpool": lambda row, c: row.op == "avgpool"}, to_spec=_to_spec,
-          attach=None, fold=None),
+          attach=None, fold=None, gather=None),
 )

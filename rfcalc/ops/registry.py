@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from rfcalc.ops import activation, channel_shuffle, conv, dropout, flatten, gap, linear, merges, norm, pool, ultimus
+from rfcalc.ops import (activation, channel_shuffle, conv, dropout, flatten, gap, linear, lppool, merges, norm, pool,
+                        se, ultimus)
 from rfcalc.ops.base import FeatureTest, OpDef
 
 # The families in the order ops are listed to users (error messages, docs, the schema).
-FAMILIES = (conv, pool, gap, norm, activation, dropout, flatten, linear, ultimus, channel_shuffle)
+FAMILIES = (conv, pool, gap, norm, activation, dropout, flatten, linear, ultimus, channel_shuffle,
+            lppool, se)
 
 # The vocabulary of `require` / `forbid` (contract: `constraints`): the ops' feature tags and the merges'.
 Feature = Literal["dilated_conv", "depthwise_conv", "separable_conv", "strided_conv", "maxpool", "avgpool", "gap",

@@ -44,5 +44,5 @@ OP = OpDef(
     leaf=lambda row, layer: Leaf(row.name, "Ultimus", (row.out_shape[0],), (("dim", layer.dim),)), ctors=("Ultimus",),
     positive="keep", mixing="all", inspect=InspectRules(modules={"rfcalc.model.modules.Ultimus": _own}), random=_random,
     features={"ultimus": lambda row, c: row.op == "ultimus"}, to_spec=lambda row, layer: {"dim": layer.dim},
-    attach=None, fold=None)
+    attach=None, fold=None, gather=None)
 OPS: tuple[OpDef[UltimusLayer], ...] = (OP,)
