@@ -410,8 +410,28 @@ class _HandSE(nn.Module):
         return self.head(x * s)
 
 
+class _LinearSE(nn.Module):
+    """The original SE-ResNet spelling: linear layers on the pooled vector, viewed back and expanded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.fc1 = nn.Linear(16, 4)
+        self.fc2 = nn.Linear(4, 16)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.c(x)
+        b, c, _, _ = x.size()
+        y = nn.functional.adaptive_avg_pool2d(x, 1).view(b, c)
+        y = torch.sigmoid(self.fc2(torch.relu(self.fc1(y)))).view(b, c, 1, 1)
+        x = x * y.expand_as(x)
+        return self.head(torch.flatten(x.mean([2, 3], keepdim=True), 1))
+
+
 @pytest.mark.parametrize("model, shape, se", [
     (_HandSE, (3, 12, 12), {"hidden": 3, "act": "gelu", "gate": "sigmoid"}),
+    (_LinearSE, (3, 16, 16), {"reduction": 4, "act": "relu", "gate": "sigmoid"}),
     ("SENet", (3, 32, 32), {"reduction": 4, "act": "relu", "gate": "hardsigmoid"}),  # torchvision's, `scale * x`
 ])
 def test_inspect_to_spec_of_a_hand_written_se_net_writes_one_se_layer(model: Any, shape: tuple[int, ...],
@@ -428,3 +448,23 @@ def test_inspect_to_spec_of_a_hand_written_se_net_writes_one_se_layer(model: Any
     spec = rfcalc.load_spec(written)
     assert spec.report.to_dict()["totals"] == inspection.report.to_dict()["totals"]
     assert module_problems(spec) == []  # the written spec's own module against the oracle
+
+
+def test_a_gate_from_another_map_is_not_an_se_layer() -> None:
+    """The product of a map with a gate pooled from a different map is no ``se``: --to-spec still refuses it."""
+    from rfcalc.errors import RfcalcError
+
+    class Other(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 8, 3, padding=1)
+            self.d = nn.Conv2d(3, 8, 1)
+            self.fc1 = nn.Conv2d(8, 2, 1)
+            self.fc2 = nn.Conv2d(2, 8, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            s = torch.sigmoid(self.fc2(torch.relu(self.fc1(nn.functional.adaptive_avg_pool2d(self.d(x), 1)))))
+            return self.c(x) * s
+
+    with pytest.raises(RfcalcError, match="sigmoid has no spec op"):
+        spec_from_inspection(trace_module(Other(), (3, 8, 8)))

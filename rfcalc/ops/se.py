@@ -7,8 +7,8 @@ parameters and ``2·C·hidden`` MACs (two 1x1 convs on a 1x1 map). ``hidden`` is
 for an element-wise op), and every unit also depends on every pixel that any unit of the input sees, through the
 gate (``mixing="gated"``): after a map whose units together see the whole image, the row is ``global``.
 
-Traced code computes the block as several rows (an average pool to 1x1, two 1x1 convs with an activation
-between them, a sigmoid or hardsigmoid, a product with the map); :func:`_gather` finds them, so that
+Traced code computes the block as several rows (an average pool to 1x1, two 1x1 convs or linear layers with an
+activation between them, a sigmoid or hardsigmoid, a product with the map); :func:`_gather` finds them, so that
 ``rfcalc inspect --to-spec`` writes them back as one ``se`` layer. rfcalc's own ``SqueezeExcite`` module
 (:mod:`rfcalc.model.modules`) inspects as one row.
 """
@@ -86,17 +86,29 @@ def _own(call: Call) -> Action:
                            gate=_GATE_MODULES[type(m.gate).__name__]))
 
 
-def _is_fc(row: Row, c_in: int | None, c_out: int | None) -> bool:
-    """A 1x1 conv with a bias on a 1x1 map (``c_in`` / ``c_out`` channels where given)."""
+# Rows of traced code that only reshape a gate's values (``.view(b, c)``, ``.view(b, c, 1, 1)``, ``flatten``)
+_RESHAPES = ("flatten", "view", "reshape", "squeeze", "unsqueeze")
+
+
+def _is_fc(row: Row, c_in: int, c_out: int) -> bool:
+    """A 1x1 conv with a bias on a 1x1 map, or a linear layer with a bias on a vector, ``c_in`` -> ``c_out``."""
+    if row.attrs.get("bias") is not True or row.in_shape is None:
+        return False
+    if row.op == "linear":
+        return row.in_shape == (c_in,) and row.out_shape == (c_out,)
     return (row.op == "conv" and row.kernel == (1, 1) and row.stride == (1, 1) and row.padding == (0, 0)
-            and row.dilation == (1, 1) and row.groups == 1 and row.attrs.get("bias") is True
-            and row.in_shape is not None and row.in_shape[1:] == (1, 1) and row.out_shape[1:] == (1, 1)
-            and c_in in (None, row.in_shape[0]) and c_out in (None, row.out_shape[0]))
+            and row.dilation == (1, 1) and row.groups == 1 and row.in_shape == (c_in, 1, 1)
+            and row.out_shape == (c_out, 1, 1))
+
+
+def _pooled(shape: Shape, channels: int) -> bool:
+    return shape in ((channels,), (channels, 1, 1))
 
 
 def _gather(row: Row, rows: Mapping[str, Row], consumers: Mapping[str, Sequence[str]]) -> Gathered | None:
-    """A product of a map with a gate computed from it: pool to 1x1 -> 1x1 conv -> activation -> 1x1 conv ->
-    sigmoid or hardsigmoid; every inner row read only by the next."""
+    """A product of a map with a gate computed from it: a pool to 1x1 (or ``gap``) -> 1x1 conv (or linear) ->
+    activation -> 1x1 conv (or linear) -> sigmoid or hardsigmoid, reshapes between them; every row of the gate
+    read only by the next one."""
     if row.op != "mul" or len(row.inputs) != 2 or not row.is_feature_map:
         return None
     for source, gate in (row.inputs, row.inputs[::-1]):
@@ -108,25 +120,38 @@ def _gather(row: Row, rows: Mapping[str, Row], consumers: Mapping[str, Sequence[
 
 def _chain(row: Row, source: str, gate: str, rows: Mapping[str, Row],
            consumers: Mapping[str, Sequence[str]]) -> Gathered | None:
-    if source not in rows or gate not in rows:
+    if source not in rows or rows[source].out_shape != row.out_shape:
         return None
     x, channels = rows[source], row.out_shape[0]
-    chain = [rows[gate]]
-    for _ in range(4):
-        if not chain[-1].inputs or chain[-1].inputs[0] not in rows:
-            return None
-        chain.append(rows[chain[-1].inputs[0]])
-    g, expand, act, reduce, pool = chain
-    hidden = reduce.out_shape[0]
-    if not (g.op in GATES and g.out_shape == (channels, 1, 1) and _is_fc(expand, hidden, channels)
-            and act.op in ACT_NAMES and act.out_shape == (hidden, 1, 1) and _is_fc(reduce, channels, hidden)
-            and pool.op == "avgpool" and pool.inputs == (source,) and x.out_shape == row.out_shape
-            and pool.kernel == x.out_shape[1:] and pool.stride == pool.kernel and pool.padding == (0, 0)
-            and pool.out_shape == (channels, 1, 1)):
+    inner: list[Row] = []
+
+    def producer(name: str) -> Row | None:
+        found = rows.get(name)
+        while found is not None and found.op in _RESHAPES and len(found.inputs) == 1 and found.params == 0:
+            inner.append(found)
+            found = rows.get(found.inputs[0])
+        if found is not None:
+            inner.append(found)
+        return found
+
+    g = producer(gate)
+    expand = producer(g.inputs[0]) if g is not None and len(g.inputs) == 1 else None
+    act = producer(expand.inputs[0]) if expand is not None and len(expand.inputs) == 1 else None
+    reduce = producer(act.inputs[0]) if act is not None and len(act.inputs) == 1 else None
+    pool = producer(reduce.inputs[0]) if reduce is not None and len(reduce.inputs) == 1 else None
+    if g is None or expand is None or act is None or reduce is None or pool is None or pool.inputs != (source,):
         return None
-    inner = (pool, reduce, act, expand, g)
-    readers = [r.name for r in inner[1:]] + [row.name]
-    if any(list(consumers.get(r.name, ())) != [reader] for r, reader in zip(inner, readers)):
+    hidden = reduce.out_shape[0]
+    if not (g.op in GATES and _pooled(g.out_shape, channels) and _is_fc(expand, hidden, channels)
+            and act.op in ACT_NAMES and _pooled(act.out_shape, hidden) and _is_fc(reduce, channels, hidden)
+            and pool.op in ("avgpool", "gap") and pool.kernel == x.out_shape[1:]
+            and pool.stride in (pool.kernel, (1, 1)) and pool.padding == (0, 0) and _pooled(pool.out_shape, channels)):
+        return None
+    inner.reverse()
+    names = {r.name for r in inner} | {row.name}
+    if any(len(consumers.get(r.name, ())) != 1 or consumers[r.name][0] not in names for r in inner):
+        return None
+    if inner[-1].name not in row.inputs or len(inner) != len(names) - 1:
         return None
     return Gathered(row.name, tuple(r.name for r in inner), source,
                     SELayer(op="se", hidden=hidden, act=act.op, gate=g.op))
