@@ -156,21 +156,22 @@ def test_the_op_round_trips_spec_build_inspect_to_spec_with_every_setting(name: 
 def _module_settings(module: nn.Module, item: Leaf) -> list[str]:
     """Where the built module's constructor attributes differ from the leaf's arguments (its layer's settings)."""
     bound = inspect.signature(type(module)).bind(*item.args, **dict(item.kwargs)).arguments
-    problems = []
-    for key, value in bound.items():
-        if not hasattr(module, key):
-            continue
-        got = getattr(module, key)
-        if key == "bias" and not isinstance(got, bool):
-            got = got is not None
-        if isinstance(got, nn.Module) and isinstance(value, str):  # an activation named in the spec: its module
-            got = value if type(got).__name__.lower() == value.replace("_", "") else type(got).__name__
-        if isinstance(got, (tuple, list)) and len(set(got)) == 1 and isinstance(value, (int, float)):
-            got = got[0]
-        if got != value and not (isinstance(got, tuple) and tuple(value) == got if isinstance(value, (tuple, list))
-                                 else False):
-            problems.append(f"{key}: module {got!r}, leaf {value!r}")
-    return problems
+    return [f"{key}: module {getattr(module, key)!r}, leaf {value!r}" for key, value in bound.items()
+            if hasattr(module, key) and _normal(getattr(module, key), key) != _normal(value, key)]
+
+
+def _normal(value: Any, key: str) -> Any:
+    """A constructor argument or a module attribute, comparable: ``bias`` a flag, pairs of equal values one value,
+    an activation module its spec name (``LeakyReLU`` -> ``leakyrelu``)."""
+    if key == "bias" and not isinstance(value, bool):
+        return value is not None
+    if isinstance(value, nn.Module):
+        return type(value).__name__.lower()
+    if isinstance(value, str):
+        return value.replace("_", "")
+    if isinstance(value, (tuple, list)):
+        return value[0] if len(set(value)) == 1 else tuple(value)
+    return value
 
 
 @pytest.mark.parametrize("name", OP_NAMES)
