@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from rfcalc.cli.app import app
+from rfcalc.spec.models import OPS
 from rfcalc.sweep.load import load_sweep
 from rfcalc.sweep.paths import PathError, apply, locate, parse_path
 
@@ -90,9 +91,7 @@ CASES = {
                                    "  norm:\n    choices:\n      bn: {defaults.conv.norm: bn}\n"
                                    "      gn: {defaults.cnov.norm: gn, defaults.conv.norm_groups: 4}\n"),
                              "sweep.yaml:9:12: space.norm.choices.gn: defaults has no key 'cnov' (did you mean "
-                             "'conv'?); allowed: avgpool, bn, channel_shuffle, conv, dropout, flatten, gap, gelu, gn, "
-                             "hardswish, leaky_relu, linear, ln, maxpool, parallel, relu, relu6, residual, silu, "
-                             "ultimus"),
+                             f"'conv'?); allowed: {', '.join(sorted(OPS))}"),
     "enqueue_unknown": (GOOD + "enqueue:\n  - {widht: 8}\n",
                         "sweep.yaml:10:6: enqueue[0].widht: no dimension 'widht' in space (did you mean 'width'?); "
                         "dimensions: width, dilation, lr"),
