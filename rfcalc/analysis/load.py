@@ -132,7 +132,8 @@ def _check_defaults(top: SpecFile, source: Source) -> tuple[list[Problem], dict[
         except ValidationError as exc:
             found = translate(exc, source, ("defaults", op), f"defaults.{op}", model)
             missing = {f"defaults.{op}.{e['loc'][0]}" for e in exc.errors() if e["type"] == "missing" and e["loc"]}
-            problems.extend(p for p in found if p.path not in missing)
+            # a rule across fields (norm: gn needs norm_groups) is checked on each layer, where its values meet
+            problems.extend(p for p in found if p.path not in missing and p.path != f"defaults.{op}")
             bad_fields |= {str(e["loc"][0]) for e in exc.errors() if e["type"] != "missing" and e["loc"]}
         usable[op] = {k: v for k, v in fields.items() if k not in bad_fields}
     return problems, usable

@@ -120,7 +120,8 @@ class Expander:
                       f"unknown op {show(op)}{hint}; allowed: {', '.join(OPS)}")
             return None
         merged = {**self.defaults.get(op, {}), **raw.data}
-        origins = {f: ("defaults", op, f) for f in self.defaults.get(op, {})} | raw.origins
+        # a field the layer writes itself is located at the layer, even when `defaults` has it too
+        origins = {f: ("defaults", op, f) for f in self.defaults.get(op, {}) if f not in raw.data} | raw.origins
         model = LAYER_MODELS[op]
         try:
             layer = model.model_validate(merged)
