@@ -151,6 +151,10 @@ CASES = {
          "(groups from defaults.conv at line 5)",
          "spec.yaml:9:5: layers[2]: norm: gn needs norm_groups (the number of groups, a divisor of out) "
          "(norm from defaults.conv at line 5)"]),
+    'classes_that_the_output_does_not_give': (
+        'classes: 100\nlayers:\n  - {op: conv, out: 4}\n  - {op: gap}\n  - {op: linear, name: fc, out: 10}\n',
+        ["spec.yaml:4:10: classes: the model's output is [10] per image (layers[2] 'fc' at line 8), not 100 class "
+         "scores; end the spec with {op: linear, out: 100} (or a conv to 100 channels and gap), or write classes: 10"]),
     'negative_repeat': (
         'layers:\n  - {op: conv, repeat: 0}\n',
         ['spec.yaml:5:24: layers[0].repeat: must be an integer >= 1, got 0']),
