@@ -71,6 +71,9 @@ def train(
     resume: Annotated[Optional[Path], typer.Option("--resume", metavar="FILE.pt",
                                                    help="Continue a run from its last.pt.")] = None,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Train even when `rfcalc check` fails.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace the run already in --out (without it, a new run refuses such a folder).")
+    ] = False,
     aug: AUG = None,
     workers: Annotated[Optional[int], typer.Option("--workers", metavar="N", help="DataLoader workers (albumentations) "
                                                                      "(default: spec, else 2).")] = None,
@@ -116,16 +119,16 @@ def train(
             argv = worker_argv(spec, {**flags, "device": device, "out": out, "train_limit": train_limit,
                                       "test_limit": test_limit, "resume": resume, "sync_bn": sync_bn,
                                       "dist_timeout": dist_timeout},
-                               skip_check=skip_check, compile=compile)
+                               skip_check=skip_check, compile=compile, overwrite=overwrite)
             _launch(spec, argv, nproc_per_node, max_restarts, flags=flags, device=device, out=out, resume=resume,
-                    train_limit=train_limit, test_limit=test_limit, skip_check=skip_check)
+                    train_limit=train_limit, test_limit=test_limit, skip_check=skip_check, overwrite=overwrite)
             return
         if max_restarts:
             raise RfcalcError("--max-restarts needs --nproc-per-node (under torchrun, use torchrun's own "
                               "--max-restarts)")
         run_train(spec, flags=flags, device=device, out=out, train_limit=train_limit, test_limit=test_limit,
                   resume=resume, skip_check=skip_check, compile=compile, console=console(),
-                  err=console(stderr=True), sync_bn=sync_bn, dist_timeout=dist_timeout)
+                  err=console(stderr=True), sync_bn=sync_bn, dist_timeout=dist_timeout, overwrite=overwrite)
     except Silent as exc:  # another rank (or the workers) said what went wrong
         raise typer.Exit(int(exc.exit_code)) from None
 
@@ -137,7 +140,8 @@ WORKER_FLAGS = {"data": "--data", "epochs": "--epochs", "batch_size": "--batch-s
                 "dist_timeout": "--dist-timeout"}
 
 
-def worker_argv(spec: Path, values: dict[str, object], *, skip_check: bool, compile: bool) -> list[str]:
+def worker_argv(spec: Path, values: dict[str, object], *, skip_check: bool, compile: bool,
+                overwrite: bool = False) -> list[str]:
     """``train SPEC --flag value ...``: the command line every worker of ``--nproc-per-node`` runs."""
     argv = ["train", str(spec)]
     for key, flag in WORKER_FLAGS.items():
@@ -145,17 +149,18 @@ def worker_argv(spec: Path, values: dict[str, object], *, skip_check: bool, comp
             argv += [flag, str(values[key])]
     if values.get("sync_bn") is not None:
         argv.append("--sync-bn" if values["sync_bn"] else "--no-sync-bn")
-    argv += ["--skip-check"] * skip_check + ["--compile"] * compile
+    argv += ["--skip-check"] * skip_check + ["--compile"] * compile + ["--overwrite"] * overwrite
     return argv
 
 
 def _launch(spec: Path, argv: list[str], nproc: int, max_restarts: int, *, flags: dict[str, Any],
             device: str | None, out: str | None, resume: Path | None, train_limit: int | None,
-            test_limit: int | None, skip_check: bool) -> None:
+            test_limit: int | None, skip_check: bool, overwrite: bool = False) -> None:
     """Check what can be checked once (spec, flags, devices), then start the workers."""
     import rfcalc
     from rfcalc.trainer.launch import check_launch, launch
     from rfcalc.trainer.options import check_device, check_limit, resolve
+    from rfcalc.trainer.run import check_out_free
 
     check_launch(nproc, max_restarts, device)
     loaded = rfcalc.load_spec(spec)
@@ -167,6 +172,7 @@ def _launch(spec: Path, argv: list[str], nproc: int, max_restarts: int, *, flags
     else:
         folder = Path(resolve(loaded, flags=flags, device=device, out=out, train_limit=train_limit,
                               test_limit=test_limit, skip_check=skip_check).out)
+        check_out_free(str(folder), given=out is not None, overwrite=overwrite, remove=False)  # before any worker
     launch(argv, nproc=nproc, max_restarts=max_restarts, out=folder, spec_path=spec)
 
 

@@ -22,6 +22,26 @@ from rfcalc.trainer.options import RunOptions, check_device, check_limit, resolv
 
 # Flags that a resumed run may change: they do not change what is computed.
 RESUME_FREE = ("device", "out", "data", "workers", "compile")
+# The files a run writes into --out; a folder holding any of them holds a run that a new one would overwrite.
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "summary.json", "curves.png", "misclassified.png",
+             "confusion.png")
+
+
+def check_out_free(out: str, *, given: bool, overwrite: bool, remove: bool) -> None:
+    """A new run never mixes its files with an earlier run's: refused when ``out`` holds one, unless
+    ``overwrite`` (then ``remove`` deletes the earlier run's files, so that none of them is left behind)."""
+    folder = Path(out)
+    found = [name for name in RUN_FILES if (folder / name).is_file()]
+    if not found:
+        return
+    if not overwrite:
+        where = f"--out {out}" if given else f"{out} (the default --out)"
+        resume = f"; continue it with --resume {folder / 'last.pt'}" if "last.pt" in found else ""
+        raise RfcalcError(f"{where} holds an earlier run ({', '.join(found)}){resume}; start a new one with another "
+                          f"--out, or replace it with --overwrite")
+    if remove:
+        for name in found:
+            (folder / name).unlink(missing_ok=True)
 
 
 def notices(err: Console) -> Any:
@@ -175,7 +195,8 @@ class Prepared:
 
 def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: str | None, train_limit: int | None,
           test_limit: int | None, resume: Path | None, skip_check: bool, compile: bool, console: Console,
-          err: Console, sync_bn: bool | None = None, dist_timeout: float | None = None) -> dict[str, Any]:
+          err: Console, sync_bn: bool | None = None, dist_timeout: float | None = None,
+          overwrite: bool = False) -> dict[str, Any]:
     """``rfcalc train``, in one process or as one rank of torchrun (rank 0 alone prints and writes)."""
     world = World.from_env()
     if not world.main:
@@ -184,7 +205,7 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
     try:
         run = prepare(world, spec_path, flags=flags, device=device, out=out, train_limit=train_limit,
                       test_limit=test_limit, resume=resume, skip_check=skip_check, compile=compile, sync_bn=sync_bn,
-                      say=say, err=err)
+                      say=say, err=err, overwrite=overwrite)
         from rfcalc.analysis import render
 
         console.print(render.rich_table(run.spec.report))
@@ -203,7 +224,7 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
 
 def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str | None, out: str | None,
             train_limit: int | None, test_limit: int | None, resume: Path | None, skip_check: bool, compile: bool,
-            sync_bn: bool | None, say: Any, err: Console) -> Prepared:
+            sync_bn: bool | None, say: Any, err: Console, overwrite: bool = False) -> Prepared:
     """Spec, options (or the checkpoint's), the restart's own last.pt, the check and the augmentations."""
     from rfcalc.model.weights import read_checkpoint
 
@@ -232,6 +253,8 @@ def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str
         check_world(ckpt, Path(resume or ""), world, options)
         if ckpt.get("spec", {}).get("digest") not in (None, spec.digest):
             say(f"notice: {spec.file} changed since {resume} was written (its tensors are checked one by one)")
+    if ckpt is None and not world.restart:  # a torchrun restart continues its own run in the same folder
+        check_out_free(options.out, given=out is not None, overwrite=overwrite, remove=world.rank == 0)
     check_data(options.config.data or "cifar10")  # a wrong --data stops here, before the check and the table
     if not (skip_check or options.skip_check):
         check_or_stop(spec, err)

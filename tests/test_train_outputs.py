@@ -1,0 +1,78 @@
+"""What `rfcalc train` refuses before any work: an --out that holds an earlier run (issue 25, item 7), a checkpoint
+of another spec to resume or evaluate (item 8)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import albumentations  # noqa: F401 - the train extra
+import matplotlib  # noqa: F401 - the train extra
+
+from train_helpers import one_line_error, run, spec_text, write_pickle_folder
+from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
+
+from rfcalc.errors import RfcalcError
+from rfcalc.trainer.run import check_out_free
+
+
+@pytest.fixture
+def pickles(tmp_path: Path) -> Path:
+    return write_pickle_folder(tmp_path / "pickles")
+
+
+def _spec(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_new_run_refuses_an_out_that_holds_a_run_unless_overwrite(tmp_path: Path, pickles: Path) -> None:
+    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    out = tmp_path / "run"
+    argv = ["train", spec, "--data", pickles, "--epochs", "1", "--out", out]
+    assert run(argv).exit_code == 0
+    before = {name: (out / name).read_bytes() for name in ("metrics.jsonl", "best.pt", "last.pt")}
+    again = run(argv)
+    assert again.exit_code == 2 and again.stdout == ""  # before the check, the table and the data
+    assert one_line_error(again) == (f"--out {out} holds an earlier run (last.pt, best.pt, metrics.jsonl, "
+                                     f"summary.json, curves.png, misclassified.png, confusion.png); continue it "
+                                     f"with --resume {out / 'last.pt'}; start a new one with another --out, or "
+                                     f"replace it with --overwrite")
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert run([*argv, "--overwrite"]).exit_code == 0
+    assert (out / "metrics.jsonl").read_text().count("\n") == 1
+
+
+def test_the_default_out_is_named_as_such(tmp_path: Path, pickles: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    (tmp_path / "runs" / "tiny-test").mkdir(parents=True)
+    (tmp_path / "runs" / "tiny-test" / "metrics.jsonl").write_text("{}\n")
+    result = run(["train", spec, "--data", pickles, "--epochs", "1"])
+    assert result.exit_code == 2
+    assert one_line_error(result) == ("runs/tiny-test (the default --out) holds an earlier run (metrics.jsonl); "
+                                      "start a new one with another --out, or replace it with --overwrite")
+
+
+def test_overwrite_removes_every_file_of_the_earlier_run(tmp_path: Path) -> None:
+    """So that a new run that stops early leaves no file of the old one beside its own."""
+    for name in ("best.pt", "confusion.png", "notes.txt"):
+        (tmp_path / name).write_text("old")
+    with pytest.raises(RfcalcError):
+        check_out_free(str(tmp_path), given=True, overwrite=False, remove=True)
+    check_out_free(str(tmp_path), given=True, overwrite=True, remove=False)  # another rank: it leaves them
+    assert (tmp_path / "best.pt").exists()
+    check_out_free(str(tmp_path), given=True, overwrite=True, remove=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # not a file of a run: kept
+
+
+def test_the_launcher_refuses_an_out_that_holds_a_run_before_starting_workers(tmp_path: Path,
+                                                                               pickles: Path) -> None:
+    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"")
+    result = run(["train", spec, "--data", pickles, "--out", tmp_path / "run", "--nproc-per-node", "2",
+                  "--device", "cpu"])
+    assert result.exit_code == 2
+    assert one_line_error(result).startswith(f"--out {tmp_path / 'run'} holds an earlier run (last.pt)")
