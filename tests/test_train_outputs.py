@@ -76,3 +76,32 @@ def test_the_launcher_refuses_an_out_that_holds_a_run_before_starting_workers(tm
                   "--device", "cpu"])
     assert result.exit_code == 2
     assert one_line_error(result).startswith(f"--out {tmp_path / 'run'} holds an earlier run (last.pt)")
+
+
+def test_a_checkpoint_of_another_spec_is_refused_before_any_work(tmp_path: Path, pickles: Path) -> None:
+    """`train --resume` and `evaluate --weights` with a checkpoint that another spec wrote: one line naming the
+    spec it belongs to (name, file, digest) before the check, the table or the data (--data here does not exist)."""
+    import rfcalc
+
+    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    assert run(["train", spec, "--data", pickles, "--epochs", "1", "--out", tmp_path / "a"]).exit_code == 0
+    other = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast").replace("out: 8}", "out: 12}")
+                  .replace("name: tiny-test", "name: wider"), "wider.yaml")
+    was = f"spec 'tiny-test' ({spec}, digest {rfcalc.load_spec(spec).digest})"
+    now = f"spec 'wider' ({other}, digest {rfcalc.load_spec(other).digest})"
+    mismatch = "'c1.conv.weight' is [8, 3, 3, 3] in the checkpoint but [12, 3, 3, 3] in the spec"
+    last, best = tmp_path / "a" / "last.pt", tmp_path / "a" / "best.pt"
+    resumed = run(["train", other, "--resume", last, "--data", tmp_path / "nowhere"])
+    assert resumed.exit_code == 2 and resumed.stdout == ""
+    assert one_line_error(resumed) == (f"{last} was written for {was}, not {now}, and does not fit it ({mismatch}); "
+                                       f"use it with `rfcalc train {spec} --resume {last}`")
+    evaluated = run(["evaluate", other, "--weights", best, "--data", tmp_path / "nowhere"])
+    assert evaluated.exit_code == 2 and evaluated.stdout == ""
+    assert one_line_error(evaluated) == (f"{best} was written for {was}, not {now}, and does not fit it "
+                                         f"({mismatch}); use it with `rfcalc evaluate {spec} --weights {best}`")
+    # the same spec, edited where no tensor changes: used, with a notice
+    spec.write_text(spec.read_text() + "constraints:\n  params: {lt: 1M}\n", encoding="utf-8")
+    edited = run(["evaluate", spec, "--weights", best, "--data", pickles])
+    assert edited.exit_code == 0, edited.output
+    said = " ".join(edited.stderr.split())
+    assert said.startswith("notice: ") and " changed since " in said and "; its tensors still fit" in said

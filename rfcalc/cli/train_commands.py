@@ -192,12 +192,18 @@ def evaluate(
     """
     _need_extras("fast")
     _one_process("evaluate")
+    import rfcalc
+    from rfcalc.model.weights import read_checkpoint
     from rfcalc.trainer.checkpoint_eval import evaluate_checkpoint
     from rfcalc.trainer.options import check_device, check_limit
+    from rfcalc.trainer.run import check_fits, notices
 
     check_device(device or "auto")
     check_limit("--test-limit", test_limit)
     check_limit("--batch-size", batch_size)
+    # before the data: a checkpoint of another spec is refused at once, naming the spec it belongs to
+    check_fits(rfcalc.load_spec(spec), read_checkpoint(weights), weights, notices(console(stderr=True)),
+               command="evaluate")
     evaluate_checkpoint(spec, weights, data=data, tta=tta, device=device or "auto", batch_size=batch_size,
                         test_limit=test_limit, console=console(), err=console(stderr=True))
 

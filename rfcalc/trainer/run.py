@@ -250,9 +250,8 @@ def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str
         say(f"notice: restart {world.restart} (torchrun --max-restarts): no checkpoint of this job yet; starting "
             f"{'from ' + str(resume) if resume else 'again'}")
     if ckpt is not None:
+        check_fits(spec, ckpt, Path(resume or ""), say, command="train")
         check_world(ckpt, Path(resume or ""), world, options)
-        if ckpt.get("spec", {}).get("digest") not in (None, spec.digest):
-            say(f"notice: {spec.file} changed since {resume} was written (its tensors are checked one by one)")
     if ckpt is None and not world.restart:  # a torchrun restart continues its own run in the same folder
         check_out_free(options.out, given=out is not None, overwrite=overwrite, remove=world.rank == 0)
     check_data(options.config.data or "cifar10")  # a wrong --data stops here, before the check and the table
@@ -283,6 +282,41 @@ def train_connected(run: Prepared, comm: Comm, spec_path: Path, console: Console
         trainer.finish("interrupted", plots=False)
         command = launch_command(world, f"train {spec_path} --resume {exc.checkpoint_path}")
         raise Agreed(f"{exc}; continue with: {command}", exc.exit_code) from None
+
+
+def check_fits(spec: Any, ckpt: dict[str, Any], path: Path, say: Any, *, command: str) -> None:
+    """Before any work: a checkpoint of another spec is refused with the spec it belongs to (name, file, digest);
+    one whose spec changed is used when every tensor still fits, with a notice."""
+    saved: dict[str, Any] = ckpt["spec"] if isinstance(ckpt.get("spec"), dict) else {}
+    if saved.get("digest") == spec.digest:
+        return
+    import torch
+
+    from rfcalc.model.weights import first_mismatch, state_of
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        expected = rfcalc.build_model(spec).state_dict()
+    problem = first_mismatch(expected, {k.removeprefix("_orig_mod."): v for k, v in state_of(ckpt).items()})
+    now = f"spec '{spec.name}' ({spec.file}, digest {spec.digest})"
+    if not saved:  # a bare state_dict: nothing says what it belongs to
+        if problem is not None:
+            raise RfcalcError(f"{path} does not fit {now}: {problem}")
+        return
+    file = saved.get("file")
+    was = f"spec '{saved.get('name')}' ({f'{file}, ' if file else ''}digest {saved.get('digest')})"
+    same = saved.get("name") == spec.name and file in (None, str(spec.file))
+    if problem is None:
+        say(f"notice: {spec.file} changed since {path} was written (digest {saved.get('digest')}, now "
+            f"{spec.digest}); its tensors still fit" if same else
+            f"notice: {path} was written for {was}; its tensors fit {now}")
+        return
+    if file is not None and file != str(spec.file):
+        flag = "--resume" if command == "train" else "--weights"
+        fix = f"use it with `rfcalc {command} {file} {flag} {path}`"
+    else:
+        fix = "use it with the spec as it was, or start a new run" if command == "train" else \
+            "use it with the spec as it was"
+    raise RfcalcError(f"{path} was written for {was}, not {now}, and does not fit it ({problem}); {fix}")
 
 
 def check_world(ckpt: dict[str, Any], path: Path, world: World, options: RunOptions) -> None:
