@@ -107,10 +107,10 @@ def _options_panel(original: Callable[..., None]) -> Callable[..., None]:
         heads = [_head(param, ctx) for param in params]
         # typer's columns: long, short (or an argument's name), secondary long and short, value, then the
         # description; each is padded by one space either side, empty or not, inside a panel's 4 columns of border
-        cells = [[",".join(o for o in p.opts if o.startswith("--")), ",".join(o for o in p.opts if not o.startswith("--")),
-                  ",".join(o for o in p.secondary_opts if o.startswith("--")),
-                  ",".join(o for o in p.secondary_opts if not o.startswith("--")), heads[i][1]]
-                 for i, p in enumerate(params)]
+        def split(opts: list[str]) -> list[str]:
+            return [",".join(o for o in opts if o.startswith("--")), ",".join(o for o in opts if not o.startswith("--"))]
+
+        cells = [[*split(p.opts), *split(p.secondary_opts), heads[i][1]] for i, p in enumerate(params)]
         widths = [max((len(row[c]) for row in cells), default=0) for c in range(5)]
         used = 4 + sum(w + 2 for w in widths) + 2 + (3 if any(p.required for p in params) else 0)
         if not params or out.width - used >= HELP_ROOM:
