@@ -108,7 +108,7 @@ def _options_panel(original: Callable[..., None]) -> Callable[..., None]:
         # typer's columns: long, short (or an argument's name), secondary long and short, value, then the
         # description; each is padded by one space either side, empty or not, inside a panel's 4 columns of border
         def split(opts: list[str]) -> list[str]:
-            return [",".join(o for o in opts if o.startswith("--")), ",".join(o for o in opts if not o.startswith("--"))]
+            return [",".join(o for o in opts if o[:2] == "--"), ",".join(o for o in opts if o[:2] != "--")]
 
         cells = [[*split(p.opts), *split(p.secondary_opts), heads[i][1]] for i, p in enumerate(params)]
         widths = [max((len(row[c]) for row in cells), default=0) for c in range(5)]
