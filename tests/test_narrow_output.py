@@ -1,0 +1,26 @@
+"""Output read at 80 columns (issue 25): the live progress bar, the table's layer names."""
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+from rich.progress import Progress
+
+from rfcalc.trainer.progress import EpochBar
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+@pytest.mark.parametrize("epochs,total", [(1, 3), (20, 196), (200, 12_500)])
+def test_the_progress_bar_is_never_cut(width: int, epochs: int, total: int) -> None:
+    """Was at 80 columns: `epoch 1/1 ━━━━━ 3/3 loss 2.307  acc 12.9%  lr 0.0002  183 img/s 0:00… eta 0:00:…`."""
+    console = Console(width=width, record=True, force_terminal=True)
+    progress = Progress(*EpochBar(console, epochs).columns(epochs - 1, total, width), console=console,
+                        auto_refresh=False)
+    progress.add_task("train", total=total, completed=total - 1, loss=12.30712, acc=0.129, lr=1.2345e-05,
+                      ips=123_456.0)
+    console.print(progress.get_renderable())
+    text = console.export_text().rstrip("\n")
+    assert "…" not in text and "\n" not in text and len(text) <= width, text
+    assert text.startswith(f"epoch {epochs}/{epochs} ━") and f"{total - 1}/{total} loss 12.307  acc 12.9%" in text
+    assert text.endswith(" eta -:--:--"), text
+    if width >= 120:  # room for everything; narrower, the elapsed time, then img/s and lr make room for the bar
+        assert "lr 1.234e-05  123,456 img/s 0:00:00 eta" in text
