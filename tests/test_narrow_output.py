@@ -24,3 +24,20 @@ def test_the_progress_bar_is_never_cut(width: int, epochs: int, total: int) -> N
     assert text.endswith(" eta -:--:--"), text
     if width >= 120:  # room for everything; narrower, the elapsed time, then img/s and lr make room for the bar
         assert "lr 1.234e-05  123,456 img/s 0:00:00 eta" in text
+
+
+@pytest.mark.parametrize("spec", ["arch_specs/custom_resnet.yaml", "arch_specs/two_branch_dilated.yaml",
+                                  "examples/quickstart.yaml"])
+def test_layer_names_do_not_wrap_at_80_columns(spec: str) -> None:
+    """Was: 'res1.body.' over 'conv.0' at 80 columns while 'start' was already hidden; columns go first."""
+    import rfcalc
+    from rfcalc.analysis.render import rich_table
+
+    report = rfcalc.analyze(spec)
+    console = Console(width=80, record=True)
+    console.print(rich_table(report))
+    lines = console.export_text().splitlines()
+    body = lines[next(i for i, line in enumerate(lines) if line.startswith("─")) + 1:]
+    first_cells = [line.split(" ")[0] for line in body if line.strip()]
+    names = {row.name for row in report.rows}
+    assert [cell for cell in first_cells if cell not in names and not cell.startswith("hidden")] == []
