@@ -3,7 +3,8 @@
 The gradient of that unit (summed over its channels) with respect to the input, its magnitude summed
 over input channels and averaged over a batch of random inputs, is the ERF map. Its size is the side
 of the smallest square around the unit's centre that holds 95% of the gradient mass, set against the
-theoretical RF of the table (its part inside the image when it reaches past the image's edge). Needs torch (and matplotlib for the picture).
+theoretical RF of the table (its part inside the image when it reaches past the image's edge). Needs torch
+(and matplotlib for the picture).
 """
 from __future__ import annotations
 
@@ -113,9 +114,10 @@ def summary(result: ErfResult, input_hw: tuple[int, int], width: int = sys.maxsi
     elif inside == [h, w]:
         lines.append(f"  ratio           {float(max(effective)) / max(h, w):.0%} of the theoretical RF's side")
     else:
-        lines.append(f"  ratio           {float(max(effective)) / float(max(inside)):.0%} of the side of the theoretical "
-                     f"RF's part inside the input ({_num(max(effective))} of {_num(max(inside))} pixels; the rest "
-                     f"of the theoretical RF lies outside the image, where no gradient can be)")
+        share = float(max(effective)) / float(max(inside))
+        lines.append(f"  ratio           {share:.0%} of the side of the theoretical RF's part inside the input "
+                     f"({_num(max(effective))} of {_num(max(inside))} pixels; the rest of the theoretical RF lies "
+                     f"outside the image, where no gradient can be)")
     return ["\n".join(wrap_parts(head, width)), *(wrap_words(line, width, indent=" " * 18) for line in lines)]
 
 
