@@ -155,6 +155,11 @@ CASES = {
         'classes: 100\nlayers:\n  - {op: conv, out: 4}\n  - {op: gap}\n  - {op: linear, name: fc, out: 10}\n',
         ["spec.yaml:4:10: classes: the model's output is [10] per image (layers[2] 'fc' at line 8), not 100 class "
          "scores; end the spec with {op: linear, out: 100} (or a conv to 100 channels and gap), or write classes: 10"]),
+    'a_placeholder_typo_in_a_block_is_one_line_however_often_the_block_is_used': (
+        'blocks:\n  cb:\n    params: {out: null}\n    layers:\n      - {op: conv, out: $outt}\n'
+        'layers:\n  - {use: cb, out: 8}\n  - {use: cb, out: 8}\n',
+        ["spec.yaml:8:25: blocks.cb.layers[0].out: unknown parameter '$outt' in block 'cb' (did you mean 'out'?); "
+         "its params: out"]),
     'negative_repeat': (
         'layers:\n  - {op: conv, repeat: 0}\n',
         ['spec.yaml:5:24: layers[0].repeat: must be an integer >= 1, got 0']),
