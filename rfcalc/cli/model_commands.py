@@ -61,7 +61,7 @@ def erf(
     """
     output_file("--output", output, IMAGE)
     require_extra("torch", "torch")
-    require_extra("matplotlib", "train")
+    require_extra("matplotlib", "plot")
     import torch
 
     from rfcalc.model.builder import build_model

@@ -56,7 +56,7 @@ def table(
         fail(f"--input: applies to a FILE.py:NAME target only; {spec} is a spec, whose `input:` gives the shape")
     if plot is not None:
         output_file("--plot", plot, IMAGE)
-        require_extra("matplotlib", "train")  # before any output: nothing is printed when the plot cannot be drawn
+        require_extra("matplotlib", "plot")  # before any output: nothing is printed when the plot cannot be drawn
     loaded = load_spec(spec)
     report = loaded.report
     if format is TableFormat.rich:
