@@ -62,6 +62,9 @@ def train(
     batch_size: BATCH = None,
     lr: Annotated[Optional[float], typer.Option("--lr", metavar="LR",
                                                 help="Peak learning rate (default: spec, else 0.2).")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(
+        "--optimizer", metavar="sgd|adamw",
+        help="sgd (with Nesterov momentum) or adamw (default: spec, else sgd).")] = None,
     device: DEVICE = None,
     out: OUT = None,
     train_limit: TRAIN_LIMIT = None,
@@ -113,7 +116,7 @@ def train(
     if dist_timeout is not None and dist_timeout < 1:
         raise RfcalcError(f"--dist-timeout {dist_timeout}: must be >= 1 (seconds)")
     flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "aug": aug,
-             "workers": workers}
+             "workers": workers, "optimizer": optimizer}
     try:
         if nproc_per_node is not None:
             argv = worker_argv(spec, {**flags, "device": device, "out": out, "train_limit": train_limit,
@@ -137,7 +140,7 @@ def train(
 WORKER_FLAGS = {"data": "--data", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
                 "device": "--device", "out": "--out", "train_limit": "--train-limit", "test_limit": "--test-limit",
                 "seed": "--seed", "resume": "--resume", "aug": "--aug", "workers": "--workers",
-                "dist_timeout": "--dist-timeout"}
+                "dist_timeout": "--dist-timeout", "optimizer": "--optimizer"}
 
 
 def worker_argv(spec: Path, values: dict[str, object], *, skip_check: bool, compile: bool,
