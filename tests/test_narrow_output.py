@@ -41,3 +41,16 @@ def test_layer_names_do_not_wrap_at_80_columns(spec: str) -> None:
     first_cells = [line.split(" ")[0] for line in body if line.strip()]
     names = {row.name for row in report.rows}
     assert [cell for cell in first_cells if cell not in names and not cell.startswith("hidden")] == []
+
+
+def test_the_lowest_class_is_marked_only_when_classes_differ() -> None:
+    """Issue 25: every class tied at 0% was marked '(lowest)'."""
+    from rfcalc.trainer.progress import class_table
+
+    def marked(per_class: list[float]) -> list[str]:
+        console = Console(width=80, record=True)
+        console.print(class_table(["a", "b", "c"], per_class, [10, 10, 10]))
+        return [line.split()[1] for line in console.export_text().splitlines() if "(lowest)" in line]
+
+    assert marked([0.0, 0.0, 0.0]) == [] and marked([0.5, 0.5, 0.5]) == []
+    assert marked([0.2, 0.9, 0.2]) == ["a", "c"] and marked([0.2, 0.9, 0.5]) == ["a"]

@@ -132,8 +132,8 @@ def class_table(classes: list[str], per_class: list[float], counts: list[int]) -
     table.add_column("accuracy", justify="right")
     table.add_column("", justify="left")
     worst = min(per_class) if per_class else 0.0
+    ranked = bool(per_class) and worst < max(per_class)  # when every class ties, none is the lowest
     for name, acc, count in zip(classes, per_class, counts):
         bar = "█" * int(round(acc * 20))
-        table.add_row(name, f"{count:,}", f"{acc:.2%}" + (" (lowest)" if acc == worst and len(classes) > 1 else ""),
-                      bar)
+        table.add_row(name, f"{count:,}", f"{acc:.2%}" + (" (lowest)" if acc == worst and ranked else ""), bar)
     return table
