@@ -54,3 +54,23 @@ def test_the_lowest_class_is_marked_only_when_classes_differ() -> None:
 
     assert marked([0.0, 0.0, 0.0]) == [] and marked([0.5, 0.5, 0.5]) == []
     assert marked([0.2, 0.9, 0.2]) == ["a", "c"] and marked([0.2, 0.9, 0.5]) == ["a"]
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 40])
+def test_curves_tick_whole_epochs(epochs: int) -> None:
+    """Issue 25: the curves of a 1-epoch run were ticked 0.945 … 1.05."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from rfcalc.trainer.plots import curves_figure
+    from rfcalc.trainer.state import EpochRow
+
+    rows = [EpochRow(e, 0.1, 2.0 / e, 0.1 * e / epochs, 2.1 / e, 0.1 * e / epochs, 1000.0, 1.0, float(e), float(e))
+            for e in range(1, epochs + 1)]
+    fig = curves_figure(rows, [0.1] * (5 * epochs), "t")
+    FigureCanvasAgg(fig).draw()
+    for axis in fig.axes[:2]:  # loss and accuracy against the epoch
+        low, high = axis.get_xlim()
+        ticks = [t for t in axis.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert low < 1 and high > epochs
