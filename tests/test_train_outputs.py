@@ -122,3 +122,25 @@ def test_the_optimizer_is_a_flag_like_the_others(tmp_path: Path, pickles: Path) 
     changed = run(["train", spec, "--resume", out / "last.pt", "--optimizer", "sgd"])
     assert changed.exit_code == 2
     assert one_line_error(changed).startswith(f"--optimizer sgd: the run in {out / 'last.pt'} used adamw")
+
+
+def test_evaluate_and_check_wrap_their_lines_at_80_columns(tmp_path: Path, pickles: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25: `evaluate`'s header and `check`'s notes ran past 80 columns unwrapped."""
+    from typer.testing import CliRunner
+
+    from rfcalc.cli.app import app
+
+    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    assert run(["train", spec, "--data", pickles, "--epochs", "1", "--out", tmp_path / "a"]).exit_code == 0
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.chdir(tmp_path)  # paths shorter than a line (a longer one keeps a line of its own)
+    pickles = pickles.relative_to(tmp_path)
+    evaluated = run(["evaluate", "spec.yaml", "--weights", "a/best.pt", "--data", pickles, "--tta"])
+    checked = CliRunner().invoke(app, ["check", "spec.yaml"])
+    assert evaluated.exit_code == 0 and checked.exit_code == 0, evaluated.output + checked.output
+    for text in (evaluated.stdout, checked.stdout):  # a word longer than a line (the data's path) keeps its own
+        assert all(len(line) <= 80 or " " not in line.strip() for line in text.splitlines()), text
+    said = " ".join(evaluated.stdout.split())
+    assert said.startswith("a/best.pt on 40 test images of /") and " with flip TTA: accuracy " in said
+    assert " ".join(checked.stdout.split()).endswith("or flags such as --rf '>44'")

@@ -165,15 +165,22 @@ def _check_code(target: str, input: str | None, overrides: dict[str, Any]) -> An
 
 
 def _print_result(result: Any) -> None:
+    from rfcalc.lines import line_width, wrap_words
+
+    width = line_width(console())
+
+    def say(text: str) -> None:  # an item of the result, indented, wrapped between words on a terminal
+        typer.echo("  " + wrap_words(text, width - 2, indent="  ").replace("\n", "\n  "))
+
     verdict = "ok" if result.ok else "FAIL"
     typer.echo(f"{result.file} ({result.name}): {verdict}")
     if not result.rules:
-        typer.echo("  no constraints: add `constraints:` to the spec, [tool.rfcalc.constraints] to pyproject.toml, "
-                   "or flags such as --rf '>44'")
+        say("no constraints: add `constraints:` to the spec, [tool.rfcalc.constraints] to pyproject.toml, or flags "
+            "such as --rf '>44'")
     for rule in result.rules:
-        typer.echo(f"  {rule.message}")
+        say(rule.message)
     for diagnostic in result.diagnostics:
-        typer.echo(f"  {diagnostic.severity}: {diagnostic.path}: {diagnostic.message}")
+        say(f"{diagnostic.severity}: {diagnostic.path}: {diagnostic.message}")
 
 
 @guarded
