@@ -163,7 +163,8 @@ def translate(exc: ValidationError, source: Source, key: Key, path: str, model: 
         if loc and origin is not None:
             message += _from_defaults({str(loc[0]): origin}, source, named=False)
         elif not loc and origins and model is not None:  # a rule across fields: name those `defaults` gave
-            message += _from_defaults({f: o for f, o in origins.items() if _causes(f, err, model)}, source, named=True)
+            given = {f: o for f, o in origins.items() if o[:1] == ("defaults",) and _causes(f, err, model)}
+            message += _from_defaults(given, source, named=True)
         problems.append(source.problem(where, _path_text(path, loc), message, at_key=err["type"] == "extra_forbidden"))
     return problems
 
