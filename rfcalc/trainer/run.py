@@ -313,9 +313,10 @@ def check_fits(spec: Any, ckpt: dict[str, Any], path: Path, say: Any, *, command
     if file is not None and file != str(spec.file):
         flag = "--resume" if command == "train" else "--weights"
         fix = f"use it with `rfcalc {command} {file} {flag} {path}`"
-    else:
-        fix = "use it with the spec as it was, or start a new run" if command == "train" else \
-            "use it with the spec as it was"
+    else:  # an older checkpoint (no file recorded), or this very file since edited
+        fix = ("use it with the spec as it was" if saved.get("name") == spec.name else
+               f"use it with the file of spec '{saved.get('name')}'")
+        fix += ", or start a new run without --resume" if command == "train" else ""
     raise RfcalcError(f"{path} was written for {was}, not {now}, and does not fit it ({problem}); {fix}")
 
 
