@@ -144,3 +144,29 @@ def test_evaluate_and_check_wrap_their_lines_at_80_columns(tmp_path: Path, pickl
     said = " ".join(evaluated.stdout.split())
     assert said.startswith("a/best.pt on 40 test images of /") and " with flip TTA: accuracy " in said
     assert " ".join(checked.stdout.split()).endswith("or flags such as --rf '>44'")
+
+
+def test_check_fits_without_a_recorded_file_or_spec(tmp_path: Path) -> None:
+    """Checkpoints written before the spec's file was recorded, and bare state_dicts (nothing names a spec)."""
+    import rfcalc
+    from rfcalc.trainer.run import check_fits
+
+    spec = rfcalc.load_spec(_spec(tmp_path, spec_text()))
+    wider = rfcalc.load_spec(_spec(tmp_path, spec_text().replace("out: 8}", "out: 12}").replace(
+        "name: tiny-test", "name: wider"), "wider.yaml"))
+    state = rfcalc.build_model(spec).state_dict()
+    said: list[str] = []
+    old = {"spec": {"name": "tiny-test", "digest": "0123456789ab"}, "model": state}
+    with pytest.raises(RfcalcError) as refused:
+        check_fits(wider, old, Path("last.pt"), said.append, command="train")
+    assert str(refused.value) == (
+        f"last.pt was written for spec 'tiny-test' (digest 0123456789ab), not spec 'wider' ({wider.file}, digest "
+        f"{wider.digest}), and does not fit it ('c1.conv.weight' is [8, 3, 3, 3] in the checkpoint but [12, 3, 3, 3] "
+        f"in the spec); use it with the file of spec 'tiny-test', or start a new run without --resume")
+    check_fits(spec, old, Path("last.pt"), said.append, command="evaluate")  # the same spec, edited: it fits
+    assert said == [f"notice: {spec.file} changed since last.pt was written (digest 0123456789ab, now {spec.digest}); "
+                    "its tensors still fit"]
+    check_fits(spec, {"model": state}, Path("w.pt"), said.append, command="evaluate")  # bare, fits: nothing said
+    with pytest.raises(RfcalcError, match=r"^w.pt does not fit spec 'wider' \("):
+        check_fits(wider, {"model": state}, Path("w.pt"), said.append, command="evaluate")
+    assert len(said) == 1
