@@ -90,9 +90,57 @@ def _paragraphs(text: str | None) -> str | None:
                         for p in inspect.cleandoc(text).split("\n\n"))
 
 
+HELP_ROOM = 40  # the fewest columns an option's description gets beside its flags; with fewer it goes below them
+
+
+def _options_panel(original: Callable[..., None]) -> Callable[..., None]:
+    """typer's options panel, or, when its flag and value columns would leave a description fewer than HELP_ROOM
+    columns (``train --help`` at 80 columns), each option on its own line with its description below."""
+
+    def panel(**kwargs: Any) -> None:
+        from rich.padding import Padding
+        from rich.panel import Panel
+        from rich.table import Table
+        from typer import rich_utils
+
+        params, ctx, out = kwargs["params"], kwargs["ctx"], kwargs["console"]
+        heads = [_head(param, ctx) for param in params]
+        # typer's columns: long, short (or an argument's name), secondary long and short, value, then the
+        # description; each is padded by one space either side, empty or not, inside a panel's 4 columns of border
+        def split(opts: list[str]) -> list[str]:
+            return [",".join(o for o in opts if o[:2] == "--"), ",".join(o for o in opts if o[:2] != "--")]
+
+        cells = [[*split(p.opts), *split(p.secondary_opts), heads[i][1]] for i, p in enumerate(params)]
+        widths = [max((len(row[c]) for row in cells), default=0) for c in range(5)]
+        used = 4 + sum(w + 2 for w in widths) + 2 + (3 if any(p.required for p in params) else 0)
+        if not params or out.width - used >= HELP_ROOM:
+            return original(**kwargs)
+        grid = Table.grid(expand=True)
+        grid.add_column()
+        for param, (head, _) in zip(params, heads):
+            grid.add_row(rich_utils.highlighter(head))
+            grid.add_row(Padding(rich_utils._get_parameter_help(param=param, ctx=ctx,
+                                                                 markup_mode=kwargs["markup_mode"]), (0, 0, 0, 4)))
+        out.print(Panel(grid, border_style=rich_utils.STYLE_OPTIONS_PANEL_BORDER, title=kwargs["name"],
+                        title_align=rich_utils.ALIGN_OPTIONS_PANEL))
+
+    return panel
+
+
+def _head(param: Any, ctx: Any) -> tuple[str, str]:
+    """'--out, -o FOLDER' (or 'SPEC', '--sync-bn / --no-sync-bn'), and the value's metavar alone."""
+    value = param.display_type_rich(ctx=ctx) or ""
+    if getattr(param, "param_type_name", "") == "argument":
+        names = param.display_name_raw if hasattr(param, "display_name_raw") else param.name.upper()
+    else:
+        longs = [o for o in param.opts if o.startswith("--")] + [o for o in param.opts if not o.startswith("--")]
+        names = ", ".join(longs) + "".join(f" / {o}" for o in param.secondary_opts)
+    return f"{'* ' if param.required else ''}{names}{' ' + value if value else ''}", value
+
+
 class Command(typer.core.TyperCommand):
     """Every rfcalc command: typer's, with help that names values instead of Python types, and paragraphs that
-    wrap at the terminal's width."""
+    wrap at the terminal's width; at a narrow width an option's description goes below it (:func:`_options_panel`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,6 +148,18 @@ class Command(typer.core.TyperCommand):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_metavars(super().get_params(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from typer import rich_utils
+
+        original = getattr(rich_utils, "_print_options_panel", None)
+        if original is None:  # pragma: no cover - another typer: its own layout
+            return super().format_help(ctx, formatter)
+        rich_utils._print_options_panel = _options_panel(original)
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            rich_utils._print_options_panel = original
 
 
 class Group(typer.core.TyperGroup):
