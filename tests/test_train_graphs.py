@@ -156,3 +156,33 @@ def test_warm_up_is_a_no_op_off_cuda() -> None:
     x = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)
     assert graphs.warm_up(engine, lambda t: t, choice, x, torch.zeros(2, dtype=torch.long), [2], True) is choice
     assert engine.captured is None
+
+
+def test_a_failed_capture_falls_back_to_eager_steps_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a GPU run does when its model cannot be captured (e.g. a forward that reads a value back): one line
+    with the reason, eager steps, and the weights, statistics and optimizer state exactly as before the warm-up."""
+    from contextlib import nullcontext
+
+    from rfcalc.trainer import engine as engine_module
+
+    engine = Engine(_model(), TrainConfig(lr=0.1, ema=0.9), torch.device("cpu"), total_steps=4)
+    engine.device = torch.device("cuda")  # what warm_up reads: it takes the CUDA path; the tensors stay here
+    monkeypatch.setattr(engine, "autocast", lambda cache=True: nullcontext())
+    monkeypatch.setattr(engine_module, "autocast", lambda device, cache=True: nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: None)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("operation not permitted when stream is capturing\nCUDA kernel errors might be ...")
+
+    monkeypatch.setattr(graphs, "StaticStep", refuse)
+    normalize = Normalizer((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    before = copy.deepcopy(engine.model.state_dict())
+    x = torch.randint(0, 256, (4, 8, 8, 3), dtype=torch.uint8)
+    choice = graphs.warm_up(engine, normalize, graphs.GraphChoice(True), x, torch.tensor([0, 1, 2, 3]), [4, 2], True)
+    assert not choice.capture
+    assert choice.reason == "capture failed: RuntimeError: operation not permitted when stream is capturing"
+    assert choice.describe().startswith("eager steps (capture failed")
+    assert engine.captured is None
+    for key, value in before.items():  # the eager warm-up (forward, backward, evaluation shapes) changed nothing
+        assert torch.equal(value, engine.model.state_dict()[key]), key
+    assert all(p.grad is None for p in engine.model.parameters())

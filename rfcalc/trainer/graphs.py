@@ -272,7 +272,7 @@ def warm_up(engine: Any, normalize: Callable[[torch.Tensor], torch.Tensor], choi
 
     def evaluation_shapes() -> None:
         for n in eval_sizes:
-            engine.predict(normalize(torch.zeros((n, *first_x.shape[1:]), dtype=torch.uint8, device=engine.device)),
+            engine.predict(normalize(torch.zeros((n, *first_x.shape[1:]), dtype=torch.uint8, device=first_x.device)),
                            tta)
 
     if choice.capture:
