@@ -9,26 +9,15 @@ import pytest
 import albumentations  # noqa: F401 - the train extra
 import matplotlib  # noqa: F401 - the train extra
 
-from train_helpers import one_line_error, run, spec_text, write_pickle_folder
+from train_helpers import one_line_error, run, spec_file, spec_text
 from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
 
 from rfcalc.errors import RfcalcError
 from rfcalc.trainer.run import check_out_free
 
 
-@pytest.fixture
-def pickles(tmp_path: Path) -> Path:
-    return write_pickle_folder(tmp_path / "pickles")
-
-
-def _spec(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_a_new_run_refuses_an_out_that_holds_a_run_unless_overwrite(tmp_path: Path, pickles: Path) -> None:
-    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    spec = spec_file(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
     out = tmp_path / "run"
     argv = ["train", spec, "--data", pickles, "--epochs", "1", "--out", out]
     assert run(argv).exit_code == 0
@@ -46,7 +35,7 @@ def test_a_new_run_refuses_an_out_that_holds_a_run_unless_overwrite(tmp_path: Pa
 
 def test_the_default_out_is_named_as_such(tmp_path: Path, pickles: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    spec = spec_file(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
     (tmp_path / "runs" / "tiny-test").mkdir(parents=True)
     (tmp_path / "runs" / "tiny-test" / "metrics.jsonl").write_text("{}\n")
     result = run(["train", spec, "--data", pickles, "--epochs", "1"])
@@ -69,7 +58,7 @@ def test_overwrite_removes_every_file_of_the_earlier_run(tmp_path: Path) -> None
 
 def test_the_launcher_refuses_an_out_that_holds_a_run_before_starting_workers(tmp_path: Path,
                                                                                pickles: Path) -> None:
-    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    spec = spec_file(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "last.pt").write_bytes(b"")
     result = run(["train", spec, "--data", pickles, "--out", tmp_path / "run", "--nproc-per-node", "2",
@@ -83,9 +72,9 @@ def test_a_checkpoint_of_another_spec_is_refused_before_any_work(tmp_path: Path,
     spec it belongs to (name, file, digest) before the check, the table or the data (--data here does not exist)."""
     import rfcalc
 
-    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    spec = spec_file(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
     assert run(["train", spec, "--data", pickles, "--epochs", "1", "--out", tmp_path / "a"]).exit_code == 0
-    other = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast").replace("out: 8}", "out: 12}")
+    other = spec_file(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast").replace("out: 8}", "out: 12}")
                   .replace("name: tiny-test", "name: wider"), "wider.yaml")
     was = f"spec 'tiny-test' ({spec}, digest {rfcalc.load_spec(spec).digest})"
     now = f"spec 'wider' ({other}, digest {rfcalc.load_spec(other).digest})"
@@ -111,7 +100,7 @@ def test_the_optimizer_is_a_flag_like_the_others(tmp_path: Path, pickles: Path) 
     """Issue 25: `train --optimizer adamw` was 'No such option: --optimizer (Possible options: --compile)'."""
     import json
 
-    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    spec = spec_file(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
     bad = run(["train", spec, "--data", pickles, "--optimizer", "adam"])
     assert bad.exit_code == 2
     assert one_line_error(bad) == ("--optimizer adam: must be one of 'sgd' or 'adamw', got 'adam' (did you mean "
@@ -131,7 +120,7 @@ def test_evaluate_and_check_wrap_their_lines_at_80_columns(tmp_path: Path, pickl
 
     from rfcalc.cli.app import app
 
-    spec = _spec(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
+    spec = spec_file(tmp_path, spec_text(train="batch_size: 16\nworkers: 0\naug: fast"))
     assert run(["train", spec, "--data", pickles, "--epochs", "1", "--out", tmp_path / "a"]).exit_code == 0
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.chdir(tmp_path)  # paths shorter than a line (a longer one keeps a line of its own)
@@ -151,8 +140,8 @@ def test_check_fits_without_a_recorded_file_or_spec(tmp_path: Path) -> None:
     import rfcalc
     from rfcalc.trainer.run import check_fits
 
-    spec = rfcalc.load_spec(_spec(tmp_path, spec_text()))
-    wider = rfcalc.load_spec(_spec(tmp_path, spec_text().replace("out: 8}", "out: 12}").replace(
+    spec = rfcalc.load_spec(spec_file(tmp_path, spec_text()))
+    wider = rfcalc.load_spec(spec_file(tmp_path, spec_text().replace("out: 8}", "out: 12}").replace(
         "name: tiny-test", "name: wider"), "wider.yaml"))
     state = rfcalc.build_model(spec).state_dict()
     said: list[str] = []

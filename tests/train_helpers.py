@@ -153,3 +153,10 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def spec_file(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    """``text`` written as tmp_path/name."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -81,9 +81,13 @@ class DeviceHyper:
             self.ema_weight.fill_(ema_weight)
 
 
-def _grads(group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    params = [p for p in group["params"] if p.grad is not None]
-    return params, [p.grad for p in params if p.grad is not None]
+def _groups(optimizer: torch.optim.Optimizer, hyper: DeviceHyper) -> Iterator[
+        tuple[dict[str, Any], torch.Tensor, list[torch.Tensor], list[torch.Tensor]]]:
+    """(param group, its device hyper-parameters, its parameters that have gradients, their gradients)."""
+    for group, values in zip(optimizer.param_groups, hyper.groups):
+        params = [p for p in group["params"] if p.grad is not None]
+        if params:
+            yield group, values, params, [p.grad for p in params if p.grad is not None]
 
 
 def prepare_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
@@ -106,10 +110,7 @@ def prepare_state(optimizer: torch.optim.Optimizer, device: torch.device) -> Non
 @torch.no_grad()
 def sgd_update(optimizer: torch.optim.Optimizer, hyper: DeviceHyper) -> None:
     """torch.optim.SGD's step (dampening 0) with lr and momentum read from device tensors."""
-    for group, values in zip(optimizer.param_groups, hyper.groups):
-        params, grads = _grads(group)
-        if not params:
-            continue
+    for group, values, params, grads in _groups(optimizer, hyper):
         lr, momentum = values[0], values[1]
         if group["weight_decay"]:
             grads = list(torch._foreach_add(grads, params, alpha=group["weight_decay"]))
@@ -127,10 +128,7 @@ def sgd_update(optimizer: torch.optim.Optimizer, hyper: DeviceHyper) -> None:
 @torch.no_grad()
 def adamw_update(optimizer: torch.optim.Optimizer, hyper: DeviceHyper) -> None:
     """torch.optim.AdamW's step (no amsgrad) with lr and beta1 read from device tensors."""
-    for group, values in zip(optimizer.param_groups, hyper.groups):
-        params, grads = _grads(group)
-        if not params:
-            continue
+    for group, values, params, grads in _groups(optimizer, hyper):
         lr, beta1 = values[0], values[1]
         beta2, eps = float(group["betas"][1]), float(group["eps"])
         states = [optimizer.state[p] for p in params]
