@@ -32,12 +32,40 @@ class SpecError(ValueError):
 
 
 class ExitCode(IntEnum):
-    """The exit codes of every command: part of the interface, defined here only."""
+    """The exit codes of every command: part of the interface, defined here only (the README's list, every
+    command's --help and docs/SPEC_FORMAT.md section 6.3 say the same; tests compare them)."""
 
     OK = 0
-    FAILED = 1          # a rule failed (`check`); training diverged or ran out of memory
+    FAILED = 1          # a rule failed (`check`); training diverged or ran out of memory; nothing found
     BAD_INPUT = 2       # an invalid spec, flag, file or path
+    INTERNAL = 3        # a bug in rfcalc: an exception nobody expected (the traceback goes to a log file)
+    SYSTEM = 4          # the system refused an operation the checks could not foresee: a full disk, a permission
     INTERRUPTED = 130   # Ctrl-C / SIGTERM (a resumable checkpoint is kept)
+
+    @property
+    def meaning(self) -> str:
+        """What the code says, in the words of the README and of every command's --help."""
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    ExitCode.OK: "done",
+    ExitCode.FAILED: "a rule failed, training failed, or nothing was found",
+    ExitCode.BAD_INPUT: "invalid input: a spec, flag, file or path",
+    ExitCode.INTERNAL: "a bug in rfcalc: please report it (the message names the traceback's file)",
+    ExitCode.SYSTEM: "the system refused to read or write: a full disk, a permission",
+    ExitCode.INTERRUPTED: "interrupted: Ctrl-C or SIGTERM",
+}
+
+
+def exit_codes_text() -> str:
+    """Every exit code and its meaning on one line: the epilog of every command's --help."""
+    return "Exit codes: " + "; ".join(f"{int(code)} {code.meaning}" for code in ExitCode) + "."
+
+
+def exit_codes_list() -> str:
+    """Every exit code and its meaning, one per line, as the README and docs/SPEC_FORMAT.md list them."""
+    return "".join(f"- `{int(code)}` {code.meaning}\n" for code in ExitCode)
 
 
 class RfcalcError(Exception):

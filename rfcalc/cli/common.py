@@ -1,6 +1,8 @@
 """What every command shares: the consoles and turning user-facing failures into one line and an exit code.
 
-Exit codes are :class:`rfcalc.errors.ExitCode`.
+Exit codes are :class:`rfcalc.errors.ExitCode`. An exception nobody expected is a bug in rfcalc: it exits
+``INTERNAL`` with a line that says so and names a log file holding the traceback (``RFCALC_DEBUG=1`` re-raises it
+instead); an OS error that no check could foresee (a full disk) exits ``SYSTEM`` with the path and the reason.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from rfcalc.errors import ExitCode, RfcalcError, SpecError
+from rfcalc import __version__
+from rfcalc.errors import ExitCode, RfcalcError, SpecError, exit_codes_text, message_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -42,7 +45,8 @@ def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> NoReturn:
 
 
 def guarded(func: F) -> F:
-    """Run a command body; SpecError / RfcalcError / Ctrl-C / OSError become one-line messages and exit codes."""
+    """Run a command body; SpecError / RfcalcError / Ctrl-C become one-line messages and exit codes (an OSError,
+    or any other exception, is :class:`Group`'s to report)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,11 +60,39 @@ def guarded(func: F) -> F:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", ExitCode.INTERRUPTED)
-        except OSError as exc:  # the last net: a file the checks before the work could not foresee
-            where = f"{exc.filename}: " if exc.filename else ""
-            fail(f"{where}{exc.strerror or exc}")
 
     return wrapper  # type: ignore[return-value]
+
+
+DEBUG_VARIABLE = "RFCALC_DEBUG"  # set to 1: an internal error re-raises (full traceback) instead of a log file
+
+
+def system_error_line(exc: OSError) -> str:
+    """What the system refused: the path(s) and the reason (``out.py: No space left on device``)."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p]
+    where = f"{' -> '.join(paths)}: " if paths else ""
+    return f"{where}{exc.strerror or message_line(exc)}"
+
+
+def internal_error(exc: BaseException, where: str) -> NoReturn:
+    """An exception nobody expected: a bug in rfcalc. Two lines on stderr (what, and where the traceback is), exit
+    ``INTERNAL``; with ``RFCALC_DEBUG=1`` the exception is re-raised instead (Python prints the traceback)."""
+    import tempfile
+    import traceback
+
+    if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+        raise exc
+    typer.echo(f"{where}: internal error: {type(exc).__name__}: {message_line(exc)}", err=True)
+    try:
+        handle, log = tempfile.mkstemp(prefix="rfcalc-crash-", suffix=".log")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(f"rfcalc {__version__} on Python {sys.version.split()[0]}: {' '.join(sys.argv)}\n\n")
+            file.write("".join(traceback.format_exception(exc)))
+        hint = f"with the traceback in {log} ({DEBUG_VARIABLE}=1 shows it)"
+    except OSError:
+        hint = f"with the traceback that {DEBUG_VARIABLE}=1 prints"
+    typer.echo(f"this is a bug in rfcalc, please report it {hint}", err=True)
+    sys.exit(int(ExitCode.INTERNAL))
 
 
 def require_extra(module: str, extra: str) -> None:
@@ -97,6 +129,7 @@ class Command(typer.core.TyperCommand):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help = _paragraphs(self.help)
+        self.epilog = exit_codes_text()
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_metavars(super().get_params(ctx))
@@ -109,6 +142,11 @@ class Group(typer.core.TyperGroup):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_metavars(super().get_params(ctx))
+
+    def _where(self, args: Sequence[str] | None) -> str:
+        """``rfcalc COMMAND``: the command of the command line ``args`` (default: this process's)."""
+        given = list(sys.argv[1:] if args is None else args)
+        return " ".join(["rfcalc", *[a for a in given if a in self.commands][:1]])
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
@@ -134,4 +172,9 @@ class Group(typer.core.TyperGroup):
         except typer.Abort:
             typer.echo("aborted", err=True)
             sys.exit(int(ExitCode.INTERRUPTED))
+        except OSError as exc:  # the last net: a file the checks before the work could not foresee
+            typer.echo(system_error_line(exc), err=True)
+            sys.exit(int(ExitCode.SYSTEM))
+        except Exception as exc:
+            internal_error(exc, self._where(args))
         sys.exit(result if isinstance(result, int) else 0)

@@ -100,7 +100,7 @@ def sweep(
     try:
         Path(plan.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RfcalcError(f"--out {plan.out}: cannot create the folder: {exc.strerror}") from None
+        raise RfcalcError(f"--out {plan.out}: cannot create the folder: {exc.strerror}", ExitCode.SYSTEM) from None
     finished = run_sweep(plan, workers, show_only=show)
     results = finished.results
     if format is TableFormat.rich:
