@@ -53,3 +53,11 @@ def test_help_at_80_columns_cuts_no_word_and_wraps_paragraphs(runner, command):
     short = [a for a, b in zip(prose, prose[1:]) if a.strip() and b.strip() and len(a) < 45
              and not a.rstrip().endswith((".", ":")) and not b.lstrip()[:1].isupper()]
     assert short == [], short
+
+
+def test_the_console_script_builds_only_the_command_it_runs():
+    from rfcalc.cli.app import app_for
+
+    assert [info.name for info in app_for(["check", "a.yaml"]).registered_commands] == ["check"]
+    assert app_for(["--version"]) is app and app_for([]) is app and app_for(["chek"]) is app
+    assert len(app.registered_commands) == len(COMMANDS)  # the full app is left as it was

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import rfcalc  # noqa: E402
 from rfcalc.cli.app import app  # noqa: E402
-from rfcalc.cli.inspect_command import load_target, parse_input_shape  # noqa: E402
+from rfcalc.inspection.target import load_target, parse_input_shape  # noqa: E402
 from rfcalc.errors import RfcalcError  # noqa: E402
 from rfcalc.inspection.api import inspect_module  # noqa: E402
 

@@ -5,7 +5,9 @@ Nothing imported here imports torch: `table` and `check` are pre-commit hooks.
 """
 from __future__ import annotations
 
+import copy
 import os
+import sys
 from typing import Annotated, Optional
 
 # pydantic looks for plugins through importlib.metadata at the first model it builds: ~40 ms that a
@@ -46,6 +48,18 @@ for _info in app.registered_commands:  # help that names values, not Python type
         _info.cls = Command
 
 
+def app_for(args: list[str]) -> typer.Typer:
+    """The app that runs the command line ``args``: :data:`app` with only the command being run, when one is named.
+    Typer turns every registered command's signature into click parameters when it starts (about 1 ms each), which
+    a pre-commit hook would pay on every call; help, ``--version`` and a mistyped command get the whole app."""
+    chosen = [info for info in app.registered_commands if args and info.name == args[0]]
+    if not chosen:
+        return app
+    lean = copy.copy(app)
+    lean.registered_commands = chosen
+    return lean
+
+
 def main() -> None:
     """Console entry point."""
-    app()
+    app_for(sys.argv[1:])()

@@ -10,12 +10,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from rfcalc.analysis.render import TableFormat
+from rfcalc.table.formats import TableFormat
 from rfcalc.cli.common import console, fail, guarded, require_extra
 from rfcalc.cli.outputs import IMAGE, emit_json, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
-from rfcalc.inspection.target import is_code_target
+from rfcalc.targets import is_code_target
 
 
 class CheckFormat(str, Enum):
