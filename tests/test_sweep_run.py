@@ -34,6 +34,8 @@ import cv2  # noqa: F401
 
 from conftest import CIFAR_PLACES  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real `rfcalc sweep` / `rfcalc train` processes and a PostgreSQL server
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SPEC = """\

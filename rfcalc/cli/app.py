@@ -20,6 +20,7 @@ from rfcalc import __version__  # noqa: E402
 from rfcalc.cli import (inspect_command, model_commands, spec_commands, suggest_command,  # noqa: E402
                         sweep_command, train_commands)
 from rfcalc.cli.common import Command, Group  # noqa: E402
+from rfcalc.cli.typer_shim import use_command_class  # noqa: E402
 
 app = typer.Typer(name="rfcalc", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=Group,
                   help="Exact receptive-field tables, constraint checks, PyTorch modules and training from a "
@@ -43,9 +44,7 @@ def main_callback(
 for _register in (spec_commands.register, suggest_command.register, model_commands.register,
                   inspect_command.register, train_commands.register, sweep_command.register):
     _register(app)
-for _info in app.registered_commands:  # help that names values, not Python types, for every command
-    if _info.cls in (None, typer.core.TyperCommand):
-        _info.cls = Command
+use_command_class(app, Command)  # help that names values, not Python types, for every command
 
 
 def app_for(args: list[str]) -> typer.Typer:

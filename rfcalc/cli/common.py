@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 
 from rfcalc import __version__
+from rfcalc.cli.typer_shim import TyperCommand, TyperGroup, click_errors, plain_metavars
 from rfcalc.errors import ExitCode, RfcalcError, SpecError, exit_codes_text, message_line
 
 if TYPE_CHECKING:
@@ -102,17 +103,6 @@ def require_extra(module: str, extra: str) -> None:
     extras.require(module, extra)
 
 
-def _plain_metavars(params: list[Any]) -> list[Any]:
-    """Help shows what to type, not Python types: a flag shows nothing (typer >= 0.2x prints ``<bool>``), an
-    option its metavar (``--rf BOUND``), an argument its name only (``SPEC``, not ``SPEC <path>``)."""
-    for param in params:
-        if getattr(param, "is_flag", False) and param.metavar is None:
-            param.metavar = ""
-        if getattr(param, "param_type_name", "") == "argument" and param.metavar is not None:
-            param.display_type_rich = lambda ctx: None
-    return params
-
-
 def _paragraphs(text: str | None) -> str | None:
     """A docstring's paragraphs each on one line, so that the terminal wraps them (typer keeps the docstring's
     own line breaks after the first paragraph, which leaves half-empty lines at 80 columns)."""
@@ -122,7 +112,7 @@ def _paragraphs(text: str | None) -> str | None:
                         for p in inspect.cleandoc(text).split("\n\n"))
 
 
-class Command(typer.core.TyperCommand):
+class Command(TyperCommand):
     """Every rfcalc command: typer's, with help that names values instead of Python types, and paragraphs that
     wrap at the terminal's width."""
 
@@ -132,16 +122,16 @@ class Command(typer.core.TyperCommand):
         self.epilog = exit_codes_text()
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _plain_metavars(super().get_params(ctx))
+        return plain_metavars(super().get_params(ctx))
 
 
-class Group(typer.core.TyperGroup):
+class Group(TyperGroup):
     """The ``rfcalc`` group: the same help as :class:`Command` for ``--version`` and ``--help``, and a command line
     that click cannot parse (a missing argument, an unknown command or choice) as one line on stderr, exit 2,
     instead of typer's framed box."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _plain_metavars(super().get_params(ctx))
+        return plain_metavars(super().get_params(ctx))
 
     def _where(self, args: Sequence[str] | None) -> str:
         """``rfcalc COMMAND``: the command of the command line ``args`` (default: this process's)."""
@@ -154,10 +144,6 @@ class Group(typer.core.TyperGroup):
                                 **extra)
         if not standalone_mode:
             return run(standalone_mode=False)
-        try:  # typer >= 0.20 carries its own click; older ones use click
-            from typer._click import exceptions as click_errors  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:  # pragma: no cover - depends on the installed typer
-            from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found,unused-ignore]
         try:
             result = run(standalone_mode=False)
         except click_errors.ClickException as exc:

@@ -14,7 +14,8 @@ from rfcalc.sweep.load import Sweep
 from rfcalc.sweep.outcome import Outcome
 from rfcalc.sweep.results import Results, collect
 from rfcalc.sweep.study import open_study, shown_url, storage_url
-from rfcalc.sweep.worker import WorkerPlan, run_workers, say_with, stop_on_signals, sweep_of, work
+from rfcalc.signals import stop_on_signals
+from rfcalc.sweep.worker import WorkerPlan, run_workers, say_with, sweep_of, work
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 
