@@ -82,3 +82,33 @@ class RfcalcError(Exception):
 def message_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when the message is empty)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+DEBUG_VARIABLE = "RFCALC_DEBUG"  # set to 1: an internal error is raised (full traceback) instead of logged
+
+
+def debugging() -> bool:
+    """Whether ``RFCALC_DEBUG`` asks for internal errors to be raised."""
+    import os
+
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+def internal_error_lines(exc: BaseException, where: str) -> list[str]:
+    """A bug in rfcalc (an exception nobody expected), as two lines: what happened, and that it is a bug to
+    report, with the log file this writes the traceback to (in the temporary folder)."""
+    import sys
+    import tempfile
+    import traceback
+
+    version = getattr(sys.modules.get("rfcalc"), "__version__", "?")  # the package above this module, loaded first
+    try:
+        handle, log = tempfile.mkstemp(prefix="rfcalc-crash-", suffix=".log")
+        with open(handle, "w", encoding="utf-8") as file:
+            file.write(f"rfcalc {version} on Python {sys.version.split()[0]}: {' '.join(sys.argv)}\n\n")
+            file.write("".join(traceback.format_exception(exc)))
+        hint = f"with the traceback in {log} ({DEBUG_VARIABLE}=1 shows it)"
+    except OSError:
+        hint = f"with the traceback that {DEBUG_VARIABLE}=1 shows"
+    return [f"{where}: internal error: {type(exc).__name__}: {message_line(exc)}",
+            f"this is a bug in rfcalc, please report it {hint}"]

@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from rfcalc.cli.common import Command, Group
-from rfcalc.cli.typer_shim import TyperCommand, click_errors, plain_metavars, use_command_class
+from rfcalc.cli.typer_shim import TyperCommand, click_errors, is_no_args_help, plain_metavars, use_command_class
 
 
 def _app() -> typer.Typer:
@@ -66,3 +66,16 @@ def test_the_group_prints_a_usage_error_as_one_line(capsys) -> None:  # type: ig
         assert exc.code == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("rfcalc go: No such option: --loudly"), lines
+
+
+def test_a_group_run_alone_raises_what_is_no_args_help_names() -> None:
+    app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    app.command("a")(lambda: None)
+    app.command("b")(lambda: None)
+    try:
+        typer.main.get_command(app).main([], standalone_mode=False)
+    except click_errors.ClickException as exc:
+        assert is_no_args_help(exc)
+    else:  # pragma: no cover
+        raise AssertionError("no error for a group run alone")
+    assert not is_no_args_help(click_errors.UsageError("x"))

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from rfcalc import __version__
-from rfcalc.cli.typer_shim import TyperCommand, TyperGroup, click_errors, plain_metavars
-from rfcalc.errors import ExitCode, RfcalcError, SpecError, exit_codes_text, message_line
+from rfcalc.cli.typer_shim import TyperCommand, TyperGroup, click_errors, is_no_args_help, plain_metavars
+from rfcalc.errors import (ExitCode, RfcalcError, SpecError, debugging, exit_codes_text, internal_error_lines,
+                           message_line)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -65,9 +65,6 @@ def guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-DEBUG_VARIABLE = "RFCALC_DEBUG"  # set to 1: an internal error re-raises (full traceback) instead of a log file
-
-
 def system_error_line(exc: OSError) -> str:
     """What the system refused: the path(s) and the reason (``out.py: No space left on device``)."""
     paths = [str(p) for p in (exc.filename, exc.filename2) if p]
@@ -78,21 +75,10 @@ def system_error_line(exc: OSError) -> str:
 def internal_error(exc: BaseException, where: str) -> NoReturn:
     """An exception nobody expected: a bug in rfcalc. Two lines on stderr (what, and where the traceback is), exit
     ``INTERNAL``; with ``RFCALC_DEBUG=1`` the exception is re-raised instead (Python prints the traceback)."""
-    import tempfile
-    import traceback
-
-    if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+    if debugging():
         raise exc
-    typer.echo(f"{where}: internal error: {type(exc).__name__}: {message_line(exc)}", err=True)
-    try:
-        handle, log = tempfile.mkstemp(prefix="rfcalc-crash-", suffix=".log")
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(f"rfcalc {__version__} on Python {sys.version.split()[0]}: {' '.join(sys.argv)}\n\n")
-            file.write("".join(traceback.format_exception(exc)))
-        hint = f"with the traceback in {log} ({DEBUG_VARIABLE}=1 shows it)"
-    except OSError:
-        hint = f"with the traceback that {DEBUG_VARIABLE}=1 prints"
-    typer.echo(f"this is a bug in rfcalc, please report it {hint}", err=True)
+    for line in internal_error_lines(exc, where):
+        typer.echo(line, err=True)
     sys.exit(int(ExitCode.INTERNAL))
 
 
@@ -147,7 +133,7 @@ class Group(TyperGroup):
         try:
             result = run(standalone_mode=False)
         except click_errors.ClickException as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # `rfcalc` alone: typer's own help page
+            if is_no_args_help(exc):  # `rfcalc` alone: typer's own help page
                 return run(standalone_mode=True)
             context = getattr(exc, "ctx", None)
             where = context.command_path if context is not None else "rfcalc"

@@ -6,6 +6,8 @@ pins each piece, so that a typer upgrade that moves one fails there, not in a us
 - :func:`plain_metavars`: help shows what to type, not Python types (typer >= 0.2x prints ``<bool>`` after a flag
   and the type after an argument's name; ``display_type_rich`` is typer's, undocumented).
 - :func:`use_command_class`: every registered command gets rfcalc's class.
+- :func:`is_no_args_help`: the error click raises for a group run without a command (``rfcalc`` alone), which
+  rfcalc answers with the help page (the class is click's, not exported under a stable name).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 import typer
 import typer.core
 
-__all__ = ["TyperCommand", "TyperGroup", "click_errors", "plain_metavars", "use_command_class"]
+__all__ = ["TyperCommand", "TyperGroup", "click_errors", "is_no_args_help", "plain_metavars", "use_command_class"]
 
 click_errors: ModuleType
 try:  # typer >= 0.20 carries its own click; older ones use click
@@ -43,3 +45,8 @@ def use_command_class(app: typer.Typer, cls: type[Any]) -> None:
     for info in app.registered_commands:
         if info.cls in (None, TyperCommand):
             info.cls = cls
+
+
+def is_no_args_help(exc: BaseException) -> bool:
+    """Whether ``exc`` is click's answer to a group run with no command (``no_args_is_help``)."""
+    return type(exc).__name__ == "NoArgsIsHelpError"

@@ -90,7 +90,7 @@ def run_sweep(plan: WorkerPlan, workers: int, *, show_only: bool, plot: bool = T
             errors = [code for code in codes if code not in (0, ExitCode.INTERRUPTED)]
             if errors and not interrupted:
                 raise RfcalcError(f"{len(errors)} of {workers} workers failed (exit {errors[0]}); their lines above "
-                                  f"say why", ExitCode.FAILED)
+                                  f"say why", ExitCode.INTERNAL if ExitCode.INTERNAL in errors else ExitCode.FAILED)
     results = collect(study, sweep, shown_url(plan.url))
     best_spec = write_best(sweep, results, out / "best.yaml")
     fronts = write_front(sweep, results, out / "pareto") if len(sweep.objective) > 1 else ()

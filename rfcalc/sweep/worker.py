@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rfcalc.errors import ExitCode, RfcalcError, SpecError
+from rfcalc.errors import ExitCode, RfcalcError, SpecError, debugging, internal_error_lines
 from rfcalc.signals import stop_on_signals
 from rfcalc.sweep.load import Sweep, load_sweep
 from rfcalc.sweep.objective import Context, Surplus, TrialFailed, run_trial
@@ -130,6 +130,12 @@ def _worker_main(plan: WorkerPlan) -> None:
         sys.exit(int(getattr(exc, "exit_code", ExitCode.BAD_INPUT)))
     except KeyboardInterrupt:
         sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as exc:  # a bug in rfcalc: said as one, never as a failed worker
+        if debugging():
+            raise
+        for line in internal_error_lines(exc, f"{plan.label}rfcalc sweep"):
+            print(line, file=sys.stderr, flush=True)
+        sys.exit(int(ExitCode.INTERNAL))
     sys.exit(int(ExitCode.INTERRUPTED) if interrupted else 0)
 
 
