@@ -49,7 +49,7 @@ class World:
     size: int = 1
     local_rank: int = 0
     local_size: int = 1
-    restart: int = 0       # how many times torchrun restarted the workers (--max-restarts)
+    restart: int = 0       # how many times torchrun restarted the workers (--max-restarts); agreed by `attend`
     launcher: str = ""     # "rfcalc" (`rfcalc train --nproc-per-node`), "torchrun", or "" for one plain process
     run_id: str = ""       # torchrun's id of the job, the same across its restarts
 
