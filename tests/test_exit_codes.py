@@ -143,3 +143,22 @@ def test_every_help_lists_every_exit_code(runner, command: str) -> None:
 def test_the_docs_list_the_exit_codes_of_the_code(doc: str) -> None:
     assert exit_codes_list() in (ROOT / doc).read_text(encoding="utf-8")
     assert {int(code) for code in ExitCode} == {0, 1, 2, 3, 4, 130}  # 0, 1, 2 and 130 keep their meaning
+
+
+def test_a_bug_in_a_sweep_worker_is_said_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A worker process of `rfcalc sweep --workers N` (run here in this process): exit 3 and the two lines, never
+    'a worker failed' (exit 1)."""
+    pytest.importorskip("optuna")
+    from rfcalc.sweep import worker
+
+    monkeypatch.setattr(worker, "work", _boom)
+    monkeypatch.setattr(worker.os, "setsid", lambda: None)  # the worker's own session: not this test's
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("RFCALC_DEBUG", raising=False)
+    plan = worker.WorkerPlan(sweep_file="s.yaml", out=str(tmp_path), url="sqlite://", data="d", label="w1: ")
+    with pytest.raises(SystemExit) as ended:
+        worker._worker_main(plan)
+    assert ended.value.code == ExitCode.INTERNAL
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "w1: rfcalc sweep: internal error: ZeroDivisionError: the planted bug"
+    assert lines[1].startswith("this is a bug in rfcalc, please report it with the traceback in ")
