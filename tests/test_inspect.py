@@ -91,7 +91,7 @@ def test_json_has_exactly_the_fields_of_analyze() -> None:
     assert set(inspected["totals"]) == set(analyzed["totals"])
     base = set.intersection(*(set(row) for row in analyzed["layers"]))
     for row in inspected["layers"]:
-        assert base <= set(row) <= base | {"bias", "ceil_mode", "mode", "p", "in_shapes", "dim", "attached_to"}
+        assert base <= set(row) <= base | {"bias", "ceil_mode", "mode", "p", "in_shapes", "dim", "attached_to", "attrs"}
 
 
 @pytest.mark.slow
@@ -409,7 +409,7 @@ def test_global_pool_then_view_is_gap() -> None:
     report = inspect_module(Head(), SHAPE)
     assert [(r.op, r.out_shape) for r in report.rows] == [("conv", (8, 30, 30)), ("gap", (8,)), ("flatten", (8,)),
                                                           ("linear", (4,))]
-    assert report.row("adaptive_max_pool2d").mode == "max"
+    assert report.row("adaptive_max_pool2d").attrs["mode"] == "max"
 
 
 def test_shared_and_unused_parameters() -> None:

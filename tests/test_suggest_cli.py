@@ -256,7 +256,8 @@ def test_readme_suggest_output_is_what_rfcalc_prints(runner) -> None:
 def test_an_inserted_layer_wraps_inside_its_cell_at_80_columns(runner) -> None:
     result = _run(runner, str(QUICKSTART), "--rf", ">60", "--params", "<50k")
     lines = result.stdout.splitlines()
-    start = lines.index("    insert at layers[0]:")
-    assert [line.rstrip() for line in lines[start + 1:start + 3]] == ["      {op: conv, name: dilated_conv,",
-                                                                     "       k: 3, padding: 4, dilation: 4}"]
+    start = lines.index("    insert at layers[2]:")   # after the first conv, never on the raw input
+    assert [line.rstrip() for line in lines[start + 1:start + 4]] == ["      {op: conv, name: dilated_dw,",
+                                                                     "       groups: depthwise, k: 3,",
+                                                                     "       padding: 4, dilation: 4}"]
     assert all(len(line) <= 80 for line in lines)

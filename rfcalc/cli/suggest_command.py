@@ -54,7 +54,8 @@ def suggest(
 ) -> None:
     """Suggest the smallest changes to SPEC that make every rule pass (rules as for `check`).
 
-    Fixes are ranked: fewest edits, output size kept, smallest |Δparams|, smallest |ΔMACs|.
+    Fixes are ranked: no layer starved (a width cut by more than a quarter), fewest edits, output size kept,
+    smallest |Δparams|, smallest |ΔMACs|.
 
     Exit 0 when fixes are found or the spec already passes, 1 when none passes within the budget, 2 for bad input.
     """

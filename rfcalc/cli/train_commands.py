@@ -75,6 +75,9 @@ def train(
     workers: Annotated[Optional[int], typer.Option("--workers", metavar="N", help="DataLoader workers (albumentations) "
                                                                      "(default: spec, else 2).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    cuda_graph: Annotated[bool, typer.Option(
+        "--cuda-graph/--no-cuda-graph", help="On a CUDA GPU: replay the whole training step as one CUDA graph "
+                                             "(default), or take eager steps.")] = True,
     nproc_per_node: Annotated[Optional[int], typer.Option(
         "--nproc-per-node", metavar="N",
         help="Train with PyTorch's distributed data parallel (DDP) on N processes of this machine (one per GPU; "
@@ -125,7 +128,7 @@ def train(
                               "--max-restarts)")
         run_train(spec, flags=flags, device=device, out=out, train_limit=train_limit, test_limit=test_limit,
                   resume=resume, skip_check=skip_check, compile=compile, console=console(),
-                  err=console(stderr=True), sync_bn=sync_bn, dist_timeout=dist_timeout)
+                  err=console(stderr=True), sync_bn=sync_bn, dist_timeout=dist_timeout, cuda_graph=cuda_graph)
     except Silent as exc:  # another rank (or the workers) said what went wrong
         raise typer.Exit(int(exc.exit_code)) from None
 

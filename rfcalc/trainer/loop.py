@@ -36,7 +36,8 @@ from rfcalc.trainer.batches import Normalizer, make_batches
 from rfcalc.trainer.data import ImageSet
 from rfcalc.trainer.distributed import Comm, World
 from rfcalc.trainer.devices import device_name, resolve_device
-from rfcalc.trainer.engine import Engine, EvalResult, evaluate_split, setup_backend
+from rfcalc.trainer import graphs
+from rfcalc.trainer.engine import EVAL_BATCH, Engine, EvalResult, evaluate_split, setup_backend
 from rfcalc.trainer.options import RunOptions
 from rfcalc.trainer.progress import EpochBar, epoch_parts
 from rfcalc.trainer.state import Best, EpochRow, Partial, RunState
@@ -123,6 +124,8 @@ class Trainer:
         self.total_steps = self.cfg.epochs * len(self.batches)
         self.engine = Engine(model, self.cfg, self.device, self.total_steps, compile=options.compile,
                              comm=self.comm, sync_bn=options.sync_bn)
+        self.graph_choice = graphs.choose(self.device, distributed=self.world.distributed, compiled=options.compile,
+                                          wanted=options.cuda_graph)
         on_device = self.device.type != "cpu"
         self.test_x = torch.from_numpy(images.test_x).to(self.device) if on_device else torch.from_numpy(images.test_x)
         self.test_y = torch.from_numpy(images.test_y).to(self.device) if on_device else torch.from_numpy(images.test_y)
@@ -188,6 +191,7 @@ class Trainer:
         if self.world.main:
             artifacts.write_metrics(self.out / "metrics.jsonl", s.rows)
         bar = EpochBar(Console(stderr=True, width=self.console.width, quiet=self.console.quiet), self.cfg.epochs)
+        self._warm_up()
         try:
             with stop_on_signals(keep=self.world.distributed) as flag, self.comm.guard("training"):
                 while s.epoch < self.cfg.epochs:
@@ -200,18 +204,37 @@ class Trainer:
             self.batches.close()
         return self.finish("finished")
 
+    def _warm_up(self) -> None:
+        """On CUDA (one process): cudnn autotuning on the run's shapes and the CUDA graph capture, before epoch 1,
+        timed and counted in the run's elapsed time (``warmup_seconds`` in summary.json)."""
+        if self.device.type != "cuda" or self.world.distributed:
+            return
+        started = time.perf_counter()
+        batch = min(self.cfg.batch_size, len(self.images.train_y))
+        first_x = torch.from_numpy(self.images.train_x[:batch]).to(self.device)
+        first_y = torch.from_numpy(self.images.train_y[:batch]).to(self.device)
+        wanted = self.graph_choice
+        self.graph_choice = graphs.warm_up(self.engine, self.normalize, wanted, first_x, first_y,
+                                           graphs.eval_batches(len(self.test_y), EVAL_BATCH), self.cfg.tta)
+        seconds = time.perf_counter() - started
+        self.state.warmup += seconds
+        self.state.elapsed += seconds
+        if wanted.capture and not self.graph_choice.capture:
+            self.say(f"notice: {self.graph_choice.reason}; this run takes eager steps")
+        what = "cudnn autotuning" + (", CUDA graph capture" if self.graph_choice.capture else "")
+        self.say(f"warm-up {seconds:.1f} s ({what}) before epoch {self.state.epoch + 1}")
+
     def _epoch(self, bar: EpochBar, flag: StopFlag) -> None:
         s, engine, comm, n_batches = self.state, self.engine, self.comm, len(self.batches)
-        wide = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
         carried = s.partial if self.world.main else Partial(seconds=s.partial.seconds)  # rank 0 carries the sums
-        sums = torch.tensor([carried.loss, carried.correct], dtype=wide, device=self.device)
+        engine.begin_epoch(carried.loss, carried.correct)
+        sums = engine.sums
         seen, seconds_before = int(carried.seen), carried.seconds
         started = last_shown = time.perf_counter()
         seen_here = 0
         bar.start(s.epoch, n_batches, s.batch)
         for b, (x, y) in enumerate(self.batches.epoch(s.epoch, s.batch), start=s.batch):
-            loss, correct = engine.step(self.normalize(x), y)
-            sums += torch.stack([loss.to(wide), correct.to(wide)])
+            engine.train_step(x, y, self.normalize)
             seen += len(y)
             seen_here += len(y)
             s.lrs.append(engine.lr)
@@ -317,5 +340,6 @@ def describe(trainer: Trainer) -> str:
         where = f"{world.size} ranks on {count(world.nodes, 'node')}, each {device_name(trainer.device)}"
     else:
         where = device_name(trainer.device)
+    steps = f", {trainer.graph_choice.describe()}" if trainer.device.type == "cuda" else ""
     return (f"{where}, {n_train:,} train / {n_test:,} test images, {count(cfg.epochs, 'epoch')} x {batch}, "
-            f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), aug {cfg.aug}")
+            f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), aug {trainer.batches.description}{steps}")

@@ -22,7 +22,7 @@ from rfcalc.trainer.distributed import (DEFAULT_TIMEOUT, Agreed, Comm, World, at
 from rfcalc.trainer.options import RunOptions, check_device, check_limit, resolve
 
 # Flags that a resumed run may change: they do not change what is computed.
-RESUME_FREE = ("device", "out", "data", "workers", "compile")
+RESUME_FREE = ("device", "out", "data", "workers", "compile", "cuda_graph")
 
 
 def notices(err: Console) -> Any:
@@ -91,7 +91,7 @@ def resume_options(ckpt: dict[str, Any], path: Path, given: dict[str, Any]) -> R
             raise RfcalcError(f"{flag} {value}: the run in {path} used {saved}; a resumed run keeps its options "
                               f"(leave {flag} out, or start a new run)")
     config_update = {k: given[k] for k in ("data", "workers") if given.get(k) is not None}
-    update: dict[str, Any] = {k: given[k] for k in ("device", "compile") if given.get(k) is not None}
+    update: dict[str, Any] = {k: given[k] for k in ("device", "compile", "cuda_graph") if given.get(k) is not None}
     update["out"] = given.get("out") or str(path.parent)
     update["config"] = options.config.model_copy(update=config_update)
     return RunOptions(**{**options.__dict__, **update})
@@ -176,7 +176,8 @@ class Prepared:
 
 def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: str | None, train_limit: int | None,
           test_limit: int | None, resume: Path | None, skip_check: bool, compile: bool, console: Console,
-          err: Console, sync_bn: bool | None = None, dist_timeout: float | None = None) -> dict[str, Any]:
+          err: Console, sync_bn: bool | None = None, dist_timeout: float | None = None,
+          cuda_graph: bool = True) -> dict[str, Any]:
     """``rfcalc train``, in one process or as one rank of torchrun (rank 0 alone prints and writes)."""
     world = World.from_env()
     if not world.main:
@@ -187,7 +188,7 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
         world, store = attend(world, dist_timeout or DEFAULT_TIMEOUT, required=False)
         run = prepare(world, spec_path, flags=flags, device=device, out=out, train_limit=train_limit,
                       test_limit=test_limit, resume=resume, skip_check=skip_check, compile=compile, sync_bn=sync_bn,
-                      say=say, err=err)
+                      cuda_graph=cuda_graph, say=say, err=err)
         from rfcalc.analysis import render
 
         console.print(render.rich_table(run.spec.report))
@@ -206,7 +207,7 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
 
 def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str | None, out: str | None,
             train_limit: int | None, test_limit: int | None, resume: Path | None, skip_check: bool, compile: bool,
-            sync_bn: bool | None, say: Any, err: Console) -> Prepared:
+            sync_bn: bool | None, say: Any, err: Console, cuda_graph: bool = True) -> Prepared:
     """Spec, options (or the checkpoint's), the restart's own last.pt, the check and the augmentations."""
     from rfcalc.model.weights import read_checkpoint
 
@@ -215,14 +216,14 @@ def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str
     check_limit("--train-limit", train_limit)
     check_limit("--test-limit", test_limit)
     given = {**flags, "device": device, "out": out, "train_limit": train_limit, "test_limit": test_limit,
-             "compile": compile or None, "sync_bn": sync_bn}
+             "compile": compile or None, "sync_bn": sync_bn, "cuda_graph": cuda_graph}
     ckpt = None
     if resume is not None:
         ckpt = read_checkpoint(resume)
         options = resume_options(ckpt, Path(resume), given)
     else:
         options = resolve(spec, flags=flags, device=device, out=out, train_limit=train_limit, test_limit=test_limit,
-                          compile=compile, skip_check=skip_check, sync_bn=sync_bn)
+                          compile=compile, skip_check=skip_check, sync_bn=sync_bn, cuda_graph=cuda_graph)
     restart = restart_checkpoint(world, options)
     if restart is not None:
         ckpt, resume = restart
