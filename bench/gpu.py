@@ -181,7 +181,7 @@ def train(args: argparse.Namespace, spec: Path, out: Path, extra: list[str], tim
     steady = [r["images_per_s"] for r in rows[1:]] or [rows[0]["images_per_s"]]
     train_line = next((ln for ln in done.stderr.splitlines() if ln.startswith("training ")), "")
     warm_line = next((ln for ln in done.stderr.splitlines() if ln.startswith("warm-up")), "")
-    return {"wall_s": round(wall, 1), "warmup_s": summary.get("warmup_seconds"), "mode": summary["steps"].get("mode"),
+    return {"wall_s": round(wall, 1), "warmup_s": summary.get("warmup_seconds"), "mode": summary.get("step_mode"),
             "first_epoch_s": rows[0]["seconds"], "steady_epoch_s": statistics.median(r["seconds"] for r in rows[1:])
             if len(rows) > 1 else None, "steady_img_s": round(statistics.median(steady)),
             "first_img_s": round(rows[0]["images_per_s"]), "best": summary["best_test_acc"],

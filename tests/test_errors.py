@@ -139,6 +139,29 @@ CASES = {
     'defaults_not_a_mapping': (
         'defaults:\n  conv: [1, 2]\nlayers:\n  - {op: conv}\n',
         ["spec.yaml:5:9: defaults.conv: must be a mapping, got [1, 2]"]),
+    'a_bad_value_that_defaults_also_has_is_located_at_the_layer': (
+        'defaults:\n  conv:\n    padding: 1\n    act: relu\nlayers:\n  - op: conv\n    padding: full\n'
+        '  - {op: conv, k: 3.5, act: relu7}\n',
+        ["spec.yaml:10:14: layers[0].padding: must be an integer or [h, w], got 'full'",
+         "spec.yaml:11:19: layers[1].k: must be an integer or [h, w], got 3.5",
+         "spec.yaml:11:29: layers[1].act: must be one of 'none', 'relu', 'relu6', 'leaky_relu', 'gelu', 'silu' or "
+         "'hardswish', got 'relu7'"]),
+    'a_rule_broken_by_a_default_names_the_default': (
+        'defaults:\n  conv: {groups: 2, norm: gn}\nlayers:\n  - {op: conv, out: 8, separable: true, norm: bn}\n'
+        '  - {op: conv, out: 8, groups: 1, norm_groups: 2}\n  - {op: conv, out: 8, groups: 1}\n',
+        ["spec.yaml:7:5: layers[0]: separable: true builds its own depthwise conv; leave groups at 1, got 2 "
+         "(groups from defaults.conv at line 5)",
+         "spec.yaml:9:5: layers[2]: norm: gn needs norm_groups (the number of groups, a divisor of out) "
+         "(norm from defaults.conv at line 5)"]),
+    'classes_that_the_output_does_not_give': (
+        'classes: 100\nlayers:\n  - {op: conv, out: 4}\n  - {op: gap}\n  - {op: linear, name: fc, out: 10}\n',
+        ["spec.yaml:4:10: classes: the model's output is [10] per image (layers[2] 'fc' at line 8), not 100 class "
+         "scores; end the spec with {op: linear, out: 100} (or a conv to 100 channels and gap), or write classes: 10"]),
+    'a_placeholder_typo_in_a_block_is_one_line_however_often_the_block_is_used': (
+        'blocks:\n  cb:\n    params: {out: null}\n    layers:\n      - {op: conv, out: $outt}\n'
+        'layers:\n  - {use: cb, out: 8}\n  - {use: cb, out: 8}\n',
+        ["spec.yaml:8:25: blocks.cb.layers[0].out: unknown parameter '$outt' in block 'cb' (did you mean 'out'?); "
+         "its params: out"]),
     'negative_repeat': (
         'layers:\n  - {op: conv, repeat: 0}\n',
         ['spec.yaml:5:24: layers[0].repeat: must be an integer >= 1, got 0']),
@@ -166,6 +189,19 @@ def test_bad_spec_family(case, runner, write_spec):
     assert len(lines) == len(expected), lines
     for line, want in zip(lines, expected):
         assert line.startswith(want), f"\n got: {line}\nwant: {want}"
+
+
+def test_a_bad_value_from_defaults_says_so():
+    """A value that reaches a layer from `defaults:` is located where `defaults` writes it, and the message says so
+    (the expander is given an unchecked default here; load_spec reports a bad default once, as defaults.conv.k)."""
+    from rfcalc.spec.expand import Expander, RawLayer
+    from rfcalc.spec.source import parse_yaml
+
+    data, source = parse_yaml("defaults:\n  conv: {k: 3.5}\nlayers:\n  - {op: conv, out: 8}\n", "spec.yaml")
+    expander = Expander(source, data["defaults"], {})
+    expander.sequence([RawLayer(data["layers"][0], ("layers", 0), "layers[0]")], "")
+    assert [str(p) for p in expander.problems] == [
+        "spec.yaml:2:13: layers[0].k: must be an integer or [h, w], got 3.5 (from defaults.conv at line 2)"]
 
 
 def test_all_problems_of_a_file_are_reported_at_once(runner, write_spec):

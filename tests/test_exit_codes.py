@@ -26,7 +26,7 @@ COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-def
 CRASH_SITES = {
     "check": ([SPEC], "rfcalc.analysis.checker", "check_spec"),
     "erf": ([SPEC, "-o", "{tmp}/erf.png"], "rfcalc.model.erf", "effective_rf"),
-    "evaluate": ([SPEC, "--weights", "{tmp}/w.pt"], "rfcalc.trainer.checkpoint_eval", "evaluate_checkpoint"),
+    "evaluate": ([SPEC, "--weights", "{tmp}/w.pt"], "rfcalc.trainer.options", "check_device"),
     "export": ([SPEC], "rfcalc.model.export", "export_source"),
     "inspect": ([f"{ROOT / 'tests' / 'models_for_inspect.py'}:ResidualNet", "--input", "3x32x32"],
                 "rfcalc.inspection.api", "trace_module"),

@@ -55,6 +55,16 @@ def test_help_at_80_columns_cuts_no_word_and_wraps_paragraphs(runner, command):
     assert short == [], short
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_at_80_columns_gives_each_description_room(runner, command):
+    """No description squeezed into a narrow column beside long flags (issue 25: `train --help` was 116 lines with
+    ~20-character descriptions): where flags and values leave fewer than 40 columns, the description goes below."""
+    text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}).stdout
+    inside = [line[1:-1] for line in text.splitlines() if line.startswith("│") and line.endswith("│")]
+    starts = [len(line) - len(line.lstrip()) for line in inside if line.strip()]
+    assert max(starts) <= 80 - 40, "\n".join(line for line in inside if len(line) - len(line.lstrip()) > 40)
+
+
 def test_the_console_script_builds_only_the_command_it_runs():
     from rfcalc.cli.app import app_for
 

@@ -161,13 +161,14 @@ def test_worker_command_line_parses_back_to_the_same_flags(tmp_path: Path) -> No
 
     values = {"data": "d", "epochs": 3, "batch_size": 16, "lr": 0.0125, "device": "cpu", "out": str(tmp_path),
               "train_limit": 100, "test_limit": 37, "seed": 4, "resume": None, "aug": "fast", "workers": 0,
-              "dist_timeout": 30, "sync_bn": False}
-    argv = worker_argv(Path("s.yaml"), values, skip_check=True, compile=False)
+              "dist_timeout": 30, "sync_bn": False, "optimizer": "adamw"}
+    argv = worker_argv(Path("s.yaml"), values, skip_check=True, compile=False, overwrite=True)
     app = typer.Typer()
     app.command()(train)
     params = typer.main.get_command(app).make_context("train", argv[1:]).params
     assert {k: params[k] for k in values} == {**values, "resume": None}
     assert params["skip_check"] is True and params["compile"] is False and params["nproc_per_node"] is None
+    assert params["overwrite"] is True
 
 
 def test_a_killed_worker_becomes_one_line(tmp_path: Path) -> None:

@@ -79,3 +79,22 @@ def test_a_group_run_alone_raises_what_is_no_args_help_names() -> None:
     else:  # pragma: no cover
         raise AssertionError("no error for a group run alone")
     assert not is_no_args_help(click_errors.UsageError("x"))
+
+
+def test_the_private_help_pieces_the_narrow_panel_uses_exist() -> None:
+    """`options_below_when_narrow` replaces typer's options panel and draws with typer's own pieces."""
+    from typer import rich_utils
+
+    for name in ("_print_options_panel", "_get_parameter_help", "highlighter", "STYLE_OPTIONS_PANEL_BORDER",
+                 "ALIGN_OPTIONS_PANEL"):
+        assert hasattr(rich_utils, name), name
+
+
+def test_a_narrow_help_puts_descriptions_below_and_restores_typers_panel() -> None:
+    from typer import rich_utils
+
+    original = rich_utils._print_options_panel
+    text = CliRunner().invoke(_app(), ["go", "--help"], env={"COLUMNS": "30"}).stdout
+    assert rich_utils._print_options_panel is original
+    lines = [line.strip("│ ") for line in text.splitlines()]
+    assert "--rf BOUND" in lines and any(line.startswith("A bound.") for line in lines), text  # a line each

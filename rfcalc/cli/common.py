@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from rfcalc.cli.typer_shim import TyperCommand, TyperGroup, click_errors, is_no_args_help, plain_metavars
+from rfcalc.cli.typer_shim import (TyperCommand, TyperGroup, click_errors, is_no_args_help, options_below_when_narrow,
+                                   plain_metavars)
 from rfcalc.errors import (ExitCode, RfcalcError, SpecError, debugging, exit_codes_text, internal_error_lines,
                            message_line)
 
@@ -100,7 +101,8 @@ def _paragraphs(text: str | None) -> str | None:
 
 class Command(TyperCommand):
     """Every rfcalc command: typer's, with help that names values instead of Python types, and paragraphs that
-    wrap at the terminal's width."""
+    wrap at the terminal's width; at a narrow width an option's description goes below it
+    (:func:`~rfcalc.cli.typer_shim.options_below_when_narrow`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -109,6 +111,10 @@ class Command(TyperCommand):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return plain_metavars(super().get_params(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with options_below_when_narrow():
+            super().format_help(ctx, formatter)
 
 
 class Group(TyperGroup):

@@ -54,6 +54,24 @@ def _check_folder(flag: str, path: Path, folder: Path) -> None:
         raise RfcalcError(f"{flag} {path}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise RfcalcError(f"{flag} {path}: cannot write in {folder}: permission denied")
+    _probe(flag, path, folder, directory=False)
+
+
+def _probe(flag: str, path: Path, folder: Path, *, directory: bool) -> None:
+    """Create (and remove) a file or folder in ``folder``: the permission bits do not bind root, and places such as
+    /proc or /sys refuse new entries even to root, so only trying tells before the work."""
+    import shutil
+    import tempfile
+
+    try:
+        if directory:
+            shutil.rmtree(tempfile.mkdtemp(prefix=".rfcalc-probe-", dir=folder))
+        else:
+            handle, name = tempfile.mkstemp(prefix=".rfcalc-probe-", dir=folder)
+            os.close(handle)
+            os.unlink(name)
+    except OSError as exc:
+        raise RfcalcError(f"{flag} {path}: cannot write in {folder}: {exc.strerror or exc}") from None
 
 
 def output_file(flag: str, path: Path, kind: FileType) -> Path:
@@ -81,6 +99,7 @@ def output_folder(flag: str, path: Path) -> Path:
         raise RfcalcError(f"{flag} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RfcalcError(f"{flag} {path}: cannot write in {existing}: permission denied")
+    _probe(flag, path, existing, directory=existing != path)
     return path
 
 

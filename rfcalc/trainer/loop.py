@@ -252,7 +252,7 @@ class Trainer:
             stop, bad = decided
             if bad:
                 self._diverged(sums.tolist()[0], b, n_batches)
-            if stop:
+            if stop and b < n_batches - 1:  # after the last batch the epoch ends as usual, then stops (below)
                 total_loss, total_correct, all_seen = comm.sum([*sums.tolist(), seen])
                 s.batch = b + 1
                 s.partial = Partial(loss=total_loss, correct=total_correct, seen=all_seen,
@@ -332,14 +332,19 @@ def _oom_message(exc: BaseException, batch_size: int) -> str:
 def describe(trainer: Trainer) -> str:
     cfg, world = trainer.cfg, trainer.world
     n_train, n_test = len(trainer.images.train_y), len(trainer.images.test_y)
-    batch = f"{count(len(trainer.batches), 'batch', 'batches')} of {trainer.global_batch}"
+    notes = []
     if world.distributed:
         norms = trainer.engine.synced_norms
-        batch += (f" ({world.size} ranks x {cfg.batch_size}{f', {norms} BatchNorm synchronised' if norms else ''}"
-                  f"{', BatchNorm per rank' if not norms and not trainer.options.sync_bn else ''})")
+        notes.append(f"{world.size} ranks x {cfg.batch_size}{f', {norms} BatchNorm synchronised' if norms else ''}"
+                     f"{', BatchNorm per rank' if not norms and not trainer.options.sync_bn else ''}")
         where = f"{world.size} ranks on {count(world.nodes, 'node')}, each {device_name(trainer.device)}"
     else:
         where = device_name(trainer.device)
+    left = n_train - len(trainer.batches) * trainer.global_batch
+    if left * 100 >= n_train:  # full batches only (a last batch of a few images breaks batch norm): say so
+        notes.append(f"{left:,} of the {n_train:,} images sit out each epoch, a new draw every epoch")
+    batch = f"{count(len(trainer.batches), 'batch', 'batches')} of {trainer.global_batch}" + (
+        f" ({', '.join(notes)})" if notes else "")
     steps = f", {trainer.graph_choice.describe()}" if trainer.device.type == "cuda" else ""
     return (f"{where}, {n_train:,} train / {n_test:,} test images, {count(cfg.epochs, 'epoch')} x {batch}, "
             f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), aug {trainer.batches.description}{steps}")

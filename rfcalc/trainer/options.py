@@ -17,7 +17,7 @@ from rfcalc.analysis.load import Spec
 from rfcalc.trainer.config import AUG_MODES, TrainConfig
 
 FLAGS = {"data": "--data", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
-         "aug": "--aug", "workers": "--workers"}
+         "aug": "--aug", "workers": "--workers", "optimizer": "--optimizer"}
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
