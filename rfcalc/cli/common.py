@@ -40,6 +40,17 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
 
 
+def plain_width() -> int:
+    """Where :func:`rfcalc.lines.wrap_words` wraps plain text on stdout, as :func:`rfcalc.lines.line_width` says for
+    a console, without importing rich (``check`` is a pre-commit hook): ``$COLUMNS`` when set, else a terminal's
+    width, else nowhere (a file or a pipe: one line per message)."""
+    import shutil
+
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else sys.maxsize
+
+
 def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> NoReturn:
     """Print one line to stderr and exit with ``code``."""
     typer.echo(message, err=True)
