@@ -51,6 +51,7 @@ def test_erf_lies_inside_the_theoretical_window() -> None:
     assert 0 < result.side <= max(result.rf)
 
 
+@pytest.mark.slow
 def test_cli_erf_random_weights(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "erf.png"
     result = runner.invoke(app, ["erf", str(SPEC), "-o", str(out), "--batch", "4"])
@@ -62,6 +63,7 @@ def test_cli_erf_random_weights(runner, tmp_path: Path) -> None:  # type: ignore
 
 
 @pytest.mark.parametrize("wrapped", [True, False], ids=["trainer checkpoint", "bare state_dict"])
+@pytest.mark.slow
 def test_cli_erf_with_a_checkpoint(runner, tmp_path: Path, wrapped: bool) -> None:  # type: ignore[no-untyped-def]
     model = rfcalc.build_model(SPEC)
     state = model.state_dict()
@@ -92,6 +94,7 @@ def test_rf_plot(tmp_path: Path) -> None:
     assert width >= 800 and height >= 700
 
 
+@pytest.mark.slow
 def test_rf_plot_rectangular_and_large(tmp_path: Path) -> None:
     spec = {"version": 1, "name": "wide", "input": {"channels": 1, "size": [16, 64]},
             "layers": [{"op": "conv", "k": [3, 5], "padding": [1, 2], "repeat": 70}]}
@@ -99,6 +102,7 @@ def test_rf_plot_rectangular_and_large(tmp_path: Path) -> None:
     assert png_size(path)[0] > 2000
 
 
+@pytest.mark.slow
 def test_cli_table_plot(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "rf.png"
     result = runner.invoke(app, ["table", str(SPEC), "--format", "csv", "--plot", str(out)])

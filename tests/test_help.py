@@ -63,3 +63,11 @@ def test_help_at_80_columns_gives_each_description_room(runner, command):
     inside = [line[1:-1] for line in text.splitlines() if line.startswith("│") and line.endswith("│")]
     starts = [len(line) - len(line.lstrip()) for line in inside if line.strip()]
     assert max(starts) <= 80 - 40, "\n".join(line for line in inside if len(line) - len(line.lstrip()) > 40)
+
+
+def test_the_console_script_builds_only_the_command_it_runs():
+    from rfcalc.cli.app import app_for
+
+    assert [info.name for info in app_for(["check", "a.yaml"]).registered_commands] == ["check"]
+    assert app_for(["--version"]) is app and app_for([]) is app and app_for(["chek"]) is app
+    assert len(app.registered_commands) == len(COMMANDS)  # the full app is left as it was

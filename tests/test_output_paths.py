@@ -86,6 +86,7 @@ def test_table_plot_names_the_types_that_work(runner, tmp_path):
 
 
 @pytest.mark.parametrize("suffix", IMAGE.suffixes)
+@pytest.mark.slow
 def test_every_image_type_offered_is_drawn(runner, tmp_path, suffix):
     path = tmp_path / f"rf{suffix}"
     result = runner.invoke(app, ["table", SPEC, "--format", "csv", "--plot", str(path)])
@@ -94,6 +95,7 @@ def test_every_image_type_offered_is_drawn(runner, tmp_path, suffix):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.slow
 def test_erf_output(runner, tmp_path, unwritable, kind):
     import torch  # noqa: F401
     path, says = _bad_paths(tmp_path, unwritable, ".png", ".txt")[kind]
@@ -122,6 +124,7 @@ def _bad_folders(tmp_path: Path, unwritable: Path) -> dict[str, tuple[Path, str]
 
 @pytest.mark.parametrize("command", ["train", "lr-find"])
 @pytest.mark.parametrize("kind", FOLDER_KINDS)
+@pytest.mark.slow
 def test_train_and_lr_find_out(runner, tmp_path, unwritable, command, kind, monkeypatch):
     monkeypatch.setenv("RFCALC_CACHE", str(tmp_path / "cache"))
     path, says = _bad_folders(tmp_path, unwritable)[kind]

@@ -131,6 +131,7 @@ def test_every_number_shown_at_80_columns_is_whole(spec):
     assert {"layer", "op", "out", "jump", "RF", "params"} <= set(shown), shown
 
 
+@pytest.mark.slow
 def test_every_number_visible_on_random_specs():
     for seed, spec in valid_specs(40):
         for width in WIDTHS:
@@ -168,6 +169,7 @@ def test_the_layout_narrows_step_by_step():
     assert re.search(r"^prep +conv\+ .*\n +bn\+relu *$", render(report, 70), re.M), render(report, 70)
 
 
+@pytest.mark.slow
 def test_the_width_reckoned_is_richs_own():
     """The layout is chosen by adding up column widths (cheap); rich's measurement of each table agrees exactly."""
     from rich.measure import Measurement

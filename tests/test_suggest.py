@@ -31,6 +31,7 @@ def _fix(data: dict[str, Any], **options: Any):
 # -- every bundled spec, made to fail in each way -----------------------------------------------------------
 
 @pytest.mark.parametrize("name,kind", cases())
+@pytest.mark.slow
 def test_top_suggestion_fixes_a_bundled_spec_made_to_fail(name: str, kind: str) -> None:
     data, rule = load_case(name, kind)
     before = check_spec(load_spec(data), use_pyproject=False)
@@ -138,6 +139,7 @@ def _oracle_cases(count: int) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("seed,failure", _oracle_cases(24))
+@pytest.mark.slow
 def test_top_single_edit_is_no_worse_than_an_exhaustive_search(seed: int, failure: str) -> None:
     from rfcalc.spec.random_specs import random_spec
 
@@ -185,6 +187,7 @@ def test_two_branch_dilated_gets_the_dilation_that_changes_nothing_else() -> Non
     assert (top.delta_params, top.delta_macs, top.after.rf, top.output_size_kept) == (0, 0, (47, 47), True)
 
 
+@pytest.mark.slow
 def test_rf_short_and_params_over_needs_two_edits() -> None:
     data = load_case("c1c2c3c4_cifar10", "rf_short")[0]
     data["constraints"] = {"rf": {"gt": 120}, "params": {"lt": 170_000}}

@@ -66,6 +66,7 @@ def test_json_output_golden(runner) -> None:
     golden("two_branch_dilated.json", result.stdout)
 
 
+@pytest.mark.slow
 def test_multi_edit_rich_output_golden(runner) -> None:
     result = _run(runner, "arch_specs/c1c2c3c4_cifar10.yaml", "--rf", ">120", "--params", "<170k", "--top", "2")
     assert result.exit_code == 0, result.output
@@ -110,6 +111,7 @@ def _json_patch(document: Any, operations: list[dict[str, Any]]) -> Any:
     return document
 
 
+@pytest.mark.slow
 def test_json_edits_are_json_patch_operations_that_fix_the_spec(runner) -> None:
     result = _run(runner, "arch_specs/c1c2c3c4_cifar10.yaml", "--rf", ">120", "--params", "<170k", "-f", "json")
     data = json.loads(result.stdout)
@@ -134,6 +136,7 @@ def test_json_edits_are_json_patch_operations_that_fix_the_spec(runner) -> None:
 
 # -- -o ---------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_output_file_passes_check_and_keeps_comments(runner, tmp_path) -> None:
     out = tmp_path / "fixed.yaml"
     result = _run(runner, str(QUICKSTART), "--rf", ">60", "--params", "<55k", "-o", str(out))
@@ -249,6 +252,7 @@ def test_readme_suggest_output_is_what_rfcalc_prints(runner) -> None:
     assert f"```\n$ rfcalc suggest arch_specs/two_branch_dilated.yaml --top 3\n{result.stdout}```" in readme
 
 
+@pytest.mark.slow
 def test_an_inserted_layer_wraps_inside_its_cell_at_80_columns(runner) -> None:
     result = _run(runner, str(QUICKSTART), "--rf", ">60", "--params", "<50k")
     lines = result.stdout.splitlines()

@@ -34,6 +34,8 @@ import cv2  # noqa: F401
 
 from conftest import CIFAR_PLACES  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real `rfcalc sweep` / `rfcalc train` processes and a PostgreSQL server
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SPEC = """\
@@ -289,7 +291,9 @@ def test_two_worker_processes_on_sqlite_finish_n_trials_none_twice_none_lost(tmp
     assert check(out / "best.yaml").exit_code == 0
 
 
-def _free_port() -> int:
+def _a_port() -> int:
+    """A port that was free a moment ago. PostgreSQL cannot take port 0 and say which it got, so the fixture tries
+    again with another when the server could not bind it (another process took it in between)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -312,16 +316,21 @@ def postgres() -> Any:
             pytest.fail("running as root, and there is no 'postgres' user to run the server as")
         os.chown(root, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    commands = [[str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres", "--no-sync"],
-                [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "-t", "60",
-                 "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]]
-    for command in commands:
-        done = subprocess.run(as_user + command, capture_output=True, text=True)
-        if done.returncode != 0:
-            log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
-            pytest.fail(f"could not start PostgreSQL: {' '.join(command[:1])} exited {done.returncode}: "
-                        f"{done.stderr or done.stdout} {log}")
+    initdb = [str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres", "--no-sync"]
+    done = subprocess.run(as_user + initdb, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"could not start PostgreSQL: initdb exited {done.returncode}: {done.stderr or done.stdout}")
+    for _ in range(5):
+        port = _a_port()
+        (root / "server.log").unlink(missing_ok=True)
+        pg_ctl = [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "-t", "60",
+                  "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]
+        done = subprocess.run(as_user + pg_ctl, capture_output=True, text=True)
+        log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+        if done.returncode == 0 or "could not bind" not in log:
+            break
+    if done.returncode != 0:
+        pytest.fail(f"could not start PostgreSQL: pg_ctl exited {done.returncode}: {done.stderr or done.stdout} {log}")
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"  # as people write it; the sweep picks psycopg 3
     finally:

@@ -3,7 +3,6 @@ lr-find."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 
@@ -13,13 +12,15 @@ import torch
 import albumentations  # noqa: F401 - the train extra
 import matplotlib  # noqa: F401 - the train extra
 
-from train_helpers import CLASSES, one_line_error, run, spec_file, spec_text, write_image_folder  # noqa: E402
+from train_helpers import (CLASSES, one_line_error, run, signal_after_step, spec_file, spec_text,  # noqa: E402
+                           write_image_folder)
 from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
 
 import rfcalc  # noqa: E402
-from rfcalc.trainer import loop  # noqa: E402
 from rfcalc.trainer.engine import Engine  # noqa: E402
 from rfcalc.trainer.lr_find import range_test  # noqa: E402
+
+pytestmark = pytest.mark.slow  # trains
 
 METRIC_KEYS = {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_s", "seconds"}
 
@@ -91,17 +92,12 @@ def test_ctrl_c_saves_and_resume_ends_with_the_same_weights(tmp_path: Path, pick
     straight = run(["train", spec, "--data", pickles, "--epochs", "2", "--out", tmp_path / "a"])
     assert straight.exit_code == 0, straight.output
 
-    def interrupt(epoch: int, batch: int) -> None:
-        if (epoch, batch) == (0, 2):
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(loop, "on_batch_hook", interrupt)
-    stopped = run(["train", spec, "--data", pickles, "--epochs", "2", "--out", tmp_path / "b"])
+    with signal_after_step(2, signal.SIGINT):  # Ctrl-C during the third batch of epoch 1
+        stopped = run(["train", spec, "--data", pickles, "--epochs", "2", "--out", tmp_path / "b"])
     assert stopped.exit_code == 130, stopped.output
     message = one_line_error(stopped)
     assert "interrupted in epoch 1 after batch 3/5" in message
     assert f"--resume {tmp_path / 'b' / 'last.pt'}" in message
-    monkeypatch.setattr(loop, "on_batch_hook", lambda epoch, batch: None)
     resumed = run(["train", spec, "--resume", tmp_path / "b" / "last.pt"])
     assert resumed.exit_code == 0, resumed.output
     a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
@@ -228,12 +224,8 @@ def test_resume_with_another_spec_names_the_first_mismatched_tensor(tmp_path: Pa
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     spec = spec_file(tmp_path, spec_text(train="batch_size: 16\naug: fast"))
 
-    def interrupt(epoch: int, batch: int) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(loop, "on_batch_hook", interrupt)
-    assert run(["train", spec, "--data", pickles, "--epochs", "2", "--out", tmp_path / "a"]).exit_code == 130
-    monkeypatch.setattr(loop, "on_batch_hook", lambda epoch, batch: None)
+    with signal_after_step(0, signal.SIGINT):
+        assert run(["train", spec, "--data", pickles, "--epochs", "2", "--out", tmp_path / "a"]).exit_code == 130
     other = spec_file(tmp_path, spec_text(train="batch_size: 16\naug: fast").replace("out: 8}", "out: 12}"), "o.yaml")
     result = run(["train", other, "--resume", tmp_path / "a" / "last.pt"])
     assert result.exit_code == 2

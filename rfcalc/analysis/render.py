@@ -11,7 +11,6 @@ import itertools
 import json
 from dataclasses import dataclass
 from fractions import Fraction
-from enum import Enum
 from typing import Any
 
 from rich import box
@@ -22,17 +21,8 @@ from rich.text import Text
 
 from rfcalc.lines import wrap_parts
 from rfcalc.quantities import format_number, format_pair
+from rfcalc.table.formats import TableFormat as TableFormat  # its own module: the CLI names it without rich
 from rfcalc.table.report import Report, Row, exact
-
-
-
-class TableFormat(str, Enum):
-    """How a report is printed: by `table`, `inspect` and every command that shows a report."""
-
-    rich = "rich"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
 
 
 @dataclass(frozen=True)

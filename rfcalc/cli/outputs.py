@@ -4,7 +4,8 @@ Every command that writes a file (``export -o``, ``schema -o``, ``erf -o``, ``ta
 ``inspect --to-spec``) calls :func:`output_file` before it computes anything, and writes inside
 :func:`writing`; commands that fill a folder (``train --out``, ``lr-find --out``) call :func:`output_folder`.
 A missing folder, a folder given where a file is expected, an unsupported file type or a place that cannot be
-written is one line naming the flag, the path and what would work, and exit code 2 — never a traceback.
+written is one line naming the flag, the path and what would work, and exit code 2 — never a traceback. An OS
+error while writing (a full disk) is one line naming the flag, the path and the reason, and exit code 4 (SYSTEM).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rfcalc.errors import RfcalcError
+from rfcalc.errors import ExitCode, RfcalcError
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def writing(flag: str, path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise RfcalcError(f"{flag} {path}: cannot write: {exc.strerror or exc}") from None
+        raise RfcalcError(f"{flag} {path}: cannot write: {exc.strerror or exc}", ExitCode.SYSTEM) from None
 
 
 def emit_json(flag: str, output: Path | None, document: Any) -> None:

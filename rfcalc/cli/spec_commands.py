@@ -10,12 +10,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from rfcalc.analysis.render import TableFormat
-from rfcalc.cli.common import console, fail, guarded, require_extra
+from rfcalc.table.formats import TableFormat
+from rfcalc.cli.common import console, fail, guarded, plain_width, require_extra
 from rfcalc.cli.outputs import IMAGE, emit_json, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
-from rfcalc.inspection.target import is_code_target
+from rfcalc.targets import is_code_target
 
 
 class CheckFormat(str, Enum):
@@ -165,9 +165,9 @@ def _check_code(target: str, input: str | None, overrides: dict[str, Any]) -> An
 
 
 def _print_result(result: Any) -> None:
-    from rfcalc.lines import line_width, wrap_words
+    from rfcalc.lines import wrap_words
 
-    width = line_width(console())
+    width = plain_width()  # not a rich console: `check` never imports rich's
 
     def say(text: str) -> None:  # an item of the result, indented, wrapped between words on a terminal
         typer.echo("  " + wrap_words(text, width - 2, indent="  ").replace("\n", "\n  "))

@@ -96,7 +96,7 @@ def _search(spec: Path, overrides: dict[str, Any], top: int, budget: int, max_ed
     """Check the arguments, load the spec and its rules, search. Bad input raises SpecError / RfcalcError."""
     from rfcalc.analysis.checker import spec_constraints
     from rfcalc.analysis.load import load_spec
-    from rfcalc.inspection.target import is_code_target
+    from rfcalc.targets import is_code_target
     from rfcalc.suggest.search import suggest as run_search
 
     for flag, value in (("--top", top), ("--budget", budget), ("--max-edits", max_edits)):

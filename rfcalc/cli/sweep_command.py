@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rfcalc.analysis.render import TableFormat
+from rfcalc.table.formats import TableFormat
 from rfcalc.cli.common import console, guarded, require_extra
 from rfcalc.cli.outputs import emit_json, output_folder
 from rfcalc.errors import ExitCode, RfcalcError

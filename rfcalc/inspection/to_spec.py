@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from rfcalc.errors import RfcalcError, SpecError
+from rfcalc.errors import ExitCode, RfcalcError, SpecError
 from rfcalc.inspection.result import MERGE, SKIP, Inspection
 from rfcalc.ops.base import At, stage_number
 from rfcalc.ops.registry import REGISTRY
@@ -124,7 +124,7 @@ def write_spec(inspection: Inspection, path: Path, *, source: str | None = None)
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise RfcalcError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise RfcalcError(f"{path}: cannot write: {exc.strerror or exc}", ExitCode.SYSTEM) from None
 
 
 class _Writer:

@@ -8,7 +8,7 @@ import json
 import textwrap
 from typing import Any
 
-from rfcalc.analysis.render import TableFormat
+from rfcalc.table.formats import TableFormat
 from rfcalc.quantities import format_number
 from rfcalc.sweep.outcome import Outcome
 from rfcalc.sweep.results import Results, TrialRow

@@ -18,8 +18,9 @@ from rfcalc.sweep.load import Sweep
 from rfcalc.sweep.outcome import Outcome
 from rfcalc.sweep.results import Results, collect
 from rfcalc.sweep.study import open_study, shown_url, storage_url
+from rfcalc.signals import stop_on_signals
 from rfcalc.sweep.trainproc import TRAIN_COMMAND
-from rfcalc.sweep.worker import WorkerPlan, run_workers, say_with, stop_on_signals, sweep_of, work
+from rfcalc.sweep.worker import WorkerPlan, run_workers, say_with, sweep_of, work
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 
@@ -109,7 +110,7 @@ def run_sweep(plan: WorkerPlan, workers: int, *, show_only: bool, plot: bool = T
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RfcalcError(f"--out {out}: cannot create the folder: {exc.strerror}") from None
+        raise RfcalcError(f"--out {out}: cannot create the folder: {exc.strerror}", ExitCode.SYSTEM) from None
     if images is not None and sweep.budget.holdout:
         from rfcalc.sweep.holdout import FOLDER, write_holdout
 
@@ -141,7 +142,7 @@ def run_sweep(plan: WorkerPlan, workers: int, *, show_only: bool, plot: bool = T
             errors = [code for code in codes if code not in (0, ExitCode.INTERRUPTED)]
             if errors and not interrupted:
                 raise RfcalcError(f"{len(errors)} of {workers} workers failed (exit {errors[0]}); their lines above "
-                                  f"say why", ExitCode.FAILED)
+                                  f"say why", ExitCode.INTERNAL if ExitCode.INTERNAL in errors else ExitCode.FAILED)
     results = collect(study, sweep, shown_url(plan.url))
     best_spec = write_best(sweep, results, out / "best.yaml")
     fronts = write_front(sweep, results, out / "pareto") if len(sweep.objective) > 1 else ()

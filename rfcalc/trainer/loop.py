@@ -62,10 +62,6 @@ class Interrupted(RfcalcError):
         super().__init__(message, ExitCode.INTERRUPTED)
 
 
-def on_batch_hook(epoch: int, batch: int) -> None:
-    """Called after every optimizer step (tests replace it to interrupt a run at a chosen batch)."""
-
-
 @dataclass
 class StopFlag:
     """Set by the first Ctrl-C / SIGTERM; the loop stops cleanly at the end of the batch under way."""
@@ -242,7 +238,6 @@ class Trainer:
             seen += len(y)
             seen_here += len(y)
             s.lrs.append(engine.lr)
-            on_batch_hook(s.epoch, b)
             now = time.perf_counter()
             bad = False
             if self.device.type == "cpu" or now - last_shown > 0.25 or b == n_batches - 1:

@@ -17,7 +17,8 @@ import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError, SpecError
 from rfcalc.lines import print_parts
 from rfcalc.trainer.data import ImageSet, check_data, fitting_data
-from rfcalc.trainer.distributed import DEFAULT_TIMEOUT, Agreed, Comm, World, connect, launch_command, report
+from rfcalc.trainer.distributed import (DEFAULT_TIMEOUT, Agreed, Comm, World, attend, connect, launch_command,
+                                        report)
 from rfcalc.trainer.options import RunOptions, check_device, check_limit, resolve
 
 # Flags that a resumed run may change: they do not change what is computed.
@@ -203,13 +204,15 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
         console, err = Console(quiet=True), Console(quiet=True, stderr=True)
     say = notices(err)
     try:
+        # the restart count every rank agrees on (no store named: `connect` says so, after the input's errors)
+        world, store = attend(world, dist_timeout or DEFAULT_TIMEOUT, required=False)
         run = prepare(world, spec_path, flags=flags, device=device, out=out, train_limit=train_limit,
                       test_limit=test_limit, resume=resume, skip_check=skip_check, compile=compile, sync_bn=sync_bn,
                       say=say, err=err, overwrite=overwrite, cuda_graph=cuda_graph)
         from rfcalc.analysis import render
 
         console.print(render.rich_table(run.spec.report))
-        comm = connect(world, run.options.device, dist_timeout or DEFAULT_TIMEOUT)
+        comm = connect(world, run.options.device, dist_timeout or DEFAULT_TIMEOUT, store)
     except (RfcalcError, SpecError) as exc:
         raise report(exc, world, connected=False) from None
     try:
