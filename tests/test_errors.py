@@ -144,8 +144,7 @@ CASES = {
         '  - {op: conv, k: 3.5, act: relu7}\n',
         ["spec.yaml:10:14: layers[0].padding: must be an integer or [h, w], got 'full'",
          "spec.yaml:11:19: layers[1].k: must be an integer or [h, w], got 3.5",
-         "spec.yaml:11:29: layers[1].act: must be one of 'none', 'relu', 'relu6', 'leaky_relu', 'gelu', 'silu' or "
-         "'hardswish', got 'relu7'"]),
+         f"spec.yaml:11:29: layers[1].act: must be one of {one_of(('none', *ACT_NAMES))}, got 'relu7'"]),
     'a_rule_broken_by_a_default_names_the_default': (
         'defaults:\n  conv: {groups: 2, norm: gn}\nlayers:\n  - {op: conv, out: 8, separable: true, norm: bn}\n'
         '  - {op: conv, out: 8, groups: 1, norm_groups: 2}\n  - {op: conv, out: 8, groups: 1}\n',

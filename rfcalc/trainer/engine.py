@@ -112,7 +112,9 @@ class EMA:
         step = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
         torch._foreach_mul_(step, weight)
         torch._foreach_add_(ema_params, step)
-        torch._foreach_copy_(list(self.model.buffers()), list(model.buffers()))
+        buffers = list(self.model.buffers())
+        if buffers:  # a model without BatchNorm (GroupNorm, LayerNorm) has none
+            torch._foreach_copy_(buffers, list(model.buffers()))
 
     def update(self, model: nn.Module) -> None:
         self.apply(model, self.next_weight())

@@ -13,12 +13,8 @@ rank's random state.
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +26,7 @@ import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError
 from rfcalc.lines import print_parts
 from rfcalc.quantities import count
+from rfcalc.signals import StopFlag, stop_on_signals
 from rfcalc.model.weights import load_weights
 from rfcalc.trainer import artifacts, checkpoint
 from rfcalc.trainer.batches import Normalizer, make_batches
@@ -41,9 +38,6 @@ from rfcalc.trainer.engine import EVAL_BATCH, Engine, EvalResult, evaluate_split
 from rfcalc.trainer.options import RunOptions
 from rfcalc.trainer.progress import EpochBar, epoch_parts
 from rfcalc.trainer.state import Best, EpochRow, Partial, RunState
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
 
 class Diverged(RfcalcError):
     everywhere = True  # every rank raises it at the same step
@@ -60,40 +54,6 @@ class Interrupted(RfcalcError):
     def __init__(self, message: str, checkpoint_path: Path) -> None:
         self.checkpoint_path = checkpoint_path
         super().__init__(message, ExitCode.INTERRUPTED)
-
-
-@dataclass
-class StopFlag:
-    """Set by the first Ctrl-C / SIGTERM; the loop stops cleanly at the end of the batch under way."""
-
-    stop: bool = False
-
-
-@contextmanager
-def stop_on_signals(keep: bool = False) -> Iterator[StopFlag]:
-    """The first SIGINT or SIGTERM sets the flag (the loop stops cleanly after the batch); a second one stops
-    at once. On exit the previous handlers come back, or with ``keep`` (a DDP rank) signals are only noted from
-    then on: torchrun's agent SIGTERMs every rank as soon as one has failed, and each must still write and say
-    what it has to before it exits (which it does at once)."""
-    flag = StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag.stop:
-            raise KeyboardInterrupt
-        note(signum, frame)
-
-    def note(signum: int, frame: Any) -> None:
-        flag.stop = True
-
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield flag
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, note if keep else old)
 
 
 def rank_seed(seed: int, rank: int) -> int:
