@@ -159,6 +159,20 @@ def test_output_in_place_rewrites_the_spec(runner, tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]     # no temporary file left behind
 
 
+def test_the_layout_warning_of_output_fits_the_terminal(runner, tmp_path, monkeypatch) -> None:
+    from rfcalc.suggest import yaml_patch
+
+    real = yaml_patch.write_fix
+    monkeypatch.setattr(yaml_patch, "write_fix", lambda *args: (real(*args)[0], False))  # a layout it cannot keep
+    spec = tmp_path / "a-spec-with-a-rather-long-name-for-the-warning.yaml"
+    shutil.copy(TWO_BRANCH, spec)
+    result = _run(runner, str(spec), "-o", str(spec), columns=60)
+    assert result.exit_code == 0
+    warning = result.stderr.split("warning:", 1)[1].splitlines()
+    assert len(warning) > 1 and "the content is exact" in warning[-1]            # broken between words ...
+    assert all(len(line) <= 60 or " " not in line.strip() for line in warning), warning  # ... a long path alone
+
+
 def test_output_not_written_when_nothing_to_fix(runner, tmp_path) -> None:
     out = tmp_path / "fixed.yaml"
     result = _run(runner, str(QUICKSTART), "-o", str(out))

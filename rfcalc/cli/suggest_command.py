@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from rfcalc.cli.common import console, guarded
+from rfcalc.cli.common import console, guarded, plain_width
 from rfcalc.cli.outputs import YAML, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
+from rfcalc.lines import wrap_words
 from rfcalc.suggest.limits import DEFAULT_BUDGET, DEFAULT_MAX_EDITS, DEFAULT_TOP
 
 if TYPE_CHECKING:
@@ -130,5 +131,5 @@ def _write(spec: Path, output: Path, edits: tuple[Edit, ...]) -> None:
             Path(handle.name).unlink(missing_ok=True)
     typer.echo(f"wrote {output} (suggestion #1 applied)", err=True)
     if not kept:
-        typer.echo(f"warning: {output}: the spec's comments and formatting could not be kept (YAML layout the "
-                   f"splicer does not handle); the content is exact", err=True)
+        typer.echo(wrap_words(f"warning: {output}: the spec's comments and formatting could not be kept (YAML "
+                              f"layout the splicer does not handle); the content is exact", plain_width()), err=True)
