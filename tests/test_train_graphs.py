@@ -45,6 +45,7 @@ def _close(a: list[torch.Tensor], b: list[torch.Tensor], tol: float = 1e-5) -> N
         assert torch.allclose(x, y, rtol=tol, atol=tol), (x - y).abs().max()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer,momentum,nesterov,schedule", [
     ("sgd", 0.9, True, "onecycle"), ("sgd", 0.9, False, "cosine"), ("sgd", 0.0, False, "onecycle"),
     ("adamw", 0.9, False, "onecycle"), ("adamw", 0.9, False, "cosine"),
@@ -77,6 +78,7 @@ def test_graph_safe_update_equals_torch_step(optimizer: str, momentum: float, ne
             _close([ours.state[p][key].float().reshape(-1)], [value.float().reshape(-1)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ema", [None, 0.9])
 def test_static_step_equals_engine_step(ema: float | None) -> None:
     cfg = TrainConfig(lr=0.1, ema=ema, label_smoothing=0.1)
