@@ -8,11 +8,18 @@ Prints a Markdown table; paste it into bench/RESULTS.md with the machine it ran 
 this one, interleaved in the same run (before, after, before, after, ...): `rfcalc check` on the 200-layer spec
 and ``load_spec`` on 10k layers, as medians and the median of the paired ratios, so a refactor can show that
 `table` / `check` got no slower on a machine whose speed drifts.
+
+``--pre-commit DIR`` times what a pre-commit hook pays: ``python -m rfcalc check examples/quickstart.yaml`` of this
+checkout and of ``DIR`` (another checkout, e.g. ``git worktree add /tmp/old 3a46aba``), and importing the base
+dependencies alone (``python -c "import typer, rich, pydantic, yaml"``, the floor no implementation on them can
+beat), interleaved (floor, before, after, floor, ...) with torch unimportable; wall and CPU seconds, medians and the
+medians of the paired ratios. ``--repeats N`` (default 11).
 """
 from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -73,14 +80,17 @@ def calculator_times() -> list[tuple[int, float]]:
 
 
 def paired(commands: dict[str, list[str]], envs: dict[str, dict[str, str]], repeats: int) -> dict[str, list[float]]:
-    """Wall times of each labelled command, run in turn ``repeats`` times (after one warm-up each)."""
+    """Wall times of each labelled command, run in turn ``repeats`` times (after one warm-up each). They run in a
+    neutral folder: ``python -m`` puts the working folder first on sys.path, which would shadow PYTHONPATH's
+    checkout with the one the benchmark was started in."""
     times: dict[str, list[float]] = {label: [] for label in commands}
+    cwd = tempfile.gettempdir()
     for label, command in commands.items():
-        subprocess.run(command, capture_output=True, env=envs[label], check=False)
+        subprocess.run(command, capture_output=True, env=envs[label], check=False, cwd=cwd)
     for _ in range(repeats):
         for label, command in commands.items():
             start = time.perf_counter()
-            proc = subprocess.run(command, capture_output=True, env=envs[label], check=False)
+            proc = subprocess.run(command, capture_output=True, env=envs[label], check=False, cwd=cwd)
             times[label].append(time.perf_counter() - start)
             if proc.returncode not in (0, 1):
                 raise SystemExit(f"{label}: {command} failed: {proc.stderr.decode()[-500:]}")
@@ -130,11 +140,75 @@ def compare(baseline: Path, repeats: int) -> None:
               f"{statistics.median(ratios):.2f}x |")
 
 
+FLOOR = "import typer, rich, pydantic, yaml"
+
+
+def timed(commands: dict[str, list[str]], envs: dict[str, dict[str, str]],
+          repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU (user + system) seconds of each labelled command, run in turn ``repeats`` times after one
+    warm-up each, in a neutral folder (see :func:`paired`). CPU time is what a loaded machine distorts least."""
+    walls: dict[str, list[float]] = {label: [] for label in commands}
+    cpus: dict[str, list[float]] = {label: [] for label in commands}
+    cwd = tempfile.gettempdir()
+    for label, command in commands.items():
+        subprocess.run(command, capture_output=True, env=envs[label], check=False, cwd=cwd)
+    for _ in range(repeats):
+        for label, command in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            proc = subprocess.run(command, capture_output=True, env=envs[label], check=False, cwd=cwd)
+            walls[label].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[label].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            if proc.returncode not in (0, 1):
+                raise SystemExit(f"{label}: {command} failed: {proc.stderr.decode()[-500:]}")
+    return walls, cpus
+
+
+def pre_commit(baseline: Path, repeats: int) -> None:
+    """`rfcalc check examples/quickstart.yaml` here and in ``baseline``, against the import floor; Markdown."""
+    here = Path(__file__).resolve().parents[1]
+    spec = str(here / "examples" / "quickstart.yaml")
+    for root in (here, baseline):  # as installed: with bytecode (a checkout run with PYTHONDONTWRITEBYTECODE has none)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "rfcalc")], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, no_torch = workspace(tmp)
+        roots = {"floor": None, "before": baseline.resolve(), "after": here}
+        envs = {label: {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                        "PYTHONPATH": os.pathsep.join(str(p) for p in (no_torch, root) if p)}
+                for label, root in roots.items()}
+        commands = {label: [sys.executable, "-c", FLOOR] if root is None else
+                    [sys.executable, "-m", "rfcalc", "check", spec] for label, root in roots.items()}
+        load = os.getloadavg()[0]
+        walls, cpus = timed(commands, envs, repeats)
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, load average {load:.1f} at the start; before = {roots['before']}, "
+          f"after = {here}")
+    print()
+    print(f"| `examples/quickstart.yaml`, median of {repeats}, interleaved | wall (s) | / floor | CPU (s) | / floor |")
+    print("|---|---|---|---|---|")
+
+    def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(times[a], times[b]))
+
+    names = {"floor": f"floor: `python -c \"{FLOOR}\"`", "before": f"before: `rfcalc check` of {baseline.name}",
+             "after": "after: `rfcalc check` of this checkout"}
+    for label, name in names.items():
+        print(f"| {name} | {statistics.median(walls[label]):.3f} | {ratio(walls, label, 'floor'):.2f}x | "
+              f"{statistics.median(cpus[label]):.3f} | {ratio(cpus, label, 'floor'):.2f}x |")
+    print()
+    print(f"after / before (medians of the paired ratios): wall {ratio(walls, 'after', 'before'):.2f}x, "
+          f"CPU {ratio(cpus, 'after', 'before'):.2f}x")
+
+
 def main() -> None:
+    repeats_given = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else None
+    if "--pre-commit" in sys.argv:
+        pre_commit(Path(sys.argv[sys.argv.index("--pre-commit") + 1]), repeats_given or 11)
+        return
     if "--baseline" in sys.argv:
         at = sys.argv.index("--baseline")
-        repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 9
-        compare(Path(sys.argv[at + 1]), repeats)
+        compare(Path(sys.argv[at + 1]), repeats_given or 9)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path, no_torch = workspace(tmp)

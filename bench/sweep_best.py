@@ -4,6 +4,8 @@
     python bench/sweep_best.py --epochs 10 --train-limit 50000 --device cuda
     python bench/sweep_best.py --write                   # also replace the sweep section of bench/RESULTS.md
     python bench/sweep_best.py --reuse --write           # re-render a finished run (--out/timings.json)
+    python bench/sweep_best.py --sweep examples/sweep_arch.yaml --workers 4 --device cuda \
+        --epochs 40 --train-limit 0 --batch-size 256       # one GPU: the architecture sweep, then full budget
 
 1. `rfcalc sweep` (its study, best.yaml and table go to --out/sweep); the cost of the sweep is recorded: wall
    time, trials trained / pruned / rejected, how long a rejection and a training took.
@@ -45,9 +47,10 @@ def run(command: list[str]) -> float:
 def train(name: str, spec: Path, args: argparse.Namespace) -> float:
     """`rfcalc train` with the bench's flags; its wall time."""
     out = args.out / name
+    limit = ["--train-limit", str(args.train_limit)] if args.train_limit else []
     return run([sys.executable, "-m", "rfcalc", "train", str(spec), "--data", str(args.data), "--out", str(out),
-                   "--epochs", str(args.epochs), "--train-limit", str(args.train_limit), "--batch-size",
-                   str(args.batch_size), "--aug", args.aug, "--seed", "0", "--device", args.device])
+                   "--epochs", str(args.epochs), *limit, "--batch-size", str(args.batch_size), "--aug", args.aug,
+                   "--seed", "0", "--device", args.device])
 
 
 def main() -> None:
@@ -56,7 +59,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-sweep")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--train-limit", type=int, default=10_000)
+    parser.add_argument("--train-limit", type=int, default=10_000, help="0: the whole training split")
+    parser.add_argument("--workers", type=int, default=1, help="the sweep's --workers (several per GPU)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--aug", default="fast")
     parser.add_argument("--device", default="auto")
@@ -72,7 +76,7 @@ def main() -> None:
     sweep_out = args.out / "sweep"
     if "sweep" not in timings:
         timings["sweep"] = run([sys.executable, "-m", "rfcalc", "sweep", str(args.sweep), "--data", str(args.data),
-                                "--out", str(sweep_out), "--device", args.device])
+                                "--out", str(sweep_out), "--device", args.device, "--workers", str(args.workers)])
         _save(timings_file, timings)
     shown = subprocess.run([sys.executable, "-m", "rfcalc", "sweep", str(args.sweep), "--out", str(sweep_out),
                             "--show", "--format", "json"], capture_output=True, text=True, check=True)
@@ -88,7 +92,7 @@ def main() -> None:
                and "same candidate" not in row["note"]]
 
     specs = [("c1c2c3c4 as bundled", ROOT / "arch_specs" / "c1c2c3c4_cifar10.yaml"),
-             ("sweep trial 0 (bundled widths)", sweep_out / "trials" / "0000" / "spec.yaml"),
+             ("sweep trial 0 (its first enqueued candidate)", sweep_out / "trials" / "0000" / "spec.yaml"),
              (f"sweep best (trial {best})", sweep_out / "best.yaml")]
     summaries = []
     for i, (_, spec) in enumerate(specs):
@@ -105,17 +109,20 @@ def main() -> None:
 
     budget = load_sweep(args.sweep).budget
     image_epochs = sum(int(row["epochs"] or 0) for row in trained) * (budget.train_limit or 50_000)
+    run_images = args.train_limit or summaries[0]["data"]["train_images"]
+    measured = (f"{budget.holdout:,} held-out training images" if budget.holdout else
+                f"{_count(budget.test_limit)} test images")
     lines = [f"Sweep: `{args.sweep.relative_to(ROOT)}`, {len(rows)} trials ("
              + ", ".join(f"{n} {state}" for state, n in results["counts"].items() if n)
              + f") in {timings['sweep'] / 60:.1f} min wall. A rejection took {statistics.median(rejected_ms):.1f} ms "
              f"(median of {len(rejected_ms)}); a trained trial {statistics.median(r['seconds'] for r in trained):.1f} s"
              f" (median of {len(trained)}). The sweep trained {image_epochs:,} images in all (epochs x images of "
-             f"every trained trial), {image_epochs / (args.epochs * args.train_limit):.0%} of one run below.",
+             f"every trained trial), {image_epochs / (args.epochs * run_images):.0%} of one run below.",
              "",
-             f"Then each spec trained alone with the same flags: {args.epochs} epochs on {args.train_limit:,} "
+             f"Then each spec trained alone with the same flags: {args.epochs} epochs on {run_images:,} "
              f"training images, batch {args.batch_size}, aug {args.aug}, seed 0; accuracy on the whole test split "
              f"({summaries[0]['data']['test_images']:,} images). The sweep had selected on "
-             f"{_count(budget.test_limit)} test images after {budget.epochs} epochs on "
+             f"{measured} after {budget.epochs} epochs on "
              f"{_count(budget.train_limit)} training images.",
              "",
              "| spec | params | RF | lr | best test acc | final test acc | wall |",
@@ -127,15 +134,20 @@ def main() -> None:
                      f"{summary['best_test_acc']:.2%} | {summary['final_test_acc']:.2%} | "
                      f"{timings[f'train-{i}']:.0f} s |")
     values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[best]["values"].items())
-    picked, n_test = rows[best]["accuracy"], budget.test_limit or summaries[0]["data"]["test_images"]
+    picked = rows[best]["accuracy"]
+    n_test = budget.holdout or budget.test_limit or summaries[0]["data"]["test_images"]
     noise = 100 * (picked * (1 - picked) / n_test) ** 0.5
     delta = 100 * (summaries[2]["best_test_acc"] - summaries[0]["best_test_acc"])
+    where = "held-out training" if budget.holdout else "test"
+    verdict = (f"the sweep's best beats the bundled spec by {delta:.2f} points on the whole test split."
+               if delta > 0 else
+               "a proxy that coarse picks among candidates its own noise cannot separate, and favours what learns "
+               "fastest rather than what ends best; a sweep whose best is worth quoting needs a trial budget closer "
+               "to the final run's.")
     lines += ["", f"At {args.epochs} epochs the sweep's best is {delta:+.2f} points from the bundled spec. The sweep "
-                  f"ranked its candidates by {picked:.2%} on {n_test:,} test images (one standard error: "
-                  f"{noise:.1f} points) after {budget.epochs} epochs on {_count(budget.train_limit)} images: a "
-                  f"proxy that coarse picks among candidates its own noise cannot separate, and favours what learns "
-                  f"fastest rather than what ends best. A sweep whose best is worth quoting needs a trial budget "
-                  f"closer to the final run's."]
+                  f"ranked its candidates by {picked:.2%} on {n_test:,} {where} images (one standard error: "
+                  f"{noise:.1f} points) after {budget.epochs} epochs on {_count(budget.train_limit)} images: "
+                  + verdict]
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS="
                f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, OMP_WAIT_POLICY="
                f"{os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}, load average {timings['load_before']:.1f} at the "

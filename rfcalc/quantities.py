@@ -1,9 +1,13 @@
-"""Human-written numbers ("200k", 200_000, "1.5M") and comparison strings ('>44', '<=200k')."""
+"""Human-written numbers ("200k", 200_000, "1.5M"), comparison strings ('>44', '<=200k') and the registry of
+bounded quantities (RF, params, MACs): what `check` bounds, `suggest` moves and a sweep's constraints name."""
 from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal, Protocol
 
 BoundOp = Literal["gt", "ge", "lt", "le", "eq"]
 
@@ -77,3 +81,71 @@ def format_pair(values: tuple[int | float, ...] | list[int | float]) -> str:
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """3, 'epoch' -> '3 epochs'; 1, 'epoch' -> '1 epoch'; 7, 'batch', 'batches' -> '7 batches'."""
     return f"{format_number(n)} {noun if n == 1 else plural or noun + 's'}"
+
+
+# -- bounded quantities ------------------------------------------------------------------------------------------
+class Measured(Protocol):
+    """What a quantity is measured on: a calculator report (``rfcalc.table.report.Report``)."""
+
+    @property
+    def rf(self) -> tuple[int, int]: ...
+
+    @property
+    def params(self) -> int: ...
+
+    @property
+    def macs(self) -> int: ...
+
+
+class Lever(StrEnum):
+    """Which edits push a quantity (what `suggest` tries when its bound fails)."""
+
+    GEOMETRY = "geometry"   # the window: larger dilations, kernels, strides, paddings and inserted convs grow it,
+                            # smaller ones and removed layers shrink it
+    COST = "cost"           # a count: wider layers and larger kernels grow it; narrower ones, separable or
+                            # depthwise convs, smaller kernels and removed layers shrink it
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One bounded quantity. ``name``: the key under ``constraints`` (spec, pyproject.toml, a sweep's paths) and
+    the kind of its rules; ``label``: how a rule names it ("RF > 44"); ``flag`` and ``help``: the option of
+    `check` and `suggest`; ``measure``: its value on a report, per axis (RF: height, width) or one value (every
+    value must pass); ``unit``: what one counts; ``lever``: which edits push it; ``spatial``: whether the sizes
+    of the feature maps move it by themselves (MACs; params only through a flatten, RF not as a cost)."""
+
+    name: str
+    label: str
+    flag: str
+    help: str
+    measure: Callable[[Measured], tuple[int, ...]]
+    unit: str
+    lever: Lever
+    per_axis: bool = False   # a value per axis: a rule's value is then a list [h, w]
+    spatial: bool = False
+
+    def show(self, values: tuple[int, ...]) -> str:
+        """The measured value as a person reads it: RF (53, 53) -> '53', params 59322 -> '59,322'."""
+        return format_pair(values)
+
+
+def _rf(report: Measured) -> tuple[int, ...]:
+    return tuple(report.rf)
+
+
+def _params(report: Measured) -> tuple[int, ...]:
+    return (report.params,)
+
+
+def _macs(report: Measured) -> tuple[int, ...]:
+    return (report.macs,)
+
+
+QUANTITIES: tuple[Quantity, ...] = (
+    Quantity("rf", "RF", "--rf", "RF bound, e.g. '>44' (both axes must pass).", _rf, "pixels", Lever.GEOMETRY,
+             per_axis=True),
+    Quantity("params", "params", "--params", "Parameter bound, e.g. '<200k'.", _params, "parameters", Lever.COST),
+    Quantity("macs", "MACs", "--macs", "MACs bound, e.g. '<50M'.", _macs, "multiply-accumulates", Lever.COST,
+             spatial=True),
+)
+BOUNDED: dict[str, Quantity] = {q.name: q for q in QUANTITIES}

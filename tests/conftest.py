@@ -52,3 +52,11 @@ def one_thread() -> Iterator[None]:
 
     with single_thread():
         yield
+
+
+@pytest.fixture
+def pickles(tmp_path: Path) -> Path:
+    """A small CIFAR-style python folder (tests/train_helpers.py's write_pickle_folder)."""
+    from train_helpers import write_pickle_folder
+
+    return write_pickle_folder(tmp_path / "pickles")

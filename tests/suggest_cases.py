@@ -8,11 +8,17 @@ one way; so are `eq` bounds (custom_resnet and ultimus pin the parameter count t
 the reproduction, which no design change can keep).
 
 ``all_single_edits`` lists every edit of every kind at every place of a spec, over ranges that include the
-search's own: the exhaustive search the oracle test compares `suggest` with.
+search's own, within the edit space a designer would use (written out here on its own, from docs/suggest.md):
+widths that are multiples of 8 (or 1, 2, 4), cut to no less than half the layer's width and never below its input
+channels when it expands them. The exhaustive search the oracle test compares `suggest` with also drops, after
+evaluating them, a conv inserted before any conv (on the raw input: :func:`on_raw_input`) and a conv window
+made wider than its input map (:func:`misfits`), and ranks a fix that cuts a width by more than a quarter
+(:func:`starves`) after the others.
 """
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +27,9 @@ import yaml
 from rfcalc.analysis.checker import evaluate_rules, merge_constraints
 from rfcalc.analysis.load import load_spec
 from rfcalc.suggest import kinds
-from rfcalc.suggest.edits import Edit
-from rfcalc.suggest.sites import find_sites, node_keys, scalar
+from rfcalc.suggest.edits import Edit, EditKind
+from rfcalc.suggest.sites import find_sites, node_keys, row_site, scalar
+from rfcalc.table.report import Report
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(ROOT.glob("arch_specs/*.yaml")) + [ROOT / "examples" / "quickstart.yaml"]
@@ -121,11 +128,54 @@ def load_case(name: str, kind: str) -> tuple[dict[str, Any], str]:
     return made_to_fail(yaml.safe_load(path.read_text(encoding="utf-8")), kind)
 
 
+def designer_width(value: int, old: int, in_channels: int) -> bool:
+    """A width a designer would write in place of ``old``: a multiple of 8 (or 1, 2, 4); when narrower, at least
+    half of ``old``, and at least the input channels when ``old`` expands them."""
+    if value % 8 and value not in (1, 2, 4):
+        return False
+    return value > old or (value >= math.ceil(old / 2) and (old <= in_channels or value >= in_channels))
+
+
+def on_raw_input(report: Report, name: str) -> bool:
+    """Whether some row of the conv ``name`` (one per use of a block) has no conv upstream of it."""
+    rows = {row.name: row for row in report.rows}
+    instances = [r for r in report.rows if r.op == "conv" and (r.name == name or r.name.endswith("." + name))]
+
+    def upstream_conv(row_name: str, seen: set[str]) -> bool:
+        for parent in rows[row_name].inputs if row_name in rows else ():
+            if parent in seen:
+                continue
+            seen.add(parent)
+            if parent in rows and (rows[parent].op == "conv" or upstream_conv(parent, seen)):
+                return True
+        return False
+
+    return not instances or any(not upstream_conv(r.name, set()) for r in instances)
+
+
+def misfits(report: Report) -> set[str]:
+    """The convs whose dilated kernel spans more pixels than their input map has, on either axis."""
+    return {r.name for r in report.rows if r.op == "conv" and r.in_shape is not None and len(r.in_shape) == 3
+            and r.kernel and r.dilation
+            and any((k - 1) * d + 1 > n for k, d, n in zip(r.kernel, r.dilation, r.in_shape[1:]))}
+
+
+def starves(edit: Edit) -> bool:
+    """A width edit that leaves a layer with less than three quarters of its width."""
+    return edit.kind is EditKind.WIDTH and any(
+        isinstance(c.old, int) and isinstance(c.value, int) and 4 * c.value < 3 * c.old for c in edit.changes)
+
+
 def all_single_edits(data: dict[str, Any]) -> list[Edit]:
     """Every edit of every kind at every place, over ranges that include the search's own."""
     spec = load_spec(data)
-    names, _ = node_keys(spec.nodes)
+    names, keys = node_keys(spec.nodes)
     sites = find_sites(data, names)
+    in_channels: dict[Any, int] = {}   # a layer's input channels: its first row's
+    for row in spec.report.rows:
+        key = row_site(row.name, keys)
+        if key is not None and row.in_shape is not None:
+            in_channels.setdefault(key, row.in_shape[0])
     edits: list[Edit | None] = []
     for site in sites.sites:
         if site.op == "conv":
@@ -141,7 +191,8 @@ def all_single_edits(data: dict[str, Any]) -> list[Edit]:
         if site.op in ("conv", "linear"):
             out = scalar(site.value("out"))
             if out is not None:
-                edits += [kinds.width(site, v) for v in range(1, 4 * out + 9)]
+                edits += [kinds.width(site, v) for v in range(1, 4 * out + 9)
+                          if designer_width(v, out, in_channels.get(site.key, 0))]
         if site.op in ("maxpool", "avgpool"):
             edits += [kinds.replace_op(site, "avgpool" if site.op == "maxpool" else "maxpool"),
                       kinds.pool_to_conv(site), kinds.pool_to_conv(site, 3, 2, 1)]
@@ -151,7 +202,8 @@ def all_single_edits(data: dict[str, Any]) -> list[Edit]:
             for param in sites.block_params(site.use):
                 current = scalar(site.layer.get(param.name, param.default)) or 1
                 edits += [kinds.use_param(site, param, v) for v in range(0 if param.field == "padding" else 1,
-                                                                         4 * current + 17)]
+                                                                         4 * current + 17)
+                          if param.field != "out" or designer_width(v, current, in_channels.get(site.key, 0))]
         if site.op not in ("parallel", "residual"):
             edits.append(kinds.remove(site))
     for sequence in sites.sequences:

@@ -27,7 +27,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("RFCALC_UPDATE_GOLDEN") == "1"
 
 ARCH_NAMES = ["two_branch_dilated", "dws_dilated_c1c2c3c4", "skip_bn", "skip_gn", "skip_ln", "ultimus",
-              "custom_resnet", "c1c2c3c4_cifar10", "c1c2c3c4_dilated"]
+              "custom_resnet", "c1c2c3c4_cifar10", "c1c2c3c4_dilated", "resnet_sep_cifar10", "resnet_sep_100k"]
 SPECS = {name: ARCH / f"{name}.yaml" for name in ARCH_NAMES} | {"quickstart": ROOT / "examples" / "quickstart.yaml"}
 SEEDS = {"two_branch_dilated": "000_", "dws_dilated_c1c2c3c4": "001_", "skip_bn": "002_", "skip_gn": "002_",
          "skip_ln": "002_", "ultimus": "003_", "custom_resnet": "004_"}
@@ -175,7 +175,8 @@ def test_skip_variants(name: str) -> None:
 
 
 # -- constraints -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["c1c2c3c4_cifar10", "c1c2c3c4_dilated", "dws_dilated_c1c2c3c4"])
+@pytest.mark.parametrize("name", ["c1c2c3c4_cifar10", "c1c2c3c4_dilated", "dws_dilated_c1c2c3c4", "resnet_sep_cifar10",
+                                  "resnet_sep_100k"])
 def test_assignment_constraints_pass(name: str) -> None:
     own = check_spec(_spec(name), use_pyproject=False)
     assert own.ok, [r.message for r in own.rules if not r.ok]

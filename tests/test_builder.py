@@ -165,13 +165,8 @@ def test_core_stays_torch_free() -> None:
     assert done.stdout.strip() == "False", done.stderr
 
 
-def test_resnet50_parameters_and_build_time() -> None:
-    """bench/resnet50.yaml has torchvision's resnet50 count; build_model is fast (bench/build_speed.py: < 1 s)."""
-    import time
-
+def test_resnet50_parameters() -> None:
+    """bench/resnet50.yaml has torchvision's resnet50 count (how fast it builds: bench/build_speed.py)."""
     spec = rfcalc.load_spec(ROOT / "bench" / "resnet50.yaml")
-    started = time.perf_counter()
     model = rfcalc.build_model(spec)
-    elapsed = time.perf_counter() - started
     assert spec.report.params == sum(p.numel() for p in model.parameters()) == 25_557_032
-    assert elapsed < 3.0  # a loose guard for a shared CI machine; the target is measured by the bench

@@ -291,3 +291,29 @@ def test_a_command_line_click_cannot_parse_is_one_line(argv, line):
     rfcalc = str(Path(sys.executable).with_name("rfcalc"))  # the installed entry point
     result = subprocess.run([rfcalc, *argv], capture_output=True, text=True, cwd=ROOT)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", line + "\n")
+
+
+def test_table_of_python_code_points_to_the_module_form(runner):
+    """`table` on a .py file (issue 25): a PyTorch module is FILE.py:NAME with --input, as for `check`; never 'file
+    not found' (it exists) nor 'invalid YAML'."""
+    result = runner.invoke(app, ["table", "examples/se_net.py"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == ("examples/se_net.py:1:1: is Python source, expected a YAML spec file; for a PyTorch "
+                             "module name it as FILE.py:NAME, e.g. `rfcalc inspect examples/se_net.py:Net --input "
+                             "3x32x32`\n")
+    result = runner.invoke(app, ["table", "examples/se_net.py:SENet"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith("examples/se_net.py:SENet: the table of a PyTorch module needs --input, e.g. "
+                                    "`rfcalc table examples/se_net.py:SENet --input 3x32x32`")
+    result = runner.invoke(app, ["table", "examples/quickstart.yaml", "--input", "3x32x32"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith("--input: applies to a FILE.py:NAME target only")
+
+
+def test_table_of_a_module_with_input_is_inspects_table(runner):
+    pytest.importorskip("torch")
+    for fmt in ("json", "csv"):
+        table = runner.invoke(app, ["table", "examples/se_net.py:SENet", "--input", "3x32x32", "-f", fmt])
+        inspect = runner.invoke(app, ["inspect", "examples/se_net.py:SENet", "--input", "3x32x32", "-f", fmt])
+        assert (table.exit_code, inspect.exit_code) == (0, 0), table.output
+        assert table.stdout == inspect.stdout and "excite" in table.stdout

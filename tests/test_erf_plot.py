@@ -51,17 +51,19 @@ def test_erf_lies_inside_the_theoretical_window() -> None:
     assert 0 < result.side <= max(result.rf)
 
 
+@pytest.mark.slow
 def test_cli_erf_random_weights(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "erf.png"
     result = runner.invoke(app, ["erf", str(SPEC), "-o", str(out), "--batch", "4"])
     assert result.exit_code == 0, result.output
-    assert "theoretical RF   31x31" in result.stdout and "effective RF" in result.stdout
+    assert "theoretical RF  31x31" in result.stdout and "effective RF" in result.stdout
     assert "random weights" in result.stdout
     width, height = png_size(out)
     assert width >= 800 and height >= 400
 
 
 @pytest.mark.parametrize("wrapped", [True, False], ids=["trainer checkpoint", "bare state_dict"])
+@pytest.mark.slow
 def test_cli_erf_with_a_checkpoint(runner, tmp_path: Path, wrapped: bool) -> None:  # type: ignore[no-untyped-def]
     model = rfcalc.build_model(SPEC)
     state = model.state_dict()
@@ -92,6 +94,7 @@ def test_rf_plot(tmp_path: Path) -> None:
     assert width >= 800 and height >= 700
 
 
+@pytest.mark.slow
 def test_rf_plot_rectangular_and_large(tmp_path: Path) -> None:
     spec = {"version": 1, "name": "wide", "input": {"channels": 1, "size": [16, 64]},
             "layers": [{"op": "conv", "k": [3, 5], "padding": [1, 2], "repeat": 70}]}
@@ -99,6 +102,7 @@ def test_rf_plot_rectangular_and_large(tmp_path: Path) -> None:
     assert png_size(path)[0] > 2000
 
 
+@pytest.mark.slow
 def test_cli_table_plot(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "rf.png"
     result = runner.invoke(app, ["table", str(SPEC), "--format", "csv", "--plot", str(out)])
@@ -114,3 +118,22 @@ def test_cli_erf_without_torch_is_one_line(runner, monkeypatch: pytest.MonkeyPat
     result = runner.invoke(app, ["erf", str(SPEC)])
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "pip install \"torch==2.13.0\" -e '" in result.stderr
+
+
+def test_an_rf_larger_than_the_image_is_compared_inside_the_image() -> None:
+    """Issue 25: 'effective RF 43x43 … (54% of the theoretical RF side)' on a 32x32 image whose theoretical RF is
+    79: only the part of either square inside the image can be compared, and the lines say so."""
+    from rfcalc.model.erf import summary
+
+    spec = rfcalc.load_spec(ROOT / "arch_specs" / "c1c2c3c4_cifar10.yaml")
+    result = effective_rf(spec, batch=2)
+    assert max(result.rf) > 32
+    half = (result.side - 1) / 2
+    effective = max(sum(1 for i in range(32) if abs(i - c) <= half) for c in result.centre)
+    window = max(sum(1 for i in range(32) if lo <= i <= hi) for lo, hi in (result.window(0), result.window(1)))
+    lines = [" ".join(line.split()) for line in summary(result, (32, 32))]
+    assert lines[3] == (f"ratio {effective / window:.0%} of the side of the theoretical RF's part inside the input "
+                        f"({effective} of {window} pixels; the rest of the theoretical RF lies outside the image, "
+                        f"where no gradient can be)")
+    assert f"of the gradient mass; {effective}x{effective} of it inside the input" in lines[2]
+    assert all(len(line) <= 80 for text in summary(result, (32, 32), 80) for line in text.splitlines())

@@ -61,6 +61,7 @@ def test_every_op_round_trips(tmp_path: Path) -> None:
     assert_round_trip(rfcalc.load_spec(ROOT / "tests" / "specs" / "every_op.yaml"), tmp_path)
 
 
+@pytest.mark.slow
 def test_random_specs_round_trip(tmp_path: Path) -> None:
     checked = 0
     for _, spec in valid_specs(25, first_seed=5000):
@@ -69,6 +70,7 @@ def test_random_specs_round_trip(tmp_path: Path) -> None:
     assert checked == 25
 
 
+@pytest.mark.slow
 def test_the_source_is_standalone_and_runs(tmp_path: Path) -> None:
     spec = rfcalc.load_spec(ROOT / "arch_specs" / "two_branch_dilated.yaml")
     source = export_source(spec)

@@ -31,6 +31,7 @@ def spec_of(layers: list[dict], size: int | list[int] = 16, channels: int = 2) -
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.slow
 def test_bundled_spec_gradient_windows(path: Path) -> None:
     spec = rfcalc.load_spec(path)  # a bundled spec is valid: a SpecError fails the test
     assert module_problems(spec) == []

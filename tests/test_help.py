@@ -53,3 +53,21 @@ def test_help_at_80_columns_cuts_no_word_and_wraps_paragraphs(runner, command):
     short = [a for a, b in zip(prose, prose[1:]) if a.strip() and b.strip() and len(a) < 45
              and not a.rstrip().endswith((".", ":")) and not b.lstrip()[:1].isupper()]
     assert short == [], short
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_at_80_columns_gives_each_description_room(runner, command):
+    """No description squeezed into a narrow column beside long flags (issue 25: `train --help` was 116 lines with
+    ~20-character descriptions): where flags and values leave fewer than 40 columns, the description goes below."""
+    text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}).stdout
+    inside = [line[1:-1] for line in text.splitlines() if line.startswith("│") and line.endswith("│")]
+    starts = [len(line) - len(line.lstrip()) for line in inside if line.strip()]
+    assert max(starts) <= 80 - 40, "\n".join(line for line in inside if len(line) - len(line.lstrip()) > 40)
+
+
+def test_the_console_script_builds_only_the_command_it_runs():
+    from rfcalc.cli.app import app_for
+
+    assert [info.name for info in app_for(["check", "a.yaml"]).registered_commands] == ["check"]
+    assert app_for(["--version"]) is app and app_for([]) is app and app_for(["chek"]) is app
+    assert len(app.registered_commands) == len(COMMANDS)  # the full app is left as it was

@@ -92,9 +92,10 @@ def test_json_has_exactly_the_fields_of_analyze() -> None:
     assert set(inspected["totals"]) == set(analyzed["totals"])
     base = set.intersection(*(set(row) for row in analyzed["layers"]))
     for row in inspected["layers"]:
-        assert base <= set(row) <= base | {"bias", "ceil_mode", "mode", "p", "in_shapes", "dim", "attached_to"}
+        assert base <= set(row) <= base | {"bias", "ceil_mode", "mode", "p", "in_shapes", "dim", "attached_to", "attrs"}
 
 
+@pytest.mark.slow
 def test_resnet50_trunk_rf_427_jump_32() -> None:
     report = inspect_module(M.resnet50_trunk(), (3, 224, 224))
     assert report.rf == (427, 427)
@@ -104,6 +105,7 @@ def test_resnet50_trunk_rf_427_jump_32() -> None:
     same_table(report, rfcalc.analyze(M.resnet50_trunk_spec()))
 
 
+@pytest.mark.slow
 def test_full_resnet50_counts_like_pytorch() -> None:
     model = M.resnet50()
     report = inspect_module(model, (3, 224, 224))
@@ -161,6 +163,7 @@ def test_gradient_windows_agree(name: str) -> None:
     assert gradient_problems(model, SHAPE) == []
 
 
+@pytest.mark.slow
 def test_gradient_windows_of_resnet50_trunk() -> None:
     """A narrow ResNet-50 (same strides, kernels and paddings) on 512x512, where the middle unit's 427-pixel
     window lies inside the image: its gradient support is exactly the table's window."""
@@ -216,6 +219,7 @@ def test_to_spec_writes_the_same_network(name: str) -> None:
     assert written.to_dict()["totals"] == inspection.report.to_dict()["totals"]
 
 
+@pytest.mark.slow
 def test_to_spec_of_resnet50_is_nested_residuals() -> None:
     spec = spec_from_inspection(trace_module(M.resnet50(), (3, 224, 224)))
     ops = [layer["op"] for layer in spec["layers"]]
@@ -407,7 +411,7 @@ def test_global_pool_then_view_is_gap() -> None:
     report = inspect_module(Head(), SHAPE)
     assert [(r.op, r.out_shape) for r in report.rows] == [("conv", (8, 30, 30)), ("gap", (8,)), ("flatten", (8,)),
                                                           ("linear", (4,))]
-    assert report.row("adaptive_max_pool2d").mode == "max"
+    assert report.row("adaptive_max_pool2d").attrs["mode"] == "max"
 
 
 def test_shared_and_unused_parameters() -> None:
@@ -434,6 +438,7 @@ def test_module_state_is_restored() -> None:
     assert model.bn1.num_batches_tracked.item() == 0
 
 
+@pytest.mark.slow
 def test_statement_order_does_not_change_the_table() -> None:
     """Computing the projection shortcut before the body changes what forward hooks see, not the network."""
     usual = inspect_module(M.resnet50_trunk(width=4), (3, 224, 224))

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import rfcalc  # noqa: E402
 from rfcalc.cli.app import app  # noqa: E402
-from rfcalc.cli.inspect_command import load_target, parse_input_shape  # noqa: E402
+from rfcalc.inspection.target import load_target, parse_input_shape  # noqa: E402
 from rfcalc.errors import RfcalcError  # noqa: E402
 from rfcalc.inspection.api import inspect_module  # noqa: E402
 
@@ -276,6 +276,7 @@ def test_load_target_returns_modules(model_py: Path) -> None:
         assert isinstance(load_target(f"{model_py}:{name}"), nn.Module)
 
 
+@pytest.mark.slow
 def test_importing_cli_inspect_does_not_import_torch() -> None:
     code = ("import sys, rfcalc.cli.app, rfcalc.cli.inspect_command, rfcalc.inspection.to_spec, "
             "rfcalc.inspection.target; print('torch' in sys.modules)")
@@ -301,6 +302,7 @@ def test_register_on_a_fresh_app(model_py: Path) -> None:
 
 
 # -- issue 18 item 8: inspect lays out a network as table does ------------------------------------------------------
+@pytest.mark.slow
 def test_inspect_of_an_exported_spec_prints_the_table_of_the_spec(cli: CliRunner, tmp_path: Path) -> None:
     """Export a bundled spec, inspect the file: the same markdown table line for line (a conv's own bn and
     relu folded into its line, rows named after the spec's layers, gap called gap); --to-spec names the layers

@@ -20,7 +20,7 @@ def test_hint_from_the_checkout_names_an_extra_its_pyproject_defines(monkeypatch
     monkeypatch.chdir(tmp_path)
     assert extras.install_hint("train") == f"pip install \"torch==2.13.0\" -e '{ROOT}[train]'"
     defined = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert {"torch", "train"} <= set(defined)
+    assert {"torch", "train", "plot"} <= set(defined)
 
 
 def test_hint_for_an_installed_copy_says_where_and_when(monkeypatch):
@@ -30,7 +30,7 @@ def test_hint_for_an_installed_copy_says_where_and_when(monkeypatch):
 
 
 @pytest.mark.parametrize(("argv", "module", "extra"), [
-    (["table", "examples/quickstart.yaml", "--plot", "rf.png"], "matplotlib", "train"),
+    (["table", "examples/quickstart.yaml", "--plot", "rf.png"], "matplotlib", "plot"),  # not torch with [train]
     (["erf", "examples/quickstart.yaml"], "torch", "torch"),
     (["inspect", "tests/models_for_inspect.py:ChainNet", "--input", "3x32x32"], "torch", "torch"),
     (["train", "examples/quickstart.yaml"], "torch", "train"),
@@ -46,7 +46,7 @@ def test_every_command_gives_the_same_hint(runner, monkeypatch, argv, module, ex
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
     result = runner.invoke(app, argv)
     assert result.exit_code == 2, result.output
-    pin = '"torch==2.13.0" ' if extra != "sweep" else ""
+    pin = '"torch==2.13.0" ' if extra not in ("sweep", "plot") else ""
     assert result.stderr.endswith(f"needs {module}: pip install {pin}-e '.[{extra}]'\n"), result.stderr
     assert result.stderr.count("\n") == 1
     assert not Path(ROOT / "rf.png").exists()

@@ -9,8 +9,10 @@ of these pieces fails here (or at import, when the registry is built).
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +22,20 @@ from torch import nn
 
 import rfcalc
 from rfcalc.inspection.api import trace_module
-from rfcalc.inspection.lookup import MODULES, UNRESOLVED
+from rfcalc.inspection.lookup import MODULES, UNRESOLVED, module_action
 from rfcalc.inspection.to_spec import spec_from_inspection
 from rfcalc.model.builder import constructor
 from rfcalc.model.export import HELPERS, export_source
 from rfcalc.model.oracle import module_problems, positive_copy
-from rfcalc.model.plan import plan_model, row_modules
+from rfcalc.model.plan import leaf, plan_model, row_modules
 from rfcalc.ops import base, registry
+from rfcalc.ops.actions import AsLayer
+from rfcalc.ops.base import Leaf
 from rfcalc.ops.activation import ACT_NAMES, ACTIVATIONS
 from rfcalc.ops.registry import FEATURES, REGISTRY, RegistryError
 from rfcalc.spec.graph import Prim
 from rfcalc.table.geometry import Flow
-from rfcalc.table.report import INPUT_GEOMETRY
+from rfcalc.table.report import INPUT_GEOMETRY, Row
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SHAPE = (4, 12, 12)
@@ -57,8 +61,8 @@ def spec_with(name: str, seed: int = 0) -> rfcalc.Spec:
                              "layers": layers})
 
 
-def valid_spec_with(name: str) -> rfcalc.Spec:
-    for seed in range(40):
+def valid_spec_with(name: str, first_seed: int = 0) -> rfcalc.Spec:
+    for seed in range(first_seed, first_seed + 40):
         try:
             return spec_with(name, seed)
         except rfcalc.SpecError:
@@ -113,6 +117,61 @@ def test_the_op_inspects_to_its_own_table_and_writes_itself_back(name: str) -> N
     written = rfcalc.analyze(spec_from_inspection(inspection)).to_dict()
     assert written["totals"] == mine["totals"]
     assert [r["op"] for r in written["layers"]] == [r["op"] for r in mine["layers"]]
+
+
+def _settings(row: Row) -> tuple[Any, ...]:
+    """What a row says about its op's settings, without its name."""
+    return (row.op, dict(row.attrs), row.kernel, row.stride, row.padding, row.dilation, row.groups, row.out_shape)
+
+
+def _layer_fields(layer: Any) -> dict[str, Any]:
+    return layer.model_dump(exclude={"name", "repeat"})
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+@pytest.mark.parametrize("seed", range(3))
+def test_the_op_round_trips_spec_build_inspect_to_spec_with_every_setting(name: str, seed: int) -> None:
+    """spec layer -> rows -> the row's own layer (``OpDef.layer``) is the same layer; -> built module -> inspect
+    of that module is the same layer again; -> ``--to-spec`` -> a spec whose rows carry the same settings."""
+    spec = valid_spec_with(name, first_seed=seed * 40)
+    definition = REGISTRY[name]
+    model = rfcalc.build_model(spec)
+    modules = dict(model.named_modules())
+    paths = row_modules(plan_model(spec.nodes, spec.report))
+    rows = [row for row in spec.report.rows if row.op == name]
+    for row in rows:
+        layer = definition.layer(row)
+        assert definition.calc(layer, base.At(row.name, row.path), Flow(row.in_shape or (), row.geo_in, row.inputs[0])
+                               )[0] == replace(row, is_global=False, attached_to=None), row.name
+        module = modules[paths[row.name]]
+        assert _module_settings(module, leaf(row)) == [], row.name
+        action = module_action(module)[1]
+        if isinstance(action, AsLayer):  # gap and flatten answer with structural actions
+            assert _layer_fields(action.layer) == _layer_fields(layer), row.name
+    inspection = trace_module(model, spec.input_shape, name=spec.name)
+    written = rfcalc.analyze(spec_from_inspection(inspection))
+    assert [_settings(r) for r in written.rows if r.op == name] == [_settings(r) for r in rows]
+
+
+def _module_settings(module: nn.Module, item: Leaf) -> list[str]:
+    """Where the built module's constructor attributes differ from the leaf's arguments (its layer's settings)."""
+    bound = inspect.signature(type(module)).bind(*item.args, **dict(item.kwargs)).arguments
+    return [f"{key}: module {getattr(module, key)!r}, leaf {value!r}" for key, value in bound.items()
+            if hasattr(module, key) and _normal(getattr(module, key), key) != _normal(value, key)]
+
+
+def _normal(value: Any, key: str) -> Any:
+    """A constructor argument or a module attribute, comparable: ``bias`` a flag, pairs of equal values one value,
+    an activation module its spec name (``LeakyReLU`` -> ``leakyrelu``)."""
+    if key == "bias" and not isinstance(value, bool):
+        return value is not None
+    if isinstance(value, nn.Module):
+        return type(value).__name__.lower()
+    if isinstance(value, str):
+        return value.replace("_", "")
+    if isinstance(value, (tuple, list)):
+        return value[0] if len(set(value)) == 1 else tuple(value)
+    return value
 
 
 @pytest.mark.parametrize("name", OP_NAMES)
@@ -188,7 +247,6 @@ def test_the_registry_refuses_inconsistent_definitions(monkeypatch: pytest.Monke
         monkeypatch.setattr(registry, "FAMILIES", (Family,))
         registry._build()
 
-    from dataclasses import replace
     with pytest.raises(RegistryError, match="op 'conv' is defined twice"):
         build_with(conv, conv)
     with pytest.raises(RegistryError, match="its model ConvLayer admits op"):
@@ -236,3 +294,178 @@ def test_hardswish_everywhere_an_activation_goes() -> None:
     model = rfcalc.build_model(spec)
     assert isinstance(model.c1.hardswish, nn.Hardswish) and isinstance(model.res.hardswish, nn.Hardswish)
     assert module_problems(spec, model) == []
+
+
+def test_lppool_carries_norm_type_to_the_module_the_json_and_back() -> None:
+    spec = rfcalc.load_spec({"version": 1, "name": "lp", "input": {"channels": 2, "size": 8}, "layers": [
+        {"op": "relu", "name": "r"},
+        {"op": "lppool", "name": "lp", "norm_type": 3, "k": 3, "stride": 2, "ceil_mode": True}]})
+    row = spec.report.row("lp")
+    assert (row.out_shape, row.geo_out.rf, row.geo_out.jump, row.params, row.macs) == ((2, 4, 4), (3, 3), (2, 2), 0, 0)
+    assert spec.report.to_dict()["layers"][1]["attrs"] == {"norm_type": 3.0, "ceil_mode": True}
+    assert spec.report.to_dict()["layers"][1]["ceil_mode"] is True
+    model = rfcalc.build_model(spec)
+    assert isinstance(model.lp, nn.LPPool2d) and model.lp.norm_type == 3.0 and model.lp.ceil_mode
+    x = torch.rand(1, 2, 8, 8)
+    expected = x[:, :, 0:3, 0:3].pow(3).sum(dim=(2, 3)).pow(1 / 3)
+    torch.testing.assert_close(model(x)[:, :, 0, 0], expected)
+    assert module_problems(spec, model) == []
+    written = spec_from_inspection(trace_module(model, spec.input_shape, name="lp"))
+    assert written["layers"][-1] == {"op": "lppool", "name": "lp", "norm_type": 3, "k": 3, "stride": 2,
+                                     "ceil_mode": True}
+
+
+def test_lppool_from_the_functional_call_and_its_errors() -> None:
+    class Net(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.lp_pool2d(x, 1.5, 2)
+
+    inspection = trace_module(Net(), (3, 8, 8))
+    row = inspection.report.rows[0]
+    assert (row.op, dict(row.attrs), row.out_shape) == ("lppool", {"norm_type": 1.5, "ceil_mode": False}, (3, 4, 4))
+    assert spec_from_inspection(inspection)["layers"] == [{"op": "lppool", "name": "lp_pool2d", "norm_type": 1.5,
+                                                           "k": 2}]
+    with pytest.raises(rfcalc.SpecError, match=r"layers\[0\]\.norm_type: must be > 0.0, got 0$"):
+        rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 1, "size": 8},
+                          "layers": [{"op": "lppool", "norm_type": 0}]})
+    with pytest.raises(rfcalc.SpecError, match=r"layers\[0\]\.padding: unknown key"):
+        rfcalc.load_spec({"version": 1, "name": "s", "input": {"channels": 1, "size": 8},
+                          "layers": [{"op": "lppool", "padding": 1}]})
+
+
+def test_hardsigmoid_is_an_activation_everywhere_and_inspects_as_one() -> None:
+    spec = rfcalc.load_spec({"version": 1, "name": "h", "input": {"channels": 2, "size": 8}, "layers": [
+        {"op": "conv", "name": "c1", "out": 4, "padding": 1, "act": "hardsigmoid"},
+        {"op": "hardsigmoid", "name": "h2"}]})
+    assert [r.op for r in spec.report.rows] == ["conv", "hardsigmoid", "hardsigmoid"]
+    model = rfcalc.build_model(spec)
+    assert isinstance(model.c1.hardsigmoid, nn.Hardsigmoid) and isinstance(model.h2, nn.Hardsigmoid)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(2, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.hardsigmoid(self.c(x))
+
+    inspection = trace_module(Net(), (2, 8, 8))
+    assert [r.op for r in inspection.report.rows] == ["conv", "hardsigmoid"]
+    assert spec_from_inspection(inspection)["layers"] == [{"op": "conv", "name": "c", "out": 4, "k": 3,
+                                                           "act": "hardsigmoid"}]
+
+
+def _se_spec(se: dict[str, Any]) -> rfcalc.Spec:
+    return rfcalc.load_spec({"version": 1, "name": "se", "input": {"channels": 3, "size": 32}, "layers": [
+        {"op": "conv", "name": "c1", "out": 16, "stride": 2, "padding": 1, "act": "relu"},
+        {"op": "se", "name": "se", **se},
+        {"op": "conv", "name": "c2", "out": 8, "padding": 1}, {"op": "gap"}, {"op": "linear", "out": 10}]})
+
+
+def test_se_numbers_json_module_and_oracle() -> None:
+    spec = _se_spec({"reduction": 4})
+    row = spec.report.row("se")
+    # two 1x1 convs with biases, 16 -> 4 -> 16, on a 1x1 map: 2·16·4 + 4 + 16 parameters, 2·16·4 MACs
+    assert (row.params, row.macs, row.out_shape) == (148, 128, (16, 16, 16))
+    # the window stays c1's; through the gate every unit sees every pixel
+    assert (row.geo_out, row.is_global, spec.report.row("c1").is_global) == (spec.report.row("c1").geo_out, True, False)
+    assert spec.report.row("c2").geo_out.rf == (7, 7) and spec.report.row("c2").is_global
+    layer = spec.report.to_dict()["layers"][2]
+    assert layer["attrs"] == {"hidden": 4, "act": "relu", "gate": "sigmoid"} and layer["global"] is True
+    model = rfcalc.build_model(spec)
+    assert sum(p.numel() for p in model.se.parameters()) == 148
+    x = torch.rand(2, 16, 5, 5)
+    gate = torch.sigmoid(model.se.expand(torch.relu(model.se.reduce(x.mean((2, 3), keepdim=True)))))
+    torch.testing.assert_close(model.se(x), x * gate)
+    assert module_problems(spec, model) == []
+    other = _se_spec({"hidden": 3, "act": "silu", "gate": "hardsigmoid"}).report.row("se")
+    assert (other.params, other.macs, dict(other.attrs)) == (2 * 16 * 3 + 3 + 16, 96, {"hidden": 3, "act": "silu",
+                                                                                      "gate": "hardsigmoid"})
+
+
+def test_se_errors_are_located_lines() -> None:
+    with pytest.raises(rfcalc.SpecError) as exc:
+        _se_spec({"reduction": 4, "hidden": 2})
+    assert str(exc.value).endswith("layers[1]: give reduction or hidden, not both (got reduction 4, hidden 2)")
+    with pytest.raises(rfcalc.SpecError) as exc:
+        _se_spec({"reduction": 32})
+    assert str(exc.value).endswith("layers[1] (se 'se'): reduction 32 leaves no hidden channel for 16 channels; "
+                                   "give a reduction of at most 16, or hidden")
+    with pytest.raises(rfcalc.SpecError, match=r"layers\[1\]\.gate: .*'sigmoid' or 'hardsigmoid'"):
+        _se_spec({"gate": "tanh"})
+
+
+class _HandSE(nn.Module):
+    """A squeeze-and-excitation block written by hand: the pool as a mean, the gate as a function, ``x * s``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc1 = nn.Conv2d(8, 3, 1)
+        self.fc2 = nn.Conv2d(3, 8, 1)
+        self.head = nn.Conv2d(8, 4, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.c(x))
+        s = torch.sigmoid(self.fc2(nn.functional.gelu(self.fc1(nn.functional.adaptive_avg_pool2d(x, 1)))))
+        return self.head(x * s)
+
+
+class _LinearSE(nn.Module):
+    """The original SE-ResNet spelling: linear layers on the pooled vector, viewed back and expanded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.fc1 = nn.Linear(16, 4)
+        self.fc2 = nn.Linear(4, 16)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.c(x)
+        b, c, _, _ = x.size()
+        y = nn.functional.adaptive_avg_pool2d(x, 1).view(b, c)
+        y = torch.sigmoid(self.fc2(torch.relu(self.fc1(y)))).view(b, c, 1, 1)
+        x = x * y.expand_as(x)
+        return self.head(torch.flatten(x.mean([2, 3], keepdim=True), 1))
+
+
+@pytest.mark.parametrize("model, shape, se", [
+    (_HandSE, (3, 12, 12), {"hidden": 3, "act": "gelu", "gate": "sigmoid"}),
+    (_LinearSE, (3, 16, 16), {"reduction": 4, "act": "relu", "gate": "sigmoid"}),
+    ("SENet", (3, 32, 32), {"reduction": 4, "act": "relu", "gate": "hardsigmoid"}),  # torchvision's, `scale * x`
+])
+def test_inspect_to_spec_of_a_hand_written_se_net_writes_one_se_layer(model: Any, shape: tuple[int, ...],
+                                                                      se: dict[str, Any]) -> None:
+    from rfcalc.inspection.check import inspection_problems
+    import models_for_inspect as M
+
+    net = getattr(M, model)() if isinstance(model, str) else model()
+    inspection = trace_module(net, shape)
+    assert inspection_problems(net, shape, inspection=inspection) == []  # the table against the gradient oracle
+    written = spec_from_inspection(inspection)
+    layers = [layer for layer in written["layers"] if layer["op"] == "se"]
+    assert len(layers) == 1 and {k: v for k, v in layers[0].items() if k not in ("op", "name")} == se
+    spec = rfcalc.load_spec(written)
+    assert spec.report.to_dict()["totals"] == inspection.report.to_dict()["totals"]
+    assert module_problems(spec) == []  # the written spec's own module against the oracle
+
+
+def test_a_gate_from_another_map_is_not_an_se_layer() -> None:
+    """The product of a map with a gate pooled from a different map is no ``se``: --to-spec still refuses it."""
+    from rfcalc.errors import RfcalcError
+
+    class Other(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 8, 3, padding=1)
+            self.d = nn.Conv2d(3, 8, 1)
+            self.fc1 = nn.Conv2d(8, 2, 1)
+            self.fc2 = nn.Conv2d(2, 8, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            s = torch.sigmoid(self.fc2(torch.relu(self.fc1(nn.functional.adaptive_avg_pool2d(self.d(x), 1)))))
+            return self.c(x) * s
+
+    with pytest.raises(RfcalcError, match="sigmoid has no spec op"):
+        spec_from_inspection(trace_module(Other(), (3, 8, 8)))

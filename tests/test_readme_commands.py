@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from conftest import ROOT
 
@@ -73,6 +74,7 @@ def _for_time(command: str, data: Path) -> str:
     return command
 
 
+@pytest.mark.slow
 def test_every_readme_command_runs_in_a_fresh_folder(tmp_path: Path):
     work = tmp_path / "clone"
     work.mkdir()

@@ -66,6 +66,7 @@ def test_json_output_golden(runner) -> None:
     golden("two_branch_dilated.json", result.stdout)
 
 
+@pytest.mark.slow
 def test_multi_edit_rich_output_golden(runner) -> None:
     result = _run(runner, "arch_specs/c1c2c3c4_cifar10.yaml", "--rf", ">120", "--params", "<170k", "--top", "2")
     assert result.exit_code == 0, result.output
@@ -110,6 +111,7 @@ def _json_patch(document: Any, operations: list[dict[str, Any]]) -> Any:
     return document
 
 
+@pytest.mark.slow
 def test_json_edits_are_json_patch_operations_that_fix_the_spec(runner) -> None:
     result = _run(runner, "arch_specs/c1c2c3c4_cifar10.yaml", "--rf", ">120", "--params", "<170k", "-f", "json")
     data = json.loads(result.stdout)
@@ -134,6 +136,7 @@ def test_json_edits_are_json_patch_operations_that_fix_the_spec(runner) -> None:
 
 # -- -o ---------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_output_file_passes_check_and_keeps_comments(runner, tmp_path) -> None:
     out = tmp_path / "fixed.yaml"
     result = _run(runner, str(QUICKSTART), "--rf", ">60", "--params", "<55k", "-o", str(out))
@@ -154,6 +157,20 @@ def test_output_in_place_rewrites_the_spec(runner, tmp_path) -> None:
     assert result.exit_code == 0
     assert runner.invoke(app, ["check", str(spec)]).exit_code == 0
     assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]     # no temporary file left behind
+
+
+def test_the_layout_warning_of_output_fits_the_terminal(runner, tmp_path, monkeypatch) -> None:
+    from rfcalc.suggest import yaml_patch
+
+    real = yaml_patch.write_fix
+    monkeypatch.setattr(yaml_patch, "write_fix", lambda *args: (real(*args)[0], False))  # a layout it cannot keep
+    spec = tmp_path / "a-spec-with-a-rather-long-name-for-the-warning.yaml"
+    shutil.copy(TWO_BRANCH, spec)
+    result = _run(runner, str(spec), "-o", str(spec), columns=60)
+    assert result.exit_code == 0
+    warning = result.stderr.split("warning:", 1)[1].splitlines()
+    assert len(warning) > 1 and "the content is exact" in warning[-1]            # broken between words ...
+    assert all(len(line) <= 60 or " " not in line.strip() for line in warning), warning  # ... a long path alone
 
 
 def test_output_not_written_when_nothing_to_fix(runner, tmp_path) -> None:
@@ -249,10 +266,12 @@ def test_readme_suggest_output_is_what_rfcalc_prints(runner) -> None:
     assert f"```\n$ rfcalc suggest arch_specs/two_branch_dilated.yaml --top 3\n{result.stdout}```" in readme
 
 
+@pytest.mark.slow
 def test_an_inserted_layer_wraps_inside_its_cell_at_80_columns(runner) -> None:
     result = _run(runner, str(QUICKSTART), "--rf", ">60", "--params", "<50k")
     lines = result.stdout.splitlines()
-    start = lines.index("    insert at layers[0]:")
-    assert [line.rstrip() for line in lines[start + 1:start + 3]] == ["      {op: conv, name: dilated_conv,",
-                                                                     "       k: 3, padding: 4, dilation: 4}"]
+    start = lines.index("    insert at layers[2]:")   # after the first conv, never on the raw input
+    assert [line.rstrip() for line in lines[start + 1:start + 4]] == ["      {op: conv, name: dilated_dw,",
+                                                                     "       groups: depthwise, k: 3,",
+                                                                     "       padding: 4, dilation: 4}"]
     assert all(len(line) <= 80 for line in lines)

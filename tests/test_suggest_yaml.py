@@ -54,6 +54,7 @@ def _edited_lines(text: str, edits: tuple[Edit, ...]) -> set[int]:
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_fixes_of_bundled_specs_keep_every_other_line(path) -> None:
     text = path.read_text(encoding="utf-8")
     data, _ = parse_yaml(text, str(path))
@@ -115,6 +116,7 @@ def _sample_edits(data: dict[str, Any], rng: random.Random) -> list[Edit]:
 
 
 @pytest.mark.parametrize("seed", [s for s, _ in valid_specs(12, first_seed=300)])
+@pytest.mark.slow
 def test_splicing_random_edits_into_random_layouts(seed: int) -> None:
     """Single edits, and pairs whose second edit is made on the spec the first one left (as the search does)."""
     data = random_spec(seed)

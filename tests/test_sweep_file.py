@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from rfcalc.cli.app import app
+from rfcalc.spec.models import OPS
 from rfcalc.sweep.load import load_sweep
 from rfcalc.sweep.paths import PathError, apply, locate, parse_path
 
@@ -58,8 +59,8 @@ def _edit(old: str, new: str) -> str:
 CASES = {
     "unknown_key": (GOOD + "trails: 3\n",
                     "sweep.yaml:9:1: trails: unknown key 'trails' (did you mean 'trials'?); allowed: budget, "
-                    "constraints, data, enqueue, name, objective, population, prune_after, pruner, seed, space, spec, "
-                    "startup_trials, timeout, trials, version"),
+                    "constraints, data, enqueue, min_epochs, name, objective, population, prune_after, pruner, "
+                    "reduction_factor, seed, space, spec, startup_trials, timeout, trials, version"),
     "unknown_dimension_key": (_edit("int: [8, 48]", "intt: [8, 48]"),
                               "sweep.yaml:4:49: space.width.intt: unknown key 'intt' (did you mean 'int'?); allowed: "
                               "choices, float, int, log, path, step"),
@@ -90,9 +91,7 @@ CASES = {
                                    "  norm:\n    choices:\n      bn: {defaults.conv.norm: bn}\n"
                                    "      gn: {defaults.cnov.norm: gn, defaults.conv.norm_groups: 4}\n"),
                              "sweep.yaml:9:12: space.norm.choices.gn: defaults has no key 'cnov' (did you mean "
-                             "'conv'?); allowed: avgpool, bn, channel_shuffle, conv, dropout, flatten, gap, gelu, gn, "
-                             "hardswish, leaky_relu, linear, ln, maxpool, parallel, relu, relu6, residual, silu, "
-                             "ultimus"),
+                             f"'conv'?); allowed: {', '.join(sorted(OPS))}"),
     "enqueue_unknown": (GOOD + "enqueue:\n  - {widht: 8}\n",
                         "sweep.yaml:10:6: enqueue[0].widht: no dimension 'widht' in space (did you mean 'width'?); "
                         "dimensions: width, dilation, lr"),
@@ -113,6 +112,14 @@ CASES = {
                             "  layers:\n    - {op: conv, out: 8, dilation: 0}\n    - {op: gap}\n"
                             "space:\n  w: {path: 'layers[0].out', int: [8, 16]}\nbudget: {epochs: 1}\ntrials: 2\n",
                             "sweep.yaml:7:36: spec.layers[0].dilation: must be >= 1, got 0"),
+    "model_spec": (BASE, "sweep.yaml:1:1: this is a model spec (it has layers:), not a sweep file; a sweep file "
+                         "names it: version: 1, spec: sweep.yaml, space: {width: {path: layers.c1.out, int: [16, 64], "
+                         "step: 16}}, budget: {epochs: 2}, trials: 12 (docs/sweep.md)"),
+    "first_rung_past_the_budget": (GOOD + "pruner: hyperband\nmin_epochs: 3\n",
+                                   "sweep.yaml:10:13: min_epochs: the first rung of the hyperband pruner must be "
+                                   "within budget.epochs (2), got 3"),
+    "holdout_not_positive": (_edit("batch_size: 32}", "batch_size: 32, holdout: 0}"),
+                             "sweep.yaml:7:82: budget.holdout: must be >= 1, got 0"),
     "not_a_mapping": ("- a list\n", "sweep.yaml:1:1: a sweep file is a mapping with version, spec, space, budget and "
                                     "trials, got list"),
     "bad_yaml": ("version: [1\n", "sweep.yaml:1:10: invalid YAML: the '[' opened here is not closed, or an item "
@@ -152,15 +159,33 @@ def test_bad_sweep_file_is_one_located_line_and_exit_2(case: str, runner, tmp_pa
     (["--show"], "--show: no study in {out} yet (no study.db); run the sweep first, or give its --out / --storage"),
     (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open the study storage: Can't load plugin: "
                                     "sqlalchemy.dialects:nosuchdb"),
+    # issue 25 #11: data that is not there, or does not fit the spec, is found before the study is made
+    (["--data", "nosuch"], "--data {tmp}/nosuch: no such file or folder; pass {layouts}, or cifar10 / cifar100"),
+    (["--data", "three"], "the spec says classes: 10, but {tmp}/three has 3 classes (c0, c1, c2)"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(args, message, runner, tmp_path: Path, monkeypatch) -> None:
+    import cv2
+    import numpy as np
+
     (tmp_path / "base.yaml").write_text(BASE, encoding="utf-8")
     (tmp_path / "sweep.yaml").write_text(GOOD, encoding="utf-8")
-    (tmp_path / "data").mkdir()
+    for folder, classes in (("data", 10), ("three", 3)):  # two 32x32 images per class and split
+        for split in ("train", "test"):
+            for c in range(classes):
+                (tmp_path / folder / split / f"c{c}").mkdir(parents=True)
+                for i in range(2):
+                    cv2.imwrite(str(tmp_path / folder / split / f"c{c}" / f"{i}.png"), np.full((32, 32, 3), c * 20,
+                                                                                             np.uint8))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RFCALC_CACHE", str(tmp_path / "cache"))
     result = runner.invoke(app, ["sweep", "sweep.yaml", "--data", "data", *args])
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip().splitlines() == [message.format(out=tmp_path.resolve() / "runs" / "sweep")]
+    out = tmp_path.resolve() / "runs" / "sweep"
+    from rfcalc.trainer.datasets import LAYOUTS
+
+    assert result.stderr.strip().splitlines() == [message.format(out=out, tmp=tmp_path.resolve(), layouts=LAYOUTS)]
+    if "--storage" not in args:
+        assert not (out / "study.db").exists()
 
 
 # ---------------------------------------------------------------- paths
@@ -232,8 +257,9 @@ def test_the_json_schema_accepts_the_example_and_refuses_a_misspelt_key(runner, 
     schema = json.loads((tmp_path / "sweep.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    example = yaml.safe_load((ROOT / "examples" / "sweep_quick.yaml").read_text())
-    assert list(validator.iter_errors(example)) == []
+    for name in ("sweep_quick.yaml", "sweep_arch.yaml"):
+        example = yaml.safe_load((ROOT / "examples" / name).read_text())
+        assert list(validator.iter_errors(example)) == [], name
     inline = yaml.safe_load(GOOD)
     inline["spec"] = yaml.safe_load(BASE)
     assert list(validator.iter_errors(inline)) == []
@@ -295,3 +321,77 @@ def test_a_trial_spec_keeps_blocks_and_applies_labelled_choices_and_block_parame
         assert verdict.ok is ok and verdict.params == spec.report.params and 0 <= verdict.seconds < 1
     assert verdict.reason == f"params {spec.report.params:,} < 2,000 ✗ (remove at least {spec.report.params - 1999:,})"
     assert spec.data["defaults"]["conv"].get("norm_groups") is None
+
+
+def test_every_trial_spec_carries_the_budget_recipe_over_its_own_train_section(tmp_path: Path) -> None:
+    """issue 25 #10: the trial spec (and so best.yaml) says how the trial trained - batch size, epochs, aug, seed -
+    so that `rfcalc train` on it, with no flag, uses the recipe the sweep measured; the rest of train: is kept."""
+    from rfcalc.analysis.load import load_spec
+    from rfcalc.sweep.candidate import make_candidate, write_candidate
+    from rfcalc.trainer.config import TrainConfig
+
+    (tmp_path / "base.yaml").write_text(BASE + "train: {lr: 0.05, batch_size: 256, epochs: 30, ema: 0.99}\n",
+                                        encoding="utf-8")
+    (tmp_path / "sweep.yaml").write_text(GOOD.replace("batch_size: 32}", "batch_size: 32, aug: fast, seed: 3}"),
+                                         encoding="utf-8")
+    sweep = load_sweep(tmp_path / "sweep.yaml")
+    path = write_candidate(sweep, make_candidate(sweep, 0, {"width": 16, "dilation": 2, "lr": 0.002}),
+                           tmp_path / "t0.yaml")
+    config = TrainConfig.model_validate(load_spec(path).data["train"])
+    assert (config.epochs, config.batch_size, config.aug, config.seed) == (2, 32, "fast", 3)
+    assert (config.lr, config.ema) == (0.002, 0.99)  # the sampled value, and the base spec's own
+
+
+def test_a_use_choice_must_name_a_block_of_the_spec(runner, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "base.yaml").write_text(BLOCKS, encoding="utf-8")
+    (tmp_path / "sweep.yaml").write_text("version: 1\nspec: base.yaml\nspace:\n  kind: {path: layers.d1.use, "
+                                         "choices: [dws, dsw]}\nbudget: {epochs: 1}\ntrials: 4\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["sweep", "sweep.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("sweep.yaml:4:46: space.kind.choices[1]: no block 'dsw' in the spec's blocks "
+                                     "(did you mean 'dws'?); blocks: dws")
+
+
+def _arch_values(sweep, rng) -> dict:
+    values = {}
+    for dim in sweep.dimensions:
+        p = dim.param
+        values[dim.name] = (rng.randint(*p.int_range) if p.int_range else round(rng.uniform(*p.float_range), 3)
+                            if p.float_range else rng.choice(dim.choices()))
+    return values
+
+
+def test_the_architecture_sweep_example_varies_blocks_depths_strides_and_dilations_and_checks_each_fast(
+        tmp_path: Path) -> None:
+    """examples/sweep_arch.yaml: every candidate is a valid spec, checked without torch in milliseconds; the
+    dimensions change the architecture as their names say (the oracle: the expanded rows of the candidate)."""
+    import random
+
+    from rfcalc.analysis.load import load_spec
+    from rfcalc.sweep.candidate import judge, make_candidate, write_candidate
+
+    sweep = load_sweep(ROOT / "examples" / "sweep_arch.yaml")
+    assert sweep.pruner == "hyperband" and sweep.budget.holdout == 5000 and sweep.budget.test_limit is None
+    baseline = dict(sweep.enqueue[0])
+    verdict = judge(write_candidate(sweep, make_candidate(sweep, 0, baseline), tmp_path / "base.yaml"))
+    assert verdict.ok, verdict.reason
+
+    def rows(values: dict) -> dict:
+        spec = load_spec(write_candidate(sweep, make_candidate(sweep, 1, values), tmp_path / "c.yaml"))
+        return {r.name: r for r in spec.report.rows}
+
+    base = rows(baseline)
+    deeper = rows({**baseline, "s2_depth": 3, "s2_block": "plain", "first_down": "after_stem", "dilated": "s3"})
+    assert "s2.r.body.a" in base and "s2.r.body.a" not in deeper  # residual -> plain
+    assert [n for n in deeper if n.startswith("s2.") and n.endswith(".a")] == ["s2.0.a", "s2.1.a", "s2.2.a"]
+    assert base["stem"].out_shape[1:] == (32, 32) and deeper["stem"].out_shape[1:] == (16, 16)  # the stride moved
+    assert base["t1.t"].out_shape[1:] == (16, 16) == deeper["t1.t"].out_shape[1:]
+    assert (base["s2.r.body.a"].dilation, base["s3.r.body.a.dw"].dilation) == ((2, 2), (1, 1))
+    assert (deeper["s2.0.a"].dilation, deeper["s3.r.body.a.dw"].dilation) == ((1, 1), (2, 2))  # the dilation moved
+    rng = random.Random(0)
+    verdicts = [judge(write_candidate(sweep, make_candidate(sweep, i, _arch_values(sweep, rng)),
+                                      tmp_path / f"t{i}.yaml")) for i in range(40)]
+    assert all(v.reason.startswith("params ") for v in verdicts if not v.ok)  # valid specs, over the budget
+    assert any(v.ok for v in verdicts) and any(not v.ok for v in verdicts)
+    assert all(v.seconds < 1 for v in verdicts)  # milliseconds in practice; 1 s is a wide margin

@@ -105,10 +105,31 @@ def test_text_formats_match_golden(fmt: TableFormat, suffix: str) -> None:
 
 def test_summary_counts_every_outcome_once() -> None:
     lines = summary_lines(results())
-    assert lines[0] == ("c1c2c3c4-quick: 6 of 8 trials done (2 complete, 1 pruned, 2 rejected, 1 failed, "
-                        "1 interrupted, 1 waiting)")
+    assert lines[0] == ("c1c2c3c4-quick: 6 of 8 trials done (2 complete, 1 pruned, 2 rejected, 1 failed); "
+                        "1 queued; not counted: 1 interrupted (each queued again as a new trial)")
     assert lines[1] == ("best: trial 3, 41.25% after 3 epoch(s), 126,074 params, RF 103x95: width=16, dilation=2, "
                         "lr=0.05123")
     counts = results().to_dict()["counts"]
     assert sum(counts.values()) == len(results().rows)
     assert list(itertools.chain(results().to_dict()["pareto"])) == [0, 3]
+
+
+@pytest.mark.parametrize("outcomes", [
+    # issue 25 #11: 14 trials counted and one interrupted read "14 of 14 trials done (..., 1 interrupted)"
+    [Outcome.complete] * 5 + [Outcome.pruned] * 3 + [Outcome.rejected] * 6 + [Outcome.interrupted],
+    [Outcome.complete, Outcome.lost, Outcome.running, Outcome.waiting, Outcome.failed, Outcome.interrupted],
+    [Outcome.interrupted, Outcome.waiting],
+])
+def test_the_summary_counts_add_up_to_the_trials_done(outcomes: list[Outcome]) -> None:
+    import re
+
+    rows = tuple(TrialRow(i, o, 0.5 if o is Outcome.complete else None) for i, o in enumerate(outcomes))
+    line = summary_lines(Results("s", "", ("accuracy",), 14, rows, ()))[0]
+    match = re.match(r"s: (\d+) of 14 trials done(?: \(([^)]*)\))?", line)
+    assert match, line
+    listed = [int(part.split()[0]) for part in (match.group(2) or "").split(", ") if part]
+    done = sum(1 for o in outcomes if o in (Outcome.complete, Outcome.pruned, Outcome.rejected, Outcome.failed))
+    assert int(match.group(1)) == sum(listed) == done
+    mentioned = sum(int(n) for n in re.findall(r"(\d+) (?:complete|pruned|rejected|failed|running|queued|interrupted"
+                                              r"|lost)", line))
+    assert mentioned == len(outcomes)  # every trial is said once, in its place

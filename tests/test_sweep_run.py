@@ -34,6 +34,8 @@ import cv2  # noqa: F401
 
 from conftest import CIFAR_PLACES  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real `rfcalc sweep` / `rfcalc train` processes and a PostgreSQL server
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SPEC = """\
@@ -199,6 +201,14 @@ def test_rejected_never_train_pruned_stop_early_and_the_best_spec_passes_check(t
     model = rfcalc.build_model(spec)
     assert sum(p.numel() for p in model.parameters()) == spec.report.params == rows[0]["params"]
     assert spec.data["layers"][2]["out"] == 16 and spec.data["train"]["lr"] == 0.01
+    # its train: section is the whole recipe trial 0 trained with (its summary's options): `rfcalc train best.yaml`
+    # with no flag trains it the same way (issue 25 #10: not at the trainer's default batch size)
+    from rfcalc.trainer.config import TrainConfig
+
+    used = summary["options"]["config"]
+    own = TrainConfig.model_validate(spec.data["train"]).model_dump(mode="json")
+    assert {k: v for k, v in own.items() if k != "data"} == {k: v for k, v in used.items() if k != "data"}
+    assert own["batch_size"] == 32 and own["epochs"] == 4
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -281,7 +291,9 @@ def test_two_worker_processes_on_sqlite_finish_n_trials_none_twice_none_lost(tmp
     assert check(out / "best.yaml").exit_code == 0
 
 
-def _free_port() -> int:
+def _a_port() -> int:
+    """A port that was free a moment ago. PostgreSQL cannot take port 0 and say which it got, so the fixture tries
+    again with another when the server could not bind it (another process took it in between)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -304,16 +316,21 @@ def postgres() -> Any:
             pytest.fail("running as root, and there is no 'postgres' user to run the server as")
         os.chown(root, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    commands = [[str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres", "--no-sync"],
-                [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "-t", "60",
-                 "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]]
-    for command in commands:
-        done = subprocess.run(as_user + command, capture_output=True, text=True)
-        if done.returncode != 0:
-            log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
-            pytest.fail(f"could not start PostgreSQL: {' '.join(command[:1])} exited {done.returncode}: "
-                        f"{done.stderr or done.stdout} {log}")
+    initdb = [str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres", "--no-sync"]
+    done = subprocess.run(as_user + initdb, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"could not start PostgreSQL: initdb exited {done.returncode}: {done.stderr or done.stdout}")
+    for _ in range(5):
+        port = _a_port()
+        (root / "server.log").unlink(missing_ok=True)
+        pg_ctl = [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "-t", "60",
+                  "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]
+        done = subprocess.run(as_user + pg_ctl, capture_output=True, text=True)
+        log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+        if done.returncode == 0 or "could not bind" not in log:
+            break
+    if done.returncode != 0:
+        pytest.fail(f"could not start PostgreSQL: pg_ctl exited {done.returncode}: {done.stderr or done.stdout} {log}")
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"  # as people write it; the sweep picks psycopg 3
     finally:
@@ -396,3 +413,139 @@ def test_readme_sweep_file_is_valid() -> None:
     sweep = load_sweep(ROOT / "examples" / "sweep_quick.yaml")
     assert sweep.base_name == "c1c2c3c4-cifar10" and sweep.trials >= 8
     assert textwrap.dedent(sweep.base["constraints"]["params"]["lt"]) == "200k"
+
+
+def test_ctrl_c_after_the_last_epoch_completes_the_trial_and_nothing_is_trained_again(tmp_path: Path, data: Path,
+                                                                                     env: dict[str, str]) -> None:
+    """issue 25 #11: Ctrl-C once the last epoch is in metrics.jsonl (the trainer writing its figures, or done): the
+    trial is complete, not queued again to train from epoch 1. A study from before the fix (an attempt that had all
+    its epochs, interrupted and queued again) takes that attempt's result instead of training it again."""
+    import optuna
+
+    from rfcalc.sweep.load import load_sweep
+    from rfcalc.sweep.study import open_study
+    from rfcalc.sweep.worker import _queue_again
+
+    sweep_file = folder(tmp_path, "sweep.yaml", sweep_text(1, 1, [GOOD]))
+    out = tmp_path / "out"
+    args = [sweep_file, "--data", data, "--out", out]
+    proc = start(args, env, tmp_path / "first.log")
+    metrics = out / "trials" / "0000" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.is_file() and metrics.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(300)
+    log = (tmp_path / "first.log").read_text()
+    assert code in (0, 130) and "Traceback" not in log, log  # 0: the sweep had ended before the signal
+    study = trials(f"sqlite:///{out / 'study.db'}", "sweep")
+    assert [(t.number, t.state.name) for t in study] == [(0, "COMPLETE")], log
+    best = max(json.loads(line)["test_acc"] for line in metrics.read_text().splitlines())
+    assert study[0].value == best
+    again = sweep(args, env)
+    assert again.returncode == 0 and "training" not in again.stdout, again.stdout + again.stderr
+    assert [t.state.name for t in trials(f"sqlite:///{out / 'study.db'}", "sweep")] == ["COMPLETE"]
+
+    # the state an earlier version left: the attempt interrupted after its last epoch and queued again
+    old = tmp_path / "old"
+    url = f"sqlite:///{old / 'study.db'}"
+    (old / "trials" / "0000").mkdir(parents=True)
+    shutil.copy(metrics, old / "trials" / "0000" / "metrics.jsonl")
+    (old / "trials" / "0000" / "last.pt").write_bytes(b"")  # present, as then; the retry must not need it
+    old_file = tmp_path / "old.yaml"
+    old_file.write_text(sweep_text(1, 1, []), encoding="utf-8")
+    made = open_study(load_sweep(old_file), url)
+    params = {"width": 16, "dilation": 2, "lr": 0.01}
+    distributions = {k: optuna.distributions.CategoricalDistribution(c) for k, c in (
+        ("width", [16, 24, 32]), ("dilation", [1, 2]), ("lr", [0.01, 0.0000001]))}
+    made.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params=params,
+                                             distributions=distributions,
+                                             user_attrs={"outcome": "interrupted", "folder": str(old / "trials/0000")}))
+    _queue_again(made, 0)
+    resumed = sweep([old_file, "--data", data, "--out", old], env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "trial 1: complete: best test accuracy" in resumed.stdout and "training" not in resumed.stdout
+    assert not (old / "trials" / "0001" / "train.log").exists()
+    study = trials(url, "old")
+    assert [t.state.name for t in study] == ["FAIL", "COMPLETE"]
+    assert study[1].value == best and study[1].user_attrs["resumed_from"] == 0
+
+
+# ---------------------------------------------------------------- designs, not fast learners
+
+ARCH_SPEC = """\
+version: 1
+name: tiny-arch
+input: {channels: 3, size: 32}
+classes: 10
+defaults:
+  conv: {k: 3, padding: 1, bias: false, norm: bn, act: relu}
+blocks:
+  plain:
+    params: {out: null}
+    layers: [{op: conv, name: a, out: $out}]
+  res:
+    params: {out: null}
+    layers:
+      - {op: residual, name: r, act: relu, body: [{op: conv, name: a, out: $out, act: none}]}
+layers:
+  - {op: conv, name: c1, out: 8, stride: 2}
+  - {op: conv, name: c2, out: 16, dilation: 2, padding: 2, stride: 2}
+  - {use: res, name: s3, out: 16}
+  - {op: gap, name: gap}
+  - {op: linear, name: fc, out: 10}
+constraints:
+  params: {lt: 6k}
+  require: [dilated_conv]
+train: {optimizer: adamw, lr: 0.01, weight_decay: 0.01, label_smoothing: 0, aug: fast,
+        fast_aug: {flip: true, translate: 0}, seed: 0}
+"""
+
+
+@pytest.mark.slow
+def test_an_architecture_sweep_on_a_held_out_split_with_successive_halving(tmp_path: Path, data: Path,
+                                                                         env: dict[str, str]) -> None:
+    """issue 24 #3: the block kind (residual or plain) and the depth of a stage are dimensions; trials train on
+    the training split minus 200 held-out images and are measured on those 200 (never on the test split); the
+    successive-halving pruner stops the candidate that learns nothing after its first epoch; a stage too deep
+    for the rules is rejected without training."""
+    import rfcalc
+
+    (tmp_path / "spec.yaml").write_text(ARCH_SPEC, encoding="utf-8")
+    (tmp_path / "sweep.yaml").write_text(
+        "version: 1\nspec: spec.yaml\nspace:\n  kind: {path: layers.s3.use, choices: [res, plain]}\n"
+        "  depth: {path: layers.s3.repeat, int: [1, 2]}\n  lr: {path: train.lr, choices: [0.01, 0.0000001]}\n"
+        "budget: {epochs: 2, batch_size: 32, holdout: 200}\ntrials: 4\npruner: successive_halving\n"
+        "min_epochs: 1\nreduction_factor: 2\nseed: 0\nenqueue:\n"
+        "  - {kind: res, depth: 1, lr: 0.01}\n  - {kind: res, depth: 1, lr: 0.0000001}\n"
+        "  - {kind: plain, depth: 2, lr: 0.01}\n  - {kind: plain, depth: 1, lr: 0.01}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    done = sweep([tmp_path / "sweep.yaml", "--data", data, "--out", out], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {r["trial"]: r for r in show(tmp_path / "sweep.yaml", out)["trials"]}
+    # successive halving with reduction factor 2: a trial goes on past epoch 1 only when its accuracy then is at
+    # least the best of the (half of the) trials that reached epoch 1 before it
+    first = {t.number: t.intermediate_values.get(1) for t in trials(f"sqlite:///{out / 'study.db'}", "sweep")}
+    assert first[1] < first[0]
+    promoted = first[3] >= max(first[0], first[1])
+    assert [rows[n]["state"] for n in range(4)] == ["complete", "pruned", "rejected",
+                                                    "complete" if promoted else "pruned"]
+    assert rows[1]["note"].startswith("stopped after epoch 1/2 by the successive_halving pruner")
+    assert rows[2]["note"].startswith("params 6,")
+
+    # the held-out split: 1,000 training images = 800 to train on + 200 to measure on; the test split unused
+    for n in ((0, 3) if promoted else (0,)):
+        summary = json.loads((out / "trials" / f"{n:04d}" / "summary.json").read_text())
+        assert (summary["data"]["train_images"], summary["data"]["test_images"]) == (800, 200)
+        assert summary["data"]["source"] == str(out / "holdout")
+        assert summary["best_test_acc"] == rows[n]["accuracy"]
+    assert "holding out 200 of the 1,000 training images" in done.stdout
+    assert "trial 0: epoch 1/2: held-out accuracy " in done.stdout and " test accuracy" not in done.stdout
+
+    # the architecture changed as the dimension said: a residual stage in trial 0, a plain one in trial 3
+    names = [{r.name for r in rfcalc.load_spec(out / "trials" / f"{n:04d}" / "spec.yaml").report.rows}
+             for n in (0, 3)]
+    assert "s3.r" in names[0] and "s3.a" not in names[0] and "s3.a" in names[1] and "s3.r" not in names[1]
+    best = (out / "best.yaml").read_text()
+    assert "measured on 200 held-out training images" in best.replace("\n# ", " ")

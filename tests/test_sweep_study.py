@@ -86,5 +86,62 @@ def test_pruners(tmp_path: Path) -> None:
     assert isinstance(make_pruner(_sweep(tmp_path)), optuna.pruners.MedianPruner)
     hyperband = make_pruner(_sweep(tmp_path, GOOD + "pruner: hyperband\n"))
     assert isinstance(hyperband, optuna.pruners.HyperbandPruner) and hyperband._max_resource == 2
+    halving = make_pruner(_sweep(tmp_path, GOOD + "pruner: successive_halving\nmin_epochs: 2\nreduction_factor: 4\n"))
+    assert isinstance(halving, optuna.pruners.SuccessiveHalvingPruner)
+    assert (halving._min_resource, halving._reduction_factor) == (2, 4)
+    hyperband = make_pruner(_sweep(tmp_path, GOOD.replace("epochs: 2", "epochs: 9") + "pruner: hyperband\n"
+                                                                                    "reduction_factor: 2\n"))
+    assert (hyperband._min_resource, hyperband._max_resource, hyperband._reduction_factor) == (1, 9, 2)
     two = _sweep(tmp_path, GOOD + "objective: [accuracy, macs]\n")
     assert two.pruner == "none" and isinstance(make_pruner(two), optuna.pruners.NopPruner)
+
+
+@pytest.mark.parametrize(("workers", "device", "gpus", "per_device", "expected"), [
+    (4, None, 1, None, ["cuda:0"] * 4),                      # one GPU: four small trials on it at once
+    (4, "auto", 2, None, ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]),
+    (4, "cuda", 4, None, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]),
+    (3, None, 2, 2, ["cuda:0", "cuda:0", "cuda:1"]),
+    (2, None, 0, None, [None, None]),                        # CPU: as before (threads split, no device)
+    (2, "cpu", 0, 2, ["cpu", "cpu"]),
+    (2, "cuda:1", 2, None, ["cuda:1", "cuda:1"]),            # an explicit device is kept
+    (1, None, 1, None, [None]),                              # one worker: the trainer's own choice
+])
+def test_each_worker_gets_a_device(workers, device, gpus, per_device, expected) -> None:
+    from rfcalc.sweep.run import worker_devices
+
+    assert worker_devices(workers, device, gpus, per_device) == expected
+
+
+def test_more_workers_than_the_gpus_hold_is_one_line() -> None:
+    from rfcalc.sweep.run import worker_devices
+
+    with pytest.raises(RfcalcError, match=r"^--workers 5 with --workers-per-device 2 needs 3 GPUs; this machine has "
+                                          r"2 \(give --workers-per-device 3 or fewer --workers\)$"):
+        worker_devices(5, None, 2, 2)
+
+
+def test_the_holdout_split_is_fixed_disjoint_and_read_back_by_the_trainer(tmp_path: Path, monkeypatch) -> None:
+    """The held-out folder reads back (the trainer's own reader) as the training images minus N, and those N as
+    the test split, each image once; it is written once for the same data and size."""
+    import numpy as np
+
+    from rfcalc.sweep.holdout import write_holdout
+    from rfcalc.trainer.data import ImageSet, load_data
+
+    monkeypatch.setenv("RFCALC_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (60, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(60) % 3
+    images = ImageSet("toy", ["a", "b", "c"], x, y, x[:5], y[:5], (0.5,) * 3, (0.2,) * 3, "/data/toy")
+    folder = write_holdout(images, 12, tmp_path / "holdout", lambda s: None)
+    again = load_data(str(folder))
+    assert (len(again.train_y), len(again.test_y), again.classes) == (48, 12, ["a", "b", "c"])
+    rows = {x[i].tobytes(): int(y[i]) for i in range(60)}
+    seen = [(im.tobytes(), int(label)) for part in ((again.train_x, again.train_y), (again.test_x, again.test_y))
+            for im, label in zip(*part)]
+    assert sorted(seen) == sorted(rows.items())  # a partition of the training split, labels kept
+    stamp = (folder / "test").stat().st_mtime_ns
+    assert write_holdout(images, 12, tmp_path / "holdout", lambda s: None) == folder
+    assert (folder / "test").stat().st_mtime_ns == stamp  # reused, not written again
+    with pytest.raises(RfcalcError, match="budget.holdout 60: the training split of /data/toy has 60 images"):
+        write_holdout(images, 60, tmp_path / "h2", lambda s: None)

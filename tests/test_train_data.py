@@ -58,9 +58,8 @@ def test_the_cache_is_used_then_invalidated_when_the_data_changes(tmp_path: Path
     root = write_image_folder(tmp_path / "i")
     first = load_data(str(root))
     assert not first.from_cache and len(list(_cache.iterdir())) == 1
-    started = time.perf_counter()
     second = load_data(str(root))
-    assert second.from_cache and time.perf_counter() - started < 1.0
+    assert second.from_cache
     assert np.array_equal(first.train_x, second.train_x) and second.classes == first.classes
     extra = root / "train" / "apple" / "9999.png"
     extra.write_bytes((root / "train" / "apple" / "0000.png").read_bytes())

@@ -17,10 +17,10 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,8 @@ from train_helpers import run, spec_text, write_pickle_folder  # noqa: E402
 from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
 
 from rfcalc.trainer.checkpoint_eval import evaluate_checkpoint  # noqa: E402
+
+pytestmark = pytest.mark.slow  # real torchrun processes
 
 FAULTS = Path(__file__).resolve().parent / "ddp_faults"
 TIMEOUT = 240  # seconds for any one launch (they take a few seconds)
@@ -134,10 +136,16 @@ def untimed(out: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in TIMING} for row in rows(out)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextmanager
+def rendezvous() -> Iterator[str]:
+    """The c10d rendezvous store of two torchrun "nodes", on a port the OS chose, held by this test while they run
+    (a port found free, closed and handed on could be taken in between); the nodes join it as clients
+    (``--rdzv-conf is_host=false``)."""
+    store = torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, multi_tenant=True)
+    try:
+        yield f"127.0.0.1:{store.port}"
+    finally:
+        del store
 
 
 @dataclass
@@ -225,7 +233,7 @@ def test_sigterm_on_one_rank_stops_all_and_resume_equals_the_uninterrupted_run(g
                                                                                 tmp_path: Path) -> None:
     out = tmp_path / "run"
     stopped = launch(torchrun("train", gn.spec, "--data", gn.data, *FLAGS, "--out", out), gn.env,
-                     fault="1:0:2:SIGTERM")
+                     fault="1:2:SIGTERM")
     assert stopped.returncode != 0
     said = [line for line in stopped.stderr.splitlines() if "interrupted" in line]
     command = f"torchrun --nproc-per-node 2 -m rfcalc train {gn.spec} --resume {out / 'last.pt'}"
@@ -244,12 +252,10 @@ def test_sigterm_on_one_rank_stops_all_and_resume_equals_the_uninterrupted_run(g
 
 
 def test_a_killed_rank_ends_the_run_with_one_line_in_bounded_time(gn: Reference, tmp_path: Path) -> None:
-    started = time.perf_counter()
+    # a collective's timeout of an hour: a run that ended only by waiting for it would outlive `finish`'s TIMEOUT
     proc = launch(rfcalc("train", gn.spec, "--data", gn.data, *FLAGS, "--out", tmp_path / "run",
-                         "--nproc-per-node", 2), gn.env, fault="1:0:1:SIGKILL")
-    seconds = time.perf_counter() - started
+                         "--nproc-per-node", 2, "--dist-timeout", 3600), gn.env, fault="1:1:SIGKILL")
     assert proc.returncode == 1
-    assert seconds < 120  # a few seconds when the machine is idle; never the 300 s of a collective's timeout
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert re.fullmatch(r"rank 1 \(pid \d+\) was killed by SIGKILL; the other ranks were stopped", lines[-1])
     # rank 0 meets the closed connection in the gradient all-reduce or in the step's flags
@@ -261,7 +267,7 @@ def test_a_killed_rank_ends_the_run_with_one_line_in_bounded_time(gn: Reference,
 def test_max_restarts_resumes_from_the_last_checkpoint(gn: Reference, tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = launch(rfcalc("train", gn.spec, "--data", gn.data, *FLAGS, "--out", out, "--nproc-per-node", 2,
-                         "--max-restarts", 1), gn.env, fault="1:1:1:SIGKILL:0")  # epoch 2, first attempt only
+                         "--max-restarts", 1), gn.env, fault="1:11:SIGKILL:0")  # epoch 2, batch 2; first attempt only
     assert proc.returncode == 0, proc.stderr
     assert f"notice: restart 1 (torchrun --max-restarts): resuming from {out / 'last.pt'}" in proc.stderr
     assert "resuming at epoch 2, batch 1" in proc.stderr
@@ -270,12 +276,15 @@ def test_max_restarts_resumes_from_the_last_checkpoint(gn: Reference, tmp_path: 
     assert json.loads((out / "summary.json").read_text())["distributed"]["restarts"] == 1
 
 
-def _two_nodes(specs: tuple[Path, Path], gn: Reference, out: Path) -> list[subprocess.CompletedProcess]:
-    endpoint = f"127.0.0.1:{free_port()}"
-    return finish([start([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-                          "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", out.name, "-m", "rfcalc",
-                          "train", spec, "--data", gn.data, *FLAGS, "--out", out], environment(gn.env))
-                    for spec in specs])
+def _two_nodes(specs: tuple[Path, Path], gn: Reference, out: Path, *, max_restarts: int = 0,
+               flags: list[str] | None = None, fault: str | None = None) -> list[subprocess.CompletedProcess]:
+    with rendezvous() as endpoint:
+        return finish([start([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
+                              "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-conf",
+                              "is_host=false", "--rdzv-id", out.name, "--max-restarts", max_restarts, "-m", "rfcalc",
+                              "train", spec, "--data", gn.data, *FLAGS, *(flags or []), "--out", out],
+                             environment(gn.env, fault))
+                        for spec in specs])
 
 
 def test_two_nodes_rendezvous_on_localhost(gn: Reference, tmp_path: Path) -> None:
@@ -286,6 +295,22 @@ def test_two_nodes_rendezvous_on_localhost(gn: Reference, tmp_path: Path) -> Non
     assert identical(weights(out / "last.pt"), weights(gn.out / "last.pt"))
     distributed = json.loads((out / "summary.json").read_text())["distributed"]
     assert (distributed["nodes"], distributed["ranks_per_node"], distributed["world_size"]) == (2, 1, 2)
+
+
+def test_two_nodes_with_max_restarts_resume_after_a_killed_rank(gn: Reference, tmp_path: Path) -> None:
+    """Each node's torchrun agent counts restarts on its own: rank 1 is killed (its node restarts after a failure,
+    restart 1) while rank 0 stays alive and silent, as in a connection to the dead peer (its node restarts it after
+    the change of membership, which torchrun does not count: restart 0). The ranks of the new attempt still meet
+    under one key and agree that it is a restart, and the job resumes from last.pt to the uninterrupted run's
+    weights (issue 22: they waited under two keys, and the job hung)."""
+    out = tmp_path / "nodes"
+    nodes = _two_nodes((gn.spec, gn.spec), gn, out, max_restarts=1, flags=["--dist-timeout", "60"],
+                       fault="1:11:SIGKILL:0,0:11:hang:0")  # epoch 2, batch 2 (the resumed attempt has 10 steps)
+    assert [node.returncode for node in nodes] == [0, 0], [node.stderr[-3000:] for node in nodes]
+    said = "".join(node.stderr for node in nodes)
+    assert f"resuming from {out / 'last.pt'}" in said and "resuming at epoch 2, batch 1" in said, said
+    assert identical(weights(out / "last.pt"), weights(gn.out / "last.pt"))
+    assert untimed(out) == untimed(gn.out)
 
 
 def test_ranks_with_different_specs_stop_at_start_up(gn: Reference, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import os
 import signal
 from pathlib import Path
 
@@ -19,11 +18,10 @@ import matplotlib  # noqa: F401
 
 from rich.console import Console  # noqa: E402
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure  # noqa: E402
-from train_helpers import run, spec_text, write_pickle_folder  # noqa: E402
+from train_helpers import run, signal_after_step, spec_text, write_pickle_folder  # noqa: E402
 from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
 
 from rfcalc.errors import ExitCode, RfcalcError  # noqa: E402
-from rfcalc.trainer import loop  # noqa: E402
 from rfcalc.trainer.augment import batch_indices, batches_per_epoch  # noqa: E402
 from rfcalc.trainer.config import FastAug  # noqa: E402
 from rfcalc.trainer.distributed import (Agreed, Comm, LostRank, Silent, World, for_rank,  # noqa: E402
@@ -163,13 +161,14 @@ def test_worker_command_line_parses_back_to_the_same_flags(tmp_path: Path) -> No
 
     values = {"data": "d", "epochs": 3, "batch_size": 16, "lr": 0.0125, "device": "cpu", "out": str(tmp_path),
               "train_limit": 100, "test_limit": 37, "seed": 4, "resume": None, "aug": "fast", "workers": 0,
-              "dist_timeout": 30, "sync_bn": False}
-    argv = worker_argv(Path("s.yaml"), values, skip_check=True, compile=False)
+              "dist_timeout": 30, "sync_bn": False, "optimizer": "adamw"}
+    argv = worker_argv(Path("s.yaml"), values, skip_check=True, compile=False, overwrite=True)
     app = typer.Typer()
     app.command()(train)
     params = typer.main.get_command(app).make_context("train", argv[1:]).params
     assert {k: params[k] for k in values} == {**values, "resume": None}
     assert params["skip_check"] is True and params["compile"] is False and params["nproc_per_node"] is None
+    assert params["overwrite"] is True
 
 
 def test_a_killed_worker_becomes_one_line(tmp_path: Path) -> None:
@@ -236,6 +235,7 @@ def test_typed_state_reads_and_writes_the_old_dicts() -> None:
         {"loss": 3.0, "correct": 2.0, "seen": 16.0, "seconds": 0.5}
 
 
+@pytest.mark.slow
 def test_one_process_run_prints_progress_lines_and_the_near_chance_note(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLUMNS")  # output to a log (not a terminal): one line per message
@@ -252,18 +252,14 @@ def test_one_process_run_prints_progress_lines_and_the_near_chance_note(tmp_path
     assert "near chance (10.0% for 10 classes) after only 10 optimizer steps" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_checkpoint_without_the_new_fields_still_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = write_pickle_folder(tmp_path / "pickles")
     spec = tmp_path / "spec.yaml"
     spec.write_text(spec_text(train="batch_size: 16\naug: fast"), encoding="utf-8")
 
-    def interrupt(epoch: int, batch: int) -> None:
-        if (epoch, batch) == (0, 1):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(loop, "on_batch_hook", interrupt)
-    assert run(["train", spec, "--data", data, "--epochs", "2", "--out", tmp_path / "a"]).exit_code == 130
-    monkeypatch.setattr(loop, "on_batch_hook", lambda epoch, batch: None)
+    with signal_after_step(1, signal.SIGTERM):  # torchrun's SIGTERM during the second batch
+        assert run(["train", spec, "--data", data, "--epochs", "2", "--out", tmp_path / "a"]).exit_code == 130
     path = tmp_path / "a" / "last.pt"
     ckpt = torch.load(path, weights_only=True)
     assert ckpt["batch"] == 2 and ckpt["resume"]["world_size"] == 1 and "ranks" not in ckpt["resume"]["rng"]

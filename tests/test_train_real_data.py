@@ -13,6 +13,8 @@ import cv2  # noqa: F401 - the train extra
 from conftest import CIFAR_PLACES  # noqa: E402
 from train_helpers import run  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the real CIFAR-10 JPEGs
+
 CIFAR = next((place for place in CIFAR_PLACES if place.is_dir()), CIFAR_PLACES[0])
 
 SPEC = """

@@ -16,7 +16,7 @@ from rfcalc.trainer.config import TrainConfig
 from rfcalc.trainer.engine import Engine, make_optimizer, make_schedule
 from train_helpers import run, spec_text, write_pickle_folder
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
 
 def _model() -> nn.Module:

@@ -1,9 +1,14 @@
 """Tiny data sets in every layout the trainer reads, tiny specs, and the trainer's CLI on a fresh app."""
 from __future__ import annotations
 
+import itertools
+import os
 import pickle
+import signal
 import tarfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +158,30 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def spec_file(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    """``text`` written as tmp_path/name."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@contextmanager
+def signal_after_step(step: int | None, sig: signal.Signals = signal.SIGINT) -> Iterator[None]:
+    """Send ``sig`` to this process right after optimizer step ``step`` (0-based, counted from here; None: after
+    every step), as Ctrl-C or torchrun's SIGTERM would arrive mid-run. Through torch's global optimizer hook, so
+    that the trainer needs no hook of its own for tests."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    steps = itertools.count()
+
+    def after_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+        if next(steps) == step or step is None:
+            os.kill(os.getpid(), sig)
+
+    handle = register_optimizer_step_post_hook(after_step)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -97,6 +97,8 @@ class Calculator:
             return reach
         if mixing == "all":
             return R.collapse(reach)
+        if mixing == "gated":  # each unit's own, and the gate's: what every unit sees
+            return R.union([reach, R.collapse(reach)])
         if not (row.kernel and row.stride and row.padding and row.dilation):
             raise ValueError(f"{row.name}: a {row.op} row without kernel, stride, padding and dilation")
         out_hw = (row.out_shape[1], row.out_shape[2]) if row.is_feature_map else (1, 1)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from rfcalc.errors import Problem, RfcalcError, SpecError
 from rfcalc.analysis.features import find_features
-from rfcalc.quantities import SYMBOLS, BoundOp, compare, format_number, format_pair, nearest_passing
+from rfcalc.quantities import QUANTITIES, SYMBOLS, BoundOp, Quantity, compare, format_number, nearest_passing
 from rfcalc.table.report import Diagnostic, Report
 from rfcalc.analysis.load import Spec
 from rfcalc.spec.messages import describe_error
@@ -24,12 +24,12 @@ class Rule:
     """One checked rule: ``name`` like "rf > 44" or "require dilated_conv"."""
 
     name: str
-    kind: str
+    kind: str                   # a bounded quantity's name (rfcalc.quantities.BOUNDED), require or forbid
     ok: bool
     value: Any
     limit: Any
     message: str
-    op: BoundOp | None = None   # the comparison of a bound rule (rf, params, macs); None for require / forbid
+    op: BoundOp | None = None   # the comparison of a bound rule; None for require / forbid
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.name, "kind": self.kind, "ok": self.ok, "value": self.value, "limit": self.limit,
@@ -68,9 +68,9 @@ def _shortfall(op: BoundOp, value: int, limit: int | float) -> str:
         f"{verb} at least {format_number(abs(need - value))}"
 
 
-def _bound_rules(label: str, kind: str, bound: Bound, values: tuple[int, ...]) -> list[Rule]:
+def _bound_rules(quantity: Quantity, bound: Bound, values: tuple[int, ...]) -> list[Rule]:
     rules = []
-    shown = format_pair(values)
+    label, shown = quantity.label, quantity.show(values)
     for op, limit in bound.items():
         ok = all(compare(op, v, limit) for v in values)
         name = f"{label} {SYMBOLS[op]} {format_number(limit)}"
@@ -80,20 +80,18 @@ def _bound_rules(label: str, kind: str, bound: Bound, values: tuple[int, ...]) -
             text += f" ✗ ({_shortfall(op, worst, limit)})"
         else:
             text += " ✓"
-        value = list(values) if kind == "rf" else values[0]
-        rules.append(Rule(name, kind, ok, value, limit, text, op))
+        value = list(values) if quantity.per_axis else values[0]
+        rules.append(Rule(name, quantity.name, ok, value, limit, text, op))
     return rules
 
 
 def evaluate_rules(report: Report, constraints: Constraints) -> list[Rule]:
-    """Check ``constraints`` against a report."""
+    """Check ``constraints`` against a report: the bounds in the registry's order, then require and forbid."""
     rules: list[Rule] = []
-    if constraints.rf is not None:
-        rules += _bound_rules("RF", "rf", constraints.rf, report.rf)
-    if constraints.params is not None:
-        rules += _bound_rules("params", "params", constraints.params, (report.params,))
-    if constraints.macs is not None:
-        rules += _bound_rules("MACs", "macs", constraints.macs, (report.macs,))
+    for quantity in QUANTITIES:
+        bound: Bound | None = getattr(constraints, quantity.name)
+        if bound is not None:
+            rules += _bound_rules(quantity, bound, quantity.measure(report))
     features = find_features(report) if constraints.require or constraints.forbid else {}
     for feature in constraints.require:
         where = features[feature]

@@ -108,7 +108,17 @@ def _validated(data: Any, source: Source) -> Spec:
     report, problems = calculate(top.name, shape, nodes, source)
     if report is None:
         raise SpecError(problems)
+    if top.classes is not None and tuple(report.output.out_shape) != (top.classes,) and nodes:
+        raise SpecError([_classes_problem(top.classes, report.output.out_shape, nodes[-1], source)])
     return Spec(top.name, shape, top.classes, top.constraints, top.train, nodes, report, source.file, data)
+
+
+def _classes_problem(classes: int, output: tuple[int, ...], last: Node, source: Source) -> Problem:
+    """`classes: N` with a model that does not end in N class scores: a spec error, located at `classes`."""
+    other = f", or write classes: {output[0]}" if len(output) == 1 else ""
+    return source.problem(("classes",), "classes", f"the model's output is {list(output)} per image ({last.path} "
+                          f"'{last.name}' at line {source.locate(last.key)[0]}), not {classes} class scores; end the "
+                          f"spec with {{op: linear, out: {classes}}} (or a conv to {classes} channels and gap){other}")
 
 
 def _check_defaults(top: SpecFile, source: Source) -> tuple[list[Problem], dict[str, dict[str, Any]]]:
@@ -132,7 +142,8 @@ def _check_defaults(top: SpecFile, source: Source) -> tuple[list[Problem], dict[
         except ValidationError as exc:
             found = translate(exc, source, ("defaults", op), f"defaults.{op}", model)
             missing = {f"defaults.{op}.{e['loc'][0]}" for e in exc.errors() if e["type"] == "missing" and e["loc"]}
-            problems.extend(p for p in found if p.path not in missing)
+            # a rule across fields (norm: gn needs norm_groups) is checked on each layer, where its values meet
+            problems.extend(p for p in found if p.path not in missing and p.path != f"defaults.{op}")
             bad_fields |= {str(e["loc"][0]) for e in exc.errors() if e["type"] != "missing" and e["loc"]}
         usable[op] = {k: v for k, v in fields.items() if k not in bad_fields}
     return problems, usable

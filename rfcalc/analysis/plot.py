@@ -26,7 +26,7 @@ def write_rf_plot(report: Report, path: str | Path, rf_line: float | None = None
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise missing("matplotlib", "train", "drawing a plot") from None
+        raise missing("matplotlib", "plot", "drawing a plot") from None
 
     rows = plotted_rows(report)
     labels = ["input", *(row.name for row in rows)]

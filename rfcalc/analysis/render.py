@@ -11,7 +11,6 @@ import itertools
 import json
 from dataclasses import dataclass
 from fractions import Fraction
-from enum import Enum
 from typing import Any
 
 from rich import box
@@ -22,17 +21,8 @@ from rich.text import Text
 
 from rfcalc.lines import wrap_parts
 from rfcalc.quantities import format_number, format_pair
+from rfcalc.table.formats import TableFormat as TableFormat  # its own module: the CLI names it without rich
 from rfcalc.table.report import Report, Row, exact
-
-
-
-class TableFormat(str, Enum):
-    """How a report is printed: by `table`, `inspect` and every command that shows a report."""
-
-    rich = "rich"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
 
 
 @dataclass(frozen=True)
@@ -209,9 +199,10 @@ class Layout:
 
 def _layouts() -> list[Layout]:
     """The layouts to try, richest first; each leaves out or folds one more thing than the one before."""
+    # a layer name is what a user copies and greps: it wraps last, after columns are left out and op labels wrap
     steps: list[dict[str, bool]] = [{}, {"fold_kspd": True}, {"index": False}, {"in_shape": False},
-                                    {"macs": False}, {"wrap_names": True}, {"start": False}, {"groups": False},
-                                    {"wrap_ops": True}]
+                                    {"macs": False}, {"start": False}, {"groups": False}, {"wrap_ops": True},
+                                    {"wrap_names": True}]
     layouts, fields = [], {}
     for step in steps:
         fields.update(step)
@@ -334,13 +325,15 @@ class ReportTable:
             excess = self.width_of(layout) - width
             if excess <= 0:
                 return layout, None, None
-            if layout.wrap_ops:
-                excess = self.width_of(layout, shortest) - width
+            if layout.wrap_names:  # op labels wrapped as far as they go, then names as little as makes it fit
+                excess = self.width_of(layout, None, ops_shortest) - width
+                name_width = max(shortest, longest - excess)
+                if self.width_of(layout, name_width, ops_shortest) <= width:
+                    return layout, name_width, ops_shortest
+            elif layout.wrap_ops:
                 op_width = max(ops_shortest, ops_longest - excess)
-                if self.width_of(layout, shortest, op_width) <= width:
-                    return layout, shortest, op_width
-            elif layout.wrap_names and self.width_of(layout, max(shortest, longest - excess)) <= width:
-                return layout, max(shortest, longest - excess), None
+                if self.width_of(layout, None, op_width) <= width:
+                    return layout, None, op_width
         return layout, shortest, ops_shortest
 
     def table(self, layout: Layout, name_width: int | None, op_width: int | None = None) -> Table:

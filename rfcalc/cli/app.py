@@ -5,7 +5,9 @@ Nothing imported here imports torch: `table` and `check` are pre-commit hooks.
 """
 from __future__ import annotations
 
+import copy
 import os
+import sys
 from typing import Annotated, Optional
 
 # pydantic looks for plugins through importlib.metadata at the first model it builds: ~40 ms that a
@@ -18,6 +20,7 @@ from rfcalc import __version__  # noqa: E402
 from rfcalc.cli import (inspect_command, model_commands, spec_commands, suggest_command,  # noqa: E402
                         sweep_command, train_commands)
 from rfcalc.cli.common import Command, Group  # noqa: E402
+from rfcalc.cli.typer_shim import use_command_class  # noqa: E402
 
 app = typer.Typer(name="rfcalc", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=Group,
                   help="Exact receptive-field tables, constraint checks, PyTorch modules and training from a "
@@ -41,11 +44,21 @@ def main_callback(
 for _register in (spec_commands.register, suggest_command.register, model_commands.register,
                   inspect_command.register, train_commands.register, sweep_command.register):
     _register(app)
-for _info in app.registered_commands:  # help that names values, not Python types, for every command
-    if _info.cls in (None, typer.core.TyperCommand):
-        _info.cls = Command
+use_command_class(app, Command)  # help that names values, not Python types, for every command
+
+
+def app_for(args: list[str]) -> typer.Typer:
+    """The app that runs the command line ``args``: :data:`app` with only the command being run, when one is named.
+    Typer turns every registered command's signature into click parameters when it starts (about 1 ms each), which
+    a pre-commit hook would pay on every call; help, ``--version`` and a mistyped command get the whole app."""
+    chosen = [info for info in app.registered_commands if args and info.name == args[0]]
+    if not chosen:
+        return app
+    lean = copy.copy(app)
+    lean.registered_commands = chosen
+    return lean
 
 
 def main() -> None:
     """Console entry point."""
-    app()
+    app_for(sys.argv[1:])()

@@ -1,6 +1,8 @@
 """What every command shares: the consoles and turning user-facing failures into one line and an exit code.
 
-Exit codes are :class:`rfcalc.errors.ExitCode`.
+Exit codes are :class:`rfcalc.errors.ExitCode`. An exception nobody expected is a bug in rfcalc: it exits
+``INTERNAL`` with a line that says so and names a log file holding the traceback (``RFCALC_DEBUG=1`` re-raises it
+instead); an OS error that no check could foresee (a full disk) exits ``SYSTEM`` with the path and the reason.
 """
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from rfcalc.errors import ExitCode, RfcalcError, SpecError
+from rfcalc.cli.typer_shim import (TyperCommand, TyperGroup, click_errors, is_no_args_help, options_below_when_narrow,
+                                   plain_metavars)
+from rfcalc.errors import (ExitCode, RfcalcError, SpecError, debugging, exit_codes_text, internal_error_lines,
+                           message_line)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,6 +40,17 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
 
 
+def plain_width() -> int:
+    """Where :func:`rfcalc.lines.wrap_words` wraps plain text on stdout, as :func:`rfcalc.lines.line_width` says for
+    a console, without importing rich (``check`` is a pre-commit hook): ``$COLUMNS`` when set, else a terminal's
+    width, else nowhere (a file or a pipe: one line per message)."""
+    import shutil
+
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else sys.maxsize
+
+
 def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> NoReturn:
     """Print one line to stderr and exit with ``code``."""
     typer.echo(message, err=True)
@@ -42,7 +58,8 @@ def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> NoReturn:
 
 
 def guarded(func: F) -> F:
-    """Run a command body; SpecError / RfcalcError / Ctrl-C / OSError become one-line messages and exit codes."""
+    """Run a command body; SpecError / RfcalcError / Ctrl-C become one-line messages and exit codes (an OSError,
+    or any other exception, is :class:`Group`'s to report)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,11 +73,25 @@ def guarded(func: F) -> F:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", ExitCode.INTERRUPTED)
-        except OSError as exc:  # the last net: a file the checks before the work could not foresee
-            where = f"{exc.filename}: " if exc.filename else ""
-            fail(f"{where}{exc.strerror or exc}")
 
     return wrapper  # type: ignore[return-value]
+
+
+def system_error_line(exc: OSError) -> str:
+    """What the system refused: the path(s) and the reason (``out.py: No space left on device``)."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p]
+    where = f"{' -> '.join(paths)}: " if paths else ""
+    return f"{where}{exc.strerror or message_line(exc)}"
+
+
+def internal_error(exc: BaseException, where: str) -> NoReturn:
+    """An exception nobody expected: a bug in rfcalc. Two lines on stderr (what, and where the traceback is), exit
+    ``INTERNAL``; with ``RFCALC_DEBUG=1`` the exception is re-raised instead (Python prints the traceback)."""
+    if debugging():
+        raise exc
+    for line in internal_error_lines(exc, where):
+        typer.echo(line, err=True)
+    sys.exit(int(ExitCode.INTERNAL))
 
 
 def require_extra(module: str, extra: str) -> None:
@@ -68,17 +99,6 @@ def require_extra(module: str, extra: str) -> None:
     from rfcalc import extras
 
     extras.require(module, extra)
-
-
-def _plain_metavars(params: list[Any]) -> list[Any]:
-    """Help shows what to type, not Python types: a flag shows nothing (typer >= 0.2x prints ``<bool>``), an
-    option its metavar (``--rf BOUND``), an argument its name only (``SPEC``, not ``SPEC <path>``)."""
-    for param in params:
-        if getattr(param, "is_flag", False) and param.metavar is None:
-            param.metavar = ""
-        if getattr(param, "param_type_name", "") == "argument" and param.metavar is not None:
-            param.display_type_rich = lambda ctx: None
-    return params
 
 
 def _paragraphs(text: str | None) -> str | None:
@@ -90,25 +110,36 @@ def _paragraphs(text: str | None) -> str | None:
                         for p in inspect.cleandoc(text).split("\n\n"))
 
 
-class Command(typer.core.TyperCommand):
+class Command(TyperCommand):
     """Every rfcalc command: typer's, with help that names values instead of Python types, and paragraphs that
-    wrap at the terminal's width."""
+    wrap at the terminal's width; at a narrow width an option's description goes below it
+    (:func:`~rfcalc.cli.typer_shim.options_below_when_narrow`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help = _paragraphs(self.help)
+        self.epilog = exit_codes_text()
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _plain_metavars(super().get_params(ctx))
+        return plain_metavars(super().get_params(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with options_below_when_narrow():
+            super().format_help(ctx, formatter)
 
 
-class Group(typer.core.TyperGroup):
+class Group(TyperGroup):
     """The ``rfcalc`` group: the same help as :class:`Command` for ``--version`` and ``--help``, and a command line
     that click cannot parse (a missing argument, an unknown command or choice) as one line on stderr, exit 2,
     instead of typer's framed box."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _plain_metavars(super().get_params(ctx))
+        return plain_metavars(super().get_params(ctx))
+
+    def _where(self, args: Sequence[str] | None) -> str:
+        """``rfcalc COMMAND``: the command of the command line ``args`` (default: this process's)."""
+        given = list(sys.argv[1:] if args is None else args)
+        return " ".join(["rfcalc", *[a for a in given if a in self.commands][:1]])
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
@@ -116,14 +147,10 @@ class Group(typer.core.TyperGroup):
                                 **extra)
         if not standalone_mode:
             return run(standalone_mode=False)
-        try:  # typer >= 0.20 carries its own click; older ones use click
-            from typer._click import exceptions as click_errors  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:  # pragma: no cover - depends on the installed typer
-            from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found,unused-ignore]
         try:
             result = run(standalone_mode=False)
         except click_errors.ClickException as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # `rfcalc` alone: typer's own help page
+            if is_no_args_help(exc):  # `rfcalc` alone: typer's own help page
                 return run(standalone_mode=True)
             context = getattr(exc, "ctx", None)
             where = context.command_path if context is not None else "rfcalc"
@@ -134,4 +161,9 @@ class Group(typer.core.TyperGroup):
         except typer.Abort:
             typer.echo("aborted", err=True)
             sys.exit(int(ExitCode.INTERRUPTED))
+        except OSError as exc:  # the last net: a file the checks before the work could not foresee
+            typer.echo(system_error_line(exc), err=True)
+            sys.exit(int(ExitCode.SYSTEM))
+        except Exception as exc:
+            internal_error(exc, self._where(args))
         sys.exit(result if isinstance(result, int) else 0)

@@ -11,11 +11,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from rfcalc.analysis.render import TableFormat
+from rfcalc.table.formats import TableFormat
 from rfcalc.cli.common import console, guarded, require_extra
 from rfcalc.cli.outputs import YAML, output_file, writing
 from rfcalc.errors import ExitCode
-from rfcalc.inspection.target import load_target, parse_input_shape, split_target
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +37,8 @@ def inspect_command(
     table stops at a node that changes the spatial layout in a way rfcalc cannot know (the partial table
     is printed with an error naming the node).
     """
+    from rfcalc.inspection.target import load_target, parse_input_shape, split_target
+
     shape = parse_input_shape(input)
     if to_spec is not None:
         output_file("--to-spec", to_spec, YAML)

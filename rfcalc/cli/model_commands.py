@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rfcalc.cli.common import guarded, require_extra
+from rfcalc.cli.common import console, guarded, require_extra
 from rfcalc.cli.outputs import IMAGE, PYTHON, output_file, writing
 
 
@@ -61,7 +61,7 @@ def erf(
     """
     output_file("--output", output, IMAGE)
     require_extra("torch", "torch")
-    require_extra("matplotlib", "train")
+    require_extra("matplotlib", "plot")
     import torch
 
     from rfcalc.model.builder import build_model
@@ -77,7 +77,9 @@ def erf(
     result = effective_rf(loaded, model, batch=batch, seed=seed,
                           weights="random weights" if weights is None else f"weights from {weights.name}")
     _, height, width = loaded.input_shape
-    for line in summary(result, (height, width)):
+    from rfcalc.lines import line_width
+
+    for line in summary(result, (height, width), line_width(console())):
         typer.echo(line)
     with writing("--output", output):
         write_erf_plot(result, output)

@@ -4,7 +4,8 @@ Every command that writes a file (``export -o``, ``schema -o``, ``erf -o``, ``ta
 ``inspect --to-spec``) calls :func:`output_file` before it computes anything, and writes inside
 :func:`writing`; commands that fill a folder (``train --out``, ``lr-find --out``) call :func:`output_folder`.
 A missing folder, a folder given where a file is expected, an unsupported file type or a place that cannot be
-written is one line naming the flag, the path and what would work, and exit code 2 — never a traceback.
+written is one line naming the flag, the path and what would work, and exit code 2 — never a traceback. An OS
+error while writing (a full disk) is one line naming the flag, the path and the reason, and exit code 4 (SYSTEM).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rfcalc.errors import RfcalcError
+from rfcalc.errors import ExitCode, RfcalcError
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,24 @@ def _check_folder(flag: str, path: Path, folder: Path) -> None:
         raise RfcalcError(f"{flag} {path}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise RfcalcError(f"{flag} {path}: cannot write in {folder}: permission denied")
+    _probe(flag, path, folder, directory=False)
+
+
+def _probe(flag: str, path: Path, folder: Path, *, directory: bool) -> None:
+    """Create (and remove) a file or folder in ``folder``: the permission bits do not bind root, and places such as
+    /proc or /sys refuse new entries even to root, so only trying tells before the work."""
+    import shutil
+    import tempfile
+
+    try:
+        if directory:
+            shutil.rmtree(tempfile.mkdtemp(prefix=".rfcalc-probe-", dir=folder))
+        else:
+            handle, name = tempfile.mkstemp(prefix=".rfcalc-probe-", dir=folder)
+            os.close(handle)
+            os.unlink(name)
+    except OSError as exc:
+        raise RfcalcError(f"{flag} {path}: cannot write in {folder}: {exc.strerror or exc}") from None
 
 
 def output_file(flag: str, path: Path, kind: FileType) -> Path:
@@ -80,6 +99,7 @@ def output_folder(flag: str, path: Path) -> Path:
         raise RfcalcError(f"{flag} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RfcalcError(f"{flag} {path}: cannot write in {existing}: permission denied")
+    _probe(flag, path, existing, directory=existing != path)
     return path
 
 
@@ -89,7 +109,7 @@ def writing(flag: str, path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise RfcalcError(f"{flag} {path}: cannot write: {exc.strerror or exc}") from None
+        raise RfcalcError(f"{flag} {path}: cannot write: {exc.strerror or exc}", ExitCode.SYSTEM) from None
 
 
 def emit_json(flag: str, output: Path | None, document: Any) -> None:

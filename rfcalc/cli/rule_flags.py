@@ -7,12 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from rfcalc.errors import RfcalcError
-from rfcalc.quantities import parse_comparison
+from rfcalc.quantities import BOUNDED, QUANTITIES, parse_comparison
 
-RfFlag = Annotated[list[str], typer.Option("--rf", metavar="BOUND",
-                                           help="RF bound, e.g. '>44' (both axes must pass).")]
-ParamsFlag = Annotated[list[str], typer.Option("--params", metavar="BOUND", help="Parameter bound, e.g. '<200k'.")]
-MacsFlag = Annotated[list[str], typer.Option("--macs", metavar="BOUND", help="MACs bound, e.g. '<50M'.")]
+# One flag per bounded quantity, as the registry (rfcalc.quantities.QUANTITIES) names and explains it.
+RfFlag = Annotated[list[str], typer.Option(BOUNDED["rf"].flag, metavar="BOUND", help=BOUNDED["rf"].help)]
+ParamsFlag = Annotated[list[str], typer.Option(BOUNDED["params"].flag, metavar="BOUND", help=BOUNDED["params"].help)]
+MacsFlag = Annotated[list[str], typer.Option(BOUNDED["macs"].flag, metavar="BOUND", help=BOUNDED["macs"].help)]
 RequireFlag = Annotated[list[str], typer.Option("--require", metavar="FEATURES",
                                                 help="Features that must be present, comma-separated.")]
 ForbidFlag = Annotated[list[str], typer.Option("--forbid", metavar="FEATURES",
@@ -26,16 +26,17 @@ def rule_overrides(rf: list[str], params: list[str], macs: list[str], require: l
     from rfcalc.analysis.checker import check_overrides
 
     out: dict[str, Any] = {}
-    for key, texts in (("rf", rf), ("params", params), ("macs", macs)):
+    given = {"rf": rf, "params": params, "macs": macs}
+    for quantity in QUANTITIES:
         bound: dict[str, Any] = {}
-        for text in texts:
+        for text in given[quantity.name]:
             try:
                 op, value = parse_comparison(text)
             except ValueError as exc:
-                raise RfcalcError(f"--{key}: {exc}") from None
+                raise RfcalcError(f"{quantity.flag}: {exc}") from None
             bound[op] = value
         if bound:
-            out[key] = bound
+            out[quantity.name] = bound
     for key, texts in (("require", require), ("forbid", forbid)):
         items = [item.strip() for text in texts for item in text.split(",") if item.strip()]
         if items:

@@ -1,5 +1,5 @@
 """`table`, `check` and `schema`: the spec commands. They are pre-commit hooks: nothing imported here, nor in
-the command bodies, imports torch (``check FILE.py:NAME`` alone does, through :mod:`rfcalc.inspection`)."""
+the command bodies, imports torch (``table|check FILE.py:NAME`` alone does, through :mod:`rfcalc.inspection`)."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from rfcalc.analysis.render import TableFormat
-from rfcalc.cli.common import console, fail, guarded, require_extra
+from rfcalc.table.formats import TableFormat
+from rfcalc.cli.common import console, fail, guarded, plain_width, require_extra
 from rfcalc.cli.outputs import IMAGE, emit_json, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
-from rfcalc.inspection.target import is_code_target
+from rfcalc.targets import is_code_target
 
 
 class CheckFormat(str, Enum):
@@ -32,11 +32,14 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def table(
-    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML), or FILE.py:NAME for a "
+                                         "PyTorch module (with --input; the same as `rfcalc inspect`).")],
     format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
     plot: Annotated[Optional[Path], typer.Option(
         metavar="FILE.png", help="Also draw RF and feature-map size per layer to this image (needs matplotlib).")
     ] = None,
+    input: Annotated[Optional[str], typer.Option("--input", "-i", metavar="CxHxW",
+                                                 help="Input shape for a FILE.py:NAME target, e.g. 3x32x32.")] = None,
 ) -> None:
     """The exact per-layer table: sizes, jumps, receptive fields, centres, parameters, MACs.
 
@@ -46,9 +49,14 @@ def table(
     from rfcalc.analysis import render
     from rfcalc.analysis.load import load_spec
 
+    if is_code_target(str(spec)):
+        _code_table(str(spec), input, format, plot)
+        return
+    if input is not None:
+        fail(f"--input: applies to a FILE.py:NAME target only; {spec} is a spec, whose `input:` gives the shape")
     if plot is not None:
         output_file("--plot", plot, IMAGE)
-        require_extra("matplotlib", "train")  # before any output: nothing is printed when the plot cannot be drawn
+        require_extra("matplotlib", "plot")  # before any output: nothing is printed when the plot cannot be drawn
     loaded = load_spec(spec)
     report = loaded.report
     if format is TableFormat.rich:
@@ -60,6 +68,19 @@ def table(
         sys.stdout.write(render.render_text(report, format))
     if plot is not None:
         _plot(loaded, plot)
+
+
+def _code_table(target: str, input: str | None, format: TableFormat, plot: Path | None) -> None:
+    """`table FILE.py:NAME --input CxHxW` is `inspect FILE.py:NAME --input CxHxW`."""
+    if input is None:
+        fail(f"{target}: the table of a PyTorch module needs --input, e.g. `rfcalc table {target} --input 3x32x32` "
+             f"(the same as `rfcalc inspect {target} --input 3x32x32`)")
+    if plot is not None:
+        fail(f"--plot: draws a spec's table; for a PyTorch module write one first with "
+             f"`rfcalc inspect {target} --input {input} --to-spec net.yaml`, then `rfcalc table net.yaml --plot ...`")
+    from rfcalc.cli.inspect_command import inspect_command
+
+    inspect_command(target, input, format, None)
 
 
 def _plot(spec: Any, path: Path) -> None:
@@ -144,15 +165,22 @@ def _check_code(target: str, input: str | None, overrides: dict[str, Any]) -> An
 
 
 def _print_result(result: Any) -> None:
+    from rfcalc.lines import wrap_words
+
+    width = plain_width()  # not a rich console: `check` never imports rich's
+
+    def say(text: str) -> None:  # an item of the result, indented, wrapped between words on a terminal
+        typer.echo("  " + wrap_words(text, width - 2, indent="  ").replace("\n", "\n  "))
+
     verdict = "ok" if result.ok else "FAIL"
     typer.echo(f"{result.file} ({result.name}): {verdict}")
     if not result.rules:
-        typer.echo("  no constraints: add `constraints:` to the spec, [tool.rfcalc.constraints] to pyproject.toml, "
-                   "or flags such as --rf '>44'")
+        say("no constraints: add `constraints:` to the spec, [tool.rfcalc.constraints] to pyproject.toml, or flags "
+            "such as --rf '>44'")
     for rule in result.rules:
-        typer.echo(f"  {rule.message}")
+        say(rule.message)
     for diagnostic in result.diagnostics:
-        typer.echo(f"  {diagnostic.severity}: {diagnostic.path}: {diagnostic.message}")
+        say(f"{diagnostic.severity}: {diagnostic.path}: {diagnostic.message}")
 
 
 @guarded

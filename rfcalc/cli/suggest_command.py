@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from rfcalc.cli.common import console, guarded
+from rfcalc.cli.common import console, guarded, plain_width
 from rfcalc.cli.outputs import YAML, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
+from rfcalc.lines import wrap_words
 from rfcalc.suggest.limits import DEFAULT_BUDGET, DEFAULT_MAX_EDITS, DEFAULT_TOP
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ def suggest(
 ) -> None:
     """Suggest the smallest changes to SPEC that make every rule pass (rules as for `check`).
 
-    Fixes are ranked: fewest edits, output size kept, smallest |Δparams|, smallest |ΔMACs|.
+    Fixes are ranked: no layer starved (a width cut by more than a quarter), fewest edits, output size kept,
+    smallest |Δparams|, smallest |ΔMACs|.
 
     Exit 0 when fixes are found or the spec already passes, 1 when none passes within the budget, 2 for bad input.
     """
@@ -95,7 +97,7 @@ def _search(spec: Path, overrides: dict[str, Any], top: int, budget: int, max_ed
     """Check the arguments, load the spec and its rules, search. Bad input raises SpecError / RfcalcError."""
     from rfcalc.analysis.checker import spec_constraints
     from rfcalc.analysis.load import load_spec
-    from rfcalc.inspection.target import is_code_target
+    from rfcalc.targets import is_code_target
     from rfcalc.suggest.search import suggest as run_search
 
     for flag, value in (("--top", top), ("--budget", budget), ("--max-edits", max_edits)):
@@ -129,5 +131,5 @@ def _write(spec: Path, output: Path, edits: tuple[Edit, ...]) -> None:
             Path(handle.name).unlink(missing_ok=True)
     typer.echo(f"wrote {output} (suggestion #1 applied)", err=True)
     if not kept:
-        typer.echo(f"warning: {output}: the spec's comments and formatting could not be kept (YAML layout the "
-                   f"splicer does not handle); the content is exact", err=True)
+        typer.echo(wrap_words(f"warning: {output}: the spec's comments and formatting could not be kept (YAML "
+                              f"layout the splicer does not handle); the content is exact", plain_width()), err=True)

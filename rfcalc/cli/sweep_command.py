@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rfcalc.analysis.render import TableFormat
+from rfcalc.table.formats import TableFormat
 from rfcalc.cli.common import console, guarded, require_extra
 from rfcalc.cli.outputs import emit_json, output_folder
 from rfcalc.errors import ExitCode, RfcalcError
@@ -36,6 +36,10 @@ def sweep(
         "--storage", metavar="URL", help="A database URL that workers on many machines share (PostgreSQL: "
                                          "docs/sweep.md; default: sqlite in --out).")] = None,
     workers: Annotated[int, typer.Option("--workers", metavar="N", help="Trial processes on this machine.")] = 1,
+    workers_per_device: Annotated[Optional[int], typer.Option(
+        "--workers-per-device", metavar="K",
+        help="With GPUs: K workers train on each GPU at once (default: --workers spread evenly over the GPUs); "
+             "no effect on CPU.")] = None,
     data: Annotated[Optional[str], typer.Option(
         "--data", metavar="DATA",
         help="Data for every trial (default: the sweep file's data, else the spec's train.data, else CIFAR).")] = None,
@@ -71,6 +75,8 @@ def sweep(
 
     if workers < 1:
         raise RfcalcError(f"--workers {workers}: must be >= 1")
+    if workers_per_device is not None and workers_per_device < 1:
+        raise RfcalcError(f"--workers-per-device {workers_per_device}: must be >= 1")
     if trials is not None and trials < 1:
         raise RfcalcError(f"--trials {trials}: must be >= 1")
     try:
@@ -97,11 +103,7 @@ def sweep(
     if show and storage is None and not (Path(plan.out) / "study.db").is_file():
         raise RfcalcError(f"--show: no study in {plan.out} yet (no study.db); run the sweep first, or give its "
                           f"--out / --storage")
-    try:
-        Path(plan.out).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RfcalcError(f"--out {plan.out}: cannot create the folder: {exc.strerror}") from None
-    finished = run_sweep(plan, workers, show_only=show)
+    finished = run_sweep(plan, workers, show_only=show, per_device=workers_per_device)
     results = finished.results
     if format is TableFormat.rich:
         screen = console()

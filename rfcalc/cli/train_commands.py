@@ -62,6 +62,9 @@ def train(
     batch_size: BATCH = None,
     lr: Annotated[Optional[float], typer.Option("--lr", metavar="LR",
                                                 help="Peak learning rate (default: spec, else 0.2).")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(
+        "--optimizer", metavar="sgd|adamw",
+        help="sgd (with Nesterov momentum) or adamw (default: spec, else sgd).")] = None,
     device: DEVICE = None,
     out: OUT = None,
     train_limit: TRAIN_LIMIT = None,
@@ -71,10 +74,16 @@ def train(
     resume: Annotated[Optional[Path], typer.Option("--resume", metavar="FILE.pt",
                                                    help="Continue a run from its last.pt.")] = None,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Train even when `rfcalc check` fails.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace the run already in --out (without it, a new run refuses such a folder).")
+    ] = False,
     aug: AUG = None,
     workers: Annotated[Optional[int], typer.Option("--workers", metavar="N", help="DataLoader workers (albumentations) "
                                                                      "(default: spec, else 2).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    cuda_graph: Annotated[bool, typer.Option(
+        "--cuda-graph/--no-cuda-graph", help="On a CUDA GPU: replay the whole training step as one CUDA graph "
+                                             "(default), or take eager steps.")] = True,
     nproc_per_node: Annotated[Optional[int], typer.Option(
         "--nproc-per-node", metavar="N",
         help="Train with PyTorch's distributed data parallel (DDP) on N processes of this machine (one per GPU; "
@@ -110,22 +119,23 @@ def train(
     if dist_timeout is not None and dist_timeout < 1:
         raise RfcalcError(f"--dist-timeout {dist_timeout}: must be >= 1 (seconds)")
     flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "aug": aug,
-             "workers": workers}
+             "workers": workers, "optimizer": optimizer}
     try:
         if nproc_per_node is not None:
             argv = worker_argv(spec, {**flags, "device": device, "out": out, "train_limit": train_limit,
                                       "test_limit": test_limit, "resume": resume, "sync_bn": sync_bn,
                                       "dist_timeout": dist_timeout},
-                               skip_check=skip_check, compile=compile)
+                               skip_check=skip_check, compile=compile, overwrite=overwrite)
             _launch(spec, argv, nproc_per_node, max_restarts, flags=flags, device=device, out=out, resume=resume,
-                    train_limit=train_limit, test_limit=test_limit, skip_check=skip_check)
+                    train_limit=train_limit, test_limit=test_limit, skip_check=skip_check, overwrite=overwrite)
             return
         if max_restarts:
             raise RfcalcError("--max-restarts needs --nproc-per-node (under torchrun, use torchrun's own "
                               "--max-restarts)")
         run_train(spec, flags=flags, device=device, out=out, train_limit=train_limit, test_limit=test_limit,
                   resume=resume, skip_check=skip_check, compile=compile, console=console(),
-                  err=console(stderr=True), sync_bn=sync_bn, dist_timeout=dist_timeout)
+                  err=console(stderr=True), sync_bn=sync_bn, dist_timeout=dist_timeout, overwrite=overwrite,
+                  cuda_graph=cuda_graph)
     except Silent as exc:  # another rank (or the workers) said what went wrong
         raise typer.Exit(int(exc.exit_code)) from None
 
@@ -134,10 +144,11 @@ def train(
 WORKER_FLAGS = {"data": "--data", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
                 "device": "--device", "out": "--out", "train_limit": "--train-limit", "test_limit": "--test-limit",
                 "seed": "--seed", "resume": "--resume", "aug": "--aug", "workers": "--workers",
-                "dist_timeout": "--dist-timeout"}
+                "dist_timeout": "--dist-timeout", "optimizer": "--optimizer"}
 
 
-def worker_argv(spec: Path, values: dict[str, object], *, skip_check: bool, compile: bool) -> list[str]:
+def worker_argv(spec: Path, values: dict[str, object], *, skip_check: bool, compile: bool,
+                overwrite: bool = False) -> list[str]:
     """``train SPEC --flag value ...``: the command line every worker of ``--nproc-per-node`` runs."""
     argv = ["train", str(spec)]
     for key, flag in WORKER_FLAGS.items():
@@ -145,17 +156,18 @@ def worker_argv(spec: Path, values: dict[str, object], *, skip_check: bool, comp
             argv += [flag, str(values[key])]
     if values.get("sync_bn") is not None:
         argv.append("--sync-bn" if values["sync_bn"] else "--no-sync-bn")
-    argv += ["--skip-check"] * skip_check + ["--compile"] * compile
+    argv += ["--skip-check"] * skip_check + ["--compile"] * compile + ["--overwrite"] * overwrite
     return argv
 
 
 def _launch(spec: Path, argv: list[str], nproc: int, max_restarts: int, *, flags: dict[str, Any],
             device: str | None, out: str | None, resume: Path | None, train_limit: int | None,
-            test_limit: int | None, skip_check: bool) -> None:
+            test_limit: int | None, skip_check: bool, overwrite: bool = False) -> None:
     """Check what can be checked once (spec, flags, devices), then start the workers."""
     import rfcalc
     from rfcalc.trainer.launch import check_launch, launch
     from rfcalc.trainer.options import check_device, check_limit, resolve
+    from rfcalc.trainer.run import check_out_free
 
     check_launch(nproc, max_restarts, device)
     loaded = rfcalc.load_spec(spec)
@@ -167,6 +179,7 @@ def _launch(spec: Path, argv: list[str], nproc: int, max_restarts: int, *, flags
     else:
         folder = Path(resolve(loaded, flags=flags, device=device, out=out, train_limit=train_limit,
                               test_limit=test_limit, skip_check=skip_check).out)
+        check_out_free(str(folder), given=out is not None, overwrite=overwrite, remove=False)  # before any worker
     launch(argv, nproc=nproc, max_restarts=max_restarts, out=folder, spec_path=spec)
 
 
@@ -186,12 +199,18 @@ def evaluate(
     """
     _need_extras("fast")
     _one_process("evaluate")
+    import rfcalc
+    from rfcalc.model.weights import read_checkpoint
     from rfcalc.trainer.checkpoint_eval import evaluate_checkpoint
     from rfcalc.trainer.options import check_device, check_limit
+    from rfcalc.trainer.run import check_fits, notices
 
     check_device(device or "auto")
     check_limit("--test-limit", test_limit)
     check_limit("--batch-size", batch_size)
+    # before the data: a checkpoint of another spec is refused at once, naming the spec it belongs to
+    check_fits(rfcalc.load_spec(spec), read_checkpoint(weights), weights, notices(console(stderr=True)),
+               command="evaluate")
     evaluate_checkpoint(spec, weights, data=data, tta=tta, device=device or "auto", batch_size=batch_size,
                         test_limit=test_limit, console=console(), err=console(stderr=True))
 

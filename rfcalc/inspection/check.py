@@ -25,9 +25,11 @@ from torch import nn
 
 from rfcalc.inspection import layout as L
 from rfcalc.inspection.api import trace_module, traced
+from rfcalc.inspection.lookup import resolve
 from rfcalc.inspection.result import Inspection
 from rfcalc.model.oracle import (PositiveAttention, default_units, global_mismatches, mask_window, positive_copy,
                                  unit_masks, window_mismatches)
+from rfcalc.ops.registry import REGISTRY
 from rfcalc.table import reach as R
 
 
@@ -74,8 +76,12 @@ def positive_identity(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tenso
 _SOFTMAX = {torch.softmax, torch.nn.functional.softmax, torch.log_softmax, torch.nn.functional.log_softmax}
 _F = torch.nn.functional
 _IDENTITY_METHODS = {"sigmoid", "sigmoid_", "tanh", "tanh_"}
+# the functions of every registered op whose `positive` is "identity" (norms, activations, dropout), and the
+# norms and saturating gates inspected code uses besides
 _IDENTITY_FUNCTIONS = {_F.layer_norm, _F.group_norm, _F.batch_norm, _F.instance_norm, _F.local_response_norm,
-                       _F.hardsigmoid, _F.hardtanh, _F.relu6, _F.sigmoid, torch.sigmoid, _F.tanh, torch.tanh}
+                       _F.hardsigmoid, _F.hardtanh, _F.relu6, _F.sigmoid, torch.sigmoid, _F.tanh, torch.tanh,
+                       *(resolve(path) for op in REGISTRY.values() if op.positive == "identity"
+                         for rule in op.inspect.functions for path in rule.functions)}
 
 
 def positive_max_pool(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,

@@ -223,7 +223,6 @@ _STRUCTURAL_FUNCTIONS: list[tuple[tuple[str, ...], str, Converter]] = [
     ((f"{_F}.normalize",), "input, p=2.0, dim=1, eps=1e-12, out=None", _along("normalize")),
     ((f"{_F}.scaled_dot_product_attention",),
      "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False", _sdpa),
-    *[((path,), "*args, **kwargs", _pointwise(op)) for path, op in _POINTWISE_FUNCTIONS.items()],
 ]
 _STRUCTURAL_METHODS: list[tuple[tuple[str, ...], str, Converter]] = [
     (("expand", "expand_as", "broadcast_to"), "input, *args, **kwargs", _broadcast),
@@ -244,7 +243,6 @@ _STRUCTURAL_METHODS: list[tuple[tuple[str, ...], str, Converter]] = [
     (("split",), "tensor, split_size_or_sections, dim=0", _split),
     (("unbind",), "input, dim=0", _unbind),
     (("matmul", "bmm", "__matmul__"), "input, other", _matmul),
-    *[((name,), "self, *args, **kwargs", _pointwise(name.rstrip("_"))) for name in _POINTWISE_METHODS],
 ]
 _STRUCTURAL_MODULES: dict[str, Converter] = {
     "torch.nn.Softmax": _along("softmax"), "torch.nn.LogSoftmax": _along("log_softmax"),
@@ -268,9 +266,11 @@ class _Table:
             self.unresolved.append(path)
             return None
 
-    def module(self, path: str, convert: Converter, owner: str) -> None:
+    # `yields`: the generic point-wise entries give way to a registered op that claims the same object (an
+    # activation added to the op registry, such as hardsigmoid, needs no edit here).
+    def module(self, path: str, convert: Converter, owner: str, yields: bool = False) -> None:
         cls = self._resolved(path)
-        if cls is None:
+        if cls is None or (yields and cls in self.modules):
             return
         if cls in self.modules:
             raise ImportError(f"rfcalc inspect: {path} is claimed twice (again by {owner})")
@@ -278,19 +278,23 @@ class _Table:
         if path.startswith("rfcalc."):
             self.own.append(cls)
 
-    def function(self, paths: tuple[str, ...], signature: str, convert: Converter, owner: str) -> None:
+    def function(self, paths: tuple[str, ...], signature: str, convert: Converter, owner: str,
+                 yields: bool = False) -> None:
         bound = _signature(signature)
         for path in paths:
             fn = self._resolved(path)
-            if fn is None:
+            if fn is None or (yields and fn in self.functions):
                 continue
             if fn in self.functions and self.functions[fn][1] is not convert:  # aliases (F.conv2d is torch.conv2d)
                 raise ImportError(f"rfcalc inspect: {path} is claimed twice (again by {owner})")
             self.functions[fn] = (bound, convert)
 
-    def method(self, names: tuple[str, ...], signature: str, convert: Converter, owner: str) -> None:
+    def method(self, names: tuple[str, ...], signature: str, convert: Converter, owner: str,
+               yields: bool = False) -> None:
         bound = _signature(signature)
         for name in names:
+            if yields and name in self.methods:
+                continue
             if name in self.methods:
                 raise ImportError(f"rfcalc inspect: tensor method .{name}() is claimed twice (again by {owner})")
             self.methods[name] = (bound, convert)
@@ -309,8 +313,13 @@ def _build() -> _Table:
         table.function(paths, signature, convert, "the structural entries")
     for names, signature, convert in _STRUCTURAL_METHODS:
         table.method(names, signature, convert, "the structural entries")
+    for path, op_name in _POINTWISE_FUNCTIONS.items():
+        table.function((path,), "*args, **kwargs", _pointwise(op_name), "the point-wise functions", yields=True)
+    for name in _POINTWISE_METHODS:
+        table.method((name,), "self, *args, **kwargs", _pointwise(name.rstrip("_")), "the point-wise methods",
+                     yields=True)
     for class_name, op_name in POINTWISE_MODULES.items():
-        table.module(f"torch.nn.{class_name}", _pointwise(op_name), "the point-wise modules")
+        table.module(f"torch.nn.{class_name}", _pointwise(op_name), "the point-wise modules", yields=True)
     for path, convert in _STRUCTURAL_MODULES.items():
         table.module(path, convert, "the structural entries")
     return table

@@ -129,12 +129,6 @@ def require_torch() -> None:
     require("torch", "torch", "inspecting a PyTorch module")
 
 
-def is_code_target(arg: str) -> bool:
-    """Whether a command-line argument names a PyTorch module (``FILE.py:NAME``) rather than a spec file."""
-    head, sep, _ = arg.rpartition(":")
-    return bool(sep) and head.endswith(".py")
-
-
 def _a(noun: str) -> str:
     """'an int', 'a list': the noun with its article."""
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

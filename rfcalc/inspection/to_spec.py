@@ -14,37 +14,102 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rfcalc.errors import RfcalcError, SpecError
+from rfcalc.errors import ExitCode, RfcalcError, SpecError
 from rfcalc.inspection.result import MERGE, SKIP, Inspection
-from rfcalc.table.report import Report, Row
-from rfcalc.ops.base import stage_number
+from rfcalc.ops.base import At, stage_number
 from rfcalc.ops.registry import REGISTRY
+from rfcalc.table.geometry import Flow
+from rfcalc.table.report import Report, Row
 
 
 
 
 def spec_from_inspection(inspection: Inspection, *, note: str | None = None) -> dict[str, Any]:
     """The v1 spec (as a dict) of an inspected module; raises :class:`RfcalcError` when there is none."""
-    report = inspection.report
     if not inspection.complete:
         raise RfcalcError("cannot write a spec: the table stops at a node rfcalc cannot follow")
-    refused = [f"'{r.name}' ({inspection.spec_notes.get(r.name) or f'{r.op} has no spec op'})"
+    report, spec_layers, spec_notes = _gathered(inspection.report, inspection.spec_layers, inspection.spec_notes)
+    refused = [f"'{r.name}' ({spec_notes.get(r.name) or f'{r.op} has no spec op'})"
                for r in report.rows
-               if r.name in inspection.spec_notes or inspection.spec_layers.get(r.name) is None]
+               if r.name in spec_notes or spec_layers.get(r.name) is None]
     if refused:
         more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
         raise RfcalcError(f"cannot write a spec: {', '.join(refused[:3])}{more}")
-    layers = _Writer(report, inspection.spec_layers).layers()
+    layers = _Writer(report, spec_layers).layers()
     c, h, w = report.input_shape
     spec: dict[str, Any] = {"version": 1, "name": report.name,
                             "input": {"channels": c, "size": h if h == w else [h, w]}, "layers": layers}
-    _verify(spec, report, {n for n, v in inspection.spec_layers.items() if v == SKIP})
+    _verify(spec, report, {n for n, v in spec_layers.items() if v == SKIP})
     return spec
+
+
+def _gathered(report: Report, spec_layers: dict[str, Any], spec_notes: dict[str, str]
+              ) -> tuple[Report, dict[str, Any], dict[str, str]]:
+    """The report with every group of rows that one spec layer computes (an op's ``gather`` rule: a
+    squeeze-and-excitation gate) made one row of that op. The row keeps the module's numbers (its parameters and
+    MACs are the group's), so :func:`_verify` still compares the written spec with the module itself."""
+    rules = [op for op in REGISTRY.values() if op.gather is not None]
+    rows = {r.name: r for r in report.rows}
+    consumers: dict[str, list[str]] = {}
+    for r in report.rows:
+        for i in r.inputs:
+            consumers.setdefault(i, []).append(r.name)
+    replaced: dict[str, Row] = {}
+    groups: dict[str, tuple[str, ...]] = {}  # the last row of a group -> the other rows
+    inner: set[str] = set()
+    spec_layers, spec_notes = dict(spec_layers), dict(spec_notes)
+    for row in report.rows:
+        for op in rules:
+            assert op.gather is not None
+            found = op.gather(row, rows, consumers)
+            if found is None or inner & {found.last, *found.inner}:
+                continue
+            source, group = rows[found.source], [rows[n] for n in found.inner]
+            computed = op.calc(found.layer, At(row.name, row.path), Flow(source.out_shape, source.geo_out, source.name))
+            replaced[row.name] = replace(row, op=op.name, inputs=(source.name,), in_shape=source.out_shape,
+                                         params=row.params + sum(r.params for r in group),
+                                         macs=row.macs + sum(r.macs for r in group), attrs=computed[0].attrs,
+                                         in_shapes=None, attached_to=None)
+            inner.update(found.inner)
+            groups[row.name] = found.inner
+            spec_layers[row.name] = found.layer
+            for name in (row.name, *found.inner):
+                spec_notes.pop(name, None)
+            break
+    if not replaced:
+        return report, spec_layers, spec_notes
+    kept = [replaced.get(r.name, r) for r in report.rows if r.name not in inner]
+    renamed: dict[str, str] = {}
+    for last, members in groups.items():
+        new = _group_name(members, set(rows) | set(renamed.values()))
+        if new is not None:
+            renamed[last] = new
+    for old, new in renamed.items():
+        spec_layers[new] = spec_layers.pop(old)
+    kept = [replace(r, name=renamed.get(r.name, r.name), inputs=tuple(renamed.get(i, i) for i in r.inputs))
+            for r in kept]
+    return replace(report, rows=tuple(kept)), spec_layers, spec_notes
+
+
+def _group_name(inner: tuple[str, ...], taken: set[str]) -> str | None:
+    """The module the rows of a group share (``se.fc1``, ``se.fc2``, ... -> ``se``; rows of no module, such as a
+    ``mean`` in the forward, do not count), when it is a free name."""
+    parts = [n.split(".")[:-1] for n in inner if "." in n]
+    if len(parts) < 2:
+        return None
+    prefix: list[str] = []
+    for pieces in zip(*parts):
+        if len(set(pieces)) != 1:
+            break
+        prefix.append(pieces[0])
+    name = ".".join(prefix)
+    return name if name and name not in taken else None
 
 
 def spec_yaml(inspection: Inspection, *, source: str | None = None) -> str:
@@ -59,7 +124,7 @@ def write_spec(inspection: Inspection, path: Path, *, source: str | None = None)
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise RfcalcError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise RfcalcError(f"{path}: cannot write: {exc.strerror or exc}", ExitCode.SYSTEM) from None
 
 
 class _Writer:

@@ -3,10 +3,12 @@
 The gradient of that unit (summed over its channels) with respect to the input, its magnitude summed
 over input channels and averaged over a batch of random inputs, is the ERF map. Its size is the side
 of the smallest square around the unit's centre that holds 95% of the gradient mass, set against the
-theoretical RF of the table. Needs torch (and matplotlib for the picture).
+theoretical RF of the table (its part inside the image when it reaches past the image's edge). Needs torch
+(and matplotlib for the picture).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +18,7 @@ from torch import nn
 
 from rfcalc.model.builder import build_model
 from rfcalc.errors import RfcalcError
+from rfcalc.lines import wrap_parts, wrap_words
 from rfcalc.model.plan import plan_model, row_modules
 from rfcalc.table.report import Row
 from rfcalc.analysis.load import Spec
@@ -91,21 +94,36 @@ def mass_square(heat: list[list[float]], centre: tuple[Fraction, Fraction], frac
     return 2 * cells[-1][0] + 1  # pragma: no cover - rounding only
 
 
-def summary(result: ErfResult, input_hw: tuple[int, int]) -> list[str]:
-    """The numbers, as lines to print."""
+def summary(result: ErfResult, input_hw: tuple[int, int], width: int = sys.maxsize) -> list[str]:
+    """The numbers, as lines to print, each wrapped between words at ``width``. Only the part of an RF inside the
+    image can hold gradient: when the theoretical RF is larger than the image (or reaches past an edge), the ERF
+    is compared with the theoretical RF's part inside the image, and the lines say so."""
     row, (h, w) = result.row, result.rf
-    inside = [min(hi, Fraction(n - 1)) - max(lo, Fraction(0)) + 1
-              for (lo, hi), n in zip((result.window(0), result.window(1)), input_hw)]
-    side = _num(result.side)
-    share = f"{float(result.side) / max(h, w):.0%} of the theoretical RF side" if result.side else "no gradient"
-    return [
-        f"effective RF of '{row.name}' unit {result.unit} of {row.out_shape[1]}x{row.out_shape[2]}, "
-        f"over {result.batch} random inputs, {result.weights}",
-        f"  theoretical RF   {h}x{w} input pixels around ({_num(result.centre[0])}, {_num(result.centre[1])}); "
-        f"{inside[0]}x{inside[1]} of it inside the {input_hw[0]}x{input_hw[1]} input",
-        f"  effective RF     {side}x{side}: the square holding {result.fraction:.0%} of the gradient mass "
-        f"({share})",
-    ]
+    inside = [_inside(lo, hi, n) for (lo, hi), n in zip((result.window(0), result.window(1)), input_hw)]
+    half = (result.side - 1) / 2
+    effective = [_inside(c - half, c + half, n) for c, n in zip(result.centre, input_hw)]
+    side, cut = _num(result.side), effective != [result.side] * 2
+    head = [f"effective RF of '{row.name}' unit {result.unit} of {row.out_shape[1]}x{row.out_shape[2]}",
+            f"over {result.batch} random inputs", result.weights]
+    lines = [f"  theoretical RF  {h}x{w} around ({_num(result.centre[0])}, {_num(result.centre[1])}); "
+             f"{_num(inside[0])}x{_num(inside[1])} of it inside the {input_hw[0]}x{input_hw[1]} input",
+             f"  effective RF    {side}x{side}: the square holding {result.fraction:.0%} of the gradient mass"
+             + (f"; {_num(effective[0])}x{_num(effective[1])} of it inside the input" if cut and result.side else "")]
+    if not result.side:
+        lines.append("  ratio           none: no gradient reaches the input")
+    elif inside == [h, w]:
+        lines.append(f"  ratio           {float(max(effective)) / max(h, w):.0%} of the theoretical RF's side")
+    else:
+        share = float(max(effective)) / float(max(inside))
+        lines.append(f"  ratio           {share:.0%} of the side of the theoretical RF's part inside the input "
+                     f"({_num(max(effective))} of {_num(max(inside))} pixels; the rest of the theoretical RF lies "
+                     f"outside the image, where no gradient can be)")
+    return ["\n".join(wrap_parts(head, width)), *(wrap_words(line, width, indent=" " * 18) for line in lines)]
+
+
+def _inside(lo: Fraction, hi: Fraction, n: int) -> Fraction:
+    """How many of the input pixels 0 … n-1 lie between ``lo`` and ``hi`` (inclusive)."""
+    return max(Fraction(0), min(hi, Fraction(n - 1)) - max(lo, Fraction(0)) + 1)
 
 
 def write_erf_plot(result: ErfResult, path: str | Path) -> Path:

@@ -55,7 +55,10 @@ def export_source(spec: Spec, class_name: str | None = None) -> str:
     rows = {row.name: row for row in spec.report.rows}
     used = {item.ctor for _, item in walk(root) if isinstance(item, Leaf)}
     merges = {item.kind for _, item in walk(root) if isinstance(item, Merge)}
-    helpers = [h for h in HELPERS if h in used or h.lower() in merges or (h == "activation" and merges)]
+    wanted = {h for h in HELPERS if h in used or h.lower() in merges}
+    # a helper another one calls (``activation`` in Parallel, Residual, SqueezeExcite) comes along
+    wanted |= {h for h in HELPERS if any(re.search(rf"\b{h}\(", _helper_source(w)) for w in wanted if w != h)}
+    helpers = [h for h in HELPERS if h in wanted]
     unknown = sorted(c for c in used if not c.startswith("nn.") and c not in HELPERS)
     if unknown:  # pragma: no cover - a registered leaf names a helper that modules.py lacks (tests/test_ops.py)
         raise LookupError(f"rfcalc/model/modules.py defines no {', '.join(unknown)}")

@@ -1,5 +1,5 @@
 """The helper modules that built and exported models share: ``activation``, :class:`Parallel`, :class:`Residual`,
-:class:`GlobalPool`, :class:`Ultimus`. Needs torch.
+:class:`GlobalPool`, :class:`Ultimus`, :class:`SqueezeExcite`. Needs torch.
 
 :mod:`rfcalc.model.export` copies the classes verbatim into exported files, so they use only ``torch``, ``nn``
 and ``activation``; an exported file gets ``activation`` written out from the activation table
@@ -95,3 +95,22 @@ class Ultimus(nn.Module):
         attention = torch.softmax(q.unsqueeze(2) * k.unsqueeze(1) * self.scale, dim=-1)
         z = torch.einsum("ni,nij->nj", v, attention)
         return self.out(z)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: ``x * gate(expand(act(reduce(mean of x over H x W))))``, the 1x1 convs
+    ``reduce`` (channels -> hidden) and ``expand`` (hidden -> channels) with biases; ``gate`` is ``sigmoid`` or
+    ``hardsigmoid``. ``gate_of(x)`` is the (N, C, 1, 1) gate alone."""
+
+    def __init__(self, channels: int, hidden: int, act: str = "relu", gate: str = "sigmoid") -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, hidden, 1)
+        self.act = activation(act)
+        self.expand = nn.Conv2d(hidden, channels, 1)
+        self.gate = nn.Sigmoid() if gate == "sigmoid" else nn.Hardsigmoid()
+
+    def gate_of(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.expand(self.act(self.reduce(x.mean(dim=(2, 3), keepdim=True)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate_of(x)

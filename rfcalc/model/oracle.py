@@ -291,7 +291,11 @@ def module_problems(spec: Spec, model: nn.Module | None = None) -> list[str]:
     if params != report.params:
         problems.append(f"parameters: the module has {params}, the report says {report.params}")
     modules = row_modules(plan_model(spec.nodes, report))
-    probe = GradientProbe(model, spec.input_shape, sorted(set(modules.values())))
+    names = sorted(set(modules.values()))
+    probe = GradientProbe(model, spec.input_shape, names)
+    held = probe  # windows are read with gates held constant (a squeeze-and-excitation's: see HeldGate)
+    if any(isinstance(m, _GATED_TYPES) for m in probe.model.modules()):
+        held = GradientProbe(held_gates(probe.model), spec.input_shape, names, positive=False)
     for row in report.rows:
         shape = tuple(probe.outputs[modules[row.name]].shape[1:])
         if shape != row.out_shape:
@@ -300,14 +304,50 @@ def module_problems(spec: Spec, model: nn.Module | None = None) -> list[str]:
         reach = report.reaches[row.name]
         units = check_units(row, reach, shape)
         grid = (reach.dims[0], reach.dims[1]) if len(reach.dims) == 2 else None
-        masks: dict[Unit, torch.Tensor] = {}
-        for start in range(0, len(units), probe.input.shape[0]):
-            masks.update(probe.masks(modules[row.name], units[start:start + probe.input.shape[0]], grid))
+        masks = _row_masks(probe, modules[row.name], units, grid)
         if row.is_feature_map:
-            windows = {u: mask_window(m) for u, m in masks.items()}
+            local = masks if held is probe else _row_masks(held, modules[row.name], units, grid)
+            windows = {u: mask_window(m) for u, m in local.items()}
             problems.extend(window_mismatches(row, windows, spec.input_shape[1:]))
         problems.extend(global_mismatches(row, reach, masks))
     return problems
+
+
+def _row_masks(probe: GradientProbe, module: str, units: list[Unit], grid: tuple[int, int] | None
+               ) -> dict[Unit, torch.Tensor]:
+    masks: dict[Unit, torch.Tensor] = {}
+    for start in range(0, len(units), probe.input.shape[0]):
+        masks.update(probe.masks(module, units[start:start + probe.input.shape[0]], grid))
+    return masks
+
+
+# The modules of registered ops whose `mixing` is "gated": ``forward(x) = x * gate_of(x)`` (rfcalc's SqueezeExcite).
+_GATED_TYPES: tuple[type[nn.Module], ...] = tuple(
+    constructor(ctor) for op in REGISTRY.values() if op.mixing == "gated" for ctor in op.ctors)
+
+
+class HeldGate(nn.Module):
+    """A gated module with its gate held constant: ``x * gate_of(x).detach()``. A unit's window is what it sees
+    through its own value; what the gate adds is what ``global`` reports (contract section 6.6), as
+    :func:`rfcalc.inspection.check.gated_graph` does for gates written out in traced code."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.inner = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate: Callable[[torch.Tensor], torch.Tensor] = getattr(self.inner, "gate_of")
+        return x * gate(x).detach()
+
+
+def held_gates(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every gated module wrapped in :class:`HeldGate` (module names unchanged)."""
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, _GATED_TYPES):
+                setattr(parent, name, HeldGate(child))
+    return model
 
 
 @contextlib.contextmanager

@@ -119,4 +119,4 @@ def row_modules(root: Seq) -> dict[str, str]:
 
 def leaf(row: Row) -> Leaf:
     """The module of one row, by its op's registered leaf rule."""
-    return REGISTRY[row.op].leaf(row)
+    return REGISTRY[row.op].leaf_of(row)

@@ -18,7 +18,7 @@ from rfcalc.ops.rows import same_geometry
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
 
-ActName = Literal["relu", "relu6", "leaky_relu", "gelu", "silu", "hardswish"]
+ActName = Literal["relu", "relu6", "leaky_relu", "gelu", "silu", "hardswish", "hardsigmoid"]
 F = "torch.nn.functional"
 
 
@@ -52,6 +52,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "gelu": Activation("GELU", (f"{F}.gelu",), (), "input, approximate='none'", _gelu_note),
     "silu": Activation("SiLU", (f"{F}.silu",)),
     "hardswish": Activation("Hardswish", (f"{F}.hardswish",)),
+    "hardsigmoid": Activation("Hardsigmoid", (f"{F}.hardsigmoid",)),
 }
 ACT_NAMES: tuple[str, ...] = get_args(ActName)
 if tuple(ACTIVATIONS) != ACT_NAMES:  # pragma: no cover - an import-time guard for whoever adds one
@@ -96,18 +97,19 @@ def _random(name: str) -> Any:
     return draw
 
 
-def _op(name: str) -> OpDef:
+def _op(name: str) -> OpDef[ActLayer]:
     act = ACTIVATIONS[name]
     convert = _converter(name)
     methods = (MethodRule(act.methods, "self, *args, **kwargs", convert),) if act.methods else ()
     return OpDef(
         name=name, family="activation", summary=f"{name} activation (torch.nn.{act.module}), element-wise",
-        model=ActLayer, calc=_calc, leaf=lambda row: Leaf(row.name, ctor(row.op)), ctors=(ctor(name),),
+        model=ActLayer, calc=_calc, layer=lambda row: ActLayer(op=row.op),
+        leaf=lambda row, layer: Leaf(row.name, ctor(layer.op)), ctors=(ctor(name),),
         positive="identity", mixing="pointwise",
         inspect=InspectRules(modules={f"torch.nn.{act.module}": convert},
                              functions=(FunctionRule(act.functions, act.signature, convert),), methods=methods),
         random=_random(name), features={}, to_spec=lambda row, layer: {}, attach="act",
-        fold=lambda row, layer: {"act": row.op})
+        fold=lambda row, layer: {"act": row.op}, gather=None)
 
 
-OPS: tuple[OpDef, ...] = tuple(_op(name) for name in ACT_NAMES)
+OPS: tuple[OpDef[ActLayer], ...] = tuple(_op(name) for name in ACT_NAMES)

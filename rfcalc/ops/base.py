@@ -12,9 +12,9 @@ attribute, so nothing here imports torch.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from rfcalc.ops.actions import Converter
 from rfcalc.ops.fields import LayerModel
@@ -30,8 +30,14 @@ class At:
     path: str
 
 
+L = TypeVar("L", bound=LayerModel)
+
 # (layer, where, input) -> the rows of that op; raises rfcalc.table.geometry.LayerError for a located problem
-CalcRule = Callable[[Any, At, Flow], list[Row]]
+CalcRule = Callable[[L, At, Flow], list[Row]]
+
+# a row of this op -> its own layer back (the settings `calc` put in the row's common fields and `attrs`): the
+# carrier that takes every setting from the spec to the module, the export and the write-back
+LayerRule = Callable[[Row], L]
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,8 @@ class Leaf:
     kwargs: tuple[tuple[str, Any], ...] = ()
 
 
-# row -> its leaf (a conv's own norm/act/dropout rows get leaves of their own ops)
-LeafRule = Callable[[Row], Leaf]
+# (row, its layer) -> its leaf (a conv's own norm/act/dropout rows get leaves of their own ops)
+LeafRule = Callable[[Row, L], Leaf]
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ FeatureTest = Callable[[Row, dict[str, list[Row]]], bool]
 
 # A row of this op written back as a spec layer (inspect --to-spec): (row, the layer it was computed from) -> the
 # op's fields besides op and name
-SpecRule = Callable[[Row, Any], dict[str, Any]]
+SpecRule = Callable[[Row, L], dict[str, Any]]
 
 # Where a standalone row of this op can fold into a conv just before it (inspect --to-spec and the spec's own
 # `norm` / `act` / `dropout` fields): its order after the conv and the conv fields it sets.
@@ -105,12 +111,32 @@ def stage_number(stage: AttachStage) -> int:
     """Where a folded row goes after its conv: 1 (norm), 2 (activation), 3 (dropout)."""
     return ATTACH_ORDER.index(stage) + 1
 
-FoldRule = Callable[[Row, Any], "dict[str, Any] | None"]  # None: this row cannot fold
+
+FoldRule = Callable[[Row, L], "dict[str, Any] | None"]  # None: this row cannot fold
+
+@dataclass(frozen=True)
+class Gathered:
+    """Rows of traced code that one layer of an op computes together (``inspect --to-spec``): ``last`` is the row
+    whose output the layer gives, ``inner`` the other rows it replaces, ``source`` the row it reads."""
+
+    last: str
+    inner: tuple[str, ...]
+    source: str
+    layer: LayerModel
+
+
+# (a row, every row by name, each row's consumers by name) -> the layer of this op that the rows ending at that row
+# compute (a squeeze-and-excitation gate spelled as pool, convs, activations and a product), or None. Only for ops
+# that traced code spells as several rows; None for the others.
+GatherRule = Callable[[Row, Mapping[str, Row], Mapping[str, Sequence[str]]], "Gathered | None"]
+
 
 # How a row's output units depend on its input's units (rfcalc.table.reach): through a window (conv, pools,
 # gap: the row's kernel, stride, padding and dilation), unit by unit (element-wise ops, norms, 1x1 maps of
-# channels), or every output unit on all of them (linear and ultimus on a vector).
-Mixing = Literal["window", "pointwise", "all"]
+# channels), every output unit on all of them (linear and ultimus on a vector), or gated.
+# "gated": unit by unit like pointwise, plus a gate computed from every unit of the input (squeeze-and-excitation):
+# the window stays the unit's own, and each unit sees everything any input unit sees.
+Mixing = Literal["window", "pointwise", "all", "gated"]
 
 # How the gradient oracle's positive copy treats this op's modules: keep them, replace them by the identity
 # (norms, activations, dropout: they may cancel gradients), or by an average pool (max pools).
@@ -118,21 +144,27 @@ Positive = Literal["keep", "identity", "avg_pool"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class OpDef:
-    """One spec op: every piece rfcalc needs, all required."""
+class OpDef(Generic[L]):
+    """One spec op: every piece rfcalc needs, all required, typed on its layer model ``L``."""
 
     name: str                       # the spec's `op:` value
     family: str                     # the module that defines it (conv, pool, norm, activation, ...)
     summary: str                    # one line for docs and error messages
-    model: type[LayerModel]         # the pydantic model of the layer (its `op` Literal includes `name`)
-    calc: CalcRule                  # contract section 2: the rows of this op
-    leaf: LeafRule                  # the module that computes a row of this op
+    model: type[L]                  # the pydantic model of the layer (its `op` Literal includes `name`)
+    calc: CalcRule[L]               # contract section 2: the rows of this op (their `attrs`: its settings)
+    layer: LayerRule[L]             # a row of this op -> its layer back (the inverse of calc, row by row)
+    leaf: LeafRule[L]               # the module that computes a row of this op, from the row and its layer
     ctors: tuple[str, ...]          # every constructor `leaf` may name (torch side resolves and checks them)
     positive: Positive              # the gradient oracle's stand-in
     mixing: Mixing                  # which input units each output unit sees (the `global` flag)
     inspect: InspectRules           # how traced code is recognised as this op
     random: RandomRule              # random layers for property tests
     features: dict[str, FeatureTest]  # the feature tags this op shows
-    to_spec: SpecRule               # the row back as spec fields (inspect --to-spec)
+    to_spec: SpecRule[L]            # the row back as spec fields (inspect --to-spec)
     attach: AttachStage | None      # whether a standalone row folds into the conv before it
-    fold: FoldRule | None           # the conv fields such a fold sets (None when attach is None)
+    fold: FoldRule[L] | None        # the conv fields such a fold sets (None when attach is None)
+    gather: GatherRule | None       # rows of traced code written back as one layer of this op (None: one row each)
+
+    def leaf_of(self, row: Row) -> Leaf:
+        """The module of a row of this op: its leaf rule on the row and the row's own layer."""
+        return self.leaf(row, self.layer(row))

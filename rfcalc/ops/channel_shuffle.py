@@ -46,11 +46,13 @@ def _random(rng: random.Random, shape: Shape) -> tuple[dict[str, Any], Shape] | 
 OP = OpDef(
     name="channel_shuffle", family="channel_shuffle",
     summary="ShuffleNet's channel shuffle in `groups` groups (nn.ChannelShuffle), no parameters",
-    model=ChannelShuffleLayer, calc=_calc, leaf=lambda row: Leaf(row.name, "nn.ChannelShuffle", (row.groups,)),
+    model=ChannelShuffleLayer, calc=_calc,
+    layer=lambda row: ChannelShuffleLayer(op="channel_shuffle", groups=row.groups),
+    leaf=lambda row, layer: Leaf(row.name, "nn.ChannelShuffle", (layer.groups,)),
     ctors=("nn.ChannelShuffle",), positive="keep", mixing="pointwise",
     inspect=InspectRules(modules={"torch.nn.ChannelShuffle": _module},
                          functions=(FunctionRule(("torch.nn.functional.channel_shuffle", "torch.channel_shuffle",
                                                   "torch.native_channel_shuffle"), "input, groups", _function),)),
     random=_random, features={"channel_shuffle": lambda row, c: row.op == "channel_shuffle"},
-    to_spec=lambda row, layer: {"groups": layer.groups}, attach=None, fold=None)
-OPS: tuple[OpDef, ...] = (OP,)
+    to_spec=lambda row, layer: {"groups": layer.groups}, attach=None, fold=None, gather=None)
+OPS: tuple[OpDef[ChannelShuffleLayer], ...] = (OP,)

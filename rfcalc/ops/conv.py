@@ -108,7 +108,7 @@ def _calc(layer: ConvLayer, at: At, flow: Flow) -> list[Row]:
                out_shape=(out, h_out, w_out), geo_in=flow.geo,
                geo_out=step_geometry(flow.geo, kernel, layer.stride, padding), params=params, macs=macs,
                kernel=layer.k, stride=layer.stride, padding=padding, dilation=layer.dilation, groups=groups,
-               bias=layer.bias)
+               attrs={"bias": layer.bias})
     return [conv, *attached(conv, layer)]
 
 
@@ -144,18 +144,25 @@ def separable_parts(layer: ConvLayer) -> tuple[ConvLayer, ConvLayer]:
 
 
 # -- the module --------------------------------------------------------------------------------------------------
-def _leaf(row: Row) -> Leaf:
-    assert row.in_shape is not None and row.kernel and row.stride and row.padding and row.dilation
-    kwargs: list[tuple[str, Any]] = [("kernel_size", ctor_pair(row.kernel))]
-    for key, value, default in (("stride", row.stride, (1, 1)), ("padding", row.padding, (0, 0)),
-                                ("dilation", row.dilation, (1, 1))):
+def _layer(row: Row) -> ConvLayer:
+    """The conv of a row alone (its own norm, activation and dropout are rows of their own), padding resolved."""
+    assert row.kernel and row.stride and row.padding and row.dilation and row.groups
+    return ConvLayer(op="conv", out=row.out_shape[0], k=row.kernel, stride=row.stride, padding=row.padding,
+                     dilation=row.dilation, groups=row.groups, bias=row.attrs["bias"])
+
+
+def _leaf(row: Row, layer: ConvLayer) -> Leaf:
+    assert row.in_shape is not None and isinstance(layer.padding, tuple)
+    kwargs: list[tuple[str, Any]] = [("kernel_size", ctor_pair(layer.k))]
+    for key, value, default in (("stride", layer.stride, (1, 1)), ("padding", layer.padding, (0, 0)),
+                                ("dilation", layer.dilation, (1, 1))):
         if value != default:
             kwargs.append((key, ctor_pair(value)))
-    if row.groups not in (None, 1):
-        kwargs.append(("groups", row.groups))
-    if row.bias is False:
+    if layer.groups != 1:
+        kwargs.append(("groups", layer.groups))
+    if not layer.bias:
         kwargs.append(("bias", False))
-    return Leaf(row.name, "nn.Conv2d", (row.in_shape[0], row.out_shape[0]), tuple(kwargs))
+    return Leaf(row.name, "nn.Conv2d", (row.in_shape[0], layer.out), tuple(kwargs))
 
 
 # -- inspect -------------------------------------------------------------------------------------------------------
@@ -312,7 +319,7 @@ def _to_spec(row: Row, layer: ConvLayer) -> dict[str, Any]:
 
 OP = OpDef(
     name="conv", family="conv", summary="2-D convolution (nn.Conv2d) with optional norm, activation and dropout",
-    model=ConvLayer, calc=_calc, leaf=_leaf, ctors=("nn.Conv2d",), positive="keep", mixing="window",
+    model=ConvLayer, calc=_calc, layer=_layer, leaf=_leaf, ctors=("nn.Conv2d",), positive="keep", mixing="window",
     inspect=InspectRules(
         modules={"torch.nn.Conv2d": _module},
         functions=(FunctionRule(("torch.nn.functional.conv2d", "torch.conv2d"),
@@ -324,5 +331,5 @@ OP = OpDef(
         "separable_conv": _separable,
         "strided_conv": lambda row, c: row.op == "conv" and row.stride is not None and max(row.stride) > 1,
     },
-    to_spec=_to_spec, attach=None, fold=None)
-OPS: tuple[OpDef, ...] = (OP,)
+    to_spec=_to_spec, attach=None, fold=None, gather=None)
+OPS: tuple[OpDef[ConvLayer], ...] = (OP,)

@@ -25,15 +25,19 @@ class DropoutLayer(LayerModel):
 
 
 def rows(p: float, at: At, flow: Flow, attached_to: str | None = None) -> list[Row]:
-    return [same_geometry("dropout", at, flow, p=p, attached_to=attached_to)]
+    return [same_geometry("dropout", at, flow, attrs={"p": p}, attached_to=attached_to)]
 
 
 def _calc(layer: DropoutLayer, at: At, flow: Flow) -> list[Row]:
     return rows(layer.p, at, flow)
 
 
-def _leaf(row: Row) -> Leaf:
-    return Leaf(row.name, "nn.Dropout2d" if row.is_feature_map else "nn.Dropout", (), (("p", row.p),))
+def _layer(row: Row) -> DropoutLayer:
+    return DropoutLayer(op="dropout", p=row.attrs["p"])
+
+
+def _leaf(row: Row, layer: DropoutLayer) -> Leaf:
+    return Leaf(row.name, "nn.Dropout2d" if row.is_feature_map else "nn.Dropout", (), (("p", layer.p),))
 
 
 def _convert(call: Call) -> Action:
@@ -49,7 +53,7 @@ def _random(rng: random.Random, shape: Shape) -> tuple[dict[str, Any], Shape]:
 
 OP = OpDef(
     name="dropout", family="dropout", summary="dropout (Dropout2d on maps, Dropout on vectors), no parameters",
-    model=DropoutLayer, calc=_calc, leaf=_leaf, ctors=("nn.Dropout2d", "nn.Dropout"), positive="identity",
+    model=DropoutLayer, calc=_calc, layer=_layer, leaf=_leaf, ctors=("nn.Dropout2d", "nn.Dropout"), positive="identity",
     mixing="pointwise",
     inspect=InspectRules(
         modules={f"torch.nn.{name}": _convert for name in ("Dropout", "Dropout2d", "Dropout1d", "AlphaDropout",
@@ -58,7 +62,7 @@ OP = OpDef(
                                                                  "feature_alpha_dropout")),
                                 "input, p=0.5, training=True, inplace=False", _convert),)),
     random=_random,
-    features={"dropout": lambda row, consumers: row.op == "dropout" and float(row.p or 0) > 0},
+    features={"dropout": lambda row, consumers: row.op == "dropout" and float(row.attrs["p"]) > 0},
     to_spec=lambda row, layer: {"p": layer.p}, attach="dropout",
-    fold=lambda row, layer: {"dropout": layer.p} if row.is_feature_map else None)
-OPS: tuple[OpDef, ...] = (OP,)
+    fold=lambda row, layer: {"dropout": layer.p} if row.is_feature_map else None, gather=None)
+OPS: tuple[OpDef[DropoutLayer], ...] = (OP,)

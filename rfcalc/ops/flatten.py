@@ -39,10 +39,10 @@ RESHAPE_METHODS = ("flatten", "view", "reshape", "squeeze")
 
 OP = OpDef(
     name="flatten", family="flatten", summary="a feature map to a vector (nn.Flatten)", model=FlattenLayer,
-    calc=_calc, leaf=lambda row: Leaf(row.name, "nn.Flatten"), ctors=("nn.Flatten",), positive="keep",
-    mixing="pointwise",
+    calc=_calc, layer=lambda row: FlattenLayer(op="flatten"), leaf=lambda row, layer: Leaf(row.name, "nn.Flatten"),
+    ctors=("nn.Flatten",), positive="keep", mixing="pointwise",
     inspect=InspectRules(modules={"torch.nn.Flatten": _reshape},
                          functions=(FunctionRule(RESHAPE_FUNCTIONS, "*args, **kwargs", _reshape),),
                          methods=(MethodRule(RESHAPE_METHODS, "self, *args, **kwargs", _reshape),)),
-    random=_random, features={}, to_spec=lambda row, layer: {}, attach=None, fold=None)
-OPS: tuple[OpDef, ...] = (OP,)
+    random=_random, features={}, to_spec=lambda row, layer: {}, attach=None, fold=None, gather=None)
+OPS: tuple[OpDef[FlattenLayer], ...] = (OP,)

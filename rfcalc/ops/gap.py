@@ -30,7 +30,7 @@ def _calc(layer: GapLayer, at: At, flow: Flow) -> list[Row]:
     c, h, w = feature_map("gap", flow)
     return [Row(name=at.name, op="gap", path=at.path, inputs=(flow.producer,), in_shape=flow.shape, out_shape=(c,),
                 geo_in=flow.geo, geo_out=step_geometry(flow.geo, (h, w), (1, 1), (0, 0)), kernel=(h, w),
-                stride=(1, 1), padding=(0, 0), dilation=(1, 1), mode=layer.mode)]
+                stride=(1, 1), padding=(0, 0), dilation=(1, 1), attrs={"mode": layer.mode})]
 
 
 # -- inspect ---------------------------------------------------------------------------------------------------
@@ -70,7 +70,8 @@ def _random(rng: random.Random, shape: Shape) -> tuple[dict[str, Any], Shape] | 
 
 OP = OpDef(
     name="gap", family="gap", summary="global average (or max) pool to 1x1, then flatten (rfcalc's GlobalPool)",
-    model=GapLayer, calc=_calc, leaf=lambda row: Leaf(row.name, "GlobalPool", (row.mode or "avg",)),
+    model=GapLayer, calc=_calc, layer=lambda row: GapLayer(op="gap", mode=row.attrs["mode"]),
+    leaf=lambda row, layer: Leaf(row.name, "GlobalPool", (layer.mode,)),
     ctors=("GlobalPool",), positive="avg_pool", mixing="window",
     inspect=InspectRules(
         modules={"rfcalc.model.modules.GlobalPool": _own, "torch.nn.AdaptiveAvgPool2d": _adaptive("avg"),
@@ -82,5 +83,5 @@ OP = OpDef(
         methods=(MethodRule(("mean",), _MEAN_SIG, _mean("avg")),
                  MethodRule(("amax",), _MEAN_SIG, _mean("max")))),
     random=_random, features={"gap": lambda row, c: row.op == "gap"},
-    to_spec=lambda row, layer: {"mode": layer.mode} if layer.mode != "avg" else {}, attach=None, fold=None)
-OPS: tuple[OpDef, ...] = (OP,)
+    to_spec=lambda row, layer: {"mode": layer.mode} if layer.mode != "avg" else {}, attach=None, fold=None, gather=None)
+OPS: tuple[OpDef[GapLayer], ...] = (OP,)

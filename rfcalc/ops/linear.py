@@ -24,13 +24,17 @@ def _calc(layer: LinearLayer, at: At, flow: Flow) -> list[Row]:
     features = vector(flow)
     params = features * layer.out + (layer.out if layer.bias else 0)
     return [same_geometry("linear", at, flow, params=params, macs=features * layer.out, out_shape=(layer.out,),
-                          bias=layer.bias)]
+                          attrs={"bias": layer.bias})]
 
 
-def _leaf(row: Row) -> Leaf:
+def _layer(row: Row) -> LinearLayer:
+    return LinearLayer(op="linear", out=row.out_shape[0], bias=row.attrs["bias"])
+
+
+def _leaf(row: Row, layer: LinearLayer) -> Leaf:
     assert row.in_shape is not None
-    kwargs = () if row.bias is not False else (("bias", False),)
-    return Leaf(row.name, "nn.Linear", (row.in_shape[0], row.out_shape[0]), kwargs)
+    kwargs = () if layer.bias else (("bias", False),)
+    return Leaf(row.name, "nn.Linear", (row.in_shape[0], layer.out), kwargs)
 
 
 def _module(call: Call) -> Action:
@@ -55,10 +59,10 @@ def _to_spec(row: Row, layer: LinearLayer) -> dict[str, Any]:
 
 OP = OpDef(
     name="linear", family="linear", summary="fully connected layer on a vector (nn.Linear)", model=LinearLayer,
-    calc=_calc, leaf=_leaf, ctors=("nn.Linear",), positive="keep", mixing="all",
+    calc=_calc, layer=_layer, leaf=_leaf, ctors=("nn.Linear",), positive="keep", mixing="all",
     inspect=InspectRules(modules={"torch.nn.Linear": _module},
                          functions=(FunctionRule(("torch.nn.functional.linear",), "input, weight, bias=None",
                                                  _function),)),
     random=_random, features={"linear": lambda row, c: row.op == "linear"}, to_spec=_to_spec, attach=None,
-    fold=None)
-OPS: tuple[OpDef, ...] = (OP,)
+    fold=None, gather=None)
+OPS: tuple[OpDef[LinearLayer], ...] = (OP,)

@@ -53,11 +53,15 @@ def _calc(layer: NormLayer, at: At, flow: Flow) -> list[Row]:
     return rows(layer.op, layer.groups, at, flow)
 
 
-def _leaf(row: Row) -> Leaf:
+def _layer(row: Row) -> NormLayer:
+    return NormLayer(op=row.op, groups=row.groups if row.op == "gn" else None)
+
+
+def _leaf(row: Row, layer: NormLayer) -> Leaf:
     channels = row.out_shape[0]
-    if row.op == "bn":
+    if layer.op == "bn":
         return Leaf(row.name, "nn.BatchNorm2d" if row.is_feature_map else "nn.BatchNorm1d", (channels,))
-    return Leaf(row.name, "nn.GroupNorm", (row.groups if row.op == "gn" else 1, channels))
+    return Leaf(row.name, "nn.GroupNorm", (layer.groups if layer.op == "gn" else 1, channels))
 
 
 # -- inspect -------------------------------------------------------------------------------------------------
@@ -120,19 +124,20 @@ def _random(op: str) -> Any:
     return draw
 
 
-def _op(name: str, summary: str) -> OpDef:
+def _op(name: str, summary: str) -> OpDef[NormLayer]:
     return OpDef(
-        name=name, family="norm", summary=summary, model=NormLayer, calc=_calc, leaf=_leaf,
+        name=name, family="norm", summary=summary, model=NormLayer, calc=_calc, layer=_layer, leaf=_leaf,
         ctors=("nn.BatchNorm2d", "nn.BatchNorm1d") if name == "bn" else ("nn.GroupNorm",), positive="identity",
         mixing="pointwise",
         inspect=INSPECT[name], random=_random(name),
         features={name: lambda row, consumers, op=name: row.op == op},  # type: ignore[misc]
         to_spec=lambda row, layer: {"groups": layer.groups} if row.op == "gn" else {},
         attach="norm",
-        fold=lambda row, layer: {"norm": row.op, **({"norm_groups": layer.groups} if row.op == "gn" else {})})
+        fold=lambda row, layer: {"norm": row.op, **({"norm_groups": layer.groups} if row.op == "gn" else {})},
+        gather=None)
 
 
-OPS: tuple[OpDef, ...] = (
+OPS: tuple[OpDef[NormLayer], ...] = (
     _op("bn", "batch norm over channels (BatchNorm2d on maps, BatchNorm1d on vectors), 2·C parameters"),
     _op("gn", "group norm over channels in `groups` groups (GroupNorm), 2·C parameters"),
     _op("ln", "layer norm over (C, H, W) with a per-channel affine (GroupNorm(1, C)), 2·C parameters"),

@@ -52,19 +52,24 @@ def _calc(layer: PoolLayer, at: At, flow: Flow) -> list[Row]:
     return [Row(name=at.name, op=layer.op, path=at.path, inputs=(flow.producer,), in_shape=flow.shape,
                 out_shape=(c, h_out, w_out), geo_in=flow.geo,
                 geo_out=step_geometry(flow.geo, layer.k, stride, layer.padding), kernel=layer.k, stride=stride,
-                padding=layer.padding, dilation=(1, 1), ceil_mode=layer.ceil_mode)]
+                padding=layer.padding, dilation=(1, 1), attrs={"ceil_mode": layer.ceil_mode})]
 
 
-def _leaf(row: Row) -> Leaf:
+def _layer(row: Row) -> PoolLayer:
     assert row.kernel and row.stride and row.padding
-    kwargs: list[tuple[str, Any]] = [("kernel_size", ctor_pair(row.kernel))]
-    if row.stride != row.kernel:
-        kwargs.append(("stride", ctor_pair(row.stride)))
-    if row.padding != (0, 0):
-        kwargs.append(("padding", ctor_pair(row.padding)))
-    if row.ceil_mode:
+    return PoolLayer(op=row.op, k=row.kernel, stride=row.stride, padding=row.padding,
+                     ceil_mode=row.attrs["ceil_mode"])
+
+
+def _leaf(row: Row, layer: PoolLayer) -> Leaf:
+    kwargs: list[tuple[str, Any]] = [("kernel_size", ctor_pair(layer.k))]
+    if layer.stride_pair != layer.k:
+        kwargs.append(("stride", ctor_pair(layer.stride_pair)))
+    if layer.padding != (0, 0):
+        kwargs.append(("padding", ctor_pair(layer.padding)))
+    if layer.ceil_mode:
         kwargs.append(("ceil_mode", True))
-    return Leaf(row.name, "nn.MaxPool2d" if row.op == "maxpool" else "nn.AvgPool2d", (), tuple(kwargs))
+    return Leaf(row.name, "nn.MaxPool2d" if layer.op == "maxpool" else "nn.AvgPool2d", (), tuple(kwargs))
 
 
 # -- inspect ---------------------------------------------------------------------------------------------------
@@ -139,18 +144,18 @@ def _to_spec(row: Row, layer: PoolLayer) -> dict[str, Any]:
     return out
 
 
-OPS: tuple[OpDef, ...] = (
+OPS: tuple[OpDef[PoolLayer], ...] = (
     OpDef(name="maxpool", family="pool", summary="max pool over k x k windows (nn.MaxPool2d)", model=PoolLayer,
-          calc=_calc, leaf=_leaf, ctors=("nn.MaxPool2d",), positive="avg_pool", mixing="window",
+          calc=_calc, layer=_layer, leaf=_leaf, ctors=("nn.MaxPool2d",), positive="avg_pool", mixing="window",
           inspect=InspectRules(modules={"torch.nn.MaxPool2d": _max_module},
                                functions=(FunctionRule((f"{F}.max_pool2d", "torch.max_pool2d"), _MAX_SIG,
                                                        _max_function),)),
           random=_random("maxpool"), features={"maxpool": lambda row, c: row.op == "maxpool"}, to_spec=_to_spec,
-          attach=None, fold=None),
+          attach=None, fold=None, gather=None),
     OpDef(name="avgpool", family="pool", summary="average pool over k x k windows (nn.AvgPool2d)", model=PoolLayer,
-          calc=_calc, leaf=_leaf, ctors=("nn.AvgPool2d",), positive="keep", mixing="window",
+          calc=_calc, layer=_layer, leaf=_leaf, ctors=("nn.AvgPool2d",), positive="keep", mixing="window",
           inspect=InspectRules(modules={"torch.nn.AvgPool2d": _avg_module},
                                functions=(FunctionRule((f"{F}.avg_pool2d",), _AVG_SIG, _avg_function),)),
           random=_random("avgpool"), features={"avgpool": lambda row, c: row.op == "avgpool"}, to_spec=_to_spec,
-          attach=None, fold=None),
+          attach=None, fold=None, gather=None),
 )

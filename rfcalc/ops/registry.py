@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from rfcalc.ops import activation, channel_shuffle, conv, dropout, flatten, gap, linear, merges, norm, pool, ultimus
+from rfcalc.ops import (activation, channel_shuffle, conv, dropout, flatten, gap, linear, lppool, merges, norm, pool,
+                        se, ultimus)
 from rfcalc.ops.base import FeatureTest, OpDef
 
 # The families in the order ops are listed to users (error messages, docs, the schema).
-FAMILIES = (conv, pool, gap, norm, activation, dropout, flatten, linear, ultimus, channel_shuffle)
+FAMILIES = (conv, pool, gap, norm, activation, dropout, flatten, linear, ultimus, channel_shuffle,
+            lppool, se)
 
 # The vocabulary of `require` / `forbid` (contract: `constraints`): the ops' feature tags and the merges'.
 Feature = Literal["dilated_conv", "depthwise_conv", "separable_conv", "strided_conv", "maxpool", "avgpool", "gap",
@@ -27,8 +29,8 @@ class RegistryError(ImportError):
     """The op table is inconsistent (raised at import)."""
 
 
-def _build() -> dict[str, OpDef]:
-    table: dict[str, OpDef] = {}
+def _build() -> dict[str, OpDef[Any]]:
+    table: dict[str, OpDef[Any]] = {}
     for family in FAMILIES:
         for op in family.OPS:
             if op.name in table:
@@ -45,7 +47,7 @@ def _build() -> dict[str, OpDef]:
     return table
 
 
-REGISTRY: Mapping[str, OpDef] = MappingProxyType(_build())
+REGISTRY: Mapping[str, OpDef[Any]] = MappingProxyType(_build())
 
 
 def _feature_tests() -> dict[str, FeatureTest]:

@@ -27,7 +27,7 @@ def _calc(layer: UltimusLayer, at: At, flow: Flow) -> list[Row]:
     d, dim = vector(flow), layer.dim
     params = 3 * d * dim + dim * d + d
     macs = 3 * d * dim + dim * d + 2 * dim * dim
-    return [same_geometry("ultimus", at, flow, params=params, macs=macs, dim=dim)]
+    return [same_geometry("ultimus", at, flow, params=params, macs=macs, attrs={"dim": dim})]
 
 
 def _own(call: Call) -> Action:
@@ -40,9 +40,9 @@ def _random(rng: random.Random, shape: Shape) -> tuple[dict[str, Any], Shape] | 
 
 OP = OpDef(
     name="ultimus", family="ultimus", summary="seed 003's attention block on a vector (rfcalc's Ultimus)",
-    model=UltimusLayer, calc=_calc,
-    leaf=lambda row: Leaf(row.name, "Ultimus", (row.out_shape[0],), (("dim", row.dim),)), ctors=("Ultimus",),
+    model=UltimusLayer, calc=_calc, layer=lambda row: UltimusLayer(op="ultimus", dim=row.attrs["dim"]),
+    leaf=lambda row, layer: Leaf(row.name, "Ultimus", (row.out_shape[0],), (("dim", layer.dim),)), ctors=("Ultimus",),
     positive="keep", mixing="all", inspect=InspectRules(modules={"rfcalc.model.modules.Ultimus": _own}), random=_random,
     features={"ultimus": lambda row, c: row.op == "ultimus"}, to_spec=lambda row, layer: {"dim": layer.dim},
-    attach=None, fold=None)
-OPS: tuple[OpDef, ...] = (OP,)
+    attach=None, fold=None, gather=None)
+OPS: tuple[OpDef[UltimusLayer], ...] = (OP,)

@@ -18,7 +18,7 @@ from rfcalc.spec.graph import Group, Node, Parallel, Prim, Residual
 from rfcalc.spec.messages import name_problem, show, suggest, translate
 from rfcalc.ops.conv import ConvLayer, separable_parts
 from rfcalc.spec.models import LAYER_MODELS, NAME_PATTERN, OPS, RESERVED_NAMES, BlockDef, ParallelLayer, ResidualLayer
-from rfcalc.spec.source import Key, Source
+from rfcalc.spec.source import Key, Source, dotted
 
 _WHOLE_REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -43,7 +43,9 @@ class Expander:
     problems: list[Problem] = field(default_factory=list)
 
     def fail(self, key: Key, path: str, message: str, *, at_key: bool = False) -> None:
-        self.problems.append(self.source.problem(key, path, message, at_key=at_key))
+        problem = self.source.problem(key, path, message, at_key=at_key)
+        if problem not in self.problems:  # a mistake inside a block is said once, however often the block is used
+            self.problems.append(problem)
 
     # -- sequences -------------------------------------------------------------------------------------------
     def sequence(self, items: list[RawLayer], prefix: str, *, in_block: bool = False,
@@ -120,7 +122,8 @@ class Expander:
                       f"unknown op {show(op)}{hint}; allowed: {', '.join(OPS)}")
             return None
         merged = {**self.defaults.get(op, {}), **raw.data}
-        origins = {f: ("defaults", op, f) for f in self.defaults.get(op, {})} | raw.origins
+        # a field the layer writes itself is located at the layer, even when `defaults` has it too
+        origins = {f: ("defaults", op, f) for f in self.defaults.get(op, {}) if f not in raw.data} | raw.origins
         model = LAYER_MODELS[op]
         try:
             layer = model.model_validate(merged)
@@ -196,16 +199,21 @@ class Expander:
         for i, item in enumerate(block.layers):
             key = ("blocks", block_name, "layers", i)
             path = f"{raw.path} > blocks.{block_name}.layers[{i}]"
-            data, origins = self._substitute(item, values, key, path, block_name)
-            children.append(RawLayer(data, key, path, origins))
+            data, origins, unknown = self._substitute(item, values, key, path, block_name)
+            if not unknown:  # else a value is the unknown '$name', said once (not again as a bad value)
+                children.append(RawLayer(data, key, path, origins))
         nodes = self.sequence(children, name, in_block=True, stack=stack + (block_name,))
         return Group(name, raw.path, raw.key, "block", nodes)
 
     def _substitute(self, item: Any, values: dict[str, tuple[Any, Key]], key: Key, path: str,
-                    block: str) -> tuple[Any, dict[str, Key]]:
+                    block: str) -> tuple[Any, dict[str, Key], bool]:
+        """The layer with its `$params` replaced, where each replaced field came from, and whether a `$name`
+        is no parameter of the block."""
         origins: dict[str, Key] = {}
+        unknown = False
 
         def sub(value: Any, where: Key) -> Any:
+            nonlocal unknown
             if isinstance(value, dict):
                 return {k: sub(v, where + (k,)) for k, v in value.items()}
             if isinstance(value, list):
@@ -213,8 +221,9 @@ class Expander:
             if not isinstance(value, str) or "$" not in value:
                 return value
             for ref in _REF.findall(value):
-                if ref not in values:
-                    self.fail(where, path, f"unknown parameter '${ref}' in block '{block}'"
+                if ref not in values:  # a mistake in the block itself: its path there, not the use's
+                    unknown = True
+                    self.fail(where, dotted(where), f"unknown parameter '${ref}' in block '{block}'"
                                            f"{suggest(ref, list(values))}; its params: {', '.join(values) or 'none'}")
             whole = _WHOLE_REF.match(value)
             if whole and whole.group(1) in values:
@@ -224,4 +233,5 @@ class Expander:
                 return param_value
             return _REF.sub(lambda m: str(values[m.group(1)][0]) if m.group(1) in values else m.group(0), value)
 
-        return sub(item, key), origins
+        data = sub(item, key)
+        return data, origins, unknown

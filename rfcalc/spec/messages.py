@@ -160,8 +160,35 @@ def translate(exc: ValidationError, source: Source, key: Key, path: str, model: 
         origin = (origins or {}).get(loc[0]) if loc and isinstance(loc[0], str) else None
         where = origin + loc[1:] if origin is not None else key + loc
         message = describe_error(err, _field_model(model, loc), _value_model(model, loc))
+        if loc and origin is not None:
+            message += _from_defaults({str(loc[0]): origin}, source, named=False)
+        elif not loc and origins and model is not None:  # a rule across fields: name those `defaults` gave
+            given = {f: o for f, o in origins.items() if o[:1] == ("defaults",) and _causes(f, err, model)}
+            message += _from_defaults(given, source, named=True)
         problems.append(source.problem(where, _path_text(path, loc), message, at_key=err["type"] == "extra_forbidden"))
     return problems
+
+
+def _causes(field: str, err: ErrorDetails, model: type[BaseModel]) -> bool:
+    """Whether leaving ``field`` out of the input (its default applies) clears the rule that ``err`` broke."""
+    data = err.get("input")
+    if not isinstance(data, dict) or field not in data or model.model_fields.get(field, None) is None \
+            or model.model_fields[field].is_required():
+        return False
+    try:
+        model.model_validate({k: v for k, v in data.items() if k != field})
+    except ValidationError as exc:
+        return all(other["msg"] != err["msg"] for other in exc.errors())
+    return True
+
+
+def _from_defaults(origins: dict[str, Key], source: Source, *, named: bool) -> str:
+    """' (from defaults.conv at line 7)', or with ``named`` ' (groups from defaults.conv at line 7)': where the
+    values merged from `defaults:` are written; '' when none of ``origins`` is in `defaults:`."""
+    given = [(field, origin) for field, origin in origins.items() if len(origin) == 3 and origin[0] == "defaults"]
+    parts = [f"{f'{field} ' if named else ''}from defaults.{origin[1]} at line {source.locate(origin)[0]}"
+             for field, origin in given]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _field_model(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:

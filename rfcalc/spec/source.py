@@ -141,6 +141,10 @@ def read_spec_text(path: Path) -> str:
         raise SpecError([Problem(name, 1, 1, "", "file not found")])
     if path.is_dir():
         raise SpecError([Problem(name, 1, 1, "", "is a directory, expected a YAML spec file")])
+    if path.suffix == ".py":
+        raise SpecError([Problem(name, 1, 1, "", f"is Python source, expected a YAML spec file; for a PyTorch module "
+                                                 f"name it as FILE.py:NAME, e.g. `rfcalc inspect {name}:Net --input "
+                                                 f"3x32x32`")])
     try:
         raw = path.read_bytes()
     except OSError as exc:

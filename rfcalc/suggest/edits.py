@@ -16,6 +16,14 @@ from typing import Any
 from rfcalc.spec.source import Key, dotted
 
 
+STARVE = 0.25   # a width cut by more than this fraction of the layer starves it
+
+
+def starves(old: Any, new: Any) -> bool:
+    """Whether a width ``old`` -> ``new`` leaves the layer less than three quarters of its width."""
+    return type(old) is int and type(new) is int and old > 0 and new < old * (1 - STARVE)
+
+
 class Op(StrEnum):
     """A JSON-Patch operation."""
 

@@ -62,6 +62,18 @@ class Outcome:
                 return row.in_shape
         return self.output_shape
 
+    @cached_property
+    def misfits(self) -> frozenset[str]:
+        """The convs whose window (``dilation * (k - 1) + 1``) is wider than their input map: it sees padding."""
+        found = set()
+        for row in self.report.rows:
+            if row.op != "conv" or row.kernel is None or row.dilation is None or row.in_shape is None \
+                    or len(row.in_shape) != 3:
+                continue
+            if any(d * (k - 1) + 1 > size for d, k, size in zip(row.dilation, row.kernel, row.in_shape[1:])):
+                found.add(row.name)
+        return frozenset(found)
+
     @property
     def diagnostics(self) -> tuple[Diagnostic, ...]:
         return self.report.diagnostics

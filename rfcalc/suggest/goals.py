@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from rfcalc.analysis.checker import Rule
-from rfcalc.quantities import BoundOp, nearest_passing
+from rfcalc.quantities import BOUNDED, BoundOp, nearest_passing
 
 
 class Direction(StrEnum):
@@ -18,7 +18,8 @@ class Direction(StrEnum):
 
 @dataclass(frozen=True)
 class Goal:
-    """A failing rule and what it asks for. ``quantity``: rf, params or macs, or the feature's name."""
+    """A failing rule and what it asks for. ``quantity``: a bounded quantity's name (rfcalc.quantities.BOUNDED),
+    or the feature's name."""
 
     rule: str
     kind: str
@@ -43,7 +44,7 @@ def distance(rule: Rule) -> float:
     one."""
     if rule.ok:
         return 0.0
-    if rule.kind in ("rf", "params", "macs") and rule.op is not None:
+    if rule.kind in BOUNDED and rule.op is not None:
         values = rule.value if isinstance(rule.value, list) else [rule.value]
         return max(_distance(rule.op, v, rule.limit) for v in values)
     if rule.kind == "forbid":
@@ -53,7 +54,7 @@ def distance(rule: Rule) -> float:
 
 def violation(rule: Rule) -> float:
     """:func:`distance` relative to the limit for bounds (so that RF and params add up), as is for features."""
-    if rule.kind in ("rf", "params", "macs") and rule.op is not None:
+    if rule.kind in BOUNDED and rule.op is not None:
         return distance(rule) / max(1.0, abs(float(rule.limit)))
     return distance(rule)
 

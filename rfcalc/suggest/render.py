@@ -17,7 +17,7 @@ from rfcalc.suggest.edits import Change, Edit, EditKind, Op
 from rfcalc.suggest.result import Status, Suggestion, SuggestResult
 from rfcalc.suggest.yaml_patch import format_value
 
-RANKING = "fewest edits, then output size kept, smallest |Δparams|, smallest |ΔMACs|"
+RANKING = ("no layer starved, then fewest edits, output size kept, smallest |Δparams|, smallest |ΔMACs|")
 
 
 def _signed(value: int) -> str:

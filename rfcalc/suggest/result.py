@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from rfcalc.errors import ExitCode
-from rfcalc.suggest.edits import Edit
+from rfcalc.suggest.edits import Edit, EditKind, starves
 from rfcalc.suggest.evaluate import Outcome
 
 SCHEMA_VERSION = 1
@@ -48,6 +48,11 @@ class Suggestion:
         return self.after.macs - self.before.macs
 
     @property
+    def starves(self) -> bool:
+        """A width edit cuts a layer by more than a quarter (a spread cut over several layers ranks above)."""
+        return any(starves(c.old, c.value) for e in self.edits if e.kind is EditKind.WIDTH for c in e.changes)
+
+    @property
     def output_size_kept(self) -> bool:
         """The last feature map keeps its spatial size (what gap pools, or the output map)."""
         return _spatial(self.after.final_map) == _spatial(self.before.final_map)
@@ -56,11 +61,12 @@ class Suggestion:
     def new_diagnostics(self) -> tuple[Any, ...]:
         return tuple(d for d in self.after.diagnostics if d not in self.before.diagnostics)
 
-    def rank_key(self) -> tuple[int, bool, int, int, int]:
-        """Least change first: fewest edits, the output size kept, smallest |Δparams|, smallest |ΔMACs|, then the
+    def rank_key(self) -> tuple[bool, int, bool, int, int, int]:
+        """Least change first: no layer starved (a cut spread over several layers before one layer cut by more
+        than a quarter), fewest edits, the output size kept, smallest |Δparams|, smallest |ΔMACs|, then the
         smallest change of the numbers written in the spec (dilation 1 -> 2 before 1 -> 5)."""
-        return (len(self.edits), not self.output_size_kept, abs(self.delta_params), abs(self.delta_macs),
-                sum(e.magnitude for e in self.edits))
+        return (self.starves, len(self.edits), not self.output_size_kept, abs(self.delta_params),
+                abs(self.delta_macs), sum(e.magnitude for e in self.edits))
 
     def to_dict(self, rank: int | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {} if rank is None else {"rank": rank}

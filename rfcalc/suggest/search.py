@@ -4,11 +4,17 @@ before (a beam), each candidate evaluated exactly; the first level with a fix is
 A partial fix is a candidate that brings the spec closer to passing (fewer failing rules, or the same ones by
 less) without passing: RF fixed while params are still over, one of two max-pools replaced. Level n+1 runs the
 generator again on those edited specs, targeted at the rules they still fail.
+
+Edits a designer would make: one edit of a kind per layer in a fix, no conv whose window grows wider than its
+input map (``Outcome.misfits``), and a cut spread over several layers before one that starves a layer: when
+every fix of a level starves a layer, the next level looks for spread ones, from the width cuts that starve
+no layer (the starving fixes stay, ranked after what it finds).
 """
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import partial
 
 from rfcalc.analysis.load import Spec
 from rfcalc.spec.models import Constraints
@@ -47,7 +53,7 @@ class Search:
     def _try(self, base: Outcome, edit: Edit) -> Outcome | None:
         """The outcome of ``edit`` on ``base``; None when invalid or when it changes the class count."""
         outcome = self.evaluator(apply_edit(base.data, edit))
-        if outcome is None or not self._same_classes(outcome):
+        if outcome is None or not self._same_classes(outcome) or not outcome.misfits <= self.root.misfits:
             return None
         return outcome
 
@@ -64,6 +70,7 @@ class Search:
         frontier = [Suggestion((), self.root, self.root)]
         levels: list[LevelStats] = []
         partial_best: _Found | None = None
+        starving: list[_Found] = []   # fixes of earlier levels that starve a layer
         unreachable: tuple[str, ...] = ()
         spent = False
         for level in range(1, self.max_edits + 1):
@@ -74,12 +81,13 @@ class Search:
                 for state in frontier:
                     names, keys = node_keys(state.after.nodes)
                     generator = Generator(find_sites(state.after.data, names), keys, state.after.report)
+                    done = {(e.kind, e.site) for e in state.edits}
                     for goal in state.after.goals:
                         found = generator.ladders(goal)
                         if level == 1 and not found:
                             unreachable += (goal.rule,)
                         for ladder in found:
-                            if self._outranked(ladder, level, solutions, top):
+                            if (ladder.kind, ladder.site) in done or self._outranked(ladder, level, solutions, top):
                                 continue
                             self.kinds.setdefault(ladder.kind.value)
                             ladders += 1
@@ -92,13 +100,14 @@ class Search:
             ranked = sorted(partials, key=lambda f: (f.suggestion.after.score, f.suggestion.rank_key(), f.order))
             if ranked and (partial_best is None or _partial_key(ranked[0]) < _partial_key(partial_best)):
                 partial_best = ranked[0]
-            if solutions:
-                best = sorted(solutions, key=lambda f: (f.suggestion.rank_key(), f.order))
-                return (Status.FIXED, [f.suggestion for f in best[:top]], None,
-                        self._stats(levels, spent, unreachable))
+            if solutions and (not all(f.suggestion.starves for f in solutions) or level == self.max_edits):
+                return Status.FIXED, _best(starving + solutions, top), None, self._stats(levels, spent, unreachable)
+            starving += solutions
             if spent or not ranked:
                 break
-            frontier = [f.suggestion for f in ranked[:self.beam]]
+            frontier = [f.suggestion for f in sorted(ranked, key=partial(_beam_order, bool(starving)))[:self.beam]]
+        if starving:
+            return Status.FIXED, _best(starving, top), None, self._stats(levels, spent, unreachable)
         best_partial = partial_best.suggestion if partial_best is not None else None
         return Status.NOT_FOUND, [], best_partial, self._stats(levels, spent, unreachable)
 
@@ -109,8 +118,8 @@ class Search:
         neither params nor MACs nor the output size, those ladders need not be evaluated."""
         if len(solutions) < top or ladder.kind in MAY_BE_FREE:
             return False
-        kth = sorted(f.suggestion.rank_key()[:4] for f in solutions)[top - 1]
-        return kth < (level, False, 1, 0)
+        kth = sorted(f.suggestion.rank_key()[:5] for f in solutions)[top - 1]
+        return kth < (False, level, False, 1, 0)
 
     def _classify(self, state: Suggestion, edit: Edit, outcome: Outcome, solutions: list[_Found],
                   partials: list[_Found]) -> None:
@@ -128,6 +137,18 @@ class Search:
     def _stats(self, levels: list[LevelStats], spent: bool, unreachable: tuple[str, ...]) -> SearchStats:
         return SearchStats(self.evaluator.budget, self.evaluator.used, self.max_edits, self.beam, spent,
                            tuple(levels), tuple(self.kinds), unreachable)
+
+
+def _beam_order(spreading: bool, found: _Found) -> tuple[bool, bool]:
+    """Partial fixes that starve no layer go on first; while only starving fixes are known (``spreading``), the
+    width cuts that starve no layer go first of all: the next level spreads the cut over another layer."""
+    suggestion = found.suggestion
+    spread = all(e.kind is EditKind.WIDTH for e in suggestion.edits) and not suggestion.starves
+    return suggestion.starves, spreading and not spread
+
+
+def _best(found: list[_Found], top: int) -> list[Suggestion]:
+    return [f.suggestion for f in sorted(found, key=lambda f: (f.suggestion.rank_key(), f.order))[:top]]
 
 
 def _partial_key(found: _Found) -> tuple[object, ...]:

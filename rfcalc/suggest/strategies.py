@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 
+from rfcalc.quantities import BOUNDED
 from rfcalc.suggest.candidates import Ladder
 from rfcalc.suggest.edits import Edit
 from rfcalc.suggest.evaluate import Outcome
@@ -50,7 +51,7 @@ class _Probe:
 def walk(ladder: Ladder, base: Outcome, try_: Try) -> Iterator[Found]:
     if not ladder.monotone or len(ladder.values) <= 2:
         yield from climb(ladder, base, try_)
-    elif ladder.goal.kind in ("rf", "params", "macs"):
+    elif ladder.goal.kind in BOUNDED:
         yield from secant(ladder, base, try_)
     else:
         yield from gallop(ladder, base, try_)

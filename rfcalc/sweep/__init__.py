@@ -11,6 +11,7 @@ Modules, one idea each:
 - :mod:`rfcalc.sweep.load`       a sweep file -> a checked :class:`~rfcalc.sweep.load.Sweep` (located errors)
 - :mod:`rfcalc.sweep.schema`     the sweep file's JSON Schema
 - :mod:`rfcalc.sweep.candidate`  values -> a standalone trial spec -> the torch-free verdict of `rfcalc check`
+- :mod:`rfcalc.sweep.holdout`    budget.holdout: a fixed held-out split of the training images, written once
 - :mod:`rfcalc.sweep.trainproc`  a trial's `rfcalc train` child process, followed through its metrics.jsonl
 - :mod:`rfcalc.sweep.outcome`    complete / pruned / rejected / failed / interrupted / ... from Optuna's state
 - :mod:`rfcalc.sweep.study`      storage, sampler, pruner, opening or continuing a study, the budget count

@@ -57,6 +57,9 @@ def make_candidate(sweep: Sweep, number: int, values: dict[str, Any]) -> Candida
     settings = [s for dim in sweep.dimensions if dim.name in values for s in dim.settings(values[dim.name])]
     data = apply(sweep.base, settings)
     data["name"] = f"{sweep.base_name}-t{number}"
+    recipe = sweep.budget.recipe()
+    if recipe:  # the budget's recipe is the trial's own: `rfcalc train` on the file trains it the same way
+        data["train"] = {**(data.get("train") or {}), **recipe}
     return Candidate(number, dict(values), data)
 
 

@@ -47,10 +47,17 @@ class Sweep:
     enqueue: tuple[dict[str, Any], ...]
     data: str | None                # from the sweep file (absolute), else None
     digest: str                     # what a study must have been made from to be continued
+    min_epochs: int = 1             # successive_halving / hyperband: the first rung
+    reduction_factor: int = 3       # successive_halving / hyperband: 1 in this many goes on
 
     @property
     def base_name(self) -> str:
         return str(self.base["name"])
+
+    @property
+    def measure(self) -> str:
+        """What a trial's accuracy is measured on, in words."""
+        return "held-out accuracy" if self.budget.holdout else "test accuracy"
 
     @property
     def second_objective(self) -> str:
@@ -88,6 +95,8 @@ def load_sweep(path: str | Path) -> Sweep:
     if not isinstance(data, dict):
         raise SpecError([source.problem((), "", f"a sweep file is a mapping with version, spec, space, budget and "
                                                 f"trials, got {type(data).__name__}")])
+    if "layers" in data and "spec" not in data:
+        raise SpecError([Problem(str(path), 1, 1, "", _model_spec_hint(data, path))])
     try:
         top = SweepFile.model_validate(data)
     except ValidationError as exc:
@@ -102,6 +111,10 @@ def load_sweep(path: str | Path) -> Sweep:
     if len(top.objective) > 1 and top.pruner != "none" and "pruner" in top.model_fields_set:
         problems.append(source.problem(("pruner",), "pruner", f"Optuna cannot prune the trials of a two-objective "
                                                               f"study; use pruner: none, got {top.pruner!r}"))
+    if top.pruner in ("successive_halving", "hyperband") and top.min_epochs > top.budget.epochs:
+        problems.append(source.problem(("min_epochs",), "min_epochs", f"the first rung of the {top.pruner} pruner "
+                                                                      f"must be within budget.epochs "
+                                                                      f"({top.budget.epochs}), got {top.min_epochs}"))
     enqueue = _enqueue(top, dimensions, source, problems)
     if problems:
         raise SpecError(problems)
@@ -116,7 +129,19 @@ def load_sweep(path: str | Path) -> Sweep:
                  top.objective, top.budget, top.trials, top.timeout,
                  "none" if len(top.objective) > 1 else top.pruner, top.prune_after, top.startup_trials,
                  top.population, top.seed,
-                 tuple(enqueue), sweep_data, digest.hexdigest()[:16])
+                 tuple(enqueue), sweep_data, digest.hexdigest()[:16], top.min_epochs, top.reduction_factor)
+
+
+def _model_spec_hint(data: dict[str, Any], path: Path) -> str:
+    """One line for a model spec given where a sweep file belongs: what a sweep file over it looks like."""
+    given = data.get("layers")
+    layers: list[Any] = given if isinstance(given, list) else []
+    named = next((item for item in layers if isinstance(item, dict) and isinstance(item.get("name"), str)
+                  and isinstance(item.get("out"), int)), None)
+    where = f"layers.{named['name']}.out" if named else "'layers[0].out'"
+    return (f"this is a model spec (it has layers:), not a sweep file; a sweep file names it: version: 1, "
+            f"spec: {path.name}, space: {{width: {{path: {where}, int: [16, 64], step: 16}}}}, "
+            f"budget: {{epochs: 2}}, trials: 12 (docs/sweep.md)")
 
 
 def _translate(exc: ValidationError, source: Source) -> list[Problem]:
@@ -223,8 +248,22 @@ def _dimensions(top: SweepFile, base: dict[str, Any], source: Source, problems: 
             tokens = check(text, key, where, name)
             if tokens is not None:
                 paths.append(tokens)
+                if tokens[-1] == "use" and param.kind == "choices":
+                    _block_names(base, param, name, source, problems)
         dims.append(Dimension(name, param, paths=tuple(paths)))
     return dims
+
+
+def _block_names(base: dict[str, Any], param: Param, name: str, source: Source, problems: list[Problem]) -> None:
+    """Choices of a `use:` path must name blocks of the base spec (a typo would reject every candidate with it)."""
+    given = base.get("blocks")
+    blocks: dict[str, Any] = given if isinstance(given, dict) else {}
+    for i, value in enumerate(list(param.choices or [])):
+        if value not in blocks:
+            known = [str(b) for b in blocks]
+            problems.append(source.problem(("space", name, "choices", i), f"space.{name}.choices[{i}]",
+                                           f"no block {value!r} in the spec's blocks{suggest(str(value), known)}; "
+                                           f"blocks: {', '.join(known) or 'none'}"))
 
 
 def _enqueue(top: SweepFile, dims: list[Dimension], source: Source, problems: list[Problem]) -> list[dict[str, Any]]:

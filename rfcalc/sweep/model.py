@@ -17,8 +17,10 @@ space:
 budget: {epochs: 2, train_limit: 2000, test_limit: 500, aug: fast, batch_size: 64}
 trials: 12                           # in total, over every worker and machine
 timeout: 3m                          # this run starts no trial after this long
-pruner: median                       # median | hyperband | none
+pruner: median                       # median | successive_halving | hyperband | none
 prune_after: 2                       # median: completed trials before it stops any
+min_epochs: 1                        # successive_halving / hyperband: the first rung
+reduction_factor: 3                  # successive_halving / hyperband: 1 in 3 goes on
 ```
 
 Only the shape of each field is checked here; :mod:`rfcalc.sweep.load` checks paths against the base spec.
@@ -31,10 +33,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rfcalc.trainer.config import AugMode
+from rfcalc.trainer.config import AugMode, TrainConfig
 
 ObjectiveName = Literal["accuracy", "params", "macs"]
-PrunerName = Literal["median", "hyperband", "none"]
+PrunerName = Literal["median", "successive_halving", "hyperband", "none"]
 Scalar = Union[bool, int, float, str, None]
 PARAM_NAME = r"^[A-Za-z_][A-Za-z0-9_.]*$"
 OBJECTIVES: tuple[tuple[ObjectiveName, ...], ...] = (("accuracy",), ("accuracy", "params"), ("accuracy", "macs"))
@@ -121,7 +123,8 @@ class Param(BaseModel):
 
 
 class Budget(BaseModel):
-    """What every trial trains with: passed to `rfcalc train` as flags (the trial spec keeps its train: section)."""
+    """What every trial trains with: passed to `rfcalc train` as flags, and its recipe fields written into every
+    trial spec's train: section (so best.yaml trains as its trial did)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -132,12 +135,21 @@ class Budget(BaseModel):
     aug: AugMode | None = None
     workers: Annotated[int, Field(ge=0, description="DataLoader workers of each trial")] | None = None
     seed: Annotated[int, Field(ge=0)] | None = None
+    holdout: Annotated[int, Field(ge=1, description="training images held out of training, fixed for the whole "
+                                                    "sweep: every trial is measured on them instead of the test "
+                                                    "split")] | None = None
+
+    def recipe(self) -> dict[str, Any]:
+        """What the budget sets of the spec's `train:` section (epochs, batch_size, aug, workers, seed): written into
+        every trial spec, so that the spec alone says how its trial was trained (train_limit and test_limit
+        choose images, not the recipe)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None and k in TrainConfig.model_fields}
 
     def flags(self) -> list[str]:
         """The budget as `rfcalc train` flags."""
         out: list[str] = []
         for field, value in self.model_dump().items():
-            if value is not None:
+            if value is not None and field != "holdout":  # the sweep makes the held-out data set itself
                 out += ["--" + field.replace("_", "-"), str(value)]
         return out
 
@@ -163,6 +175,10 @@ class SweepFile(BaseModel):
     timeout: float | None = Field(None, description="this run starts no trial after this long: 90, 90s, 3m, 2h")
     pruner: PrunerName = "median"
     prune_after: Annotated[int, Field(ge=0, description="median pruner: completed trials before it stops any")] = 2
+    min_epochs: Annotated[int, Field(ge=1, description="successive_halving / hyperband: epochs of the first rung "
+                                                       "(the least a trial trains)")] = 1
+    reduction_factor: Annotated[int, Field(ge=2, description="successive_halving / hyperband: 1 in this many "
+                                                             "trials goes on to the next rung")] = 3
     startup_trials: Annotated[int, Field(ge=0, description="TPE: random trials before it models the space")] = 4
     population: Annotated[int, Field(ge=2, description="NSGA-II: population of a generation")] = 8
     seed: Annotated[int, Field(ge=0)] | None = Field(None, description="sampler seed (worker i uses seed + i)")

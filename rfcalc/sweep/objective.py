@@ -95,6 +95,11 @@ def _train(ctx: Context, trial: Any, folder: Path, params: int, shown: str) -> f
     resume, resumed_from = _previous_attempt(ctx, trial)
     if resumed_from is not None:
         trial.set_user_attr("resumed_from", resumed_from)
+        done = read_metrics(folder_of(ctx.out, resumed_from) / "metrics.jsonl")
+        if len(done) >= epochs:  # Ctrl-C landed after its last epoch: nothing is left to train
+            trial.set_user_attr("folder", str(folder_of(ctx.out, resumed_from)))  # where its files are
+            return _complete(ctx, trial, done, f"trial {resumed_from} had trained all {epochs} epoch(s) when it was "
+                                               f"interrupted: its result, not trained again")
     job = TrainJob(folder / "spec.yaml", folder, ctx.data, sweep.budget, ctx.device, resume, ctx.launcher)
     ctx.say(f"trial {n}: training {params:,} params ({shown})" +
             (f", resuming trial {resumed_from} from {resume}" if resume else ""))
@@ -109,7 +114,7 @@ def _train(ctx: Context, trial: Any, folder: Path, params: int, shown: str) -> f
                 best = max(best, accuracy)
                 trial.set_user_attr("accuracy", best)
                 trial.set_user_attr("epochs", epoch)
-                ctx.say(f"trial {n}: epoch {epoch}/{epochs}: test accuracy {accuracy:.2%}")
+                ctx.say(f"trial {n}: epoch {epoch}/{epochs}: {sweep.measure} {accuracy:.2%}")
                 if len(sweep.objective) > 1:
                     continue
                 trial.report(accuracy, epoch)
@@ -124,6 +129,10 @@ def _train(ctx: Context, trial: Any, folder: Path, params: int, shown: str) -> f
             if ctx.stop.wait(ctx.poll_s):
                 code = proc.interrupt(INTERRUPT_WAIT_S)
                 proc.new_epochs()  # an epoch that ended while the child stopped
+                rows = read_metrics(proc.metrics)
+                if len(rows) >= epochs:  # Ctrl-C after the last epoch (while the trainer wrote its figures)
+                    return _complete(ctx, trial, rows, f"Ctrl-C came after its last epoch ({epochs}/{epochs}): "
+                                                       f"complete", started)
                 kept = folder / "last.pt"
                 reason = (f"interrupted (Ctrl-C) after {proc.seen} epoch(s); "
                           + (f"{kept} kept to resume" if kept.is_file() and code == 130 else "started over next time"))
@@ -141,8 +150,24 @@ def _train(ctx: Context, trial: Any, folder: Path, params: int, shown: str) -> f
     accuracy = float(summary["best_test_acc"])
     trial.set_user_attr("accuracy", accuracy)
     _end(trial, Outcome.complete, "", started)
-    ctx.say(f"trial {n}: complete: best test accuracy {accuracy:.2%} in {time.monotonic() - started:.1f} s")
+    ctx.say(f"trial {n}: complete: best {sweep.measure} {accuracy:.2%} in {time.monotonic() - started:.1f} s")
     return _values(sweep, accuracy, trial)
+
+
+def _complete(ctx: Context, trial: Any, rows: list[dict[str, Any]], reason: str,
+              started: float | None = None) -> float | tuple[float, float]:
+    """A trial complete from the epochs in its metrics.jsonl (the trainer's best_test_acc is their best)."""
+    accuracy = max(float(row["test_acc"]) for row in rows)
+    if started is None and len(ctx.sweep.objective) == 1:  # a retry: its intermediate values are its attempt's
+        for row in rows:
+            trial.report(float(row["test_acc"]), int(row["epoch"]))
+    trial.set_user_attr("accuracy", accuracy)
+    trial.set_user_attr("epochs", len(rows))
+    _end(trial, Outcome.complete, reason, started)
+    if started is None:
+        trial.set_user_attr("seconds", 0.0)
+    ctx.say(f"trial {trial.number}: complete: best {ctx.sweep.measure} {accuracy:.2%} ({reason})")
+    return _values(ctx.sweep, accuracy, trial)
 
 
 def _values(sweep: Sweep, accuracy: float, trial: Any) -> float | tuple[float, float]:
@@ -196,11 +221,8 @@ def _previous_attempt(ctx: Context, trial: Any) -> tuple[Path | None, int | None
     if not history:
         return None, None
     last = int(history[-1])
-    previous = folder_of(ctx.out, last)
-    done = len(read_metrics(previous / "metrics.jsonl")) >= ctx.sweep.budget.epochs
-    checkpoint = previous / "last.pt"
-    # an attempt stopped after its last epoch (while writing its figures) has nothing left to resume: start over
-    return (checkpoint, last) if checkpoint.is_file() and not done else (None, last)
+    checkpoint = folder_of(ctx.out, last) / "last.pt"
+    return (checkpoint, last) if checkpoint.is_file() else (None, last)
 
 
 def _short(value: Any) -> str:

@@ -11,6 +11,7 @@ import copy
 import re
 from typing import Any
 
+from rfcalc.quantities import BOUNDED
 from rfcalc.spec.messages import suggest
 from rfcalc.spec.models import LAYER_MODELS, OPS, Bound, Constraints, SpecFile
 from rfcalc.trainer.config import TrainConfig
@@ -72,7 +73,7 @@ def allowed_keys(prefix: tuple[Token, ...], parent: dict[str, Any], base: dict[s
         return tuple(k for k in LAYER_MODELS[str(prefix[1])].model_fields if k not in ("op", "name", "repeat"))
     if prefix == ("constraints",):
         return tuple(Constraints.model_fields)
-    if len(prefix) == 2 and prefix[0] == "constraints" and prefix[1] in ("rf", "params", "macs"):
+    if len(prefix) == 2 and prefix[0] == "constraints" and prefix[1] in BOUNDED:
         return tuple(Bound.model_fields)
     op, use = parent.get("op"), parent.get("use")
     if isinstance(op, str) and op in LAYER_MODELS:

@@ -8,7 +8,7 @@ import json
 import textwrap
 from typing import Any
 
-from rfcalc.analysis.render import TableFormat
+from rfcalc.table.formats import TableFormat
 from rfcalc.quantities import format_number
 from rfcalc.sweep.outcome import Outcome
 from rfcalc.sweep.results import Results, TrialRow
@@ -55,16 +55,23 @@ def _cells(row: TrialRow) -> list[str]:
             duration(row.seconds)]
 
 
+DONE = (Outcome.complete, Outcome.pruned, Outcome.rejected, Outcome.failed)  # ended, and counted towards `trials`
 HEADERS = ["trial", "state", "accuracy", "params", "RF", "MACs", "time"]
 
 
 def summary_lines(results: Results) -> list[str]:
-    counted = [o for o in (Outcome.complete, Outcome.pruned, Outcome.rejected, Outcome.failed, Outcome.interrupted,
-                           Outcome.lost, Outcome.running, Outcome.waiting) if results.count(o)]
-    done = sum(results.count(o) for o in (Outcome.complete, Outcome.pruned, Outcome.rejected, Outcome.failed))
-    lines = [f"{results.study}: {done} of {results.trials} trials done ("
-             + ", ".join(f"{results.count(o)} {o.value}" for o in counted) + ")" if counted else
-             f"{results.study}: no trials yet"]
+    ended = [o for o in DONE if results.count(o)]
+    done = sum(results.count(o) for o in ended)
+    under_way = [f"{results.count(o)} {word}" for o, word in ((Outcome.running, "running"), (Outcome.waiting, "queued"))
+                 if results.count(o)]
+    again = [f"{results.count(o)} {o.value}" for o in (Outcome.interrupted, Outcome.lost) if results.count(o)]
+    if not (ended or under_way or again):
+        lines = [f"{results.study}: no trials yet"]
+    else:  # the parenthesis adds up to `done`; what does not count towards the budget is said apart
+        lines = [f"{results.study}: {done} of {results.trials} trials done"
+                 + (" (" + ", ".join(f"{results.count(o)} {o.value}" for o in ended) + ")" if ended else "")
+                 + ("; " + ", ".join(under_way) if under_way else "")
+                 + ("; not counted: " + ", ".join(again) + " (each queued again as a new trial)" if again else "")]
     best = results.best
     if best is not None:
         values = ", ".join(f"{k}={value_text(v)}" for k, v in best.values.items())

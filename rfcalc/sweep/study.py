@@ -84,8 +84,12 @@ def make_pruner(sweep: Sweep) -> Any:
 
     if sweep.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=sweep.prune_after, n_warmup_steps=0)
+    if sweep.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=sweep.min_epochs,
+                                                      reduction_factor=sweep.reduction_factor)
     if sweep.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=sweep.budget.epochs, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=sweep.min_epochs, max_resource=sweep.budget.epochs,
+                                              reduction_factor=sweep.reduction_factor)
     return optuna.pruners.NopPruner()
 
 

@@ -13,13 +13,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rfcalc.errors import ExitCode, RfcalcError, SpecError
+from rfcalc.errors import ExitCode, RfcalcError, SpecError, debugging, internal_error_lines
+from rfcalc.signals import stop_on_signals
 from rfcalc.sweep.load import Sweep, load_sweep
 from rfcalc.sweep.objective import Context, Surplus, TrialFailed, run_trial
 from rfcalc.sweep.outcome import Outcome, counts, outcome_of
@@ -58,29 +58,6 @@ def say_with(label: str) -> Callable[[str], None]:
         print(f"{label}{message}", flush=True)
 
     return say
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event, on_signal: Callable[[], None] = lambda: None, *,
-                    second_raises: bool = True) -> Iterator[None]:
-    """SIGINT / SIGTERM: the first sets ``stop``; a second raises KeyboardInterrupt (stop at once) unless
-    ``second_raises`` is off (a parent that only forwards signals to its workers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        on_signal()
-        if stop.is_set() and second_raises:
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def trial_env(threads: int | None) -> dict[str, str]:
@@ -153,6 +130,12 @@ def _worker_main(plan: WorkerPlan) -> None:
         sys.exit(int(getattr(exc, "exit_code", ExitCode.BAD_INPUT)))
     except KeyboardInterrupt:
         sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as exc:  # a bug in rfcalc: said as one, never as a failed worker
+        if debugging():
+            raise
+        for line in internal_error_lines(exc, f"{plan.label}rfcalc sweep"):
+            print(line, file=sys.stderr, flush=True)
+        sys.exit(int(ExitCode.INTERNAL))
     sys.exit(int(ExitCode.INTERRUPTED) if interrupted else 0)
 
 

@@ -74,7 +74,9 @@ class Diagnostic:
         return {"severity": self.severity, "code": self.code, "path": self.path, "message": self.message}
 
 
-GapMode = Literal["avg", "max"]
+# The op settings the version-1 JSON has as keys of their own (contract 6.1: `bias` of conv and linear,
+# `ceil_mode` of pools, `mode` of gap, `p` of dropout, `dim` of ultimus): kept there, and in "attrs" too.
+V1_ATTRS = ("bias", "ceil_mode", "mode", "p", "dim")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,9 +85,12 @@ class Row:
 
     ``op`` is a registered op (:mod:`rfcalc.ops`), a merge (``concat``, ``add``; ``sub``, ``mul``, ``div`` from
     traced code) or, in ``rfcalc inspect``, the name of a call that passes the RF through. Spatial fields are
-    (h, w); fields that do not apply are None, and the per-op extras (``bias`` … ``dim``) appear in the JSON
-    only when set. ``geo_out`` is the window one unit sees; ``is_global`` (JSON ``"global"``) says that every
-    unit depends on every input pixel, which a window cannot state (:mod:`rfcalc.table.reach`).
+    (h, w); fields that do not apply are None. ``attrs`` holds the op's own settings that the common fields do not
+    (``bias``, ``ceil_mode``, ``norm_type``, ...: JSON values, set by the op's calculator rule from its layer); the
+    op's ``OpDef.layer`` reads its layer back from the row, so every setting reaches the module. In the JSON they
+    are the object ``"attrs"``, and the version-1 keys among them (:data:`V1_ATTRS`) also stay where they were.
+    ``geo_out`` is the window one unit sees; ``is_global`` (JSON ``"global"``) says that every unit depends
+    on every input pixel, which a window cannot state (:mod:`rfcalc.table.reach`).
     """
 
     name: str
@@ -104,14 +109,9 @@ class Row:
     padding: IntPair | None = None
     dilation: IntPair | None = None
     groups: int | None = None
-    # per-op extras
-    bias: bool | None = None               # conv, linear
-    ceil_mode: bool | None = None          # maxpool, avgpool
-    mode: GapMode | None = None            # gap
-    p: float | None = None                 # dropout
+    attrs: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the op's own settings (see above)
     in_shapes: tuple[Shape, ...] | None = None  # merges: the shape of every input
     attached_to: str | None = None         # a conv's own norm/act/dropout, a merge's activation
-    dim: int | None = None                 # ultimus
 
     @property
     def is_feature_map(self) -> bool:
@@ -129,9 +129,9 @@ class Row:
             "start_in": _halves(self.geo_in.start2), "start_out": _halves(self.geo_out.start2),
             "global": self.is_global, "params": self.params, "macs": self.macs, "path": self.path,
         }
-        extras = {"bias": self.bias, "ceil_mode": self.ceil_mode, "mode": self.mode, "p": self.p,
+        extras = {**{key: self.attrs.get(key) for key in V1_ATTRS},
                   "in_shapes": None if self.in_shapes is None else [list(s) for s in self.in_shapes],
-                  "attached_to": self.attached_to, "dim": self.dim}
+                  "attached_to": self.attached_to, "attrs": dict(self.attrs) or None}
         out.update({key: value for key, value in extras.items() if value is not None})
         return out
 

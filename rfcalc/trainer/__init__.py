@@ -11,8 +11,10 @@ Modules, one idea each:
 - :mod:`rfcalc.trainer.data`        which reader, the uint8 cache, subsets, statistics
 - :mod:`rfcalc.trainer.augment`     albumentations pipeline from YAML (strict, v1 -> v2, per-batch reseeding)
 - :mod:`rfcalc.trainer.fast_aug`    device-resident data and batched flip / translate / cutout
-- :mod:`rfcalc.trainer.batches`     the two batch sources behind one interface
+- :mod:`rfcalc.trainer.device_aug`  the spec's albumentations transforms as batched tensor ops on a GPU
+- :mod:`rfcalc.trainer.batches`     the batch sources behind one interface, chosen for the machine
 - :mod:`rfcalc.trainer.engine`      device, model, optimizer, schedule, EMA, one step, evaluation
+- :mod:`rfcalc.trainer.graphs`      on CUDA: the warm-up before epoch 1 and the whole step as one CUDA graph
 - :mod:`rfcalc.trainer.distributed` DDP: torchrun's environment, the process group, collectives, who reports errors
 - :mod:`rfcalc.trainer.sync_norm`   synchronised BatchNorm that also trains on the CPU (gloo)
 - :mod:`rfcalc.trainer.launch`      `rfcalc train --nproc-per-node N`: torchrun's agent in this process

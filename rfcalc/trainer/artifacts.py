@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import metadata
 import platform
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,9 @@ def versions() -> dict[str, str]:
 
     out = {"python": platform.python_version(), "rfcalc": rfcalc.__version__, "torch": torch.__version__,
            "numpy": numpy.__version__}
-    try:
-        import albumentations
-
-        out["albumentations"] = albumentations.__version__
-    except ImportError:  # pragma: no cover - part of the train extra
+    try:  # the installed version, without importing it (only the albumentations path needs it)
+        out["albumentations"] = metadata.version("albumentations")
+    except metadata.PackageNotFoundError:  # pragma: no cover - part of the train extra
         pass
     if torch.cuda.is_available():  # pragma: no cover - no GPU in CI
         out["cuda"] = str(torch.version.cuda)
@@ -55,8 +54,9 @@ def reached(rows: list[EpochRow], threshold: float) -> dict[str, Any] | None:
 
 
 def summary(*, spec: Any, rows: list[EpochRow], status: str, device: str, options: dict[str, Any],
-            data: dict[str, Any], steps: dict[str, int], per_class: dict[str, float] | None,
-            distributed: dict[str, Any] | None = None) -> dict[str, Any]:
+            data: dict[str, Any], steps: dict[str, Any], per_class: dict[str, float] | None,
+            distributed: dict[str, Any] | None = None, step_mode: str = "eager",
+            warmup_seconds: float = 0.0) -> dict[str, Any]:
     best = max(rows, key=lambda r: r.test_acc) if rows else None
     return {
         "spec": {"name": spec.name, "file": spec.file, "digest": spec.digest, "params": spec.report.params,
@@ -70,6 +70,8 @@ def summary(*, spec: Any, rows: list[EpochRow], status: str, device: str, option
         "reached": {f"{int(t * 100)}%": reached(rows, t) for t in THRESHOLDS},
         "seconds": round(rows[-1].elapsed, 2) if rows else 0.0,
         "train_seconds": round(rows[-1].train_elapsed, 2) if rows else 0.0,
+        "warmup_seconds": warmup_seconds,  # before epoch 1 (CUDA: cudnn autotuning, graph capture); in "seconds"
+        "step_mode": step_mode,            # "cuda graph" or "eager"
         "images_per_s": round(sum(r.images_per_s for r in rows) / len(rows), 1) if rows else 0.0,
         "per_class_test_acc": per_class,
         "steps": steps,

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import random
 import signal
 import warnings
@@ -37,6 +38,15 @@ NOT_HERE = {"Normalize": "the trainer normalises with the data set's mean and st
             "ToTensorV2": "the trainer makes tensors itself", "ToFloat": "the trainer converts to float itself",
             "FromFloat": "images stay uint8 until the trainer normalises them"}
 AUG_SALT = 0xA06
+
+
+def albumentations() -> Any:
+    """The albumentations module, imported without its update check: importing it otherwise asks PyPI for the
+    newest version (a network call at run time; a warning on every run of a machine without a network)."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import albumentations as A
+
+    return A
 
 
 class AugmentationError(RfcalcError):
@@ -106,8 +116,7 @@ def _fill(value: Any, mean_pixels: tuple[float, ...], notes: list[str]) -> Any:
 
 def build_transform(index: int, name: str, args: dict[str, Any], mean_pixels: tuple[float, ...],
                     say: Callable[[str], None]) -> Any:
-    import albumentations as A
-
+    A = albumentations()
     if name in NOT_HERE:
         raise AugmentationError(index, name, f"remove it: {NOT_HERE[name]}")
     cls: Any = getattr(A, name, None)
@@ -147,8 +156,7 @@ def build_transform(index: int, name: str, args: dict[str, Any], mean_pixels: tu
 def build_pipeline(steps: list[tuple[str, dict[str, Any]]], mean: tuple[float, ...], image_shape: tuple[int, ...],
                    say: Callable[[str], None] = lambda s: None) -> Any:
     """A strict ``A.Compose`` of ``steps``, tried once on an image of ``image_shape`` (H, W, C)."""
-    import albumentations as A
-
+    A = albumentations()
     mean_pixels = tuple(round(255.0 * m, 3) for m in mean)
     transforms = [build_transform(i, name, args, mean_pixels, say) for i, (name, args) in enumerate(steps)]
     compose = A.Compose(transforms, strict=True)
@@ -196,10 +204,18 @@ def batch_indices(n: int, batch_size: int, seed: int, epoch: int, start: int = 0
     ranks, and rank r takes its r-th slice: N ranks x batch B see exactly the images one process sees at N x B.
     """
     order = epoch_order(n, seed, epoch)
+    for b, (lo, hi) in batch_slices(n, batch_size, start, rank, ranks):
+        yield b, order[lo:hi]
+
+
+def batch_slices(n: int, batch_size: int, start: int = 0, rank: int = 0,
+                 ranks: int = 1) -> Iterator[tuple[int, tuple[int, int]]]:
+    """(batch number, (lo, hi)): this rank's shard of each batch from ``start`` on, as a slice of the epoch's
+    order (:func:`batch_indices` takes those slices)."""
     size = min(batch_size * ranks, n)
     lo, hi = shard_bounds(size, rank, ranks)
     for b in range(start, batches_per_epoch(n, batch_size, ranks)):
-        yield b, order[b * size + lo:b * size + hi]
+        yield b, (b * size + lo, b * size + hi)
 
 
 class AugmentedBatches:

@@ -7,7 +7,9 @@ batch (:func:`rfcalc.trainer.augment.batch_indices`). :class:`Normalizer` turns 
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -15,6 +17,9 @@ import torch
 from rfcalc.trainer.augment import AugmentedBatches, EpochSampler, batches_per_epoch, build_pipeline, make_loader
 from rfcalc.trainer.data import ImageSet
 from rfcalc.trainer.distributed import World
+from rfcalc.quantities import count
+from rfcalc.trainer import device_aug
+from rfcalc.trainer.config import TrainConfig
 from rfcalc.trainer.fast_aug import FastBatches
 from rfcalc.trainer.options import RunOptions
 
@@ -48,6 +53,7 @@ class AlbumentationsBatches:
         self.dataset = AugmentedBatches(images.train_x, images.train_y, compose, cfg.seed, world.rank)
         self.sampler = EpochSampler(self.n, cfg.batch_size, cfg.seed, world.rank, world.size)
         self.loader = make_loader(self.dataset, self.sampler, cfg.workers, pin_memory=device.type == "cuda")
+        self.description = f"albumentations ({count(cfg.workers, 'worker')})"
 
     def __len__(self) -> int:
         return batches_per_epoch(self.n, self.batch_size, self.ranks)
@@ -64,10 +70,34 @@ class AlbumentationsBatches:
         self.loader = None
 
 
+def auto_workers(device: torch.device, workers: int) -> int:
+    """DataLoader workers of the albumentations path: on a GPU the default (2) becomes the CPU count less one for
+    the training process (at most 16): per-image augmentation in two workers starves a GPU."""
+    if device.type != "cuda" or workers != TrainConfig().workers:
+        return workers
+    return max(workers, min(16, (os.cpu_count() or 2) - 1))
+
+
 def make_batches(images: ImageSet, options: RunOptions, device: torch.device,
                  say: Callable[[str], None], world: World = World()) -> Any:
+    """The batch source of a run; its ``description`` says how batches are augmented (the "training" line)."""
     cfg = options.config
     if cfg.aug == "fast":
-        return FastBatches(images.train_x, images.train_y, cfg.batch_size, cfg.seed, cfg.fast_aug, images.mean,
-                           device, world.rank, world.size)
-    return AlbumentationsBatches(images, options, device, say, world)
+        batches = FastBatches(images.train_x, images.train_y, cfg.batch_size, cfg.seed, cfg.fast_aug, images.mean,
+                              device, world.rank, world.size)
+        batches.description = "fast"
+        return batches
+    steps = device_aug.translate(cfg.steps()) if device.type == "cuda" else "not on a GPU"
+    if not isinstance(steps, str):
+        mean = torch.tensor([255 * m for m in images.mean], device=device)
+        batches = FastBatches(images.train_x, images.train_y, cfg.batch_size, cfg.seed, cfg.fast_aug, images.mean,
+                              device, world.rank, world.size, pipeline=device_aug.DevicePipeline(steps, mean))
+        batches.description = f"albumentations on the GPU ({device_aug.describe(steps)} as batched tensor ops)"
+        return batches
+    workers = auto_workers(device, cfg.workers)
+    if workers != cfg.workers:
+        options = replace(options, config=cfg.model_copy(update={"workers": workers}))
+    albumentations = AlbumentationsBatches(images, options, device, say, world)
+    where = f"{count(workers, 'worker')}" + (f"; {steps} has no GPU equivalent" if device.type == "cuda" else "")
+    albumentations.description = f"albumentations ({where})"
+    return albumentations

@@ -3,7 +3,7 @@ against the spec tensor by tensor by :mod:`rfcalc.model.weights` (which also rea
 
 Layout (a dict; ``torch.load(..., weights_only=True)`` reads it):
 
-- ``format``, ``version``; ``spec``: name, digest, params, rf; ``classes``, ``mean``, ``std``, ``data``;
+- ``format``, ``version``; ``spec``: name, file, digest, params, rf; ``classes``, ``mean``, ``std``, ``data``;
 - ``model``: the weights to use (the EMA weights when EMA is on) - what ``rfcalc evaluate``/``export`` load;
 - ``epoch`` (completed epochs), ``batch`` (next batch of the epoch under way), ``metrics``, ``best``;
 - ``resume`` (``last.pt`` only): options, live weights, optimizer, schedule, EMA, RNG state, partial epoch.
@@ -34,7 +34,7 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
 def payload(*, spec: Any, images: Any, model_state: dict[str, Any], epoch: int, batch: int,
             metrics: list[dict[str, Any]], best: dict[str, Any], resume: dict[str, Any] | None) -> dict[str, Any]:
     out = {"format": FORMAT, "version": VERSION,
-           "spec": {"name": spec.name, "digest": spec.digest, "params": spec.report.params,
+           "spec": {"name": spec.name, "file": str(spec.file), "digest": spec.digest, "params": spec.report.params,
                     "rf": list(spec.report.rf)},
            "classes": list(images.classes), "mean": list(images.mean), "std": list(images.std),
            "data": images.source, "model": {k: v.detach().cpu() for k, v in model_state.items()},

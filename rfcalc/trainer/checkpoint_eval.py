@@ -10,6 +10,7 @@ from rich.console import Console
 
 import rfcalc
 from rfcalc.errors import RfcalcError
+from rfcalc.lines import print_parts
 from rfcalc.model.weights import load_weights, read_checkpoint
 from rfcalc.trainer.batches import Normalizer
 from rfcalc.trainer.devices import device_name, resolve_device
@@ -41,7 +42,7 @@ def evaluate_checkpoint(spec_path: Path, weights: Path, *, data: str | None, tta
     counts = np.bincount(images.test_y, minlength=len(images.classes)).tolist()
     title = (f"{weights} on {len(y):,} test images of {images.source}{' with flip TTA' if tta else ''}: "
              f"accuracy {result.accuracy:.2%}, loss {result.loss:.4f} ({device_name(dev)})")
-    console.print(title, highlight=False, markup=False, soft_wrap=True)
+    print_parts(console, title.split(" "), sep=" ", markup=False)  # wrapped between words on a terminal
     console.print(class_table(images.classes, result.per_class, counts))
     return {"accuracy": result.accuracy, "loss": result.loss,
             "per_class": dict(zip(images.classes, result.per_class))}

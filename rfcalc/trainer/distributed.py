@@ -16,9 +16,12 @@ A collective that fails because another rank is gone raises :class:`LostRank` (a
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,7 +49,7 @@ class World:
     size: int = 1
     local_rank: int = 0
     local_size: int = 1
-    restart: int = 0       # how many times torchrun restarted the workers (--max-restarts)
+    restart: int = 0       # how many times torchrun restarted the workers (--max-restarts); agreed by `attend`
     launcher: str = ""     # "rfcalc" (`rfcalc train --nproc-per-node`), "torchrun", or "" for one plain process
     run_id: str = ""       # torchrun's id of the job, the same across its restarts
 
@@ -303,8 +306,9 @@ class Comm:
                 pass
 
 
-def connect(world: World, device_request: str, timeout: float = DEFAULT_TIMEOUT) -> Comm:
-    """Join the process group of ``world`` (nothing to join for one process) and return its :class:`Comm`."""
+def connect(world: World, device_request: str, timeout: float = DEFAULT_TIMEOUT, store: Any = None) -> Comm:
+    """Join the process group of ``world`` (nothing to join for one process) and return its :class:`Comm`.
+    ``store``: this attempt's, from :func:`attend` (made here when not given)."""
     if not world.distributed:
         return Comm(world, resolve_device(device_request))
     device = choose_device(world, device_request)
@@ -314,7 +318,7 @@ def connect(world: World, device_request: str, timeout: float = DEFAULT_TIMEOUT)
     wait = datetime.timedelta(seconds=timeout)
     try:
         torch.distributed.init_process_group(backend=backend, timeout=wait, rank=world.rank, world_size=world.size,
-                                             store=_store(world, wait))
+                                             store=store if store is not None else attend(world, timeout)[1])
     except (RuntimeError, ValueError) as exc:
         first = message_line(exc)[:200]
         raise RfcalcError(f"rank {world.rank}: could not join the process group ({backend}): {first}",
@@ -323,21 +327,73 @@ def connect(world: World, device_request: str, timeout: float = DEFAULT_TIMEOUT)
     return Comm(world, device, control)
 
 
-def _store(world: World, wait: datetime.timedelta) -> Any:
-    """The key-value store of this attempt: torchrun's (``MASTER_ADDR``/``MASTER_PORT``; its agent hosts it and
-    keeps it across restarts, or rank 0 hosts it) under a prefix of its own per restart, so that ranks started
-    by ``--max-restarts`` never read the addresses the previous attempt's ranks left there (torch 2.13's
-    ``env://`` uses no such prefix with the shared store, and a restarted rank could dial a dead peer)."""
+def attend(world: World, timeout: float = DEFAULT_TIMEOUT, required: bool = True) -> tuple[World, Any]:
+    """Under torchrun: the key-value store of this attempt, and ``world`` with the restart count that every rank of
+    the attempt agrees on. One process (or, unless ``required``, no store named): ``(world, None)``.
+
+    The store is torchrun's (``MASTER_ADDR``/``MASTER_PORT``: its agent hosts it and keeps it across restarts, or
+    rank 0 hosts it), under a prefix of this attempt's own, so that restarted ranks never read the addresses an
+    earlier attempt's ranks left there (torch 2.13's ``env://`` uses no such prefix with the shared store, and a
+    restarted rank could dial a dead peer). The attempt cannot be named by ``TORCHELASTIC_RESTART_COUNT``: each
+    node's agent counts its own restarts, and the agent of a node whose ranks did not fail restarts them after a
+    change of membership without counting it, so two nodes disagree (issue 22: the ranks then waited under two
+    prefixes until the timeout). Instead rank 0 draws a fresh number from the store and hands it to every rank that
+    asks under a fresh nonce (:func:`_attempt`)."""
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if not world.distributed or (missing and not required):
+        return world, None
     from torch.distributed import PrefixStore, TCPStore
 
-    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
     if missing:
         raise RfcalcError(f"rank {world.rank}: ${' and $'.join(missing)} not set; start the ranks with torchrun or "
                           f"rfcalc train --nproc-per-node")
     agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-    store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world.size,
-                     is_master=not agent and world.rank == 0, timeout=wait, multi_tenant=not agent)
-    return PrefixStore(f"rfcalc/{world.run_id or 'run'}/attempt_{world.restart}", store)
+    wait = datetime.timedelta(seconds=timeout)
+    try:
+        store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world.size,
+                         is_master=not agent and world.rank == 0, timeout=wait, multi_tenant=not agent)
+        base = f"rfcalc/{world.run_id or 'run'}"
+        number, restarts = _attempt(store, base, world, timeout)
+    except (RuntimeError, ValueError) as exc:  # the store's errors (DistStoreError is a RuntimeError)
+        raise RfcalcError(f"rank {world.rank}: could not reach the other ranks through torchrun's store "
+                          f"({os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}): {message_line(exc)[:200]}",
+                          ExitCode.FAILED) from None
+    return dataclasses.replace(world, restart=restarts), PrefixStore(f"{base}/attempt_{number}", store)
+
+
+def _attempt(store: Any, base: str, world: World, timeout: float) -> tuple[int, int]:
+    """``(number, restarts)``, the same on every rank of this attempt: a number no earlier attempt used in this
+    store, and the most restarts any rank's agent counted (or the attempts before this one, if more).
+
+    Rank 0 draws the number (``store.add``). Every other rank appends a fresh nonce to one list and waits for
+    rank 0's answer under its nonce; rank 0 answers every nonce on the list (those an earlier attempt's ranks left
+    there as well: nobody waits for them), then waits for each rank to confirm under the new number, the only keys
+    that are certainly this attempt's, and publishes the restart count there."""
+    hellos, deadline = f"{base}/hellos", time.monotonic() + timeout
+    if world.rank:
+        nonce = uuid.uuid4().hex
+        store.append(hellos, f"{nonce};")
+        store.wait([f"{base}/welcome/{nonce}"], datetime.timedelta(seconds=timeout))
+        number = int(store.get(f"{base}/welcome/{nonce}"))
+        store.set(f"{base}/handshake_{number}/joined/{world.rank}", str(world.restart))
+        store.wait([f"{base}/handshake_{number}/restarts"], datetime.timedelta(seconds=timeout))
+        return number, int(store.get(f"{base}/handshake_{number}/restarts"))
+    number = int(store.add(f"{base}/attempts", 1))
+    joined = [f"{base}/handshake_{number}/joined/{rank}" for rank in range(1, world.size)]
+    store.append(hellos, "")
+    answered: set[str] = set()
+    while not store.check(joined):
+        for nonce in set(store.get(hellos).decode().split(";")) - answered - {""}:
+            store.set(f"{base}/welcome/{nonce}", str(number))
+            answered.add(nonce)
+        if time.monotonic() > deadline:
+            late = [key.rpartition("/")[2] for key in joined if not store.check([key])]
+            raise RfcalcError(f"rank 0: rank(s) {', '.join(late)} did not join within {timeout:g} s "
+                              f"(--dist-timeout)", ExitCode.FAILED)
+        time.sleep(0.02)
+    restarts = max([number - 1, world.restart, *(int(store.get(key)) for key in joined)])
+    store.set(f"{base}/handshake_{number}/restarts", str(restarts))
+    return number, restarts
 
 
 def sync_norms(model: nn.Module, device: torch.device) -> tuple[nn.Module, int]:

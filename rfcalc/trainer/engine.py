@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -25,17 +26,19 @@ from rfcalc.trainer.distributed import Comm, World, shard, sync_norms, wrap
 
 
 def setup_backend(device: torch.device, seed: int) -> None:
-    """Seed torch (CPU runs are then deterministic); on CUDA pick the fastest kernels (not bit-exact)."""
+    """Seed torch (CPU runs are then deterministic); on CUDA pick fast kernels (not bit-exact): cudnn's autotuning
+    unless ``RFCALC_CUDNN_BENCHMARK=0`` (its heuristics; bench/gpu.py measures both)."""
     torch.manual_seed(seed)
     if device.type == "cuda":  # pragma: no cover - no GPU in CI
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = os.environ.get("RFCALC_CUDNN_BENCHMARK", "1") != "0"
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
 
-def autocast(device: torch.device) -> Any:
+def autocast(device: torch.device, cache: bool = True) -> Any:
+    """bf16 autocast on a CUDA device that has it (``cache`` off inside a CUDA graph capture), else nothing."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():  # pragma: no cover - no GPU in CI
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
     return nullcontext()
 
 
@@ -97,14 +100,24 @@ class EMA:
             p.requires_grad_(False)
         self.updates = 0
 
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def next_weight(self) -> float:
+        """Count one update and return its weight, 1 - decay (the decay warms up: (1 + n) / (10 + n) at first)."""
         self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        return 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def apply(self, model: nn.Module, weight: float | torch.Tensor) -> None:
+        """ema += weight x (weights - ema); buffers copied. ``weight`` may be a device tensor (CUDA graphs)."""
         ema_params: list[torch.Tensor] = list(self.model.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - decay)
-        for mine, theirs in zip(self.model.buffers(), model.buffers()):
-            mine.copy_(theirs)
+        step = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
+        torch._foreach_mul_(step, weight)
+        torch._foreach_add_(ema_params, step)
+        buffers = list(self.model.buffers())
+        if buffers:  # a model without BatchNorm (GroupNorm, LayerNorm) has none
+            torch._foreach_copy_(buffers, list(model.buffers()))
+
+    def update(self, model: nn.Module) -> None:
+        self.apply(model, self.next_weight())
 
 
 @dataclass
@@ -132,6 +145,9 @@ class Engine:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.steps = 0
         self.last_lr: float | None = None
+        wide = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        self.sums = torch.zeros(2, dtype=wide, device=device)  # the epoch's loss x images and correct, on device
+        self.captured: Any = None  # a rfcalc.trainer.graphs.CapturedStep once the step is captured
         trained = wrap(self.model, self.comm)
         self.compiled = compile
         self.forward = torch.compile(trained) if compile else trained
@@ -144,6 +160,9 @@ class Engine:
     @property
     def eval_model(self) -> nn.Module:
         return self.ema.model if self.ema is not None else self.model
+
+    def autocast(self, cache: bool = True) -> Any:
+        return autocast(self.device, cache)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns the summed loss and the number correct (tensors, not synced)."""
@@ -164,6 +183,24 @@ class Engine:
             self.ema.update(self.model)
         with torch.no_grad():
             return loss.detach().float() * len(y), (logits.argmax(1) == y).sum()
+
+    def begin_epoch(self, loss: float = 0.0, correct: float = 0.0) -> None:
+        """Start the epoch's sums (a resumed epoch carries those of the batches it already took)."""
+        self.sums[0].fill_(loss)
+        self.sums[1].fill_(correct)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, normalize: Any) -> None:
+        """One step on a uint8 batch, added to :attr:`sums`: a replay of the captured step when there is one for
+        this batch size, else :meth:`step`. Nothing is read back to the host."""
+        captured = self.captured
+        if captured is None or len(y) != captured.batch:
+            loss, correct = self.step(normalize(x), y)
+            self.sums += torch.stack([loss.to(self.sums.dtype), correct.to(self.sums.dtype)])
+            return
+        self.last_lr = float(self.optimizer.param_groups[0]["lr"])
+        captured.step(x, y, self.ema.next_weight() if self.ema is not None else None)
+        self.schedule.step()
+        self.steps += 1
 
     def _first_compiled_forward(self, x: torch.Tensor) -> torch.Tensor:
         """torch.compile compiles on the first call: its failures become one line."""
@@ -201,8 +238,11 @@ class Engine:
             self.ema.updates = int(state["ema"]["updates"])
 
 
+EVAL_BATCH = 1000  # images per evaluation batch
+
+
 def evaluate_split(engine: Engine, x: torch.Tensor, y: torch.Tensor, normalize: Any, classes: int, tta: bool,
-                   batch_size: int = 1000, model: nn.Module | None = None) -> EvalResult:
+                   batch_size: int = EVAL_BATCH, model: nn.Module | None = None) -> EvalResult:
     """Loss (plain cross-entropy), accuracy and per-class accuracy on uint8 images ``x`` [N, H, W, C].
 
     Under DistributedDataParallel each rank predicts its :func:`~rfcalc.trainer.distributed.shard` of the split,

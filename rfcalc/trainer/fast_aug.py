@@ -9,12 +9,13 @@ augmentation it gets in one process at the global batch size.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from rfcalc.trainer.config import FastAug
-from rfcalc.trainer.augment import batch_indices, batches_per_epoch, shard_bounds
+from rfcalc.trainer.augment import batch_slices, batches_per_epoch, epoch_order, shard_bounds
 
 FAST_SALT = 0xFA57
 
@@ -24,6 +25,15 @@ def batch_generator(device: torch.device, seed: int, epoch: int, batch: int) -> 
     gen = torch.Generator(device=device)
     gen.manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
     return gen
+
+
+def drawer(gen: torch.Generator, offset: int, size: int, total: int) -> Any:
+    """``draw(*shape)``: uniform numbers for items ``offset .. offset + size`` of a batch of ``total``, drawn for
+    the whole batch (so a rank of DistributedDataParallel gets the numbers its images get in one process)."""
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.rand((total, *shape), generator=gen, device=gen.device)[offset:offset + size]
+
+    return draw
 
 
 def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -78,10 +88,14 @@ def augment(x: torch.Tensor, cfg: FastAug, gen: torch.Generator, fill: torch.Ten
 
 
 class FastBatches:
-    """Batches of the device-resident training set: ``epoch(e, start)`` yields (uint8 [B, H, W, C], labels)."""
+    """Batches of the device-resident training set: ``epoch(e, start)`` yields (uint8 [B, H, W, C], labels).
+
+    Augmented by ``cfg`` (`aug: fast`) or by ``pipeline`` (the spec's albumentations transforms on the device,
+    :mod:`rfcalc.trainer.device_aug`)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, cfg: FastAug,
-                 mean: tuple[float, ...], device: torch.device, rank: int = 0, ranks: int = 1) -> None:
+                 mean: tuple[float, ...], device: torch.device, rank: int = 0, ranks: int = 1,
+                 pipeline: Any = None) -> None:
         self.x = torch.from_numpy(x).to(device)
         self.y = torch.from_numpy(y).to(device)
         self.n, self.batch_size, self.seed, self.cfg, self.device = len(y), batch_size, seed, cfg, device
@@ -89,15 +103,24 @@ class FastBatches:
         self.global_size = min(batch_size * ranks, self.n)
         self.offset = shard_bounds(self.global_size, rank, ranks)[0]
         self.fill = torch.tensor([round(255 * m) for m in mean], dtype=torch.uint8, device=device)
+        self.pipeline = pipeline
+        self.description = "fast"
 
     def __len__(self) -> int:
         return batches_per_epoch(self.n, self.batch_size, self.ranks)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for b, indices in batch_indices(self.n, self.batch_size, self.seed, epoch, start, self.rank, self.ranks):
-            index = torch.from_numpy(indices).to(self.device, non_blocking=True)
+        # The epoch's order goes to the device once: a copy from pageable memory per batch would make the host
+        # wait for the device every step (CUDA synchronises the stream before such a copy).
+        order = torch.from_numpy(epoch_order(self.n, self.seed, epoch)).to(self.device)
+        for b, (lo, hi) in batch_slices(self.n, self.batch_size, start, self.rank, self.ranks):
+            index = order[lo:hi]
             gen = batch_generator(self.device, self.seed, epoch, b)
-            yield augment(self.x[index], self.cfg, gen, self.fill, self.offset, self.global_size), self.y[index]
+            if self.pipeline is None:
+                yield augment(self.x[index], self.cfg, gen, self.fill, self.offset, self.global_size), self.y[index]
+            else:
+                yield self.pipeline(self.x[index], drawer(gen, self.offset, len(index), self.global_size)), \
+                    self.y[index]
 
     def close(self) -> None:
         pass

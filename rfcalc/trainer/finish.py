@@ -84,6 +84,7 @@ def finish(trainer: Trainer, status: str, draw: bool) -> dict[str, Any]:
               "std": list(trainer.images.std)},
         steps={"optimizer_steps": trainer.engine.steps, "schedule_steps": int(trainer.engine.schedule.last_epoch),
                "schedule_total_steps": trainer.total_steps},
+        step_mode="cuda graph" if trainer.engine.captured is not None else "eager", warmup_seconds=round(s.warmup, 2),
         per_class=per_class, distributed=distributed(trainer))
     if not trainer.world.main:
         return summary

@@ -13,12 +13,8 @@ rank's random state.
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +26,18 @@ import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError
 from rfcalc.lines import print_parts
 from rfcalc.quantities import count
+from rfcalc.signals import StopFlag, stop_on_signals
 from rfcalc.model.weights import load_weights
 from rfcalc.trainer import artifacts, checkpoint
 from rfcalc.trainer.batches import Normalizer, make_batches
 from rfcalc.trainer.data import ImageSet
 from rfcalc.trainer.distributed import Comm, World
 from rfcalc.trainer.devices import device_name, resolve_device
-from rfcalc.trainer.engine import Engine, EvalResult, evaluate_split, setup_backend
+from rfcalc.trainer import graphs
+from rfcalc.trainer.engine import EVAL_BATCH, Engine, EvalResult, evaluate_split, setup_backend
 from rfcalc.trainer.options import RunOptions
 from rfcalc.trainer.progress import EpochBar, epoch_parts
 from rfcalc.trainer.state import Best, EpochRow, Partial, RunState
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
 
 class Diverged(RfcalcError):
     everywhere = True  # every rank raises it at the same step
@@ -59,44 +54,6 @@ class Interrupted(RfcalcError):
     def __init__(self, message: str, checkpoint_path: Path) -> None:
         self.checkpoint_path = checkpoint_path
         super().__init__(message, ExitCode.INTERRUPTED)
-
-
-def on_batch_hook(epoch: int, batch: int) -> None:
-    """Called after every optimizer step (tests replace it to interrupt a run at a chosen batch)."""
-
-
-@dataclass
-class StopFlag:
-    """Set by the first Ctrl-C / SIGTERM; the loop stops cleanly at the end of the batch under way."""
-
-    stop: bool = False
-
-
-@contextmanager
-def stop_on_signals(keep: bool = False) -> Iterator[StopFlag]:
-    """The first SIGINT or SIGTERM sets the flag (the loop stops cleanly after the batch); a second one stops
-    at once. On exit the previous handlers come back, or with ``keep`` (a DDP rank) signals are only noted from
-    then on: torchrun's agent SIGTERMs every rank as soon as one has failed, and each must still write and say
-    what it has to before it exits (which it does at once)."""
-    flag = StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag.stop:
-            raise KeyboardInterrupt
-        note(signum, frame)
-
-    def note(signum: int, frame: Any) -> None:
-        flag.stop = True
-
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield flag
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, note if keep else old)
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -127,6 +84,8 @@ class Trainer:
         self.total_steps = self.cfg.epochs * len(self.batches)
         self.engine = Engine(model, self.cfg, self.device, self.total_steps, compile=options.compile,
                              comm=self.comm, sync_bn=options.sync_bn)
+        self.graph_choice = graphs.choose(self.device, distributed=self.world.distributed, compiled=options.compile,
+                                          wanted=options.cuda_graph)
         on_device = self.device.type != "cpu"
         self.test_x = torch.from_numpy(images.test_x).to(self.device) if on_device else torch.from_numpy(images.test_x)
         self.test_y = torch.from_numpy(images.test_y).to(self.device) if on_device else torch.from_numpy(images.test_y)
@@ -192,6 +151,7 @@ class Trainer:
         if self.world.main:
             artifacts.write_metrics(self.out / "metrics.jsonl", s.rows)
         bar = EpochBar(Console(stderr=True, width=self.console.width, quiet=self.console.quiet), self.cfg.epochs)
+        self._warm_up()
         try:
             with stop_on_signals(keep=self.world.distributed) as flag, self.comm.guard("training"):
                 while s.epoch < self.cfg.epochs:
@@ -204,22 +164,40 @@ class Trainer:
             self.batches.close()
         return self.finish("finished")
 
+    def _warm_up(self) -> None:
+        """On CUDA (one process): cudnn autotuning on the run's shapes and the CUDA graph capture, before epoch 1,
+        timed and counted in the run's elapsed time (``warmup_seconds`` in summary.json)."""
+        if self.device.type != "cuda" or self.world.distributed:
+            return
+        started = time.perf_counter()
+        batch = min(self.cfg.batch_size, len(self.images.train_y))
+        first_x = torch.from_numpy(self.images.train_x[:batch]).to(self.device)
+        first_y = torch.from_numpy(self.images.train_y[:batch]).to(self.device)
+        wanted = self.graph_choice
+        self.graph_choice = graphs.warm_up(self.engine, self.normalize, wanted, first_x, first_y,
+                                           graphs.eval_batches(len(self.test_y), EVAL_BATCH), self.cfg.tta)
+        seconds = time.perf_counter() - started
+        self.state.warmup += seconds
+        self.state.elapsed += seconds
+        if wanted.capture and not self.graph_choice.capture:
+            self.say(f"notice: {self.graph_choice.reason}; this run takes eager steps")
+        what = "cudnn autotuning" + (", CUDA graph capture" if self.graph_choice.capture else "")
+        self.say(f"warm-up {seconds:.1f} s ({what}) before epoch {self.state.epoch + 1}")
+
     def _epoch(self, bar: EpochBar, flag: StopFlag) -> None:
         s, engine, comm, n_batches = self.state, self.engine, self.comm, len(self.batches)
-        wide = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
         carried = s.partial if self.world.main else Partial(seconds=s.partial.seconds)  # rank 0 carries the sums
-        sums = torch.tensor([carried.loss, carried.correct], dtype=wide, device=self.device)
+        engine.begin_epoch(carried.loss, carried.correct)
+        sums = engine.sums
         seen, seconds_before = int(carried.seen), carried.seconds
         started = last_shown = time.perf_counter()
         seen_here = 0
         bar.start(s.epoch, n_batches, s.batch)
         for b, (x, y) in enumerate(self.batches.epoch(s.epoch, s.batch), start=s.batch):
-            loss, correct = engine.step(self.normalize(x), y)
-            sums += torch.stack([loss.to(wide), correct.to(wide)])
+            engine.train_step(x, y, self.normalize)
             seen += len(y)
             seen_here += len(y)
             s.lrs.append(engine.lr)
-            on_batch_hook(s.epoch, b)
             now = time.perf_counter()
             bad = False
             if self.device.type == "cpu" or now - last_shown > 0.25 or b == n_batches - 1:
@@ -234,7 +212,7 @@ class Trainer:
             stop, bad = decided
             if bad:
                 self._diverged(sums.tolist()[0], b, n_batches)
-            if stop:
+            if stop and b < n_batches - 1:  # after the last batch the epoch ends as usual, then stops (below)
                 total_loss, total_correct, all_seen = comm.sum([*sums.tolist(), seen])
                 s.batch = b + 1
                 s.partial = Partial(loss=total_loss, correct=total_correct, seen=all_seen,
@@ -314,13 +292,19 @@ def _oom_message(exc: BaseException, batch_size: int) -> str:
 def describe(trainer: Trainer) -> str:
     cfg, world = trainer.cfg, trainer.world
     n_train, n_test = len(trainer.images.train_y), len(trainer.images.test_y)
-    batch = f"{count(len(trainer.batches), 'batch', 'batches')} of {trainer.global_batch}"
+    notes = []
     if world.distributed:
         norms = trainer.engine.synced_norms
-        batch += (f" ({world.size} ranks x {cfg.batch_size}{f', {norms} BatchNorm synchronised' if norms else ''}"
-                  f"{', BatchNorm per rank' if not norms and not trainer.options.sync_bn else ''})")
+        notes.append(f"{world.size} ranks x {cfg.batch_size}{f', {norms} BatchNorm synchronised' if norms else ''}"
+                     f"{', BatchNorm per rank' if not norms and not trainer.options.sync_bn else ''}")
         where = f"{world.size} ranks on {count(world.nodes, 'node')}, each {device_name(trainer.device)}"
     else:
         where = device_name(trainer.device)
+    left = n_train - len(trainer.batches) * trainer.global_batch
+    if left * 100 >= n_train:  # full batches only (a last batch of a few images breaks batch norm): say so
+        notes.append(f"{left:,} of the {n_train:,} images sit out each epoch, a new draw every epoch")
+    batch = f"{count(len(trainer.batches), 'batch', 'batches')} of {trainer.global_batch}" + (
+        f" ({', '.join(notes)})" if notes else "")
+    steps = f", {trainer.graph_choice.describe()}" if trainer.device.type == "cuda" else ""
     return (f"{where}, {n_train:,} train / {n_test:,} test images, {count(cfg.epochs, 'epoch')} x {batch}, "
-            f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), aug {cfg.aug}")
+            f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), aug {trainer.batches.description}{steps}")

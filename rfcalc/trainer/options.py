@@ -17,7 +17,7 @@ from rfcalc.analysis.load import Spec
 from rfcalc.trainer.config import AUG_MODES, TrainConfig
 
 FLAGS = {"data": "--data", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
-         "aug": "--aug", "workers": "--workers"}
+         "aug": "--aug", "workers": "--workers", "optimizer": "--optimizer"}
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -33,6 +33,7 @@ class RunOptions:
     compile: bool = False
     skip_check: bool = False
     sync_bn: bool = True  # under DistributedDataParallel: BatchNorm statistics over the global batch
+    cuda_graph: bool = True  # on CUDA: capture the training step as one CUDA graph (--no-cuda-graph: eager)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -90,10 +91,10 @@ def resolve_data(config: TrainConfig, spec: Spec) -> str:
 
 def resolve(spec: Spec, *, flags: dict[str, Any], device: str | None, out: str | None, train_limit: int | None,
             test_limit: int | None, compile: bool = False, skip_check: bool = False,
-            sync_bn: bool | None = None) -> RunOptions:
+            sync_bn: bool | None = None, cuda_graph: bool = True) -> RunOptions:
     config = merge_config(spec.train, flags)
     config = config.model_copy(update={"data": resolve_data(config, spec)})
     return RunOptions(config=config, device=check_device(device or "auto"), out=out or f"runs/{spec.name}",
                       train_limit=check_limit("--train-limit", train_limit),
                       test_limit=check_limit("--test-limit", test_limit), compile=compile, skip_check=skip_check,
-                      sync_bn=True if sync_bn is None else sync_bn)
+                      sync_bn=True if sync_bn is None else sync_bn, cuda_graph=cuda_graph)

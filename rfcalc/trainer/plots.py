@@ -20,6 +20,11 @@ def _save(fig: Figure, path: Path) -> None:
 
 def curves(rows: list[EpochRow], lrs: list[float], path: Path, title: str) -> None:
     """Loss and accuracy per epoch (train and test), and the learning rate per step."""
+    _save(curves_figure(rows, lrs, title), path)
+
+
+def curves_figure(rows: list[EpochRow], lrs: list[float], title: str) -> Figure:
+    """The figure of :func:`curves`."""
     epochs = [r.epoch for r in rows]
     fig = Figure(figsize=(14, 4), layout="constrained")  # constrained: the lr axis labels stay clear of acc
     loss, acc, lr = fig.subplots(1, 3)
@@ -34,13 +39,16 @@ def curves(rows: list[EpochRow], lrs: list[float], path: Path, title: str) -> No
     for axis in (loss, acc):
         axis.legend()
         axis.grid(alpha=0.3)
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # whole epochs only, even for a run of one or two (matplotlib would tick 0.95, 1.00, 1.05)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if epochs:
+            axis.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
     steps = np.arange(1, len(lrs) + 1) / max(1, len(lrs)) * (epochs[-1] if epochs else 1)
     lr.plot(steps, lrs)
     lr.set(title="learning rate (per step)", xlabel="epoch")
     lr.grid(alpha=0.3)
     fig.suptitle(title)
-    _save(fig, path)
+    return fig
 
 
 def misclassified(images: np.ndarray, true: list[int], pred: list[int], classes: list[str], path: Path,

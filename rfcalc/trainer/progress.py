@@ -36,14 +36,31 @@ class EpochBar:
             self.epoch, self.total, self.first, self.started = epoch, total, done, time.perf_counter()
             self.next_mark = self._mark_after(done)
             return
-        self.progress = Progress(
-            TextColumn(f"epoch {epoch + 1}/{self.epochs}"), BarColumn(bar_width=30), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:5.1%}  lr {task.fields[lr]:.4g}  "
-                       "{task.fields[ips]:,.0f} img/s"),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=self.console, transient=True, refresh_per_second=4)
+        self.progress = Progress(*self.columns(epoch, total, self.console.width), console=self.console,
+                                 transient=True, refresh_per_second=4)
         self.progress.start()
         self.task = self.progress.add_task("train", total=total, completed=done, loss=0.0, acc=0.0, lr=0.0, ips=0.0)
+
+    def columns(self, epoch: int, total: int, width: int) -> list[Any]:
+        """The bar's columns for a console ``width`` wide: the bar narrows (30 to 10 cells), then the elapsed
+        time, images/s and lr are left out in that order (the epoch's line gives them), so that nothing is cut."""
+        head = f"epoch {epoch + 1}/{self.epochs}"
+        fields = [("loss {task.fields[loss]:.3f}", 11), ("acc {task.fields[acc]:5.1%}", 10),
+                  ("lr {task.fields[lr]:.4g}", 12), ("{task.fields[ips]:,.0f} img/s", 14)]
+        elapsed = True
+        while True:  # columns are one space apart; each field's room is its widest usual text
+            stats = "  ".join(text for text, _ in fields)
+            fixed = (len(head) + 1 + (2 * len(str(total)) + 1) + 1 + sum(n for _, n in fields) + 2 * (len(fields) - 1)
+                     + (8 if elapsed else 0) + 1 + len("eta 0:00:00"))
+            if width - fixed >= 10 or len(fields) <= 2:
+                break
+            if elapsed:
+                elapsed = False
+            else:
+                fields.pop()
+        bar = max(10, min(30, width - fixed))
+        return [TextColumn(head), BarColumn(bar_width=bar), MofNCompleteColumn(), TextColumn(stats),
+                *([TimeElapsedColumn()] if elapsed else []), TextColumn("eta"), TimeRemainingColumn()]
 
     def _mark_after(self, done: int) -> int:
         """The first batch count past ``done`` that ends a further ``every`` share of the epoch."""
@@ -115,8 +132,8 @@ def class_table(classes: list[str], per_class: list[float], counts: list[int]) -
     table.add_column("accuracy", justify="right")
     table.add_column("", justify="left")
     worst = min(per_class) if per_class else 0.0
+    ranked = bool(per_class) and worst < max(per_class)  # when every class ties, none is the lowest
     for name, acc, count in zip(classes, per_class, counts):
         bar = "█" * int(round(acc * 20))
-        table.add_row(name, f"{count:,}", f"{acc:.2%}" + (" (lowest)" if acc == worst and len(classes) > 1 else ""),
-                      bar)
+        table.add_row(name, f"{count:,}", f"{acc:.2%}" + (" (lowest)" if acc == worst and ranked else ""), bar)
     return table

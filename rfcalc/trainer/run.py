@@ -17,11 +17,32 @@ import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError, SpecError
 from rfcalc.lines import print_parts
 from rfcalc.trainer.data import ImageSet, check_data, fitting_data
-from rfcalc.trainer.distributed import DEFAULT_TIMEOUT, Agreed, Comm, World, connect, launch_command, report
+from rfcalc.trainer.distributed import (DEFAULT_TIMEOUT, Agreed, Comm, World, attend, connect, launch_command,
+                                        report)
 from rfcalc.trainer.options import RunOptions, check_device, check_limit, resolve
 
 # Flags that a resumed run may change: they do not change what is computed.
-RESUME_FREE = ("device", "out", "data", "workers", "compile")
+RESUME_FREE = ("device", "out", "data", "workers", "compile", "cuda_graph")
+# The files a run writes into --out; a folder holding any of them holds a run that a new one would overwrite.
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "summary.json", "curves.png", "misclassified.png",
+             "confusion.png")
+
+
+def check_out_free(out: str, *, given: bool, overwrite: bool, remove: bool) -> None:
+    """A new run never mixes its files with an earlier run's: refused when ``out`` holds one, unless
+    ``overwrite`` (then ``remove`` deletes the earlier run's files, so that none of them is left behind)."""
+    folder = Path(out)
+    found = [name for name in RUN_FILES if (folder / name).is_file()]
+    if not found:
+        return
+    if not overwrite:
+        where = f"--out {out}" if given else f"{out} (the default --out)"
+        resume = f"; continue it with --resume {folder / 'last.pt'}" if "last.pt" in found else ""
+        raise RfcalcError(f"{where} holds an earlier run ({', '.join(found)}){resume}; start a new one with another "
+                          f"--out, or replace it with --overwrite")
+    if remove:
+        for name in found:
+            (folder / name).unlink(missing_ok=True)
 
 
 def notices(err: Console) -> Any:
@@ -90,7 +111,7 @@ def resume_options(ckpt: dict[str, Any], path: Path, given: dict[str, Any]) -> R
             raise RfcalcError(f"{flag} {value}: the run in {path} used {saved}; a resumed run keeps its options "
                               f"(leave {flag} out, or start a new run)")
     config_update = {k: given[k] for k in ("data", "workers") if given.get(k) is not None}
-    update: dict[str, Any] = {k: given[k] for k in ("device", "compile") if given.get(k) is not None}
+    update: dict[str, Any] = {k: given[k] for k in ("device", "compile", "cuda_graph") if given.get(k) is not None}
     update["out"] = given.get("out") or str(path.parent)
     update["config"] = options.config.model_copy(update=config_update)
     return RunOptions(**{**options.__dict__, **update})
@@ -175,20 +196,23 @@ class Prepared:
 
 def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: str | None, train_limit: int | None,
           test_limit: int | None, resume: Path | None, skip_check: bool, compile: bool, console: Console,
-          err: Console, sync_bn: bool | None = None, dist_timeout: float | None = None) -> dict[str, Any]:
+          err: Console, sync_bn: bool | None = None, dist_timeout: float | None = None,
+          overwrite: bool = False, cuda_graph: bool = True) -> dict[str, Any]:
     """``rfcalc train``, in one process or as one rank of torchrun (rank 0 alone prints and writes)."""
     world = World.from_env()
     if not world.main:
         console, err = Console(quiet=True), Console(quiet=True, stderr=True)
     say = notices(err)
     try:
+        # the restart count every rank agrees on (no store named: `connect` says so, after the input's errors)
+        world, store = attend(world, dist_timeout or DEFAULT_TIMEOUT, required=False)
         run = prepare(world, spec_path, flags=flags, device=device, out=out, train_limit=train_limit,
                       test_limit=test_limit, resume=resume, skip_check=skip_check, compile=compile, sync_bn=sync_bn,
-                      say=say, err=err)
+                      say=say, err=err, overwrite=overwrite, cuda_graph=cuda_graph)
         from rfcalc.analysis import render
 
         console.print(render.rich_table(run.spec.report))
-        comm = connect(world, run.options.device, dist_timeout or DEFAULT_TIMEOUT)
+        comm = connect(world, run.options.device, dist_timeout or DEFAULT_TIMEOUT, store)
     except (RfcalcError, SpecError) as exc:
         raise report(exc, world, connected=False) from None
     try:
@@ -203,7 +227,8 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
 
 def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str | None, out: str | None,
             train_limit: int | None, test_limit: int | None, resume: Path | None, skip_check: bool, compile: bool,
-            sync_bn: bool | None, say: Any, err: Console) -> Prepared:
+            sync_bn: bool | None, say: Any, err: Console, overwrite: bool = False,
+            cuda_graph: bool = True) -> Prepared:
     """Spec, options (or the checkpoint's), the restart's own last.pt, the check and the augmentations."""
     from rfcalc.model.weights import read_checkpoint
 
@@ -212,14 +237,14 @@ def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str
     check_limit("--train-limit", train_limit)
     check_limit("--test-limit", test_limit)
     given = {**flags, "device": device, "out": out, "train_limit": train_limit, "test_limit": test_limit,
-             "compile": compile or None, "sync_bn": sync_bn}
+             "compile": compile or None, "sync_bn": sync_bn, "cuda_graph": cuda_graph}
     ckpt = None
     if resume is not None:
         ckpt = read_checkpoint(resume)
         options = resume_options(ckpt, Path(resume), given)
     else:
         options = resolve(spec, flags=flags, device=device, out=out, train_limit=train_limit, test_limit=test_limit,
-                          compile=compile, skip_check=skip_check, sync_bn=sync_bn)
+                          compile=compile, skip_check=skip_check, sync_bn=sync_bn, cuda_graph=cuda_graph)
     restart = restart_checkpoint(world, options)
     if restart is not None:
         ckpt, resume = restart
@@ -229,9 +254,10 @@ def prepare(world: World, spec_path: Path, *, flags: dict[str, Any], device: str
         say(f"notice: restart {world.restart} (torchrun --max-restarts): no checkpoint of this job yet; starting "
             f"{'from ' + str(resume) if resume else 'again'}")
     if ckpt is not None:
+        check_fits(spec, ckpt, Path(resume or ""), say, command="train")
         check_world(ckpt, Path(resume or ""), world, options)
-        if ckpt.get("spec", {}).get("digest") not in (None, spec.digest):
-            say(f"notice: {spec.file} changed since {resume} was written (its tensors are checked one by one)")
+    if ckpt is None and not world.restart:  # a torchrun restart continues its own run in the same folder
+        check_out_free(options.out, given=out is not None, overwrite=overwrite, remove=world.rank == 0)
     check_data(options.config.data or "cifar10")  # a wrong --data stops here, before the check and the table
     if not (skip_check or options.skip_check):
         check_or_stop(spec, err)
@@ -260,6 +286,42 @@ def train_connected(run: Prepared, comm: Comm, spec_path: Path, console: Console
         trainer.finish("interrupted", plots=False)
         command = launch_command(world, f"train {spec_path} --resume {exc.checkpoint_path}")
         raise Agreed(f"{exc}; continue with: {command}", exc.exit_code) from None
+
+
+def check_fits(spec: Any, ckpt: dict[str, Any], path: Path, say: Any, *, command: str) -> None:
+    """Before any work: a checkpoint of another spec is refused with the spec it belongs to (name, file, digest);
+    one whose spec changed is used when every tensor still fits, with a notice."""
+    saved: dict[str, Any] = ckpt["spec"] if isinstance(ckpt.get("spec"), dict) else {}
+    if saved.get("digest") == spec.digest:
+        return
+    import torch
+
+    from rfcalc.model.weights import first_mismatch, state_of
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        expected = rfcalc.build_model(spec).state_dict()
+    problem = first_mismatch(expected, {k.removeprefix("_orig_mod."): v for k, v in state_of(ckpt).items()})
+    now = f"spec '{spec.name}' ({spec.file}, digest {spec.digest})"
+    if not saved:  # a bare state_dict: nothing says what it belongs to
+        if problem is not None:
+            raise RfcalcError(f"{path} does not fit {now}: {problem}")
+        return
+    file = saved.get("file")
+    was = f"spec '{saved.get('name')}' ({f'{file}, ' if file else ''}digest {saved.get('digest')})"
+    same = saved.get("name") == spec.name and file in (None, str(spec.file))
+    if problem is None:
+        say(f"notice: {spec.file} changed since {path} was written (digest {saved.get('digest')}, now "
+            f"{spec.digest}); its tensors still fit" if same else
+            f"notice: {path} was written for {was}; its tensors fit {now}")
+        return
+    if file is not None and file != str(spec.file):
+        flag = "--resume" if command == "train" else "--weights"
+        fix = f"use it with `rfcalc {command} {file} {flag} {path}`"
+    else:  # an older checkpoint (no file recorded), or this very file since edited
+        fix = ("use it with the spec as it was" if saved.get("name") == spec.name else
+               f"use it with the file of spec '{saved.get('name')}'")
+        fix += ", or start a new run without --resume" if command == "train" else ""
+    raise RfcalcError(f"{path} was written for {was}, not {now}, and does not fit it ({problem}); {fix}")
 
 
 def check_world(ckpt: dict[str, Any], path: Path, world: World, options: RunOptions) -> None:
