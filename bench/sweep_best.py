@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -133,6 +134,28 @@ def main() -> None:
         lines.append(f"| {label} | {loaded.report.params:,} | {loaded.report.rf[0]} | {lr:.4g} | "
                      f"{summary['best_test_acc']:.2%} | {summary['final_test_acc']:.2%} | "
                      f"{timings[f'train-{i}']:.0f} s |")
+    finals = [paired_predictions(args.out / f"train-{i}", spec, summary, args)
+              for i, ((_, spec), summary) in enumerate(zip(specs, summaries))]
+    lines += ["", "Paired on the same test images (each run's last.pt, the final accuracy; McNemar's exact test on "
+                  "the images one spec gets right and the other wrong):", "",
+              "| pair | accuracy | only the first right | only the second right | difference | p (two-sided) |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for a, b, name in ((2, 0, "sweep best vs c1c2c3c4 as bundled"), (2, 1, "sweep best vs sweep trial 0"),
+                       (1, 0, "sweep trial 0 vs c1c2c3c4 as bundled")):
+        only_a, only_b, p = mcnemar(finals[a][1], finals[b][1], finals[a][0])
+        lines.append(f"| {name} | {finals[a][2]:.2%} vs {finals[b][2]:.2%} | {only_a:,} | {only_b:,} | "
+                     f"{finals[a][2] - finals[b][2]:+.2%} | {p:.3g} |")
+    lines += ["", f"The sweep's candidates ({budget.epochs} epochs at most; held-out accuracy at the last epoch "
+                  "trained; a rejected one was never trained):", "",
+              "| trial | outcome | params | MACs | RF | epochs | accuracy | s | values / why |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows.values():
+        why = row["note"] or ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                       for k, v in row["values"].items())
+        acc = "" if row["accuracy"] is None else f"{row['accuracy']:.2%}"
+        lines.append(f"| {row['trial']} | {row['state']} | {row['params']:,} | {(row['macs'] or 0) / 1e6:.1f}M | "
+                     f"{(row['rf'] or [''])[0]} | {row['epochs'] or ''} | {acc} | {row['seconds'] or ''} | "
+                     f"{why.replace('|', '/')} |")
     values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[best]["values"].items())
     picked = rows[best]["accuracy"]
     n_test = budget.holdout or budget.test_limit or summaries[0]["data"]["test_images"]
@@ -153,11 +176,57 @@ def main() -> None:
                f"{os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}, load average {timings['load_before']:.1f} at the "
                f"start and {timings['load_after']:.1f} at the end: the cores were shared with other work")
     text = ("## `rfcalc sweep`: the best spec vs the bundled default\n\n"
-            f"`python bench/sweep_best.py` ({time.strftime('%Y-%m-%d')}, {machine}; device {args.device}).\n\n"
+            f"`{command(args)}` ({time.strftime('%Y-%m-%d')}, {machine}; device {args.device}).\n\n"
             + "\n".join(lines) + f"\n\nThe best trial's values: {values}.\n\n")
     print(text)
     if args.write:
         write_section("sweep", text)
+
+
+def command(args: argparse.Namespace) -> str:
+    """The bench's command line, as it ran (whatever --reuse/--write re-rendered it)."""
+    sweep = args.sweep.resolve()
+    shown = sweep.relative_to(ROOT) if sweep.is_relative_to(ROOT) else sweep
+    return (f"python bench/sweep_best.py --sweep {shown} --data {args.data} --workers {args.workers} --epochs "
+            f"{args.epochs} --train-limit {args.train_limit} --batch-size {args.batch_size} --aug {args.aug} "
+            f"--device {args.device}")
+
+
+def paired_predictions(run: Path, spec: Path, summary: dict, args: argparse.Namespace) -> tuple[int, list[bool], float]:
+    """Which test images the run's last.pt gets right (as `rfcalc evaluate`, with the run's TTA), and its accuracy."""
+    import torch
+
+    import rfcalc
+    from rfcalc.model.weights import load_weights, read_checkpoint
+    from rfcalc.trainer.batches import Normalizer
+    from rfcalc.trainer.data import fitting_data
+    from rfcalc.trainer.engine import Engine, evaluate_split
+    from rfcalc.trainer.options import merge_config
+
+    loaded = rfcalc.load_spec(spec)
+    ckpt = read_checkpoint(run / "last.pt")
+    images = fitting_data(loaded, str(args.data), lambda *_: None, train_limit=1, test_limit=None)
+    model = rfcalc.build_model(loaded)
+    load_weights(model, ckpt, source=run / "last.pt", spec_name=loaded.name)
+    engine = Engine(model, merge_config(loaded.train, {}), torch.device("cpu"), total_steps=1)
+    normalize = Normalizer(tuple(ckpt.get("mean") or images.mean), tuple(ckpt.get("std") or images.std),
+                           torch.device("cpu"))
+    x, y = torch.from_numpy(images.test_x), torch.from_numpy(images.test_y)
+    result = evaluate_split(engine, x, y, normalize, len(images.classes), bool(summary["options"]["config"]["tta"]),
+                            model=engine.model)
+    if abs(result.accuracy - summary["final_test_acc"]) > 1e-9:
+        print(f"note: {run / 'last.pt'} scores {result.accuracy:.2%} here, {summary['final_test_acc']:.2%} in its "
+              f"summary.json", file=sys.stderr)
+    return len(y), (result.predictions == y).tolist(), result.accuracy
+
+
+def mcnemar(a: list[bool], b: list[bool], _n: int) -> tuple[int, int, float]:
+    """Images only ``a`` gets right, only ``b`` gets right, and McNemar's exact two-sided p (binomial, 1/2)."""
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    n = only_a + only_b
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1))
+    return only_a, only_b, min(1.0, 2 * tail / 2 ** n) if n else 1.0
 
 
 def _count(value: int | None) -> str:
