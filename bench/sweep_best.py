@@ -13,11 +13,15 @@
    evaluated on the whole test split (the sweep selected on --test-limit images of it): the bundled
    arch_specs/c1c2c3c4_cifar10.yaml as it is (its default recipe), the sweep's baseline trial 0 (the bundled
    widths with the sweep's first learning rate) and the sweep's best spec.
+3. Each run's last.pt predicts the test split again: McNemar's exact test on the images one spec gets right and
+   the other wrong says whether a difference is more than chance; and every candidate of the sweep is listed
+   (rejected and pruned ones too, so that nobody repeats them).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -68,7 +72,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the steps --out/timings.json says are done "
                                                                 "(re-render a finished run)")
     args = parser.parse_args()
-    args.out = args.out.resolve()
+    args.out, args.sweep = args.out.resolve(), args.sweep.resolve()  # a relative --sweep: relative_to(ROOT) below
 
     timings_file = args.out / "timings.json"
     timings = json.loads(timings_file.read_text()) if args.reuse and timings_file.is_file() else {}
@@ -112,7 +116,7 @@ def main() -> None:
     run_images = args.train_limit or summaries[0]["data"]["train_images"]
     measured = (f"{budget.holdout:,} held-out training images" if budget.holdout else
                 f"{_count(budget.test_limit)} test images")
-    lines = [f"Sweep: `{args.sweep.relative_to(ROOT)}`, {len(rows)} trials ("
+    lines = [f"Sweep: `{_shown(args.sweep)}`, {len(rows)} trials ("
              + ", ".join(f"{n} {state}" for state, n in results["counts"].items() if n)
              + f") in {timings['sweep'] / 60:.1f} min wall. A rejection took {statistics.median(rejected_ms):.1f} ms "
              f"(median of {len(rejected_ms)}); a trained trial {statistics.median(r['seconds'] for r in trained):.1f} s"
@@ -133,17 +137,54 @@ def main() -> None:
         lines.append(f"| {label} | {loaded.report.params:,} | {loaded.report.rf[0]} | {lr:.4g} | "
                      f"{summary['best_test_acc']:.2%} | {summary['final_test_acc']:.2%} | "
                      f"{timings[f'train-{i}']:.0f} s |")
+    finals = [paired_predictions(args.out / f"train-{i}", spec, summary, args)
+              for i, ((_, spec), summary) in enumerate(zip(specs, summaries))]
+    lines += ["", "Paired on the same test images (each run's last.pt, the final accuracy; McNemar's exact test on "
+                  "the images one spec gets right and the other wrong):", "",
+              "| pair | accuracy | only the first right | only the second right | difference | p (two-sided) |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    tests = {}
+    for a, b, name in ((2, 0, "sweep best vs c1c2c3c4 as bundled"), (2, 1, "sweep best vs sweep trial 0"),
+                       (1, 0, "sweep trial 0 vs c1c2c3c4 as bundled")):
+        only_a, only_b, p = tests[a, b] = mcnemar(finals[a][1], finals[b][1], finals[a][0])
+        lines.append(f"| {name} | {finals[a][2]:.2%} vs {finals[b][2]:.2%} | {only_a:,} | {only_b:,} | "
+                     f"{finals[a][2] - finals[b][2]:+.2%} | {p:.3g} |")
+    lines += ["", f"The sweep's candidates ({budget.epochs} epochs at most; held-out accuracy at the last epoch "
+                  "trained; a rejected one was never trained):", "",
+              "| trial | outcome | params | MACs | RF | epochs | accuracy | s | values / why |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows.values():
+        why = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["values"].items())
+        why += f": {row['note']}" if row["note"] else ""
+        acc = "" if row["accuracy"] is None else f"{row['accuracy']:.2%}"
+        took = f"{row['seconds']:.0f}" if row["seconds"] else ""
+        lines.append(f"| {row['trial']} | {row['state']} | {row['params']:,} | {(row['macs'] or 0) / 1e6:.1f}M | "
+                     f"{(row['rf'] or [''])[0]} | {row['epochs'] or ''} | {acc} | {took} | "
+                     f"{why.replace('|', '/')} |")
     values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[best]["values"].items())
     picked = rows[best]["accuracy"]
     n_test = budget.holdout or budget.test_limit or summaries[0]["data"]["test_images"]
     noise = 100 * (picked * (1 - picked) / n_test) ** 0.5
     delta = 100 * (summaries[2]["best_test_acc"] - summaries[0]["best_test_acc"])
     where = "held-out training" if budget.holdout else "test"
-    verdict = (f"the sweep's best beats the bundled spec by {delta:.2f} points on the whole test split."
-               if delta > 0 else
-               "a proxy that coarse picks among candidates its own noise cannot separate, and favours what learns "
-               "fastest rather than what ends best; a sweep whose best is worth quoting needs a trial budget closer "
-               "to the final run's.")
+
+    def said(a: int, b: int, what: str) -> str:
+        diff, p = 100 * (finals[a][2] - finals[b][2]), tests[a, b][2]
+        if p < 0.05:
+            return f"{'beats' if diff > 0 else 'is beaten by'} {what} by {abs(diff):.2f} points (paired p = {p:.2g})"
+        return f"cannot be told apart from {what} ({diff:+.2f} points, paired p = {p:.2g})"
+
+    verdict = f"the sweep's best {said(2, 0, 'the bundled spec')}, and {said(2, 1, 'its own baseline, trial 0')}."
+    if tests[2, 0][2] < 0.05 <= tests[2, 1][2]:
+        close = [r for r in rows.values() if r["state"] == "complete" and r["accuracy"] is not None
+                 and 100 * (picked - r["accuracy"]) < 2 * noise * 2 ** 0.5]
+        verdict += (" The gain over the bundled spec came with the sweep file's base design (trial 0), not from the "
+                    f"search: {len(close)} of the {len(trained)} candidates it trained are within two standard "
+                    "errors of a difference of its best's held-out accuracy ("
+                    + ", ".join(f"trial {r['trial']} {r['accuracy']:.2%}" for r in close) + ").")
+    elif tests[2, 0][2] >= 0.05 or finals[2][2] <= finals[0][2]:
+        verdict += (" A proxy that coarse picks among candidates its own noise cannot separate; a sweep whose best "
+                    "is worth quoting needs a trial budget closer to the final run's.")
     lines += ["", f"At {args.epochs} epochs the sweep's best is {delta:+.2f} points from the bundled spec. The sweep "
                   f"ranked its candidates by {picked:.2%} on {n_test:,} {where} images (one standard error: "
                   f"{noise:.1f} points) after {budget.epochs} epochs on {_count(budget.train_limit)} images: "
@@ -153,11 +194,61 @@ def main() -> None:
                f"{os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}, load average {timings['load_before']:.1f} at the "
                f"start and {timings['load_after']:.1f} at the end: the cores were shared with other work")
     text = ("## `rfcalc sweep`: the best spec vs the bundled default\n\n"
-            f"`python bench/sweep_best.py` ({time.strftime('%Y-%m-%d')}, {machine}; device {args.device}).\n\n"
+            f"`{command(args)}` ({time.strftime('%Y-%m-%d')}, {machine}; device {args.device}).\n\n"
             + "\n".join(lines) + f"\n\nThe best trial's values: {values}.\n\n")
     print(text)
     if args.write:
         write_section("sweep", text)
+
+
+def command(args: argparse.Namespace) -> str:
+    """The bench's command line, as it ran (whatever --reuse/--write re-rendered it)."""
+    return (f"python bench/sweep_best.py --sweep {_shown(args.sweep)} --data {args.data} --workers {args.workers} "
+            f"--epochs {args.epochs} --train-limit {args.train_limit} --batch-size {args.batch_size} --aug {args.aug} "
+            f"--device {args.device}")
+
+
+def paired_predictions(run: Path, spec: Path, summary: dict, args: argparse.Namespace) -> tuple[int, list[bool], float]:
+    """Which test images the run's last.pt gets right (as `rfcalc evaluate`, with the run's TTA), and its accuracy."""
+    import torch
+
+    import rfcalc
+    from rfcalc.model.weights import load_weights, read_checkpoint
+    from rfcalc.trainer.batches import Normalizer
+    from rfcalc.trainer.data import fitting_data
+    from rfcalc.trainer.engine import Engine, evaluate_split
+    from rfcalc.trainer.options import merge_config
+
+    loaded = rfcalc.load_spec(spec)
+    ckpt = read_checkpoint(run / "last.pt")
+    images = fitting_data(loaded, str(args.data), lambda *_: None, train_limit=1, test_limit=None)
+    model = rfcalc.build_model(loaded)
+    load_weights(model, ckpt, source=run / "last.pt", spec_name=loaded.name)
+    engine = Engine(model, merge_config(loaded.train, {}), torch.device("cpu"), total_steps=1)
+    normalize = Normalizer(tuple(ckpt.get("mean") or images.mean), tuple(ckpt.get("std") or images.std),
+                           torch.device("cpu"))
+    x, y = torch.from_numpy(images.test_x), torch.from_numpy(images.test_y)
+    result = evaluate_split(engine, x, y, normalize, len(images.classes), bool(summary["options"]["config"]["tta"]),
+                            model=engine.model)
+    if abs(result.accuracy - summary["final_test_acc"]) > 1e-9:
+        print(f"note: {run / 'last.pt'} scores {result.accuracy:.2%} here, {summary['final_test_acc']:.2%} in its "
+              f"summary.json", file=sys.stderr)
+    return len(y), (result.predictions == y).tolist(), result.accuracy
+
+
+def mcnemar(a: list[bool], b: list[bool], _n: int) -> tuple[int, int, float]:
+    """Images only ``a`` gets right, only ``b`` gets right, and McNemar's exact two-sided p (binomial, 1/2)."""
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    n = only_a + only_b
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1))
+    return only_a, only_b, min(1.0, 2 * tail / 2 ** n) if n else 1.0
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the repository when it is inside it."""
+    path = path.resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def _count(value: int | None) -> str:

@@ -145,3 +145,35 @@ def test_the_holdout_split_is_fixed_disjoint_and_read_back_by_the_trainer(tmp_pa
     assert (folder / "test").stat().st_mtime_ns == stamp  # reused, not written again
     with pytest.raises(RfcalcError, match="budget.holdout 60: the training split of /data/toy has 60 images"):
         write_holdout(images, 60, tmp_path / "h2", lambda s: None)
+
+
+def test_workers_asking_at_once_never_get_the_same_queued_trial(tmp_path: Path) -> None:
+    """SQLite: two workers both claimed the enqueued trial 0 and trained it into one folder (deferred
+    transactions); every transaction now begins IMMEDIATE, so each queued candidate goes to exactly one worker."""
+    import threading
+    import warnings
+
+    sweep = _sweep(tmp_path)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = open_study(sweep, url)
+    for width in [8, 16, 24, 32, 40, 48] * 4:
+        first.enqueue_trial({"width": width})
+    workers, asks = 6, 4
+    studies = [open_study(sweep, url, worker=i) for i in range(workers)]
+    start = threading.Barrier(workers)
+    got: list[int] = []
+
+    def ask(study) -> None:
+        start.wait()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeats: the sweep asks through Study.optimize
+            for _ in range(asks):
+                got.append(study.ask().number)
+
+    threads = [threading.Thread(target=ask, args=(study,)) for study in studies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(got) == list(range(workers * asks))   # 24 queued, 24 asks: each claimed once
+    assert all(t.state == TrialState.RUNNING for t in first.get_trials())

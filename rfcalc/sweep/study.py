@@ -55,11 +55,31 @@ def open_storage(url: str) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+            storage = RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
         except Exception as exc:  # noqa: BLE001 - SQLAlchemy and drivers raise many kinds; all are one line here
             raise RfcalcError(f"--storage {shown_url(url)}: cannot open the study storage: "
                               f"{_first_line(exc)}") from None
+    if url.startswith("sqlite"):
+        _begin_immediate(storage.engine)
+    return storage
+
+
+def _begin_immediate(engine: Any) -> None:
+    """Every SQLite transaction takes the write lock when it begins (``BEGIN IMMEDIATE``). pysqlite's deferred
+    transactions let two workers both read an enqueued trial as WAITING and both claim it (Optuna's
+    ``FOR UPDATE`` is a no-op on SQLite): both trained trial 0 into one folder. SQLAlchemy's recipe for pysqlite."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite issues no BEGIN of its own
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # the connections opened before the listeners are closed; new ones get them
 
 
 def _first_line(exc: BaseException) -> str:
