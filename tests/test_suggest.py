@@ -78,6 +78,8 @@ def _exhaustive_best(data: dict[str, Any], constraints: Constraints) -> tuple[An
     root = load_spec(data).report
     best = None
     for edit in all_single_edits(data):
+        if edit.kind in (EditKind.DILATION, EditKind.KERNEL) and edit.label in misfits(root):
+            continue  # a conv whose window already does not fit its map is left alone (docs/suggest.md)
         try:
             report = load_spec(apply_edit(data, edit)).report
         except SpecError:

@@ -273,12 +273,16 @@ class Generator:
                 size = self._map_at(sequence, index)
                 values = tuple(d for d in (dilations or (_up(1, MAX_DILATION) if dilated else (1,)))
                                if fits(2 * d + 1, size))
+                # On a map too small for any dilated 3x3, a plain 3x3 still widens the window by two steps.
+                plain = dilated and not dilations and not values and fits(3, size)
+                values = (1,) if plain else values
                 for dw in variants:
-                    base = ("dilated_dw" if dw else "dilated_conv") if dilated else "dw"
+                    base = ("dilated_dw" if dw else "dilated_conv") if dilated and not plain else \
+                        ("dw" if dw or not plain else "conv3x3")
                     name = fresh_name(base, self.sites.names)
                     yield Ladder(goal, EditKind.INSERT, sequence + (index,), values,
                                  partial(_insert_conv, sequence, index, name, dw),
-                                 dilated)
+                                 dilated and not plain)
 
     def _map_at(self, sequence: Key, index: int) -> tuple[int, ...] | None:
         """The map (h, w) a layer inserted before ``index`` of the list at ``sequence`` gets, or a bound above it
