@@ -85,7 +85,7 @@ def step_figures(args: argparse.Namespace) -> dict[str, Any]:
     import rfcalc
     from rfcalc.trainer import graphs
     from rfcalc.trainer.batches import Normalizer
-    from rfcalc.trainer.config import TrainConfig
+    from rfcalc.spec.train import TrainConfig
     from rfcalc.trainer.engine import Engine, setup_backend
 
     device = torch.device(args.device)

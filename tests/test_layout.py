@@ -31,9 +31,6 @@ TORCH_FREE = (*(p for layer in LAYERS[:LAYERS.index(("rfcalc.suggest", "rfcalc.m
               "rfcalc.suggest", "rfcalc.sweep")
 # Known crossings, each with its way out; the test fails when one is gone, so that the list only shrinks.
 KNOWN_CROSSINGS = {
-    # the `train:` section's schema lives in the trainer (issue 22 item 7 moves it under spec/)
-    ("rfcalc.spec.models", "rfcalc.trainer.config"),
-    ("rfcalc.analysis.load", "rfcalc.trainer.config"),
     # the random-spec generator checks each spec with the calculator it is meant to test (belongs beside it)
     ("rfcalc.spec.random_specs", "rfcalc.analysis.load"),
 }

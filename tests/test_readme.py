@@ -7,7 +7,7 @@ import rfcalc
 
 from conftest import ROOT
 from rfcalc.cli.app import app
-from rfcalc.trainer.config import TrainConfig
+from rfcalc.spec.train import TrainConfig
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"

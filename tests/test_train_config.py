@@ -7,7 +7,7 @@ import pytest
 import rfcalc
 from rfcalc.errors import RfcalcError
 from rfcalc.spec.schema import spec_json_schema
-from rfcalc.trainer.config import DEFAULT_AUGMENTATIONS, TrainConfig
+from rfcalc.spec.train import DEFAULT_AUGMENTATIONS, TrainConfig
 from rfcalc.trainer.options import merge_config, resolve
 
 SPEC = """

@@ -19,7 +19,7 @@ from rfcalc.spec.graph import Node
 from rfcalc.spec.messages import suggest, translate
 from rfcalc.table.report import Report
 from rfcalc.spec.models import LAYER_MODELS, OPS, Constraints, SpecFile
-from rfcalc.trainer.config import TrainConfig
+from rfcalc.spec.train import TrainConfig
 from rfcalc.spec.source import Source, parse_yaml, read_spec_text
 
 

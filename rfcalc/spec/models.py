@@ -16,7 +16,7 @@ from rfcalc.ops.fields import NAME_PATTERN, LayerModel, Pair, to_pair
 from rfcalc.ops.merges import SpecMerge
 from rfcalc.ops.registry import FEATURES, REGISTRY, Feature
 from rfcalc.quantities import SYMBOLS, BoundOp, parse_comparison, parse_number
-from rfcalc.trainer.config import TrainConfig
+from rfcalc.spec.train import TrainConfig
 
 __all__ = ["FEATURES", "LAYER_MODELS", "NAME_PATTERN", "OPS", "RESERVED_NAMES", "Bound", "Constraints", "Feature",
            "InputSpec", "BlockDef", "LayerModel", "Pair", "ParallelLayer", "PrimLayer", "ResidualLayer", "SpecFile"]

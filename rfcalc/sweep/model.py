@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rfcalc.trainer.config import AugMode, TrainConfig
+from rfcalc.spec.train import AugMode, TrainConfig
 
 ObjectiveName = Literal["accuracy", "params", "macs"]
 PrunerName = Literal["median", "successive_halving", "hyperband", "none"]

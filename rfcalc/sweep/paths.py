@@ -14,7 +14,7 @@ from typing import Any
 from rfcalc.quantities import BOUNDED
 from rfcalc.spec.messages import suggest
 from rfcalc.spec.models import LAYER_MODELS, OPS, Bound, Constraints, SpecFile
-from rfcalc.trainer.config import TrainConfig
+from rfcalc.spec.train import TrainConfig
 
 Token = str | int
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")

@@ -19,7 +19,7 @@ from rfcalc.trainer.data import ImageSet
 from rfcalc.trainer.distributed import World
 from rfcalc.quantities import count
 from rfcalc.trainer import device_aug
-from rfcalc.trainer.config import TrainConfig
+from rfcalc.spec.train import TrainConfig
 from rfcalc.trainer.fast_aug import FastBatches
 from rfcalc.trainer.options import RunOptions
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from rfcalc.errors import RfcalcError, message_line
-from rfcalc.trainer.config import TrainConfig
+from rfcalc.spec.train import TrainConfig
 from rfcalc.trainer.distributed import Comm, World, shard, sync_norms, wrap
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rfcalc.trainer.config import FastAug
+from rfcalc.spec.train import FastAug
 from rfcalc.trainer.augment import batch_slices, batches_per_epoch, epoch_order, shard_bounds
 
 FAST_SALT = 0xFA57

@@ -18,7 +18,7 @@ from rfcalc.analysis.load import Spec
 from rfcalc.trainer import artifacts, plots
 from rfcalc.trainer.batches import Normalizer
 from rfcalc.trainer.distributed import World
-from rfcalc.trainer.config import TrainConfig
+from rfcalc.spec.train import TrainConfig
 from rfcalc.trainer.data import ImageSet
 from rfcalc.trainer.devices import device_name
 from rfcalc.trainer.engine import Engine, EvalResult

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rfcalc.errors import RfcalcError
 from rfcalc.spec.messages import describe_error
 from rfcalc.analysis.load import Spec
-from rfcalc.trainer.config import AUG_MODES, TrainConfig
+from rfcalc.spec.train import AUG_MODES, TrainConfig
 
 FLAGS = {"data": "--data", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
          "aug": "--aug", "workers": "--workers", "optimizer": "--optimizer"}
