@@ -218,8 +218,8 @@ def main() -> None:
         floor = wall([sys.executable, "-c", "import typer, yaml; from pydantic import BaseModel"])
         torch_import = wall([sys.executable, "-c", "import torch"])
         torchinfo = wall([sys.executable, "-c",
-                          "import rfcalc, torchinfo; m = rfcalc.build_model(%r); "
-                          "torchinfo.summary(m, input_size=(1, 3, 32, 32), verbose=0)" % str(path)])
+                          f"import rfcalc, torchinfo; m = rfcalc.build_model({str(path)!r}); "
+                          "torchinfo.summary(m, input_size=(1, 3, 32, 32), verbose=0)"])
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
     print()

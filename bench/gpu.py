@@ -209,7 +209,7 @@ def speed(args: argparse.Namespace, results: Results, tmp: Path) -> None:
         say("bare step: eager vs CUDA graph")
         try:
             results.put("step", step_figures(args))
-        except Exception as exc:  # noqa: BLE001 - a bench records the failure and goes on
+        except Exception as exc:  # a bench records the failure and goes on
             results.put("step", {"error": f"{type(exc).__name__}: {exc}"})
     epochs = ["--epochs", "1" if args.small else "3"]
     fast = spec_with(DEFAULT_SPEC, tmp, {"aug": "fast"}, "fast")
@@ -305,11 +305,11 @@ def reach_lines(label: str, reach: dict[str, Any] | None) -> list[str]:
     if "error" in reach:
         return [f"{label}: {reach['error']}", ""]
     r85, r90 = reach["reached"].get("85%"), reach["reached"].get("90%")
+    at85 = f"epoch {r85['epoch']}, {r85['seconds']} s" if r85 else "never"
+    at90 = f"epoch {r90['epoch']}, {r90['seconds']} s" if r90 else "never"
     return [f"{label} (the spec's own recipe): {reach['epochs']} epochs in {reach['wall_s']} s wall, final "
-            f"{_pct(reach['final'])}, best {_pct(reach['best'])}; 85% at "
-            f"{'epoch %s, %s s' % (r85['epoch'], r85['seconds']) if r85 else 'never'}; 90% at "
-            f"{'epoch %s, %s s' % (r90['epoch'], r90['seconds']) if r90 else 'never'} (warm-up "
-            f"{reach['warmup_s']} s included). `{reach['train_line']}`", ""]
+            f"{_pct(reach['final'])}, best {_pct(reach['best'])}; 85% at {at85}; 90% at {at90} "
+            f"(warm-up {reach['warmup_s']} s included). `{reach['train_line']}`", ""]
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -318,7 +318,7 @@ def markdown(data: dict[str, Any]) -> str:
              ""]
     step = data.get("step")
     if step:
-        lines += ["| one step, batch %s, data on the device | ms | img/s |" % step.get("batch"), "|---|---|---|"]
+        lines += [f"| one step, batch {step.get('batch')}, data on the device | ms | img/s |", "|---|---|---|"]
         for key, name in (("eager", "eager"), ("graph", "CUDA graph")):
             if f"{key}_ms" in step:
                 lines.append(f"| {name} | {step[key + '_ms']:.2f} | {step[key + '_img_s']:,} |")

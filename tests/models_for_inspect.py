@@ -317,7 +317,7 @@ def resnet50_trunk_spec(size: int = 224, width: int = 64) -> str:
 
     lines = [f"version: 1\nname: resnet50-trunk\ninput: {{channels: 3, size: {size}}}\n",
              "defaults:\n  conv: {bias: false, norm: bn}\nlayers:\n",
-             "  - {op: conv, name: conv1, out: %d, k: 7, stride: 2, padding: 3, act: relu}\n" % width,
+             f"  - {{op: conv, name: conv1, out: {width}, k: 7, stride: 2, padding: 3, act: relu}}\n",
              "  - {op: maxpool, k: 3, stride: 2, padding: 1}\n"]
     for layer, (planes, blocks, stride) in enumerate(((width, 3, 1), (width * 2, 4, 2), (width * 4, 6, 2),
                                                       (width * 8, 3, 2)), start=1):

@@ -9,13 +9,13 @@ import pytest
 
 import torch
 
-import rfcalc  # noqa: E402
-from conftest import bundled_specs  # noqa: E402
-from rfcalc.model.builder import SpecModel  # noqa: E402
-from rfcalc.model.modules import Parallel, Residual, Ultimus  # noqa: E402
-from rfcalc.model.weights import load_weights  # noqa: E402
-from rfcalc.errors import RfcalcError  # noqa: E402
-from rfcalc.model.plan import plan_model, row_modules  # noqa: E402
+import rfcalc
+from conftest import bundled_specs
+from rfcalc.model.builder import SpecModel
+from rfcalc.model.modules import Parallel, Residual, Ultimus
+from rfcalc.model.weights import load_weights
+from rfcalc.errors import RfcalcError
+from rfcalc.model.plan import plan_model, row_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = bundled_specs()

@@ -367,7 +367,7 @@ def test_calculator_is_linear_in_layers():
     def calls(n: int) -> int:
         made = 0
 
-        def count(frame, event, arg):  # noqa: ANN001, ANN202 - sys.setprofile's signature
+        def count(frame, event, arg):  # sys.setprofile's signature
             nonlocal made
             made += event == "call"
 

@@ -13,10 +13,10 @@ import pytest
 
 import torch
 
-import rfcalc  # noqa: E402
-from conftest import bundled_specs  # noqa: E402
-from rfcalc.model.export import class_name_for, export_source  # noqa: E402
-from rfcalc.spec.random_specs import valid_specs  # noqa: E402
+import rfcalc
+from conftest import bundled_specs
+from rfcalc.model.export import class_name_for, export_source
+from rfcalc.spec.random_specs import valid_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = bundled_specs()

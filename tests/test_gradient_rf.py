@@ -13,9 +13,9 @@ import pytest
 
 import torch
 
-import rfcalc  # noqa: E402
-from conftest import bundled_specs  # noqa: E402
-from rfcalc.model.oracle import (GradientProbe, gradient_windows, module_problems, positive_copy,  # noqa: E402
+import rfcalc
+from conftest import bundled_specs
+from rfcalc.model.oracle import (GradientProbe, gradient_windows, module_problems, positive_copy,
                             )
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,18 +17,18 @@ import pytest
 
 import torch
 
-import torch.fx as fx  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
 
-import models_for_inspect as M  # noqa: E402
-from conftest import bundled_specs  # noqa: E402
-import rfcalc  # noqa: E402
-from rfcalc.errors import RfcalcError  # noqa: E402
-from rfcalc.inspection.api import inspect_module, trace_module, traced  # noqa: E402
-from rfcalc.table.report import Report  # noqa: E402
-from rfcalc.model.oracle import default_units, positive_copy, window_mismatches  # noqa: E402
-from rfcalc.inspection.to_spec import signature, spec_from_inspection  # noqa: E402
+import models_for_inspect as M
+from conftest import bundled_specs
+import rfcalc
+from rfcalc.errors import RfcalcError
+from rfcalc.inspection.api import inspect_module, trace_module, traced
+from rfcalc.table.report import Report
+from rfcalc.model.oracle import default_units, positive_copy, window_mismatches
+from rfcalc.inspection.to_spec import signature, spec_from_inspection
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (3, 32, 32)

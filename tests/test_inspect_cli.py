@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 
-import rfcalc  # noqa: E402
-from rfcalc.cli.app import app  # noqa: E402
-from rfcalc.inspection.target import load_target, parse_input_shape  # noqa: E402
-from rfcalc.errors import RfcalcError  # noqa: E402
-from rfcalc.inspection.api import inspect_module  # noqa: E402
+import rfcalc
+from rfcalc.cli.app import app
+from rfcalc.inspection.target import load_target, parse_input_shape
+from rfcalc.errors import RfcalcError
+from rfcalc.inspection.api import inspect_module
 
 MODEL_PY = '''
 import torch

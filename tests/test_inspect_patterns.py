@@ -17,16 +17,16 @@ import pytest
 
 import torch
 
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import torch.nn.functional as F
+from torch import nn
 
-import models_for_inspect as M  # noqa: E402
-import rfcalc  # noqa: E402
-from rfcalc.analysis import render  # noqa: E402
-from rfcalc.errors import RfcalcError  # noqa: E402
-from rfcalc.inspection.api import inspect_module, trace_module  # noqa: E402
-from rfcalc.inspection.check import inspection_problems  # noqa: E402
-from rfcalc.model.oracle import single_thread  # noqa: E402
+import models_for_inspect as M
+import rfcalc
+from rfcalc.analysis import render
+from rfcalc.errors import RfcalcError
+from rfcalc.inspection.api import inspect_module, trace_module
+from rfcalc.inspection.check import inspection_problems
+from rfcalc.model.oracle import single_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = (3, 16, 16)

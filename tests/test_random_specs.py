@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 
-from rfcalc.spec.random_specs import random_spec, valid_specs  # noqa: E402
-from rfcalc.model.oracle import module_problems  # noqa: E402
+from rfcalc.spec.random_specs import random_spec, valid_specs
+from rfcalc.model.oracle import module_problems
 
 COUNT = 200
 

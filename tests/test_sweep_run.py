@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 
-import optuna  # noqa: F401
+import optuna
 import torch  # noqa: F401
 import cv2  # noqa: F401
 
-from conftest import CIFAR_PLACES  # noqa: E402
+from conftest import CIFAR_PLACES
 
 pytestmark = pytest.mark.slow  # real `rfcalc sweep` / `rfcalc train` processes and a PostgreSQL server
 

@@ -8,12 +8,12 @@ import pytest
 
 import optuna
 
-from rfcalc.errors import RfcalcError  # noqa: E402
-from rfcalc.sweep.load import load_sweep  # noqa: E402
-from rfcalc.sweep.outcome import Outcome, counts, outcome_of  # noqa: E402
-from rfcalc.sweep.study import counted, is_surplus, make_pruner, open_study  # noqa: E402
-from rfcalc.sweep.worker import _queue_again, more_to_do  # noqa: E402
-from test_sweep_file import BASE, GOOD  # noqa: E402
+from rfcalc.errors import RfcalcError
+from rfcalc.sweep.load import load_sweep
+from rfcalc.sweep.outcome import Outcome, counts, outcome_of
+from rfcalc.sweep.study import counted, is_surplus, make_pruner, open_study
+from rfcalc.sweep.worker import _queue_again, more_to_do
+from test_sweep_file import BASE, GOOD
 
 TrialState = optuna.trial.TrialState
 DIST = {"width": optuna.distributions.IntDistribution(8, 48, step=8)}

@@ -6,10 +6,10 @@ import pytest
 
 import torch
 
-from rfcalc.trainer.config import FastAug  # noqa: E402
-from rfcalc.trainer.augment import (AugmentationError, AugmentedBatches, EpochSampler, build_pipeline,  # noqa: E402
+from rfcalc.trainer.config import FastAug
+from rfcalc.trainer.augment import (AugmentationError, AugmentedBatches, EpochSampler, build_pipeline,
                              make_loader, translate_v1)
-from rfcalc.trainer.fast_aug import augment, batch_generator  # noqa: E402
+from rfcalc.trainer.fast_aug import augment, batch_generator
 
 MEAN = (0.5, 0.25, 0.75)
 SHAPE = (16, 16, 3)

@@ -11,12 +11,12 @@ import pytest
 import torch  # noqa: F401 - the train extra
 import cv2  # noqa: F401 - the train extra
 
-from train_helpers import (CLASSES, make_images, write_cifar100_folder, write_image_folder,  # noqa: E402
+from train_helpers import (CLASSES, make_images, write_cifar100_folder, write_image_folder,
                            write_pickle_folder, write_tarball)
 
-from rfcalc.errors import RfcalcError  # noqa: E402
-from rfcalc.trainer import download  # noqa: E402
-from rfcalc.trainer.data import load_data, subset  # noqa: E402
+from rfcalc.errors import RfcalcError
+from rfcalc.trainer import download
+from rfcalc.trainer.data import load_data, subset
 
 
 @pytest.fixture(autouse=True)

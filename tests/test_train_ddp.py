@@ -30,11 +30,11 @@ import torch
 import albumentations  # noqa: F401
 import matplotlib  # noqa: F401
 
-from rich.console import Console  # noqa: E402
-from train_helpers import run, spec_text, write_pickle_folder  # noqa: E402
-from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
+from rich.console import Console
+from train_helpers import run, spec_text, write_pickle_folder
+from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
 
-from rfcalc.trainer.checkpoint_eval import evaluate_checkpoint  # noqa: E402
+from rfcalc.trainer.checkpoint_eval import evaluate_checkpoint
 
 pytestmark = pytest.mark.slow  # real torchrun processes
 

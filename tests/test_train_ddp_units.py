@@ -16,21 +16,21 @@ import torch
 import albumentations  # noqa: F401
 import matplotlib  # noqa: F401
 
-from rich.console import Console  # noqa: E402
-from torch.distributed.elastic.multiprocessing.errors import ProcessFailure  # noqa: E402
-from train_helpers import run, signal_after_step, spec_text, write_pickle_folder  # noqa: E402
-from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
+from rich.console import Console
+from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+from train_helpers import run, signal_after_step, spec_text, write_pickle_folder
+from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
 
-from rfcalc.errors import ExitCode, RfcalcError  # noqa: E402
-from rfcalc.trainer.augment import batch_indices, batches_per_epoch  # noqa: E402
-from rfcalc.trainer.config import FastAug  # noqa: E402
-from rfcalc.trainer.distributed import (Agreed, Comm, LostRank, Silent, World, for_rank,  # noqa: E402
+from rfcalc.errors import ExitCode, RfcalcError
+from rfcalc.trainer.augment import batch_indices, batches_per_epoch
+from rfcalc.trainer.config import FastAug
+from rfcalc.trainer.distributed import (Agreed, Comm, LostRank, Silent, World, for_rank,
                                         launch_command, shard)
-from rfcalc.trainer.fast_aug import augment, batch_generator  # noqa: E402
-from rfcalc.trainer.launch import failure  # noqa: E402
-from rfcalc.trainer.progress import EpochBar, chance_note  # noqa: E402
-from rfcalc.trainer.state import Best, EpochRow, Partial  # noqa: E402
-from rfcalc.trainer.sync_norm import SyncBatchNorm, convert  # noqa: E402
+from rfcalc.trainer.fast_aug import augment, batch_generator
+from rfcalc.trainer.launch import failure
+from rfcalc.trainer.progress import EpochBar, chance_note
+from rfcalc.trainer.state import Best, EpochRow, Partial
+from rfcalc.trainer.sync_norm import SyncBatchNorm, convert
 
 
 # ---------------------------------------------------------------- sharding

@@ -8,8 +8,8 @@ import pytest
 import torch
 import albumentations  # noqa: F401 - the train extra
 
-from train_helpers import one_line_error, run, spec_file, spec_text  # noqa: E402
-from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
+from train_helpers import one_line_error, run, spec_file, spec_text
+from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
 
 
 def _fails(args: list, expected: str, code: int = 2) -> str:

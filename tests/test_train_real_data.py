@@ -10,8 +10,8 @@ import pytest
 
 import cv2  # noqa: F401 - the train extra
 
-from conftest import CIFAR_PLACES  # noqa: E402
-from train_helpers import run  # noqa: E402
+from conftest import CIFAR_PLACES
+from train_helpers import run
 
 pytestmark = pytest.mark.slow  # the real CIFAR-10 JPEGs
 

@@ -12,13 +12,13 @@ import torch
 import albumentations  # noqa: F401 - the train extra
 import matplotlib  # noqa: F401 - the train extra
 
-from train_helpers import (CLASSES, one_line_error, run, signal_after_step, spec_file, spec_text,  # noqa: E402
+from train_helpers import (CLASSES, one_line_error, run, signal_after_step, spec_file, spec_text,
                            write_image_folder)
-from train_helpers import isolated_cache  # noqa: E402, F401  (autouse fixture: own cache, one thread)
+from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
 
-import rfcalc  # noqa: E402
-from rfcalc.trainer.engine import Engine  # noqa: E402
-from rfcalc.trainer.lr_find import range_test  # noqa: E402
+import rfcalc
+from rfcalc.trainer.engine import Engine
+from rfcalc.trainer.lr_find import range_test
 
 pytestmark = pytest.mark.slow  # trains
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 # pydantic looks for plugins through importlib.metadata at the first model it builds: ~40 ms that a
 # pre-commit hook should not pay. Only this command-line process is affected.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-import typer  # noqa: E402
+import typer
 
-from rfcalc import __version__  # noqa: E402
-from rfcalc.cli import (inspect_command, model_commands, spec_commands, suggest_command,  # noqa: E402
+from rfcalc import __version__
+from rfcalc.cli import (inspect_command, model_commands, spec_commands, suggest_command,
                         sweep_command, train_commands)
-from rfcalc.cli.common import Command, Group  # noqa: E402
-from rfcalc.cli.typer_shim import use_command_class  # noqa: E402
+from rfcalc.cli.common import Command, Group
+from rfcalc.cli.typer_shim import use_command_class
 
 app = typer.Typer(name="rfcalc", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=Group,
                   help="Exact receptive-field tables, constraint checks, PyTorch modules and training from a "
@@ -35,7 +35,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_callback(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:
     """rfcalc: design small CNNs under constraints."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,7 +28,7 @@ def inspect_command(
                                           "no-argument constructor, or a function returning a module.")],
     input: Annotated[str, typer.Option("--input", "-i", metavar="CxHxW", help="Input shape CxHxW, e.g. 3x32x32.")],
     format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
-    to_spec: Annotated[Optional[Path], typer.Option("--to-spec", metavar="FILE.yaml",
+    to_spec: Annotated[Path | None, typer.Option("--to-spec", metavar="FILE.yaml",
                                                     help="Also write the equivalent v1 spec to this file.")] = None,
 ) -> None:
     """The exact, branch-aware table of a PyTorch module, traced with torch.fx (same numbers as `table`).

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,9 +19,9 @@ def register(app: typer.Typer) -> None:
 @guarded
 def export(
     spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE.py", help="Write the source here "
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE.py", help="Write the source here "
                                                                          "(default: print it).")] = None,
-    class_name: Annotated[Optional[str], typer.Option("--class-name", metavar="NAME", help="The model class's name "
+    class_name: Annotated[str | None, typer.Option("--class-name", metavar="NAME", help="The model class's name "
                                                                             "(default: the spec's name in "
                                                                             "CamelCase).")] = None,
 ) -> None:
@@ -46,7 +46,7 @@ def export(
 @guarded
 def erf(
     spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")],
-    weights: Annotated[Optional[Path], typer.Option(
+    weights: Annotated[Path | None, typer.Option(
         "--weights", "-w", metavar="FILE.pt",
         help="A checkpoint written by `rfcalc train` or a bare state_dict (default: random weights).")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE.png",

@@ -6,7 +6,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -35,10 +35,10 @@ def table(
     spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML), or FILE.py:NAME for a "
                                          "PyTorch module (with --input; the same as `rfcalc inspect`).")],
     format: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.rich,
-    plot: Annotated[Optional[Path], typer.Option(
+    plot: Annotated[Path | None, typer.Option(
         metavar="FILE.png", help="Also draw RF and feature-map size per layer to this image (needs matplotlib).")
     ] = None,
-    input: Annotated[Optional[str], typer.Option("--input", "-i", metavar="CxHxW",
+    input: Annotated[str | None, typer.Option("--input", "-i", metavar="CxHxW",
                                                  help="Input shape for a FILE.py:NAME target, e.g. 3x32x32.")] = None,
 ) -> None:
     """The exact per-layer table: sizes, jumps, receptive fields, centres, parameters, MACs.
@@ -101,7 +101,7 @@ def check(
     macs: MacsFlag = [],
     require: RequireFlag = [],
     forbid: ForbidFlag = [],
-    input: Annotated[Optional[str], typer.Option("--input", metavar="CxHxW",
+    input: Annotated[str | None, typer.Option("--input", metavar="CxHxW",
                                                  help="Input shape for FILE.py:NAME targets, e.g. 3x32x32.")] = None,
     format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
 ) -> None:
@@ -185,7 +185,7 @@ def _print_result(result: Any) -> None:
 
 @guarded
 def schema(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE.json",
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE.json",
                                                  help="Write to this file instead of stdout.")
                       ] = None,
 ) -> None:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -49,7 +49,7 @@ def suggest(
     max_edits: Annotated[int, typer.Option("--max-edits", metavar="N",
                                            help="At most this many edits in one suggestion.")] = DEFAULT_MAX_EDITS,
     format: Annotated[SuggestFormat, typer.Option("--format", "-f", help="Output format.")] = SuggestFormat.rich,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FIXED.yaml",
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FIXED.yaml",
                                                    help="Write the spec with suggestion #1 applied here (comments "
                                                         "and layout kept; may be SPEC itself).")] = None,
 ) -> None:

@@ -9,7 +9,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,32 +28,32 @@ def register(app: typer.Typer) -> None:
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(
         metavar="SWEEP", help="The sweep file (YAML): base spec, space, objective, budget.")],
-    out: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(
         "--out", "-o", metavar="FOLDER",
         help="Output folder: study.db (default storage), trials/, best.yaml, pareto.png (default: runs/<sweep "
              "name>).")] = None,
-    storage: Annotated[Optional[str], typer.Option(
+    storage: Annotated[str | None, typer.Option(
         "--storage", metavar="URL", help="A database URL that workers on many machines share (PostgreSQL: "
                                          "docs/sweep.md; default: sqlite in --out).")] = None,
     workers: Annotated[int, typer.Option("--workers", metavar="N", help="Trial processes on this machine.")] = 1,
-    workers_per_device: Annotated[Optional[int], typer.Option(
+    workers_per_device: Annotated[int | None, typer.Option(
         "--workers-per-device", metavar="K",
         help="With GPUs: K workers train on each GPU at once (default: --workers spread evenly over the GPUs); "
              "no effect on CPU.")] = None,
-    data: Annotated[Optional[str], typer.Option(
+    data: Annotated[str | None, typer.Option(
         "--data", metavar="DATA",
         help="Data for every trial (default: the sweep file's data, else the spec's train.data, else CIFAR).")] = None,
-    trials: Annotated[Optional[int], typer.Option(
+    trials: Annotated[int | None, typer.Option(
         "--trials", metavar="N", help="Trials in the study in total (default: the sweep file's).")] = None,
-    timeout: Annotated[Optional[str], typer.Option(
+    timeout: Annotated[str | None, typer.Option(
         "--timeout", metavar="DURATION",
         help="Start no trial after this long: 90s, 20m, 2h (default: the sweep file's).")] = None,
-    seed: Annotated[Optional[int], typer.Option(
+    seed: Annotated[int | None, typer.Option(
         "--seed", metavar="N", help="Sampler seed (worker i uses seed + i).")] = None,
-    device: Annotated[Optional[str], typer.Option(
+    device: Annotated[str | None, typer.Option(
         "--device", metavar="DEVICE", help="Passed to every trial's `rfcalc train` (auto, cpu, cuda, cuda:N).")
     ] = None,
-    train_command: Annotated[Optional[str], typer.Option(
+    train_command: Annotated[str | None, typer.Option(
         "--train-command", metavar="COMMAND",
         help="How to start `rfcalc train` for a trial, e.g. \"torchrun --standalone --nproc-per-node 4 -m rfcalc "
              "train\" (default: python -m rfcalc train).")] = None,
@@ -126,7 +126,7 @@ def sweep(
 
 
 def sweep_schema(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE.json",
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE.json",
                                                    help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Print the JSON Schema of a sweep file (for editors: `# yaml-language-server: $schema=sweep.schema.json`).

@@ -6,7 +6,7 @@ command checks the `train` extra and imports the trainer inside its body.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -15,23 +15,23 @@ from rfcalc.cli.outputs import output_folder
 from rfcalc.errors import RfcalcError
 
 SPEC = Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file (YAML).")]
-DATA = Annotated[Optional[str], typer.Option(
+DATA = Annotated[str | None, typer.Option(
     "--data", metavar="DATA",
     help="Image folder (train/<class>/*, test/<class>/*), CIFAR python folder or .tar.gz, or cifar10 / cifar100 "
          "(downloaded into $RFCALC_CACHE). Decoded once into $RFCALC_CACHE (default ~/.cache/rfcalc). "
          "Default: the spec's train.data, else CIFAR.")]
-DEVICE = Annotated[Optional[str], typer.Option("--device", metavar="DEVICE",
+DEVICE = Annotated[str | None, typer.Option("--device", metavar="DEVICE",
                                                help="auto, cpu, cuda, cuda:N or mps (default: auto)")]
-BATCH = Annotated[Optional[int], typer.Option("--batch-size", metavar="N",
+BATCH = Annotated[int | None, typer.Option("--batch-size", metavar="N",
                                               help="Images per batch (default: spec, else 256).")]
-OUT = Annotated[Optional[str], typer.Option("--out", metavar="FOLDER",
+OUT = Annotated[str | None, typer.Option("--out", metavar="FOLDER",
                                             help="Output folder (default: runs/<spec name>).")]
-TRAIN_LIMIT = Annotated[Optional[int], typer.Option(
+TRAIN_LIMIT = Annotated[int | None, typer.Option(
     "--train-limit", metavar="N", help="Train on N images: a fixed random subset, the same for every --seed (the "
                                        "first run still decodes the whole data set into the cache).")]
-TEST_LIMIT = Annotated[Optional[int], typer.Option("--test-limit", metavar="N",
+TEST_LIMIT = Annotated[int | None, typer.Option("--test-limit", metavar="N",
                                                    help="Evaluate on N test images: a fixed random subset.")]
-AUG = Annotated[Optional[str], typer.Option(
+AUG = Annotated[str | None, typer.Option(
     "--aug", metavar="albumentations|fast",
     help="albumentations (per-image, in worker processes) or fast (batched on the device) (default: spec, else "
          "albumentations).")]
@@ -57,34 +57,34 @@ def _one_process(command: str) -> None:
 def train(
     spec: SPEC,
     data: DATA = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", metavar="N",
+    epochs: Annotated[int | None, typer.Option("--epochs", metavar="N",
                                                   help="Epochs (default: spec, else 20).")] = None,
     batch_size: BATCH = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", metavar="LR",
+    lr: Annotated[float | None, typer.Option("--lr", metavar="LR",
                                                 help="Peak learning rate (default: spec, else 0.2).")] = None,
-    optimizer: Annotated[Optional[str], typer.Option(
+    optimizer: Annotated[str | None, typer.Option(
         "--optimizer", metavar="sgd|adamw",
         help="sgd (with Nesterov momentum) or adamw (default: spec, else sgd).")] = None,
     device: DEVICE = None,
     out: OUT = None,
     train_limit: TRAIN_LIMIT = None,
     test_limit: TEST_LIMIT = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", metavar="N",
+    seed: Annotated[int | None, typer.Option("--seed", metavar="N",
                                                 help="Random seed (default: spec, else 0).")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", metavar="FILE.pt",
+    resume: Annotated[Path | None, typer.Option("--resume", metavar="FILE.pt",
                                                    help="Continue a run from its last.pt.")] = None,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Train even when `rfcalc check` fails.")] = False,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace the run already in --out (without it, a new run refuses such a folder).")
     ] = False,
     aug: AUG = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", metavar="N", help="DataLoader workers (albumentations) "
+    workers: Annotated[int | None, typer.Option("--workers", metavar="N", help="DataLoader workers (albumentations) "
                                                                      "(default: spec, else 2).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     cuda_graph: Annotated[bool, typer.Option(
         "--cuda-graph/--no-cuda-graph", help="On a CUDA GPU: replay the whole training step as one CUDA graph "
                                              "(default), or take eager steps.")] = True,
-    nproc_per_node: Annotated[Optional[int], typer.Option(
+    nproc_per_node: Annotated[int | None, typer.Option(
         "--nproc-per-node", metavar="N",
         help="Train with PyTorch's distributed data parallel (DDP) on N processes of this machine (one per GPU; "
              "gloo on the CPU), "
@@ -93,10 +93,10 @@ def train(
         "--max-restarts", metavar="N",
         help="With --nproc-per-node: restart all processes up to N times after a failure; they resume from "
              "last.pt.")] = 0,
-    sync_bn: Annotated[Optional[bool], typer.Option(
+    sync_bn: Annotated[bool | None, typer.Option(
         "--sync-bn/--no-sync-bn", help="Under DDP: BatchNorm statistics over the global batch (default) or per "
                                        "process.")] = None,
-    dist_timeout: Annotated[Optional[int], typer.Option(
+    dist_timeout: Annotated[int | None, typer.Option(
         "--dist-timeout", metavar="SECONDS",
         help="Under DDP: seconds a rank waits for a silent peer before it stops (default: 300).")] = None,
 ) -> None:
@@ -226,7 +226,7 @@ def lr_find(
     start_lr: Annotated[float, typer.Option("--start-lr", metavar="LR", help="First learning rate.")] = 1e-5,
     end_lr: Annotated[float, typer.Option("--end-lr", metavar="LR", help="Last learning rate.")] = 10.0,
     steps: Annotated[int, typer.Option("--steps", metavar="N", help="Batches (one lr each).")] = 100,
-    seed: Annotated[Optional[int], typer.Option("--seed", metavar="N", help="Random seed.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", metavar="N", help="Random seed.")] = None,
 ) -> None:
     """The LR range test: writes lr_find.png and prints the steepest-descent and min-loss/10 learning rates.
 

@@ -27,7 +27,7 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
         raise RfcalcError(f"{path}: not a file, expected a checkpoint (.pt)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to unpickle is "not a checkpoint"
+    except Exception as exc:  # any failure to unpickle is "not a checkpoint"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RfcalcError(f"{path}: not a readable PyTorch checkpoint ({first[:200]})") from None
     if isinstance(data, dict) and data.get("format") == FORMAT:

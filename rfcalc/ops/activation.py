@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Optional, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from rfcalc.ops.actions import Action, AsLayer, Call
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, MethodRule, OpDef
@@ -60,7 +60,7 @@ if tuple(ACTIVATIONS) != ACT_NAMES:  # pragma: no cover - an import-time guard f
 
 _CHOICE = optional_choice(ACT_NAMES, "an activation, or none")
 # A field that names an activation or none; "none", null and false become None.
-OptionalAct = Annotated[Optional[ActName], _CHOICE[0], _CHOICE[1]]
+OptionalAct = Annotated[ActName | None, _CHOICE[0], _CHOICE[1]]
 
 
 class ActLayer(LayerModel):

@@ -5,7 +5,7 @@ parameters. The same names are the values of a conv's ``norm`` field (``None`` =
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any, Literal, Optional, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -20,7 +20,7 @@ NormName = Literal["bn", "gn", "ln"]
 NORM_NAMES: tuple[str, ...] = get_args(NormName)
 _CHOICE = optional_choice(NORM_NAMES, "a norm after the conv (bn, gn, ln), or none")
 # A field that names a norm or none; "none", null and false become None.
-OptionalNorm = Annotated[Optional[NormName], _CHOICE[0], _CHOICE[1]]
+OptionalNorm = Annotated[NormName | None, _CHOICE[0], _CHOICE[1]]
 F = "torch.nn.functional"
 
 

@@ -42,7 +42,7 @@ def shown_url(url: str) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unreadable URL is shown as given, minus anything after '@'-less parsing
+    except Exception:  # an unreadable URL is shown as given, minus anything after '@'-less parsing
         return url.split("@")[-1] if "@" in url else url
 
 
@@ -57,7 +57,7 @@ def open_storage(url: str) -> Any:
         try:
             storage = RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
-        except Exception as exc:  # noqa: BLE001 - SQLAlchemy and drivers raise many kinds; all are one line here
+        except Exception as exc:  # SQLAlchemy and drivers raise many kinds; all are one line here
             raise RfcalcError(f"--storage {shown_url(url)}: cannot open the study storage: "
                               f"{_first_line(exc)}") from None
     if url.startswith("sqlite"):
@@ -134,7 +134,7 @@ def open_study(sweep: Sweep, url: str, worker: int = 0, *, create: bool = True) 
         raise
     except ValueError as exc:
         raise RfcalcError(f"study '{sweep.name}' in {shown_url(url)}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a database error is one line
+    except Exception as exc:  # a database error is one line
         raise RfcalcError(f"--storage {shown_url(url)}: {_first_line(exc)}") from None
     made = study.user_attrs.get(ATTR)
     if made is None:

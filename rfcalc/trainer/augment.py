@@ -164,7 +164,7 @@ def build_pipeline(steps: list[tuple[str, dict[str, Any]]], mean: tuple[float, .
     for i, transform in enumerate(transforms):
         try:
             out = A.Compose([transform], strict=True, seed=0)(image=probe)["image"]
-        except Exception as exc:  # noqa: BLE001 - any failure on a plain image is a bad configuration
+        except Exception as exc:  # any failure on a plain image is a bad configuration
             raise AugmentationError(i, steps[i][0], f"fails on a {'x'.join(map(str, image_shape))} uint8 image: "
                                                     f"{_one_line(str(exc))}") from None
         if out.shape != probe.shape or out.dtype != np.uint8:

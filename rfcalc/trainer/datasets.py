@@ -50,7 +50,7 @@ def corrupt(path: Path | str, why: str) -> RfcalcError:
 def _unpickle(raw: bytes | Any, name: str) -> dict[str, Any]:
     try:
         data = pickle.loads(raw, encoding="latin1") if isinstance(raw, bytes) else pickle.load(raw, encoding="latin1")
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+    except Exception as exc:  # any unpickling failure means a corrupt file
         raise corrupt(name, f"not a CIFAR python batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict):
         raise corrupt(name, "not a CIFAR python batch (no dictionary inside)")

@@ -302,7 +302,7 @@ class Comm:
         if self.world.distributed and torch.distributed.is_initialized():
             try:
                 torch.distributed.destroy_process_group()
-            except Exception:  # noqa: BLE001 - tearing down after a failure: nothing more to report
+            except Exception:  # tearing down after a failure: nothing more to report
                 pass
 
 

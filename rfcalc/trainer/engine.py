@@ -206,7 +206,7 @@ class Engine:
         """torch.compile compiles on the first call: its failures become one line."""
         try:
             return self.forward(x)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure
+        except Exception as exc:  # any compiler failure
             first = message_line(exc)[:200]
             raise RfcalcError(f"torch.compile failed ({type(exc).__name__}: {first}); train without --compile") \
                 from None

@@ -277,7 +277,7 @@ def warm_up(engine: Any, normalize: Callable[[torch.Tensor], torch.Tensor], choi
         try:
             captured = CapturedStep(StaticStep(engine, normalize, len(first_y), tuple(first_x.shape[1:])))
             captured.capture(first_x, first_y, evaluation_shapes)
-        except Exception as exc:  # noqa: BLE001 - any failure to capture: the run goes on with eager steps
+        except Exception as exc:  # any failure to capture: the run goes on with eager steps
             engine.optimizer.zero_grad(set_to_none=True)
             choice = GraphChoice(False, f"capture failed: {type(exc).__name__}: {message_line(exc)[:120]}")
         else:
