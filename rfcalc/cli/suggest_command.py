@@ -121,8 +121,9 @@ def _write(spec: Path, output: Path, edits: tuple[Edit, ...]) -> None:
 
     text, kept = write_fix(read_spec_text(spec), edits, str(spec))
     with writing("--output", output):
-        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.",
-                                             suffix=".tmp", delete=False, newline="")
+        # SIM115: the file outlives a `with` here (written and closed below, then renamed into place or removed)
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=output.parent,  # noqa: SIM115
+                                             prefix=f".{output.name}.", suffix=".tmp", delete=False, newline="")
         try:
             with handle:
                 handle.write(text)

@@ -61,7 +61,7 @@ def show(value: Any) -> str:
 
 def _preview(value: Any, room: int, depth: int = 0) -> str:
     """A YAML-flow-like preview of at most about ``room`` characters; what does not fit becomes '…'."""
-    if isinstance(value, dict) or isinstance(value, list):
+    if isinstance(value, (dict, list)):
         items = ([f"{k}: {_preview(v, room // 2, depth + 1)}" for k, v in value.items()] if isinstance(value, dict)
                  else [_preview(v, room // 2, depth + 1) for v in value])
         opening, closing = ("{", "}") if isinstance(value, dict) else ("[", "]")

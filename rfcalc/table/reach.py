@@ -139,10 +139,7 @@ def is_full(a: Area, image: Image) -> bool:
             if mask and cols != full_w:
                 return False
         return True
-    for r in range(image.h):
-        if reduce(or_, (c for rows, c in a if rows >> r & 1), 0) != full_w:
-            return False
-    return True
+    return all(reduce(or_, (c for rows, c in a if rows >> r & 1), 0) == full_w for r in range(image.h))
 
 
 # -- building reaches ----------------------------------------------------------------------------------------
