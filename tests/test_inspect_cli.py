@@ -259,6 +259,20 @@ def test_to_spec_refused_is_one_line(cli: CliRunner, tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_to_spec_notes_a_dropped_setting(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "avg.py"
+    path.write_text("from torch import nn\n\ndef model():\n    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), "
+                    "nn.AvgPool2d(3, 1, 1, count_include_pad=False))\n", encoding="utf-8")
+    out = tmp_path / "avg.yaml"
+    result = cli.invoke(app, ["inspect", f"{path}:model", "--input", "3x8x8", "--format", "csv", "--to-spec",
+                              str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "note: module '1' (avgpool): count_include_pad=False is not in the spec (its avgpool has the default; "
+        "the RF is the same)", f"wrote {out}"]
+    assert "# dropped: module '1' (avgpool): count_include_pad=False" in out.read_text(encoding="utf-8")
+
+
 # -- helpers --------------------------------------------------------------------------------------------------------
 def test_parse_input_shape() -> None:
     assert parse_input_shape("3x32x32") == (3, 32, 32)
