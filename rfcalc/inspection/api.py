@@ -136,6 +136,8 @@ def _trace(module: nn.Module, input_shape: Any, name: str | None) -> Inspection:
             except RfcalcError:
                 raise
             except Exception as exc:  # the user's forward failed on this input
+                if walker.visiting:  # rfcalc's own code failed on what the node gave: a bug (exit 3)
+                    raise
                 where = walker.current.name if walker.current is not None else "?"
                 raise RfcalcError(f"{label}: the forward pass on a {'x'.join(map(str, shape))} input failed at "
                                   f"node '{where}': {first_line(exc)}") from None
