@@ -259,6 +259,21 @@ def test_to_spec_notes_every_setting_it_drops() -> None:
     plain = trace_module(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AvgPool2d(2)), SHAPE)
     assert dropped_settings(plain) == []
 
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.weight = nn.Parameter(torch.ones(4))
+            self.bias = nn.Parameter(torch.zeros(4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = F.group_norm(self.conv(x), 2, self.weight, self.bias, eps=1e-3)
+            return F.avg_pool2d(y, 3, 1, 1, count_include_pad=False, divisor_override=4)
+
+    found = dropped_settings(trace_module(Functional(), SHAPE))
+    assert [line.split(" is not")[0].split(": ")[1] for line in found] == [
+        "eps=0.001", "count_include_pad=False", "divisor_override=4"]
+
 
 def test_classify_lets_an_unexpected_error_through(monkeypatch: pytest.MonkeyPatch) -> None:
     from rfcalc.inspection import lookup

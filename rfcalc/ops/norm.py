@@ -83,9 +83,15 @@ def _batchnorm_module(call: Call) -> Action:
     return AsLayer(NormLayer(op="bn"), _note(bool(call.module.affine)), _dropped(call.module, True))
 
 
+def _eps(call: Call) -> tuple[str, ...]:
+    """A norm function's ``eps``, when it is not the spec's (PyTorch's default)."""
+    eps = call.get("eps", 1e-5)
+    return () if eps == 1e-5 else (f"eps={eps!r}",)
+
+
 def _batchnorm_function(call: Call) -> Action:
     affine = call.get("weight") is not None and call.get("bias") is not None
-    return AsLayer(NormLayer(op="bn"), _note(affine))
+    return AsLayer(NormLayer(op="bn"), _note(affine), _eps(call))
 
 
 def _group_layer(groups: int) -> NormLayer:
@@ -99,7 +105,7 @@ def _groupnorm_module(call: Call) -> Action:
 
 def _groupnorm_function(call: Call) -> Action:
     affine = call.get("weight") is not None and call.get("bias") is not None
-    return AsLayer(_group_layer(int(call.get("num_groups"))), _note(affine))
+    return AsLayer(_group_layer(int(call.get("num_groups"))), _note(affine), _eps(call))
 
 
 _BN_SIG = ("input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-05, "
