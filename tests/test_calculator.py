@@ -429,3 +429,29 @@ def test_json_and_csv_carry_global_and_the_rf_rule_judges_the_local_window():
     assert rf_cell(spec.report.output) == "3 · global"
     result = rfcalc.check(spec)
     assert not result.ok and result.rules[0].value == [3, 3]  # the window (3), not "the whole image"
+
+
+# -- the reach caches belong to one analysis (issue 22 item 7) ------------------------------------------------------
+def test_reach_caches_live_as_long_as_one_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from rfcalc.table import reach as R
+
+    made: list[R.Memo] = []
+
+    class Seen(R.Memo):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(R, "Memo", Seen)
+    path = Path(__file__).parent.parent / "arch_specs" / "two_branch_dilated.yaml"
+    first = rfcalc.analyze(str(path))
+    second = rfcalc.analyze(str(path))
+    assert first.to_dict() == second.to_dict()
+    assert len(made) >= 2 and made[0] is not made[1]   # each analysis its own caches ...
+    assert made[0].windows and made[0].packed           # ... which it used
+    assert R.active_memo() is None                      # and none is held after it
+    assert not [n for n, v in vars(R).items() if isinstance(v, dict) and v and not n.startswith("__")]
+    with R.memo() as outer, R.memo() as inner:          # a nested analysis shares the enclosing one's
+        assert inner is outer

@@ -28,7 +28,7 @@ from rfcalc.errors import RfcalcError
 from rfcalc.inspection.api import inspect_module, trace_module, traced
 from rfcalc.table.report import Report
 from rfcalc.model.oracle import default_units, positive_copy, window_mismatches
-from rfcalc.inspection.to_spec import signature, spec_from_inspection
+from rfcalc.inspection.to_spec import dropped_settings, signature, spec_from_inspection, spec_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (3, 32, 32)
@@ -241,6 +241,51 @@ def test_to_spec_refuses_ops_without_a_spec_equivalent() -> None:
     flat = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, affine=False))
     with pytest.raises(RfcalcError, match="without affine"):
         spec_from_inspection(trace_module(flat, SHAPE))
+
+
+def test_to_spec_notes_every_setting_it_drops() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4, eps=1e-3),
+                          nn.AvgPool2d(3, 1, 1, count_include_pad=False))
+    inspection = trace_module(model, SHAPE)
+    spec = spec_from_inspection(inspection)  # written: the RF is the same
+    assert [layer["op"] for layer in spec["layers"]] == ["conv", "avgpool"]
+    lines = dropped_settings(inspection)
+    assert len(lines) == 2
+    assert lines[0].startswith("module '1' (bn): eps=0.001 is not in the spec")
+    assert lines[1] == ("module '2' (avgpool): count_include_pad=False is not in the spec (its avgpool has the "
+                        "default; the RF is the same)")
+    text = spec_yaml(inspection)
+    assert "# dropped: module '2' (avgpool): count_include_pad=False" in text
+    plain = trace_module(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AvgPool2d(2)), SHAPE)
+    assert dropped_settings(plain) == []
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.weight = nn.Parameter(torch.ones(4))
+            self.bias = nn.Parameter(torch.zeros(4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = F.group_norm(self.conv(x), 2, self.weight, self.bias, eps=1e-3)
+            return F.avg_pool2d(y, 3, 1, 1, count_include_pad=False, divisor_override=4)
+
+    found = dropped_settings(trace_module(Functional(), SHAPE))
+    assert [line.split(" is not")[0].split(": ")[1] for line in found] == [
+        "eps=0.001", "count_include_pad=False", "divisor_override=4"]
+
+
+def test_classify_lets_an_unexpected_error_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rfcalc.inspection import lookup
+
+    def broken(call: Any) -> Any:
+        raise ZeroDivisionError("a bug in a converter")
+
+    monkeypatch.setitem(lookup.MODULES, nn.AvgPool2d, broken)
+    gm = fx.symbolic_trace(nn.Sequential(nn.AvgPool2d(2)))
+    node = next(n for n in gm.graph.nodes if n.op == "call_module")
+    with pytest.raises(ZeroDivisionError):
+        lookup.classify(node, gm)
 
 
 def test_to_spec_refuses_graphs_that_are_not_nested_blocks() -> None:

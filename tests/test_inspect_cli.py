@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -257,6 +258,41 @@ def test_to_spec_refused_is_one_line(cli: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip() == "cannot write a spec: '1' (tanh has no spec op)"
     assert not out.exists()
+
+
+def test_to_spec_notes_a_dropped_setting(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "avg.py"
+    path.write_text("from torch import nn\n\ndef model():\n    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), "
+                    "nn.AvgPool2d(3, 1, 1, count_include_pad=False))\n", encoding="utf-8")
+    out = tmp_path / "avg.yaml"
+    result = cli.invoke(app, ["inspect", f"{path}:model", "--input", "3x8x8", "--format", "csv", "--to-spec",
+                              str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "note: module '1' (avgpool): count_include_pad=False is not in the spec (its avgpool has the default; "
+        "the RF is the same)", f"wrote {out}"]
+    assert "# dropped: module '1' (avgpool): count_include_pad=False" in out.read_text(encoding="utf-8")
+
+
+def test_a_bug_in_a_converter_is_an_internal_error(cli: CliRunner, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lookup.classify`` lets an error it does not expect through, and the walk does not call it the user's."""
+    from torch import nn
+
+    from rfcalc.inspection import lookup
+
+    def broken(call: object) -> None:
+        raise ZeroDivisionError("the planted bug")
+
+    monkeypatch.setitem(lookup.MODULES, nn.AvgPool2d, broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("RFCALC_DEBUG", raising=False)
+    path = tmp_path / "avg.py"
+    path.write_text("from torch import nn\n\ndef model():\n    return nn.Sequential(nn.Conv2d(3, 4, 3), "
+                    "nn.AvgPool2d(2))\n", encoding="utf-8")
+    result = cli.invoke(app, ["inspect", f"{path}:model", "--input", "3x8x8"])
+    assert result.exit_code == 3, result.output
+    assert "internal error: ZeroDivisionError: the planted bug" in result.stderr
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------

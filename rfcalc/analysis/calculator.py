@@ -214,8 +214,9 @@ class Calculator:
 def calculate(name: str, input_shape: Shape, nodes: tuple[Node, ...], source: Source) -> tuple[Report | None,
                                                                                               list[Problem]]:
     """Run the calculator; returns the report, or None and the problems found."""
-    calc = Calculator(source)
-    flow = calc.sequence(nodes, Flow(input_shape, INPUT_GEOMETRY, "input"))
-    if flow is None or calc.problems:
-        return None, calc.problems
-    return calc.report(name, input_shape), []
+    with R.memo():  # the reach caches live as long as this calculation
+        calc = Calculator(source)
+        flow = calc.sequence(nodes, Flow(input_shape, INPUT_GEOMETRY, "input"))
+        if flow is None or calc.problems:
+            return None, calc.problems
+        return calc.report(name, input_shape), []

@@ -62,9 +62,11 @@ def inspect_command(
     if not inspection.complete:
         raise typer.Exit(int(ExitCode.BAD_INPUT))
     if to_spec is not None:
-        from rfcalc.inspection.to_spec import spec_yaml
+        from rfcalc.inspection.to_spec import dropped_settings, spec_yaml
 
         text = spec_yaml(inspection, source=target)
         with writing("--to-spec", to_spec):
             to_spec.write_text(text, encoding="utf-8")
+        for line in dropped_settings(inspection):
+            typer.echo(f"note: {line}", err=True)
         typer.echo(f"wrote {to_spec}", err=True)

@@ -58,6 +58,7 @@ from rfcalc.inspection.record import CannotFollow, Recorder
 from rfcalc.inspection.result import Inspection
 from rfcalc.inspection.tracing import BATCH, SHAPE_TRACED, Walker, first_line, trace_graph, traced
 from rfcalc.inspection.walk import Inspector
+from rfcalc.table.reach import memo
 from rfcalc.table.report import Diagnostic, Report
 from rfcalc.inspection.result import SKIP
 
@@ -96,6 +97,11 @@ def inspect_module(module: nn.Module, input_shape: Any, *, name: str | None = No
 
 def trace_module(module: nn.Module, input_shape: Any, *, name: str | None = None) -> Inspection:
     """Trace ``module`` and walk its graph with the calculator (see the module docstring)."""
+    with memo():  # the reach caches live as long as this inspection
+        return _trace(module, input_shape, name)
+
+
+def _trace(module: nn.Module, input_shape: Any, name: str | None) -> Inspection:
     if not isinstance(module, nn.Module):
         raise RfcalcError(f"inspect needs a torch.nn.Module, got {type(module).__name__}")
     shape = parse_shape(input_shape)
@@ -130,6 +136,8 @@ def trace_module(module: nn.Module, input_shape: Any, *, name: str | None = None
             except RfcalcError:
                 raise
             except Exception as exc:  # the user's forward failed on this input
+                if walker.visiting:  # rfcalc's own code failed on what the node gave: a bug (exit 3)
+                    raise
                 where = walker.current.name if walker.current is not None else "?"
                 raise RfcalcError(f"{label}: the forward pass on a {'x'.join(map(str, shape))} input failed at "
                                   f"node '{where}': {first_line(exc)}") from None

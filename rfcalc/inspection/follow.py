@@ -96,11 +96,12 @@ def follow_layer(rec: Recorder, n: fx.Node, action: AsLayer, flow: Flow, layout:
         _linear(rec, n, action, flow, layout, real, desc)
         return
     if is_canonical(rec, flow, layout):
-        rec.layer(n, layer, flow, real, desc, action.spec_note)
+        rec.layer(n, layer, flow, real, desc, action.spec_note, dropped=action.dropped)
         return
     mixing = REGISTRY[layer.op].mixing
     if mixing == "pointwise" and REGISTRY[layer.op].attach in ("act", "dropout"):  # element-wise in any layout
-        rec.layer(n, layer, current(rec, flow, layout), real, desc, action.spec_note, layout=layout)
+        rec.layer(n, layer, current(rec, flow, layout), real, desc, action.spec_note, layout=layout,
+                  dropped=action.dropped)
         return
     rec.stop(n, f"applies {layer.op} to {describe(layout, dims)}; rfcalc follows {layer.op} on "
                 f"{'vectors' if mixing == 'all' else 'feature maps (C x H x W)'} only", desc)
@@ -115,7 +116,7 @@ def _linear(rec: Recorder, n: fx.Node, action: AsLayer, flow: Flow, layout: L.La
     bias = bool(getattr(layer, "bias"))
     dims = rec.unit_dims(flow)
     if len(flow.shape) == 1 and L.is_vector(layout):
-        rec.layer(n, layer, flow, real, desc, action.spec_note)
+        rec.layer(n, layer, flow, real, desc, action.spec_note, dropped=action.dropped)
         return
     last = layout[-1]
     new = layout[:-1] + (L.channels(out),)

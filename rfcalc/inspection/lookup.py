@@ -358,8 +358,13 @@ def classify(n: Any, gm: Any) -> Action | None:
             return None
         values = bind(entry[0], tuple(n.args), dict(n.kwargs))
         return None if values is None else entry[1](Call(str(n.target), None, values))
-    except Exception:  # a converter that reads a tensor's values
+    except _NOT_YET:  # a converter that reads a tensor's values (an fx node stands for them before it runs)
         return None
+
+
+# What a converter raises when it reads a value that is still an fx node (``int(node)``, ``node.shape``, ``x[0]``);
+# anything else is a bug in rfcalc and reaches the internal-error path.
+_NOT_YET = (TypeError, ValueError, AttributeError, LookupError)
 
 
 _SIZE_METHODS = ("size", "dim", "numel")

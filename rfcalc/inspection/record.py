@@ -64,6 +64,7 @@ class Recorder:
         self._used_names: set[str] = {"input"}
         self._spec_layers: dict[str, LayerModel | str] = {}
         self._spec_notes: dict[str, str] = {}
+        self._spec_dropped: dict[str, tuple[str, ...]] = {}
         self._row_nodes: dict[str, str] = {}
         self._node_rows: dict[str, str] = {}           # fx node name -> the row it recorded
         self._row_layouts: dict[str, L.Layout] = {}
@@ -164,9 +165,10 @@ class Recorder:
 
     # -- rows ------------------------------------------------------------------------------------------------
     def layer(self, n: fx.Node, layer: LayerModel, flow: Flow, real: Shape, desc: str, note: str | None,
-              layout: L.Layout | None = None) -> None:
+              layout: L.Layout | None = None, dropped: tuple[str, ...] = ()) -> None:
         """The rows the calculator computes for ``layer`` (a spec layer) applied to ``flow``. ``layout`` is the
-        real output's when it is not the calculator's own (a 1x1 conv computed by a Linear on channels-last)."""
+        real output's when it is not the calculator's own (a 1x1 conv computed by a Linear on channels-last).
+        ``dropped``: the call's settings the spec layer does not hold (``--to-spec`` names them)."""
         name = self._name(n)
         attached = self._attach_target(n, layer.op, flow)
         new = self._calc.prim(Prim(name, self.where(n), ("node", n.name), layer), flow,
@@ -184,6 +186,8 @@ class Recorder:
         self._spec_layers[name] = layer
         if note:
             self._spec_notes[name] = note
+        if dropped:
+            self._spec_dropped[name] = dropped
         self._remember(n, name, new, layout, layer.op, attached)
 
     def row(self, n: fx.Node, op: str, flow: Flow, real: Shape, desc: str, note: str | None, *,
@@ -328,7 +332,8 @@ class Recorder:
             diagnostics.append(stopped)
         report = Report(self.label, self.shape, rows, tuple(diagnostics), report.reaches)
         return Inspection(report, stopped is None, dict(self._spec_layers), dict(self._spec_notes),
-                          dict(self._row_nodes), dict(self._row_layouts), frozenset(self.hull))
+                          dict(self._row_nodes), dict(self._row_layouts), frozenset(self.hull),
+                          dict(self._spec_dropped))
 
     def _output_notes(self, output: Any, rows: Sequence[Row]) -> list[Diagnostic]:
         flows = [self.flows[n] for n in _nodes_in(output) if n in self.flows]

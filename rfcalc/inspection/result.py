@@ -29,6 +29,9 @@ class Inspection:
     row_nodes: dict[str, str] = field(default_factory=dict)
     row_layouts: dict[str, L.Layout] = field(default_factory=dict)
     hull_rows: frozenset[str] = frozenset()  # rows after upsampling: the window holds every unit's (some see less)
+    # row -> the module's settings its spec layer does not hold and that leave the RF as it is
+    # (``count_include_pad=False``); ``--to-spec`` writes the layer and notes each one
+    spec_dropped: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def error(self) -> Diagnostic | None:

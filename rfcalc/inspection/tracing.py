@@ -149,6 +149,7 @@ class Walker(fx.Interpreter):
         super().__init__(gm)
         self.extra_traceback = False
         self.current: fx.Node | None = None
+        self.visiting = False
         self._visit: Callable[[fx.Node, Any], None] = lambda n, result: None
 
     def walk(self, x: torch.Tensor, visit: Callable[[fx.Node, Any], None]) -> Any:
@@ -159,7 +160,9 @@ class Walker(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         self.current = n
         result = super().run_node(n)
+        self.visiting = True  # from here on a failure is rfcalc's own, not the user's forward
         self._visit(n, result)
+        self.visiting = False
         return result
 
     def replay(self, n: fx.Node, args: Any, kwargs: Any) -> Any:

@@ -40,6 +40,9 @@ from rfcalc.ops.fields import LayerModel
 class AsLayer:
     layer: LayerModel
     spec_note: str | None = None
+    # settings of the call the spec layer does not hold and that leave the RF as it is (``count_include_pad=False``);
+    # ``--to-spec`` writes the layer and says each one it drops
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -69,13 +69,29 @@ def _note(affine: bool) -> str | None:
     return None if affine else "a norm without affine parameters (the spec's norms are affine)"
 
 
+def _dropped(module: Any, momentum: bool) -> tuple[str, ...]:
+    """A norm module's settings the spec does not hold (its norms use PyTorch's defaults)."""
+    out = [] if module.eps == 1e-5 else [f"eps={module.eps!r}"]
+    if momentum and module.momentum != 0.1:
+        out.append(f"momentum={module.momentum!r}")
+    if momentum and not module.track_running_stats:
+        out.append("track_running_stats=False")
+    return tuple(out)
+
+
 def _batchnorm_module(call: Call) -> Action:
-    return AsLayer(NormLayer(op="bn"), _note(bool(call.module.affine)))
+    return AsLayer(NormLayer(op="bn"), _note(bool(call.module.affine)), _dropped(call.module, True))
+
+
+def _eps(call: Call) -> tuple[str, ...]:
+    """A norm function's ``eps``, when it is not the spec's (PyTorch's default)."""
+    eps = call.get("eps", 1e-5)
+    return () if eps == 1e-5 else (f"eps={eps!r}",)
 
 
 def _batchnorm_function(call: Call) -> Action:
     affine = call.get("weight") is not None and call.get("bias") is not None
-    return AsLayer(NormLayer(op="bn"), _note(affine))
+    return AsLayer(NormLayer(op="bn"), _note(affine), _eps(call))
 
 
 def _group_layer(groups: int) -> NormLayer:
@@ -83,12 +99,13 @@ def _group_layer(groups: int) -> NormLayer:
 
 
 def _groupnorm_module(call: Call) -> Action:
-    return AsLayer(_group_layer(int(call.module.num_groups)), _note(bool(call.module.affine)))
+    return AsLayer(_group_layer(int(call.module.num_groups)), _note(bool(call.module.affine)),
+                   _dropped(call.module, False))
 
 
 def _groupnorm_function(call: Call) -> Action:
     affine = call.get("weight") is not None and call.get("bias") is not None
-    return AsLayer(_group_layer(int(call.get("num_groups"))), _note(affine))
+    return AsLayer(_group_layer(int(call.get("num_groups"))), _note(affine), _eps(call))
 
 
 _BN_SIG = ("input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-05, "

@@ -74,14 +74,17 @@ def _leaf(row: Row, layer: PoolLayer) -> Leaf:
 
 # -- inspect ---------------------------------------------------------------------------------------------------
 def _pool(op: str, k: Any, stride: Any, padding: Any, ceil_mode: bool, dilation: Any = 1,
-          return_indices: bool = False) -> Action:
+          return_indices: bool = False, count_include_pad: Any = True, divisor_override: Any = None) -> Action:
     if pair(dilation) != (1, 1):
         return Unsupported("a dilated max pool; rfcalc's pools have no dilation")
     if return_indices:
         return Unsupported("a max pool with return_indices=True")
     kk = pair(k)
     st = kk if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) else pair(stride)
-    return AsLayer(PoolLayer(op=op, k=kk, stride=st, padding=pair(padding), ceil_mode=bool(ceil_mode)))
+    dropped = ((() if count_include_pad else ("count_include_pad=False",))
+               + (() if divisor_override is None else (f"divisor_override={divisor_override!r}",)))
+    return AsLayer(PoolLayer(op=op, k=kk, stride=st, padding=pair(padding), ceil_mode=bool(ceil_mode)),
+                   dropped=dropped)
 
 
 def _max_module(call: Call) -> Action:
@@ -91,7 +94,8 @@ def _max_module(call: Call) -> Action:
 
 def _avg_module(call: Call) -> Action:
     m = call.module
-    return _pool("avgpool", m.kernel_size, m.stride, m.padding, m.ceil_mode)
+    return _pool("avgpool", m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                 count_include_pad=m.count_include_pad, divisor_override=m.divisor_override)
 
 
 def _max_function(call: Call) -> Action:
@@ -101,7 +105,8 @@ def _max_function(call: Call) -> Action:
 
 def _avg_function(call: Call) -> Action:
     return _pool("avgpool", call.get("kernel_size"), call.get("stride"), call.get("padding", 0),
-                 call.get("ceil_mode", False))
+                 call.get("ceil_mode", False), count_include_pad=call.get("count_include_pad", True),
+                 divisor_override=call.get("divisor_override"))
 
 
 _MAX_SIG = "input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False"

@@ -24,7 +24,9 @@ stand-ins do).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property, reduce
 from itertools import product
@@ -191,23 +193,59 @@ def _width(term: Term, image: Image) -> int:
     return _packed(term[0], image.h).bit_count() * _packed(term[1], image.w).bit_count()
 
 
-_PACKED: dict[tuple[int, int], tuple[Rel, int]] = {}
+# -- the caches of one analysis -----------------------------------------------------------------------------------
+class Memo:
+    """The identity caches of one analysis (a spec's calculation, a module's inspection): packed axes, window
+    steps and unions, keyed by the ``id`` of the tuples they hold (each entry keeps its tuple alive, so an id is
+    not reused while the cache lives). :func:`memo` makes one for the length of an analysis; when it ends the
+    caches go with it, so a long process (suggest, sweep, a notebook) does not keep every analysis's tuples."""
+
+    def __init__(self) -> None:
+        self.packed: dict[tuple[int, int], tuple[Rel, int]] = {}
+        self.windows: dict[tuple[int, int, int, int, int, int], tuple[Rel, Rel]] = {}
+        self.unions: dict[tuple[int, ...], tuple[tuple[Reach, ...], Reach]] = {}
+
+
+_MEMO: ContextVar[Memo | None] = ContextVar("rfcalc_reach_memo", default=None)
+
+
+@contextmanager
+def memo() -> Iterator[Memo]:
+    """The caches of the analysis this block runs (the enclosing one's when it is inside one); outside any
+    analysis the reach functions compute without caching."""
+    current = _MEMO.get()
+    if current is not None:
+        yield current
+        return
+    fresh = Memo()
+    token = _MEMO.set(fresh)
+    try:
+        yield fresh
+    finally:
+        _MEMO.reset(token)
+
+
+def active_memo() -> Memo | None:
+    """The caches of the analysis under way, or None."""
+    return _MEMO.get()
 
 
 def _packed(rel: Rel, slot: int) -> int:
     """One axis's bit sets side by side in one int (unit i at bits ``i·slot``, ``slot`` the image's size along
-    that axis): a whole axis compared in one step. Cached by identity (hashing a long tuple of ints costs as much
-    as packing it); the cache keeps the tuple alive, so its id is not reused."""
+    that axis): a whole axis compared in one step. Cached by identity in the analysis's :class:`Memo` (hashing a
+    long tuple of ints costs as much as packing it)."""
+    cache = _MEMO.get()
     key = (id(rel), slot)
-    hit = _PACKED.get(key)
+    hit = cache.packed.get(key) if cache is not None else None
     if hit is not None and hit[0] is rel:
         return hit[1]
     out = 0
     for bits in reversed(rel):
         out = (out << slot) | bits
-    if len(_PACKED) > 8192:
-        _PACKED.clear()
-    _PACKED[key] = (rel, out)
+    if cache is not None:
+        if len(cache.packed) > 8192:
+            cache.packed.clear()
+        cache.packed[key] = (rel, out)
     return out
 
 
@@ -223,16 +261,14 @@ def _inside(a: Rel, b: Rel, slot: int) -> bool:
 
 
 # -- window ops ----------------------------------------------------------------------------------------------
-_WINDOWS: dict[tuple[int, int, int, int, int, int], tuple[Rel, Rel]] = {}
-
-
 def _window_axis(rel: Rel, k: int, s: int, p: int, d: int, n_out: int) -> Rel:
-    """One axis of a window op. Cached by the identity of ``rel`` (a chain of equal convs maps the same tuple
-    again and again; hashing it would cost as much as the map); the cache keeps ``rel`` alive."""
+    """One axis of a window op. Cached by the identity of ``rel`` in the analysis's :class:`Memo` (a chain of
+    equal convs maps the same tuple again and again; hashing it would cost as much as the map)."""
     if k == 1 and s == 1 and p == 0 and n_out == len(rel):
         return rel  # a 1x1 conv, an element-wise step: the same units
+    cache = _MEMO.get()
     key = (id(rel), k, s, p, d, n_out)
-    hit = _WINDOWS.get(key)
+    hit = cache.windows.get(key) if cache is not None else None
     if hit is not None and hit[0] is rel:
         return hit[1]
     n = len(rel)
@@ -247,9 +283,10 @@ def _window_axis(rel: Rel, k: int, s: int, p: int, d: int, n_out: int) -> Rel:
     result = tuple(out)
     if result == rel:
         result = rel  # the same object: later steps (and the caches) see one tuple
-    if len(_WINDOWS) > 8192:
-        _WINDOWS.clear()
-    _WINDOWS[key] = (rel, result)
+    if cache is not None:
+        if len(cache.windows) > 8192:
+            cache.windows.clear()
+        cache.windows[key] = (rel, result)
     return result
 
 
@@ -382,24 +419,23 @@ def as_units(r: Reach) -> Units:
     return Units(r.image, r.dims, tuple(unit_area(r, i, j) for i in range(r.hu) for j in range(r.wu)))
 
 
-_UNIONS: dict[tuple[int, ...], tuple[tuple[Reach, ...], Reach]] = {}
-
-
 def union(reaches: Sequence[Reach]) -> Reach:
     """Unit by unit, the union of reaches over the same units; a single unit is seen by every unit.
 
     A densenet block concatenates every earlier layer's output, each time one more: the union of all but the
-    last input is looked up (by identity) from the concatenation before, so each costs one two-way union."""
-    if len(reaches) > 2:
+    last input is looked up (by identity, in the analysis's :class:`Memo`) from the concatenation before, so each
+    costs one two-way union."""
+    cache = _MEMO.get()
+    if len(reaches) > 2 and cache is not None:
         key = tuple(id(r) for r in reaches[:-1])
-        hit = _UNIONS.get(key)
+        hit = cache.unions.get(key)
         if hit is not None and all(a is b for a, b in zip(hit[0], reaches[:-1])):
             return _union([hit[1], reaches[-1]])
     joined = _union(reaches)
-    if len(reaches) > 1:
-        if len(_UNIONS) > 1024:
-            _UNIONS.clear()
-        _UNIONS[tuple(id(r) for r in reaches)] = (tuple(reaches), joined)
+    if len(reaches) > 1 and cache is not None:
+        if len(cache.unions) > 1024:
+            cache.unions.clear()
+        cache.unions[tuple(id(r) for r in reaches)] = (tuple(reaches), joined)
     return joined
 
 
