@@ -83,10 +83,8 @@ def make_batches(images: ImageSet, options: RunOptions, device: torch.device,
     """The batch source of a run; its ``description`` says how batches are augmented (the "training" line)."""
     cfg = options.config
     if cfg.aug == "fast":
-        batches = FastBatches(images.train_x, images.train_y, cfg.batch_size, cfg.seed, cfg.fast_aug, images.mean,
-                              device, world.rank, world.size)
-        batches.description = "fast"
-        return batches
+        return FastBatches(images.train_x, images.train_y, cfg.batch_size, cfg.seed, cfg.fast_aug, images.mean,
+                           device, world.rank, world.size)
     steps = device_aug.translate(cfg.steps()) if device.type == "cuda" else "not on a GPU"
     if not isinstance(steps, str):
         mean = torch.tensor([255 * m for m in images.mean], device=device)

@@ -216,7 +216,6 @@ class CapturedStep:
 
     def __init__(self, static: StaticStep) -> None:
         self.static = static
-        self.sums = static.sums
         self.graph: Any = None
 
     @property
