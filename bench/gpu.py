@@ -246,14 +246,16 @@ def speed(args: argparse.Namespace, results: Results, tmp: Path) -> None:
 
 
 def candidates(args: argparse.Namespace) -> list[Path]:
-    names = [n for n in args.candidates.split(",") if n] if args.candidates else None
-    found = sorted(CANDIDATES.glob("*.yaml"))
-    return [p for p in found if names is None or p.stem in names]
+    """The candidates named (in the order given), or every file of bench/candidates/."""
+    if not args.candidates:
+        return sorted(CANDIDATES.glob("*.yaml"))
+    return [CANDIDATES / f"{name}.yaml" for name in args.candidates.split(",") if name]
 
 
 def accuracy(args: argparse.Namespace, results: Results, tmp: Path) -> None:
     """Every candidate at every seed of ``--seeds``, ``--parallel`` runs at once on the device; then, with
-    ``--best-seeds``, the best candidate of each parameter class (under 100k, under 200k) at those seeds."""
+    ``--best-seeds``, the ``--best-count`` best candidates of each parameter class (under 100k, under 200k) at
+    those seeds."""
     import rfcalc
 
     extra = ["--epochs", "1"] if args.small else []
@@ -287,8 +289,8 @@ def accuracy(args: argparse.Namespace, results: Results, tmp: Path) -> None:
     for low, high in ((0, 100_000), (100_000, 200_000)):
         scored = [(table.get(f"{p.stem} seed {seed}", {}).get("final") or 0.0, p) for p in specs
                   if low <= params[p.stem] < high]
-        if scored:
-            best.append(max(scored, key=lambda item: item[0])[1])
+        scored.sort(key=lambda item: item[0], reverse=True)
+        best += [p for _, p in scored[:args.best_count]]
     run([(spec, int(s)) for s in args.best_seeds.split(",") for spec in best])
 
 
@@ -370,6 +372,8 @@ def main() -> None:
     parser.add_argument("--reach", default="reach,heuristics", help="time to 85%%: with autotuning, without")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds of the accuracy runs")
     parser.add_argument("--best-seeds", default="", help="then the best candidate of each class at these seeds")
+    parser.add_argument("--best-count", type=int, default=1, help="how many of the best of each class --best-seeds "
+                        "runs")
     parser.add_argument("--parallel", type=int, default=9, help="accuracy runs at once on the device")
     parser.add_argument("--budget", type=float, default=3600.0, help="seconds: no run starts after that")
     parser.add_argument("--run-timeout", type=float, default=420.0, help="seconds one accuracy run may take")
