@@ -220,11 +220,11 @@ def speed(args: argparse.Namespace, results: Results, tmp: Path) -> None:
                            "fill": "mean", "p": 0.5}}, NO_GPU_EQUIVALENT]}, "workers")
     defaults = spec_with(DEFAULT_SPEC, tmp, {"aug": "albumentations"}, "defaults")
     paths: dict[str, Any] = dict(results.data.get("paths", {}))
-    heuristics = {"RFCALC_CUDNN_BENCHMARK": "0"}
+    autotune = {"RFCALC_CUDNN_BENCHMARK": "1"}
     for key, name, spec, extra, env in (
             ("graph", "fast, CUDA graph", fast, [], {}),
             ("eager", "fast, eager", fast, ["--no-cuda-graph"], {}),
-            ("heuristics", "fast, CUDA graph, cudnn heuristics (no autotuning)", fast, [], heuristics),
+            ("autotune", "fast, CUDA graph, cudnn autotuning", fast, [], autotune),
             ("defaults", "defaults (albumentations)", defaults, [], {}),
             ("workers", "albumentations in workers", workers, [], {})):
         if key in args.paths.split(","):
@@ -236,7 +236,7 @@ def speed(args: argparse.Namespace, results: Results, tmp: Path) -> None:
         paths["the reports' loop (batch 128, 2 workers)"] = reports_loop(args, 240)
         results.put("paths", paths)
     extra = ["--epochs", "1"] if args.small else []
-    for key, label, env in (("reach", "reach", {}), ("heuristics", "reach, cudnn heuristics", heuristics)):
+    for key, label, env in (("reach", "reach", {}), ("autotune", "reach, cudnn autotuning", autotune)):
         if key in args.reach.split(","):
             say(f"{label}: the spec's own recipe")
             results.put(label, train(args, DEFAULT_SPEC, tmp / f"reach-{key}", extra, 300, env))
@@ -342,7 +342,7 @@ def markdown(data: dict[str, Any]) -> str:
             lines.append(f"| {name} | {r['steady_img_s']:,} | {r.get('first_epoch_s', 0) or 0:.2f} | "
                          f"{r.get('steady_epoch_s') or 0:.2f} | {r.get('warmup_s') or 0:.2f} | {r.get('mode', '-')} |")
         lines.append("")
-    for label in ("reach", "reach, cudnn heuristics"):
+    for label in ("reach", "reach, cudnn autotuning"):
         lines += reach_lines(label, data.get(label))
     acc = data.get("accuracy")
     if acc:
@@ -367,9 +367,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--phases", default="speed,accuracy")
     parser.add_argument("--candidates", default="", help="comma-separated stems of bench/candidates/*.yaml (all)")
-    parser.add_argument("--paths", default="step,graph,eager,heuristics,defaults,workers,reports",
+    parser.add_argument("--paths", default="step,graph,eager,autotune,defaults,workers,reports",
                         help="the speed paths to run (comma-separated)")
-    parser.add_argument("--reach", default="reach,heuristics", help="time to 85%%: with autotuning, without")
+    parser.add_argument("--reach", default="reach,autotune", help="time to 85%%: cudnn's heuristics (the default), "
+                        "its autotuning")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds of the accuracy runs")
     parser.add_argument("--best-seeds", default="", help="then the best candidate of each class at these seeds")
     parser.add_argument("--best-count", type=int, default=1, help="how many of the best of each class --best-seeds "

@@ -58,6 +58,8 @@ DESIGNS = [
     design("r2-se-b128-lr15", se=(2, 3), train={"batch_size": 128, "lr": 0.15}),
     design("r2-se-b128-ema", se=(2, 3), train={**B128, "ema": 0.999}),
     design("r2-wide-se-b128", widths=(32, 72, 136), blocks=(2, 3, 2), se=(3,), train=B128),
+    design("r2-b128-silu", act="silu", train=B128),
+    design("r2-b128-lr15", train={"batch_size": 128, "lr": 0.15}),
     design("r2-deep-se-b128", widths=(32, 64, 96), blocks=(3, 4, 3), se=(2, 3), train=B128),
 ]
 

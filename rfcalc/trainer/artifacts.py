@@ -70,7 +70,7 @@ def summary(*, spec: Any, rows: list[EpochRow], status: str, device: str, option
         "reached": {f"{int(t * 100)}%": reached(rows, t) for t in THRESHOLDS},
         "seconds": round(rows[-1].elapsed, 2) if rows else 0.0,
         "train_seconds": round(rows[-1].train_elapsed, 2) if rows else 0.0,
-        "warmup_seconds": warmup_seconds,  # before epoch 1 (CUDA: cudnn autotuning, graph capture); in "seconds"
+        "warmup_seconds": warmup_seconds,  # before epoch 1 (CUDA: lazy state, graph capture); in "seconds"
         "step_mode": step_mode,            # "cuda graph" or "eager"
         "images_per_s": round(sum(r.images_per_s for r in rows) / len(rows), 1) if rows else 0.0,
         "per_class_test_acc": per_class,

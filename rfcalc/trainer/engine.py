@@ -25,12 +25,23 @@ from rfcalc.spec.train import TrainConfig
 from rfcalc.trainer.distributed import Comm, World, shard, sync_norms, wrap
 
 
+AUTOTUNE_ENV = "RFCALC_CUDNN_BENCHMARK"
+
+
+def cudnn_autotune() -> bool:
+    """Whether cudnn autotunes its convolution kernels (``RFCALC_CUDNN_BENCHMARK=1``) or takes its heuristics'
+    choice (the default). Measured on an H200 (bench/RESULTS.md): autotuning made the warm-up 19.2 s instead of
+    6.7 s for 1.8% more images/s in the steady state (153.6k vs 150.9k) — it pays only after hundreds of epochs,
+    and it took the time to 85% from 11.8 s to 18.9 s."""
+    return os.environ.get(AUTOTUNE_ENV, "0").strip() not in ("", "0")
+
+
 def setup_backend(device: torch.device, seed: int) -> None:
-    """Seed torch (CPU runs are then deterministic); on CUDA pick fast kernels (not bit-exact): cudnn's autotuning
-    unless ``RFCALC_CUDNN_BENCHMARK=0`` (its heuristics; bench/gpu.py measures both)."""
+    """Seed torch (CPU runs are then deterministic); on CUDA pick fast kernels (not bit-exact): cudnn's
+    heuristics, or its autotuning with ``RFCALC_CUDNN_BENCHMARK=1`` (:func:`cudnn_autotune`)."""
     torch.manual_seed(seed)
     if device.type == "cuda":  # pragma: no cover - no GPU in CI
-        torch.backends.cudnn.benchmark = os.environ.get("RFCALC_CUDNN_BENCHMARK", "1") != "0"
+        torch.backends.cudnn.benchmark = cudnn_autotune()
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 

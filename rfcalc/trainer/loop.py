@@ -34,7 +34,7 @@ from rfcalc.trainer.data import ImageSet
 from rfcalc.trainer.distributed import Comm, World
 from rfcalc.trainer.devices import device_name, resolve_device
 from rfcalc.trainer import graphs
-from rfcalc.trainer.engine import EVAL_BATCH, Engine, EvalResult, evaluate_split, setup_backend
+from rfcalc.trainer.engine import EVAL_BATCH, Engine, EvalResult, cudnn_autotune, evaluate_split, setup_backend
 from rfcalc.trainer.options import RunOptions
 from rfcalc.trainer.progress import EpochBar, epoch_parts
 from rfcalc.trainer.state import Best, EpochRow, Partial, RunState
@@ -165,8 +165,8 @@ class Trainer:
         return self.finish("finished")
 
     def _warm_up(self) -> None:
-        """On CUDA (one process): cudnn autotuning on the run's shapes and the CUDA graph capture, before epoch 1,
-        timed and counted in the run's elapsed time (``warmup_seconds`` in summary.json)."""
+        """On CUDA (one process): the run's shapes once (lazy CUDA state; cudnn autotuning where asked) and the CUDA
+        graph capture, before epoch 1, timed and counted in the run's elapsed time (``warmup_seconds``)."""
         if self.device.type != "cuda" or self.world.distributed:
             return
         started = time.perf_counter()
@@ -181,7 +181,8 @@ class Trainer:
         self.state.elapsed += seconds
         if wanted.capture and not self.graph_choice.capture:
             self.say(f"notice: {self.graph_choice.reason}; this run takes eager steps")
-        what = "cudnn autotuning" + (", CUDA graph capture" if self.graph_choice.capture else "")
+        what = ", ".join(part for part, done in (("cudnn autotuning", cudnn_autotune()), ("lazy CUDA state", True),
+                                                 ("CUDA graph capture", self.graph_choice.capture)) if done)
         self.say(f"warm-up {seconds:.1f} s ({what}) before epoch {self.state.epoch + 1}")
 
     def _epoch(self, bar: EpochBar, flag: StopFlag) -> None:

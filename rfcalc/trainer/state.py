@@ -76,4 +76,4 @@ class RunState:
     partial: Partial = field(default_factory=Partial)
     elapsed: float = 0.0
     train_elapsed: float = 0.0
-    warmup: float = 0.0               # seconds of warm-up (CUDA: autotuning, graph capture) in this process
+    warmup: float = 0.0               # seconds of warm-up (CUDA: lazy state, graph capture) in this process
