@@ -13,7 +13,8 @@ The package, bottom layer first (``docs/EXTENDING.md`` says where to add what):
                             random layers, features, write-back) defined once in its family module
 - :mod:`rfcalc.spec`        YAML with line:col, the spec models, expansion into the graph, error wording,
                             the JSON Schema, random specs
-- :mod:`rfcalc.analysis`    the calculator, ``load_spec``/``analyze``, features, the checker, rendering
+- :mod:`rfcalc.analysis`    the calculator, ``load_spec``/``analyze``, features, the checker
+- :mod:`rfcalc.render`      the table in rich, markdown, csv and json; the RF plot (matplotlib)
 - :mod:`rfcalc.suggest`     ``rfcalc suggest``: the least edits of a raw spec that make its rules pass
 - :mod:`rfcalc.model`       the module plan, ``build_model``, export, checkpoints, ERF, the gradient oracle
 - :mod:`rfcalc.inspection`  ``rfcalc inspect``: torch.fx tracing walked by the same calculator

@@ -157,7 +157,7 @@ def test_missing_torch_is_one_line() -> None:
 
 
 def test_core_stays_torch_free() -> None:
-    code = ("import sys, rfcalc, rfcalc.model.plan, rfcalc.model.export, rfcalc.analysis.plot, "
+    code = ("import sys, rfcalc, rfcalc.model.plan, rfcalc.model.export, rfcalc.render.plot, "
             "rfcalc.spec.random_specs\n"
             "rfcalc.analyze('examples/quickstart.yaml')\n"
             "print('torch' in sys.modules)")

@@ -422,7 +422,7 @@ def test_json_and_csv_carry_global_and_the_rf_rule_judges_the_local_window():
     data = spec.report.to_dict()
     assert [row["global"] for row in data["layers"]] == [False, False, True]
     assert data["totals"]["global"] is True and data["totals"]["rf"] == [3, 3]
-    from rfcalc.analysis.render import render_csv, rf_cell
+    from rfcalc.render.report import render_csv, rf_cell
 
     lines = render_csv(spec.report).splitlines()
     assert lines[0].endswith(",macs,global") and lines[-1].endswith(",true") and lines[1].endswith(",false")

@@ -12,7 +12,7 @@ import matplotlib  # noqa: F401 - the train extra
 import rfcalc
 from rfcalc.cli.app import app
 from rfcalc.model.erf import effective_rf, last_feature_map, mass_square
-from rfcalc.analysis.plot import plotted_rows, write_rf_plot
+from rfcalc.render.plot import plotted_rows, write_rf_plot
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "arch_specs" / "two_branch_dilated.yaml"

@@ -22,7 +22,7 @@ from torch import nn
 
 import models_for_inspect as M
 import rfcalc
-from rfcalc.analysis import render
+from rfcalc.render import report as render
 from rfcalc.errors import RfcalcError
 from rfcalc.inspection.api import inspect_module, trace_module
 from rfcalc.inspection.check import inspection_problems

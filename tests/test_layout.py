@@ -18,6 +18,7 @@ LAYERS = [
     ("rfcalc.ops",),
     ("rfcalc.spec",),
     ("rfcalc.analysis",),
+    ("rfcalc.render",),  # how a report is shown (rich, matplotlib): reads analysis, never read by it
     ("rfcalc.suggest", "rfcalc.model"),
     ("rfcalc.inspection",),
     ("rfcalc.trainer",),
@@ -140,6 +141,33 @@ def test_the_torch_free_packages_reach_neither_the_facade_nor_the_cli() -> None:
 def test_no_module_is_named_like_a_standard_library_module() -> None:
     clashes = {name for name in MODULES if name.rpartition(".")[2] in sys.stdlib_module_names}
     assert clashes == set()
+
+
+RENDERING_LIBRARIES = ("rich", "matplotlib")
+# The computing layers (everything below `rfcalc.render`): pure computation, no terminal or figure code.
+COMPUTING = tuple(p for packages in LAYERS[:LAYERS.index(("rfcalc.render",))] for p in packages)
+
+
+def third_party_imports(name: str) -> set[str]:
+    """The top-level names of every package module ``name`` imports, at the top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(MODULES[name].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_computing_layers_never_import_rich_or_matplotlib() -> None:
+    """Rendering lives in `rfcalc.render` (and the shells above it); analysis and the layers below only compute,
+    and reach no module that renders."""
+    assert "rich" in third_party_imports("rfcalc.render.report")  # the check sees real imports
+    assert "matplotlib" in third_party_imports("rfcalc.render.plot")  # (inside a function)
+    for name in MODULES:
+        if name.startswith(COMPUTING):
+            assert not third_party_imports(name) & set(RENDERING_LIBRARIES), name
+            assert not {m for m in _reachable(name) if m.startswith("rfcalc.render")}, name
 
 
 def test_the_graph_is_read() -> None:

@@ -31,7 +31,7 @@ def test_the_progress_bar_is_never_cut(width: int, epochs: int, total: int) -> N
 def test_layer_names_do_not_wrap_at_80_columns(spec: str) -> None:
     """Was: 'res1.body.' over 'conv.0' at 80 columns while 'start' was already hidden; columns go first."""
     import rfcalc
-    from rfcalc.analysis.render import rich_table
+    from rfcalc.render.report import rich_table
 
     report = rfcalc.analyze(spec)
     console = Console(width=80, record=True)

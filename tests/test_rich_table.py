@@ -16,7 +16,7 @@ from rich.console import Console
 
 import rfcalc
 from conftest import ROOT
-from rfcalc.analysis.render import ReportTable, fold, rich_table, wrap_name
+from rfcalc.render.report import ReportTable, fold, rich_table, wrap_name
 from rfcalc.cli.app import app
 from rfcalc.spec.random_specs import valid_specs
 
@@ -174,7 +174,7 @@ def test_the_width_reckoned_is_richs_own():
     """The layout is chosen by adding up column widths (cheap); rich's measurement of each table agrees exactly."""
     from rich.measure import Measurement
 
-    from rfcalc.analysis.render import _layouts
+    from rfcalc.render.report import _layouts
 
     console = Console(file=io.StringIO(), width=10_000)
     for spec in BUNDLED:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rfcalc.analysis.render import TableFormat
+from rfcalc.render.report import TableFormat
 from rfcalc.sweep.outcome import Outcome
 from rfcalc.sweep.render import people_text, render_text, summary_lines, text_table
 from rfcalc.sweep.results import Results, TrialRow, pareto_front

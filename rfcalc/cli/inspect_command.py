@@ -43,7 +43,7 @@ def inspect_command(
     if to_spec is not None:
         output_file("--to-spec", to_spec, YAML)
     require_extra("torch", "torch")
-    from rfcalc.analysis import render
+    from rfcalc.render import report as render
     from rfcalc.inspection.api import trace_module
 
     module = load_target(target)

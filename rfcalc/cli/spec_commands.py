@@ -46,7 +46,7 @@ def table(
     The rich table shows as many columns as the terminal's width allows (--format csv or json has them all).
     Exit 0 when the table is printed, 2 when the spec is invalid or --plot cannot be written.
     """
-    from rfcalc.analysis import render
+    from rfcalc.render import report as render
     from rfcalc.analysis.load import load_spec
 
     if is_code_target(str(spec)):
@@ -84,7 +84,7 @@ def _code_table(target: str, input: str | None, format: TableFormat, plot: Path 
 
 
 def _plot(spec: Any, path: Path) -> None:
-    from rfcalc.analysis.plot import write_rf_plot
+    from rfcalc.render.plot import write_rf_plot
 
     bounds = spec.constraints.rf.items() if spec.constraints and spec.constraints.rf else []
     rf_line = next((float(v) for op, v in bounds if op in ("gt", "ge", "eq")), None)

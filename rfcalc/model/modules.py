@@ -15,7 +15,8 @@ from rfcalc.ops.activation import ACTIVATIONS
 
 def activation(name: str) -> nn.Module:
     """The activation module of a spec's act name."""
-    return getattr(nn, ACTIVATIONS[name].module)()
+    module: nn.Module = getattr(nn, ACTIVATIONS[name].module)()
+    return module
 
 
 class Parallel(nn.Module):
@@ -57,7 +58,7 @@ class Residual(nn.Module):
             self.add_module(self.act, activation(self.act))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+        y: torch.Tensor = self.body(x) + (x if self.shortcut is None else self.shortcut(x))
         return y if self.act is None else getattr(self, self.act)(y)
 
 
@@ -94,7 +95,8 @@ class Ultimus(nn.Module):
         q, k, v = self.q(x), self.k(x), self.v(x)
         attention = torch.softmax(q.unsqueeze(2) * k.unsqueeze(1) * self.scale, dim=-1)
         z = torch.einsum("ni,nij->nj", v, attention)
-        return self.out(z)
+        out: torch.Tensor = self.out(z)
+        return out
 
 
 class SqueezeExcite(nn.Module):
@@ -110,7 +112,8 @@ class SqueezeExcite(nn.Module):
         self.gate = nn.Sigmoid() if gate == "sigmoid" else nn.Hardsigmoid()
 
     def gate_of(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gate(self.expand(self.act(self.reduce(x.mean(dim=(2, 3), keepdim=True)))))
+        gate: torch.Tensor = self.gate(self.expand(self.act(self.reduce(x.mean(dim=(2, 3), keepdim=True)))))
+        return gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate_of(x)

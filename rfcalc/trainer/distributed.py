@@ -404,7 +404,9 @@ def sync_norms(model: nn.Module, device: torch.device) -> tuple[nn.Module, int]:
     if not count:
         return model, 0
     if device.type == "cuda":  # pragma: no cover - no GPU in CI
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model), count
+        # torch declares convert_sync_batchnorm without types; it returns the module it is given, converted
+        converted: nn.Module = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
+        return converted, count
     from rfcalc.trainer.sync_norm import convert
 
     return convert(model), count

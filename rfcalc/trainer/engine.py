@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -161,7 +162,7 @@ class Engine:
         self.captured: Any = None  # a rfcalc.trainer.graphs.CapturedStep once the step is captured
         trained = wrap(self.model, self.comm)
         self.compiled = compile
-        self.forward = torch.compile(trained) if compile else trained
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(trained) if compile else trained
 
     @property
     def lr(self) -> float:
@@ -228,7 +229,7 @@ class Engine:
         model = model or self.eval_model
         model.eval()
         with autocast(self.device):
-            logits = model(x).float()
+            logits: torch.Tensor = model(x).float()
             if tta:
                 logits = (logits + model(x.flip(3)).float()) / 2
         return logits

@@ -230,7 +230,7 @@ class CapturedStep:
             static.x.copy_(first_x)
             static.y.copy_(first_y)
             static.hyper.fill(0.0 if engine.ema is not None else None)
-            side = torch.cuda.Stream()
+            side = torch.cuda.Stream()  # type: ignore[no-untyped-call]  # torch declares Stream() without types
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 for _ in range(WARMUP_STEPS):

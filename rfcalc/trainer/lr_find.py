@@ -50,7 +50,8 @@ def suggestions(lrs: list[float], losses: list[float]) -> tuple[float | None, fl
     return float(lrs[steepest_at]), float(lrs[min_at])
 
 
-def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Callable[[], Iterator[tuple]],
+def range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
+               batches: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]],
                step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], start: float = 1e-5, end: float = 10.0,
                steps: int = 100, smoothing: float = 0.95, diverge: float = 4.0) -> RangeTest:
     """Run the test; ``step(x, y)`` does forward, backward and ``optimizer.step()`` and returns the loss."""
@@ -125,7 +126,8 @@ def find_lr(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: 
         engine.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         engine.optimizer.step()
-        return loss.detach()
+        detached: torch.Tensor = loss.detach()  # the criterion's result is Any to mypy (nn.Module.__call__)
+        return detached
 
     say(f"lr range test on {spec.name}: {steps} batches of {options.config.batch_size}, lr {start:g} -> {end:g} "
         f"({options.config.optimizer}, {device_name(dev)})")

@@ -209,7 +209,7 @@ def train(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: st
         run = prepare(world, spec_path, flags=flags, device=device, out=out, train_limit=train_limit,
                       test_limit=test_limit, resume=resume, skip_check=skip_check, compile=compile, sync_bn=sync_bn,
                       say=say, err=err, overwrite=overwrite, cuda_graph=cuda_graph)
-        from rfcalc.analysis import render
+        from rfcalc.render import report as render
 
         console.print(render.rich_table(run.spec.report))
         comm = connect(world, run.options.device, dist_timeout or DEFAULT_TIMEOUT, store)

@@ -92,8 +92,11 @@ class SyncBatchNorm(_BatchNorm):
             if self.momentum is None:
                 momentum = 1.0 / float(self.num_batches_tracked)
         track = self.track_running_stats
-        return _SyncBatchNormFunction.apply(x, self.weight, self.bias, self.running_mean if track else None,
-                                            self.running_var if track else None, self.eps, momentum)
+        # torch declares Function.apply without types: the result is forward's
+        out: torch.Tensor = _SyncBatchNormFunction.apply(  # type: ignore[no-untyped-call]
+            x, self.weight, self.bias, self.running_mean if track else None, self.running_var if track else None,
+            self.eps, momentum)
+        return out
 
 
 def convert(module: nn.Module) -> nn.Module:
