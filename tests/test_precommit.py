@@ -1,9 +1,9 @@
-"""The README's two pre-commit recipes, run for real on a passing and a failing spec.
+"""The two pre-commit recipes of docs/check.md, run for real on a passing and a failing spec.
 
-1. The published hook: the README's config, its URL pointed at a snapshot of this working tree (a fresh git
+1. The published hook: the page's config, its URL pointed at a snapshot of this working tree (a fresh git
    repository, so uncommitted changes count), `pre-commit autoupdate` to fill in `rev:` with the full commit sha
    (rfcalc has no tags), then `pre-commit run`. pre-commit builds its own virtual environment from the snapshot.
-2. `repo: local` with `language: system`: the README's config verbatim, running the `rfcalc` of this environment.
+2. `repo: local` with `language: system`: the page's config verbatim, running the `rfcalc` of this environment.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 pytestmark = pytest.mark.slow  # real pre-commit runs in fresh repositories
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+PAGE = (ROOT / "docs" / "check.md").read_text(encoding="utf-8")
 URL = "https://github.com/rfcalc/rfcalc"
 PASSING = """
 version: 1
@@ -39,8 +39,8 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def _recipe(marker: str) -> str:
-    """The README's yaml block that contains ``marker``."""
-    blocks = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
+    """The page's yaml block that contains ``marker``."""
+    blocks = re.findall(r"```yaml\n(.*?)```", PAGE, flags=re.S)
     (block,) = [b for b in blocks if b.startswith("repos:") and marker in b]
     return block
 
@@ -96,7 +96,7 @@ def _snapshot(dest: Path) -> str:
 def test_readme_recipe_with_autoupdate_and_a_commit_sha(tmp_path: Path):
     sha = _snapshot(tmp_path / "rfcalc")
     recipe = _recipe(URL)
-    assert "rev: main" in recipe and "pre-commit autoupdate" in README
+    assert "rev: main" in recipe and "pre-commit autoupdate" in PAGE
     repo = _user_repo(tmp_path, recipe.replace(URL, str(tmp_path / "rfcalc")))
     home = tmp_path / "pre-commit-home"
 

@@ -257,13 +257,13 @@ def test_suggest_runs_with_torch_unimportable(tmp_path) -> None:
     assert "torch imported" not in proc.stderr and out.is_file()
 
 
-# -- the README shows real output -------------------------------------------------------------------------------
+# -- docs/suggest.md shows real output ---------------------------------------------------------------------------
 
-def test_readme_suggest_output_is_what_rfcalc_prints(runner) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_docs_suggest_output_is_what_rfcalc_prints(runner) -> None:
+    shown = (ROOT / "docs" / "suggest.md").read_text(encoding="utf-8")
     result = _run(runner, "arch_specs/two_branch_dilated.yaml", "--top", "3")
     assert result.exit_code == 0
-    assert f"```\n$ rfcalc suggest arch_specs/two_branch_dilated.yaml --top 3\n{result.stdout}```" in readme
+    assert f"```\n$ rfcalc suggest arch_specs/two_branch_dilated.yaml --top 3\n{result.stdout}```" in shown
 
 
 @pytest.mark.slow

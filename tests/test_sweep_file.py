@@ -269,9 +269,9 @@ def test_the_json_schema_accepts_the_example_and_refuses_a_misspelt_key(runner, 
     assert {e.validator for e in validator.iter_errors(misspelt)} >= {"required", "additionalProperties"}
 
 
-def test_the_readme_shows_the_bundled_sweep_example() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme[readme.index("```yaml\nspace:\n") + len("```yaml\n"):]
+def test_the_sweep_page_shows_the_bundled_sweep_example() -> None:
+    shown = (ROOT / "docs" / "sweep.md").read_text(encoding="utf-8")
+    block = shown[shown.index("```yaml\nspace:\n") + len("```yaml\n"):]
     shown = yaml.safe_load(block[:block.index("```")])
     example = yaml.safe_load((ROOT / "examples" / "sweep_quick.yaml").read_text(encoding="utf-8"))
     assert shown == {key: example[key] for key in ("space", "budget", "trials", "timeout")}

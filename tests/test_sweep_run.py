@@ -407,7 +407,7 @@ def test_ctrl_c_keeps_the_study_consistent_and_the_next_run_resumes_the_trial(tm
 
 
 def test_readme_sweep_file_is_valid() -> None:
-    """The sweep file shown in the README loads (its paths lead somewhere in the bundled spec)."""
+    """The sweep file shown in docs/sweep.md loads (its paths lead somewhere in the bundled spec)."""
     from rfcalc.sweep.load import load_sweep
 
     sweep = load_sweep(ROOT / "examples" / "sweep_quick.yaml")
