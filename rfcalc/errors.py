@@ -32,7 +32,7 @@ class SpecError(ValueError):
 
 
 class ExitCode(IntEnum):
-    """The exit codes of every command: part of the interface, defined here only (the README's list, every
+    """The exit codes of every command: part of the interface, defined here only (the README's table, every
     command's --help and docs/SPEC_FORMAT.md section 6.3 say the same; tests compare them)."""
 
     OK = 0

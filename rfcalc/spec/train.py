@@ -4,7 +4,7 @@ Pure pydantic, no torch and no albumentations: it lives with the rest of the spe
 (`spec`, `analysis`) reads a spec without reaching into the trainer. Transform names and their arguments are
 checked by the trainer when it builds the pipeline (albumentations is an optional dependency).
 
-Every field is optional; its default is the value written below (``TrainConfig()``). The README's `train:`
+Every field is optional; its default is the value written below (``TrainConfig()``). docs/train.md's `train:`
 block lists the same defaults with a comment each, and a test keeps it equal to this model; the contract's
 section 6.2 (docs/SPEC_FORMAT.md) says what each field means.
 """
