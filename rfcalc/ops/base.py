@@ -14,12 +14,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from rfcalc.ops.actions import Converter
 from rfcalc.ops.fields import LayerModel
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:  # what inspect's converters return: loaded by inspect only
+    from rfcalc.ops.actions import Converter
 
 
 @dataclass(frozen=True)
