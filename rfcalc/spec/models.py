@@ -16,7 +16,6 @@ from rfcalc.ops.fields import NAME_PATTERN, LayerModel, Pair, to_pair
 from rfcalc.ops.merges import SpecMerge
 from rfcalc.ops.registry import FEATURES, REGISTRY, Feature
 from rfcalc.quantities import SYMBOLS, BoundOp, parse_comparison, parse_number
-from rfcalc.spec.train import TrainConfig
 
 __all__ = ["FEATURES", "LAYER_MODELS", "NAME_PATTERN", "OPS", "RESERVED_NAMES", "Bound", "Constraints", "Feature",
            "InputSpec", "BlockDef", "LayerModel", "Pair", "ParallelLayer", "PrimLayer", "ResidualLayer", "SpecFile"]
@@ -166,4 +165,7 @@ class SpecFile(BaseModel):
     blocks: dict[Annotated[str, Field(pattern=NAME_PATTERN)], BlockDef] = {}
     layers: Annotated[list[dict[str, Any]], Field(min_length=1)]
     constraints: Constraints | None = None
-    train: TrainConfig | None = None
+    # `train:` as written: :func:`rfcalc.analysis.load.load_spec` validates it as a
+    # :class:`~rfcalc.spec.train.TrainConfig` when it is given (that model, built at import, costs a `check` of a
+    # spec without it ~2%); the JSON Schema shows TrainConfig here (:mod:`rfcalc.spec.schema`)
+    train: Any = None
