@@ -96,7 +96,8 @@ class InspectRules:
 # not apply to that input (a linear on a feature map, say). Layers must stay small: channels <= 8.
 RandomRule = Callable[[random.Random, Shape], "tuple[dict[str, Any], Shape] | None"]
 
-# Feature tags this op shows in `require` / `forbid`: feature -> test(row, consumers of each row by name)
+# Feature tags this op shows in `require` / `forbid`: feature -> test(row, consumers of each row by name), applied
+# to the rows of this op (rfcalc.analysis.features)
 FeatureTest = Callable[[Row, dict[str, list[Row]]], bool]
 
 # A row of this op written back as a spec layer (inspect --to-spec): (row, the layer it was computed from) -> the

@@ -7,6 +7,7 @@ Layers are validated one at a time, after block expansion, `defaults` and `$para
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -47,11 +48,28 @@ class ResidualLayer(LayerModel):
 
 # A primitive op's layer model, after validation (the registry's models all derive from LayerModel).
 PrimLayer = LayerModel
-# op -> its model: every registered op, then the structural layers.
-LAYER_MODELS: dict[str, type[LayerModel]] = {
-    **{name: definition.model for name, definition in REGISTRY.items()},
-    "parallel": ParallelLayer, "residual": ResidualLayer,
-}
+_STRUCTURAL: dict[str, type[LayerModel]] = {"parallel": ParallelLayer, "residual": ResidualLayer}
+
+
+class _LayerModels(Mapping[str, type[LayerModel]]):
+    """Op -> its layer model: every registered op (its family loads at the first lookup), then the structural
+    layers."""
+
+    def __getitem__(self, op: str) -> type[LayerModel]:
+        return _STRUCTURAL[op] if op in _STRUCTURAL else REGISTRY[op].model
+
+    def __contains__(self, op: object) -> bool:
+        return op in _STRUCTURAL or op in REGISTRY
+
+    def __iter__(self) -> Iterator[str]:
+        yield from REGISTRY
+        yield from _STRUCTURAL
+
+    def __len__(self) -> int:
+        return len(REGISTRY) + len(_STRUCTURAL)
+
+
+LAYER_MODELS: Mapping[str, type[LayerModel]] = _LayerModels()
 OPS: tuple[str, ...] = tuple(LAYER_MODELS)
 
 
