@@ -13,7 +13,11 @@ and ``load_spec`` on 10k layers, as medians and the median of the paired ratios,
 checkout and of ``DIR`` (another checkout, e.g. ``git worktree add /tmp/old 3a46aba``), and importing the base
 dependencies alone (``python -c "import typer, rich, pydantic, yaml"``, the floor no implementation on them can
 beat), interleaved (floor, before, after, floor, ...) with torch unimportable; wall and CPU seconds, medians and the
-medians of the paired ratios. ``--repeats N`` (default 11).
+medians of the paired ratios. ``--repeats N`` (default 11). A second reference, the *typer floor*: a typer app with
+`check`'s parameters whose command does nothing (typer >= 0.2x coerces every parameter through a pydantic
+``TypeAdapter``, which loads pydantic's model machinery and, through its plugin loader, ``importlib.metadata``: the
+least any typer command with these parameters costs). With ``--instructions`` also the instructions each command
+executes (valgrind's callgrind, one run each): a count the other jobs on a shared machine do not move.
 """
 from __future__ import annotations
 
@@ -141,6 +145,26 @@ def compare(baseline: Path, repeats: int) -> None:
 
 
 FLOOR = "import typer, rich, pydantic, yaml"
+# A typer app with `check`'s parameters (a list of specs, five repeatable rule flags, --input, --format) and the
+# group's --version, whose command does nothing: what typer itself costs a command like `check`.
+TYPER_FLOOR = """import enum, typing, typer, rich, pydantic, yaml
+A = typing.Annotated
+class Format(str, enum.Enum):
+    text = "text"
+    json = "json"
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+@app.callback()
+def main(version: A[typing.Optional[bool], typer.Option("--version", is_eager=True)] = None) -> None:
+    pass
+@app.command()
+def check(specs: A[typing.List[str], typer.Argument()], rf: A[typing.List[str], typer.Option()] = [],
+          params: A[typing.List[str], typer.Option()] = [], macs: A[typing.List[str], typer.Option()] = [],
+          require: A[typing.List[str], typer.Option()] = [], forbid: A[typing.List[str], typer.Option()] = [],
+          input: A[typing.Optional[str], typer.Option()] = None, format: A[Format, typer.Option()] = Format.text
+          ) -> None:
+    pass
+app()
+"""
 
 
 def timed(commands: dict[str, list[str]], envs: dict[str, dict[str, str]],
@@ -173,14 +197,16 @@ def pre_commit(baseline: Path, repeats: int) -> None:
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "rfcalc")], check=True)
     with tempfile.TemporaryDirectory() as tmp:
         _, no_torch = workspace(tmp)
-        roots = {"floor": None, "before": baseline.resolve(), "after": here}
+        roots = {"floor": None, "typer": None, "before": baseline.resolve(), "after": here}
         envs = {label: {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
                         "PYTHONPATH": os.pathsep.join(str(p) for p in (no_torch, root) if p)}
                 for label, root in roots.items()}
-        commands = {label: [sys.executable, "-c", FLOOR] if root is None else
-                    [sys.executable, "-m", "rfcalc", "check", spec] for label, root in roots.items()}
+        commands = {label: [sys.executable, "-m", "rfcalc", "check", spec] for label in ("before", "after")}
+        commands = {"floor": [sys.executable, "-c", FLOOR], "typer": [sys.executable, "-c", TYPER_FLOOR, "check", spec],
+                    **commands}
         load = os.getloadavg()[0]
         walls, cpus = timed(commands, envs, repeats)
+        counts = instructions(commands, envs) if "--instructions" in sys.argv else None
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, load average {load:.1f} at the start; before = {roots['before']}, "
           f"after = {here}")
@@ -191,14 +217,42 @@ def pre_commit(baseline: Path, repeats: int) -> None:
     def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
-    names = {"floor": f"floor: `python -c \"{FLOOR}\"`", "before": f"before: `rfcalc check` of {baseline.name}",
-             "after": "after: `rfcalc check` of this checkout"}
+    names = {"floor": f"floor: `python -c \"{FLOOR}\"`",
+             "typer": "typer floor: a typer app with `check`'s parameters, doing nothing",
+             "before": f"before: `rfcalc check` of {baseline.name}", "after": "after: `rfcalc check` of this checkout"}
     for label, name in names.items():
         print(f"| {name} | {statistics.median(walls[label]):.3f} | {ratio(walls, label, 'floor'):.2f}x | "
               f"{statistics.median(cpus[label]):.3f} | {ratio(cpus, label, 'floor'):.2f}x |")
     print()
     print(f"after / before (medians of the paired ratios): wall {ratio(walls, 'after', 'before'):.2f}x, "
-          f"CPU {ratio(cpus, 'after', 'before'):.2f}x")
+          f"CPU {ratio(cpus, 'after', 'before'):.2f}x; after / typer floor: CPU {ratio(cpus, 'after', 'typer'):.2f}x")
+    if counts:
+        print()
+        print("| instructions (callgrind, one run) | millions | / floor |")
+        print("|---|---|---|")
+        for label, name in names.items():
+            print(f"| {name} | {counts[label] / 1e6:,.0f} | {counts[label] / counts['floor']:.2f}x |")
+        print()
+        print(f"after / before: {counts['after'] / counts['before']:.3f}x; after / typer floor: "
+              f"{counts['after'] / counts['typer']:.2f}x")
+
+
+def instructions(commands: dict[str, list[str]], envs: dict[str, dict[str, str]]) -> dict[str, int]:
+    """Instructions each command executes (valgrind's callgrind, one run each, in a neutral folder)."""
+    import re
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind")
+    counts: dict[str, int] = {}
+    for label, command in commands.items():
+        proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+                              capture_output=True, text=True, env=envs[label], check=False, cwd=tempfile.gettempdir())
+        found = re.search(r"Collected : (\d+)", proc.stderr)
+        if found is None:
+            raise SystemExit(f"{label}: no instruction count from valgrind: {proc.stderr[-500:]}")
+        counts[label] = int(found.group(1))
+    return counts
 
 
 def main() -> None:

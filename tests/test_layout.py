@@ -61,6 +61,10 @@ def imports(name: str) -> set[str]:
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}
+    if name == "rfcalc.ops.registry":  # it imports each op family by name from its table, when first used
+        from rfcalc.ops.registry import FAMILIES
+
+        found |= {f"rfcalc.ops.{family}" for family in FAMILIES}
     return {m for m in found if m in MODULES and m != name}
 
 

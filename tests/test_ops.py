@@ -239,22 +239,33 @@ def test_an_op_without_a_rule_is_an_error_not_a_pass_through() -> None:
 def test_the_registry_refuses_inconsistent_definitions(monkeypatch: pytest.MonkeyPatch) -> None:
     conv = REGISTRY["conv"]
 
-    class Family:
-        OPS: tuple[base.OpDef, ...] = ()
-
     def build_with(*ops: base.OpDef) -> None:
-        Family.OPS = ops
-        monkeypatch.setattr(registry, "FAMILIES", (Family,))
-        registry._build()
+        registry.checked("conv", ops)
 
     with pytest.raises(RegistryError, match="op 'conv' is defined twice"):
         build_with(conv, conv)
+    monkeypatch.setattr(registry, "OPS", {**registry.OPS, "conv3d": "conv"})
     with pytest.raises(RegistryError, match="its model ConvLayer admits op"):
-        build_with(replace(conv, name="conv3d"))
+        build_with(conv, replace(conv, name="conv3d"))
+    monkeypatch.undo()
+    with pytest.raises(RegistryError, match="op 'conv3d' of rfcalc.ops.conv is not listed under 'conv' in OPS"):
+        build_with(conv, replace(conv, name="conv3d"))
+    with pytest.raises(RegistryError, match=r"rfcalc.ops.conv does not define \['conv'\], which OPS lists under it"):
+        build_with()
     with pytest.raises(RegistryError, match="attach and fold go together"):
         build_with(replace(conv, attach="act"))
     with pytest.raises(RegistryError, match=r"feature tags \['fancy'\] are not in Feature"):
         build_with(replace(conv, features={"fancy": lambda row, consumers: True}))
+
+
+def test_every_family_loads_and_every_feature_has_its_test() -> None:
+    """The registry loads a family at the first lookup of one of its ops; all of them load consistently, every op
+    of OPS is defined by the family OPS names, and each feature tag has one test."""
+    tests = registry.load_all()
+    assert tuple(tests) == FEATURES
+    assert {name: definition.family for name, definition in REGISTRY.items()} == dict(registry.OPS)
+    tagged = [f for name in REGISTRY for f in registry.feature_tests(name)] + list(registry.feature_tests("add"))
+    assert sorted(tagged) == sorted(FEATURES), "a feature tag is shown by two ops, or by none"
 
 
 def test_channel_shuffle_groups_must_divide_the_channels() -> None:

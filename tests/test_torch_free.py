@@ -53,13 +53,15 @@ def test_importing_the_core_and_cli_loads_no_torch_numpy_or_matplotlib(poisoned_
 
 
 def test_check_of_a_spec_imports_only_what_it_needs(poisoned_env):
-    """The pre-commit path (issue 22): `check` of a spec file imports neither inspect's modules, nor the renderers
-    (rich's console), nor suggest's search, the model builder, the trainer or the sweep."""
+    """The pre-commit path (issue 22): `check` of a spec file imports neither inspect's modules (nor the ops'
+    inspect actions), nor the renderers (rich's console), nor suggest's search, the model builder, the trainer or
+    the sweep, nor the `train:` section's model of a spec without one, nor op families the spec does not use."""
     code = ("import sys, runpy; sys.argv = ['rfcalc', 'check', sys.argv[1]]\n"
             "try:\n    runpy.run_module('rfcalc', run_name='__main__')\n"
             "except SystemExit:\n    pass\n"
             "heavy = ('rfcalc.inspection', 'rfcalc.model', 'rfcalc.sweep', 'rfcalc.suggest.search', 'rich.console',"
-            " 'rfcalc.trainer.run', 'rfcalc.trainer.loop')\n"
+            " 'rfcalc.trainer.run', 'rfcalc.trainer.loop', 'rfcalc.ops.actions', 'rfcalc.spec.train',"
+            " 'rfcalc.ops.pool', 'rfcalc.ops.se', 'rfcalc.ops.lppool', 'rfcalc.ops.ultimus', 'rfcalc.ops.flatten')\n"
             "print(sorted(m for m in sys.modules if m.startswith(heavy)), file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "examples" / "quickstart.yaml")],
                           capture_output=True, text=True, env=poisoned_env)

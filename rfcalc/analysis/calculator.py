@@ -24,7 +24,6 @@ from rfcalc.table.geometry import (Flow, LayerError, fmt_centre, fmt_pair, fmt_s
                                    union_geometry)
 from rfcalc.table.report import INPUT_GEOMETRY, Diagnostic, Geometry, Report, Row, Shape
 
-_MIXING = {name: op.mixing for name, op in REGISTRY.items()}
 
 __all__ = ["Calculator", "Flow", "LayerError", "calculate", "fmt_shape", "output_size", "step_geometry",
            "union_geometry"]
@@ -92,7 +91,7 @@ class Calculator:
     @staticmethod
     def _step(row: Row, reach: R.Reach) -> R.Reach:
         """The reach of ``row``'s output from its input's, by its op's ``mixing``."""
-        mixing = _MIXING[row.op]
+        mixing = REGISTRY[row.op].mixing
         if mixing == "pointwise":
             return reach
         if mixing == "all":

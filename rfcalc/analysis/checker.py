@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +122,8 @@ def pyproject_constraints(start: Path) -> tuple[dict[str, Any], str | None]:
     path = find_pyproject(start)
     if path is None:
         return {}, None
+    import tomllib  # only when there is a pyproject.toml to read
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -19,8 +19,10 @@ from rfcalc.spec.graph import Node
 from rfcalc.spec.messages import suggest, translate
 from rfcalc.table.report import Report
 from rfcalc.spec.models import LAYER_MODELS, OPS, Constraints, SpecFile
-from rfcalc.spec.train import TrainConfig
 from rfcalc.spec.source import Source, parse_yaml, read_spec_text
+
+if TYPE_CHECKING:
+    from rfcalc.spec.train import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,12 @@ def _validated(data: Any, source: Source) -> Spec:
     try:
         top = SpecFile.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(translate(exc, source, (), "", SpecFile)) from None
+        problems = translate(exc, source, (), "", SpecFile)
+        unknown = sum(1 for e in exc.errors() if e["type"] == "extra_forbidden" and len(e["loc"]) == 1)
+        at = len(problems) - unknown  # where pydantic lists the last field's (`train`'s) errors: before unknown keys
+        problems[at:at] = _train_problems(data.get("train"), source)
+        raise SpecError(problems) from None
+    train = _train(top.train, source)
     problems, defaults = _check_defaults(top, source)
     expander = Expander(source, defaults, top.blocks, problems)
     layers = [RawLayer(item, ("layers", i), f"layers[{i}]") for i, item in enumerate(top.layers)]
@@ -110,7 +117,28 @@ def _validated(data: Any, source: Source) -> Spec:
         raise SpecError(problems)
     if top.classes is not None and tuple(report.output.out_shape) != (top.classes,) and nodes:
         raise SpecError([_classes_problem(top.classes, report.output.out_shape, nodes[-1], source)])
-    return Spec(top.name, shape, top.classes, top.constraints, top.train, nodes, report, source.file, data)
+    return Spec(top.name, shape, top.classes, top.constraints, train, nodes, report, source.file, data)
+
+
+def _train(value: Any, source: Source) -> TrainConfig | None:
+    """The `train:` section as a :class:`TrainConfig` (None when the spec has none); its model is loaded only then."""
+    if value is None:
+        return None
+    from rfcalc.spec.train import TrainConfig
+
+    try:
+        return TrainConfig.model_validate(value)
+    except ValidationError as exc:
+        raise SpecError(translate(exc, source, ("train",), "train", TrainConfig)) from None
+
+
+def _train_problems(value: Any, source: Source) -> list[Problem]:
+    """The problems of the `train:` section (none when it is valid or absent)."""
+    try:
+        _train(value, source)
+    except SpecError as exc:
+        return list(exc.problems)
+    return []
 
 
 def _classes_problem(classes: int, output: tuple[int, ...], last: Node, source: Source) -> Problem:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -116,6 +115,8 @@ def _search(spec: Path, overrides: dict[str, Any], top: int, budget: int, max_ed
 def _write(spec: Path, output: Path, edits: tuple[Edit, ...]) -> None:
     """The fix spliced into the spec's text, written atomically (a temporary file in the same folder, then a
     rename), so that ``-o SPEC`` never leaves half a spec behind."""
+    import tempfile  # here: every command (a pre-commit `check` too) imports this module
+
     from rfcalc.spec.source import read_spec_text
     from rfcalc.suggest.yaml_patch import write_fix
 

@@ -6,7 +6,6 @@ run trials) and imports :mod:`rfcalc.sweep.run` inside its body.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -87,6 +86,8 @@ def sweep(
         from rfcalc.trainer.options import check_device
 
         check_device(device)
+    import shlex  # here: every command (a pre-commit `check` too) imports this module
+
     launcher = tuple(shlex.split(train_command)) if train_command else TRAIN_COMMAND
     if train_command is not None and not launcher:
         raise RfcalcError("--train-command: empty; give the command that starts `rfcalc train`")

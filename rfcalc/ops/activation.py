@@ -9,14 +9,16 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from rfcalc.ops.actions import Action, AsLayer, Call
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, MethodRule, OpDef
 from rfcalc.ops.fields import LayerModel, optional_choice
 from rfcalc.ops.rows import same_geometry
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 ActName = Literal["relu", "relu6", "leaky_relu", "gelu", "silu", "hardswish", "hardsigmoid"]
 F = "torch.nn.functional"
@@ -87,6 +89,8 @@ def _converter(name: str) -> Any:
     note = ACTIVATIONS[name].note
 
     def convert(call: Call) -> Action:
+        from rfcalc.ops.actions import AsLayer  # inspect only: `check` never loads actions
+
         return AsLayer(ActLayer(op=name), note(call) if note is not None else None)
     return convert
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from rfcalc.ops.actions import Converter
 from rfcalc.ops.fields import LayerModel
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:  # what inspect's converters return: loaded by inspect only
+    from rfcalc.ops.actions import Converter
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ class InspectRules:
 # not apply to that input (a linear on a feature map, say). Layers must stay small: channels <= 8.
 RandomRule = Callable[[random.Random, Shape], "tuple[dict[str, Any], Shape] | None"]
 
-# Feature tags this op shows in `require` / `forbid`: feature -> test(row, consumers of each row by name)
+# Feature tags this op shows in `require` / `forbid`: feature -> test(row, consumers of each row by name), applied
+# to the rows of this op (rfcalc.analysis.features)
 FeatureTest = Callable[[Row, dict[str, list[Row]]], bool]
 
 # A row of this op written back as a spec layer (inspect --to-spec): (row, the layer it was computed from) -> the

@@ -5,17 +5,19 @@ centre are unchanged, and there are no parameters; ``groups`` must divide the ch
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from rfcalc.ops.actions import Action, AsLayer, Call
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.norm import random_groups
 from rfcalc.ops.rows import channels_divisible, feature_map, same_geometry
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 
 class ChannelShuffleLayer(LayerModel):
@@ -30,10 +32,14 @@ def _calc(layer: ChannelShuffleLayer, at: At, flow: Flow) -> list[Row]:
 
 
 def _module(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer  # inspect only: `check` never loads actions
+
     return AsLayer(ChannelShuffleLayer(op="channel_shuffle", groups=int(call.module.groups)))
 
 
 def _function(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer
+
     return AsLayer(ChannelShuffleLayer(op="channel_shuffle", groups=int(call.get("groups"))))
 
 

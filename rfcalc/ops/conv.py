@@ -8,12 +8,11 @@ conv's parameters are exactly PyTorch's (contract section 2). ``separable: true`
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from rfcalc.ops import activation, dropout, norm
-from rfcalc.ops.actions import Action, AsLayer, Call, Unsupported
 from rfcalc.ops.activation import ACT_NAMES, OptionalAct
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel, Pair, spelled, to_pair
@@ -21,6 +20,9 @@ from rfcalc.ops.norm import OptionalNorm
 from rfcalc.ops.rows import channels_divisible, compact, ctor_pair, feature_map, pair, window_sizes
 from rfcalc.table.geometry import Flow, LayerError, fmt_pair, step_geometry
 from rfcalc.table.report import IntPair, Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 
 class ConvLayer(LayerModel):
@@ -168,6 +170,8 @@ def _leaf(row: Row, layer: ConvLayer) -> Leaf:
 # -- inspect -------------------------------------------------------------------------------------------------------
 def _from_call(weight_shape: tuple[int, ...], has_bias: bool, stride: Any, padding: Any, dilation: Any, groups: int,
                padding_mode: str = "zeros") -> Action:
+    from rfcalc.ops.actions import AsLayer, Unsupported  # inspect only: `check` never loads actions
+
     if len(weight_shape) != 4:
         return Unsupported(f"a {len(weight_shape) - 2}-d convolution; rfcalc follows 2-d convolutions only")
     out, _, kh, kw = weight_shape

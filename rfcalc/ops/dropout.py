@@ -5,16 +5,18 @@ Keeps the shape and the geometry; no parameters. The same op is a conv's ``dropo
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from rfcalc.ops.actions import Action, AsLayer, Call, Pointwise
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.rows import same_geometry
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 F = "torch.nn.functional"
 
@@ -41,6 +43,8 @@ def _leaf(row: Row, layer: DropoutLayer) -> Leaf:
 
 
 def _convert(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer, Pointwise  # inspect only: `check` never loads actions
+
     p = call.module.p if call.module is not None else call.get("p", 0.5)
     if not 0 <= p < 1:
         return Pointwise("dropout")

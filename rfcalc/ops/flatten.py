@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from rfcalc.ops.actions import Action, Call, Reshape
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, MethodRule, OpDef
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.rows import same_geometry
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 
 class FlattenLayer(LayerModel):
@@ -27,6 +29,8 @@ def _calc(layer: FlattenLayer, at: At, flow: Flow) -> list[Row]:
 
 
 def _reshape(call: Call) -> Action:
+    from rfcalc.ops.actions import Reshape  # inspect only: `check` never loads actions
+
     return Reshape()
 
 

@@ -9,14 +9,16 @@ already), also through element-wise ops such as dropout, and an exact pool other
 from __future__ import annotations
 
 import random
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from rfcalc.ops.actions import Action, AdaptivePool, Call, GlobalPool, Reduce, Unsupported
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, MethodRule, OpDef
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.rows import feature_map
 from rfcalc.table.geometry import Flow, step_geometry
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 F = "torch.nn.functional"
 
@@ -35,11 +37,15 @@ def _calc(layer: GapLayer, at: At, flow: Flow) -> list[Row]:
 
 # -- inspect ---------------------------------------------------------------------------------------------------
 def _own(call: Call) -> Action:
+    from rfcalc.ops.actions import GlobalPool  # inspect only: `check` never loads actions
+
     return GlobalPool(str(getattr(call.module, "mode", "avg")))
 
 
 def _adaptive(mode: str) -> Any:
     def convert(call: Call) -> Action:
+        from rfcalc.ops.actions import AdaptivePool, Unsupported
+
         if call.get("return_indices", False) or getattr(call.module, "return_indices", False):
             return Unsupported("an adaptive max pool with return_indices=True")
         return AdaptivePool(mode)
@@ -50,6 +56,8 @@ def _mean(mode: str) -> Any:
     """``x.mean(dims)`` / ``amax``: a reduction; over the image's rows and columns of a map it is a global
     pool (``gap``, or an exact pool), which :mod:`rfcalc.inspection.mixing` decides from the tensor's layout."""
     def convert(call: Call) -> Action:
+        from rfcalc.ops.actions import Reduce, Unsupported
+
         dims = call.get("dim")
         if dims is None:
             return Unsupported("a reduction over every dimension (the batch too)")

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from rfcalc.ops.actions import Action, AsLayer, Call
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.rows import same_geometry, vector
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 
 class LinearLayer(LayerModel):
@@ -38,10 +40,14 @@ def _leaf(row: Row, layer: LinearLayer) -> Leaf:
 
 
 def _module(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer  # inspect only: `check` never loads actions
+
     return AsLayer(LinearLayer(op="linear", out=int(call.module.out_features), bias=call.module.bias is not None))
 
 
 def _function(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer
+
     weight = call.get("weight")
     return AsLayer(LinearLayer(op="linear", out=int(weight.shape[0]), bias=call.get("bias") is not None))
 

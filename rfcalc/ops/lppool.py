@@ -8,16 +8,18 @@ window's sum of powers is negative (put a ReLU before it).
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from rfcalc.ops.actions import Action, AsLayer, Call
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel, Pair, to_pair
 from rfcalc.ops.rows import compact, ctor_pair, feature_map, pair, window_sizes
 from rfcalc.table.geometry import Flow, step_geometry
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 
 class LPPoolLayer(LayerModel):
@@ -63,6 +65,8 @@ def _leaf(row: Row, layer: LPPoolLayer) -> Leaf:
 
 
 def _convert(norm_type: Any, k: Any, stride: Any, ceil_mode: Any) -> Action:
+    from rfcalc.ops.actions import AsLayer  # inspect only: `check` never loads actions
+
     kk = pair(k)
     st = kk if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) else pair(stride)
     return AsLayer(LPPoolLayer(op="lppool", norm_type=float(norm_type), k=kk, stride=st, ceil_mode=bool(ceil_mode)))

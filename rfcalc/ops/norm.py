@@ -5,16 +5,18 @@ parameters. The same names are the values of a conv's ``norm`` field (``None`` =
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from rfcalc.ops.actions import Action, AsLayer, Call
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel, optional_choice
 from rfcalc.ops.rows import channels_divisible, same_geometry
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 NormName = Literal["bn", "gn", "ln"]
 NORM_NAMES: tuple[str, ...] = get_args(NormName)
@@ -80,6 +82,8 @@ def _dropped(module: Any, momentum: bool) -> tuple[str, ...]:
 
 
 def _batchnorm_module(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer  # inspect only: `check` never loads actions
+
     return AsLayer(NormLayer(op="bn"), _note(bool(call.module.affine)), _dropped(call.module, True))
 
 
@@ -90,6 +94,8 @@ def _eps(call: Call) -> tuple[str, ...]:
 
 
 def _batchnorm_function(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer
+
     affine = call.get("weight") is not None and call.get("bias") is not None
     return AsLayer(NormLayer(op="bn"), _note(affine), _eps(call))
 
@@ -99,11 +105,15 @@ def _group_layer(groups: int) -> NormLayer:
 
 
 def _groupnorm_module(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer
+
     return AsLayer(_group_layer(int(call.module.num_groups)), _note(bool(call.module.affine)),
                    _dropped(call.module, False))
 
 
 def _groupnorm_function(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer
+
     affine = call.get("weight") is not None and call.get("bias") is not None
     return AsLayer(_group_layer(int(call.get("num_groups"))), _note(affine), _eps(call))
 

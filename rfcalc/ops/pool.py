@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import field_validator, model_validator
 
-from rfcalc.ops.actions import Action, AsLayer, Call, Unsupported
 from rfcalc.ops.base import At, FunctionRule, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel, Pair, show_pair, to_pair
 from rfcalc.ops.rows import compact, ctor_pair, feature_map, pair, window_sizes
 from rfcalc.table.geometry import Flow, step_geometry
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 F = "torch.nn.functional"
 
@@ -75,6 +77,8 @@ def _leaf(row: Row, layer: PoolLayer) -> Leaf:
 # -- inspect ---------------------------------------------------------------------------------------------------
 def _pool(op: str, k: Any, stride: Any, padding: Any, ceil_mode: bool, dilation: Any = 1,
           return_indices: bool = False, count_include_pad: Any = True, divisor_override: Any = None) -> Action:
+    from rfcalc.ops.actions import AsLayer, Unsupported  # inspect only: `check` never loads actions
+
     if pair(dilation) != (1, 1):
         return Unsupported("a dilated max pool; rfcalc's pools have no dilation")
     if return_indices:

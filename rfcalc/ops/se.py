@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from rfcalc.ops.actions import Action, AsLayer, Call
 from rfcalc.ops.activation import ACT_NAMES, ACTIVATIONS, ActName
 from rfcalc.ops.base import At, Gathered, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.rows import feature_map, same_geometry
 from rfcalc.table.geometry import Flow, LayerError
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 GateName = Literal["sigmoid", "hardsigmoid"]
 GATES: tuple[str, ...] = get_args(GateName)
@@ -81,6 +83,8 @@ _ACT_OF_MODULE = {act.module: name for name, act in ACTIVATIONS.items()}
 
 
 def _own(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer  # inspect only: `check` never loads actions
+
     m = call.module
     return AsLayer(SELayer(op="se", hidden=int(m.reduce.out_channels), act=_ACT_OF_MODULE[type(m.act).__name__],
                            gate=_GATE_MODULES[type(m.gate).__name__]))

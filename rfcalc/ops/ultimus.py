@@ -6,16 +6,18 @@ Parameters ``3·D·dim + dim·D + D``; MACs ``3·D·dim + dim·D + 2·dim²``.
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from rfcalc.ops.actions import Action, AsLayer, Call
 from rfcalc.ops.base import At, InspectRules, Leaf, OpDef
 from rfcalc.ops.fields import LayerModel
 from rfcalc.ops.rows import same_geometry, vector
 from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Row, Shape
+
+if TYPE_CHECKING:
+    from rfcalc.ops.actions import Action, Call
 
 
 class UltimusLayer(LayerModel):
@@ -31,6 +33,8 @@ def _calc(layer: UltimusLayer, at: At, flow: Flow) -> list[Row]:
 
 
 def _own(call: Call) -> Action:
+    from rfcalc.ops.actions import AsLayer  # inspect only: `check` never loads actions
+
     return AsLayer(UltimusLayer(op="ultimus", dim=int(call.module.q.out_features)))
 
 

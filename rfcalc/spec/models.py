@@ -7,6 +7,7 @@ Layers are validated one at a time, after block expansion, `defaults` and `$para
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,7 +17,6 @@ from rfcalc.ops.fields import NAME_PATTERN, LayerModel, Pair, to_pair
 from rfcalc.ops.merges import SpecMerge
 from rfcalc.ops.registry import FEATURES, REGISTRY, Feature
 from rfcalc.quantities import SYMBOLS, BoundOp, parse_comparison, parse_number
-from rfcalc.spec.train import TrainConfig
 
 __all__ = ["FEATURES", "LAYER_MODELS", "NAME_PATTERN", "OPS", "RESERVED_NAMES", "Bound", "Constraints", "Feature",
            "InputSpec", "BlockDef", "LayerModel", "Pair", "ParallelLayer", "PrimLayer", "ResidualLayer", "SpecFile"]
@@ -48,11 +48,28 @@ class ResidualLayer(LayerModel):
 
 # A primitive op's layer model, after validation (the registry's models all derive from LayerModel).
 PrimLayer = LayerModel
-# op -> its model: every registered op, then the structural layers.
-LAYER_MODELS: dict[str, type[LayerModel]] = {
-    **{name: definition.model for name, definition in REGISTRY.items()},
-    "parallel": ParallelLayer, "residual": ResidualLayer,
-}
+_STRUCTURAL: dict[str, type[LayerModel]] = {"parallel": ParallelLayer, "residual": ResidualLayer}
+
+
+class _LayerModels(Mapping[str, type[LayerModel]]):
+    """Op -> its layer model: every registered op (its family loads at the first lookup), then the structural
+    layers."""
+
+    def __getitem__(self, op: str) -> type[LayerModel]:
+        return _STRUCTURAL[op] if op in _STRUCTURAL else REGISTRY[op].model
+
+    def __contains__(self, op: object) -> bool:
+        return op in _STRUCTURAL or op in REGISTRY
+
+    def __iter__(self) -> Iterator[str]:
+        yield from REGISTRY
+        yield from _STRUCTURAL
+
+    def __len__(self) -> int:
+        return len(REGISTRY) + len(_STRUCTURAL)
+
+
+LAYER_MODELS: Mapping[str, type[LayerModel]] = _LayerModels()
 OPS: tuple[str, ...] = tuple(LAYER_MODELS)
 
 
@@ -109,8 +126,10 @@ class Constraints(BaseModel):
     rf: Bound | None = None
     params: Bound | None = None
     macs: Bound | None = None
-    require: list[Feature] = Field(default_factory=list)
-    forbid: list[Feature] = Field(default_factory=list)
+    # plain defaults, which pydantic copies per instance: `Field(default_factory=list)` costs a pre-commit hook
+    # ~2.5 ms, pydantic reading `list`'s signature (which imports and compiles `tokenize`)
+    require: list[Feature] = []
+    forbid: list[Feature] = []
 
     @field_validator("rf", "params", "macs", mode="before")
     @classmethod
@@ -147,7 +166,7 @@ class InputSpec(BaseModel):
 class BlockDef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    params: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Any] = Field(default_factory=dict)
+    params: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Any] = {}
     layers: Annotated[list[dict[str, Any]], Field(min_length=1)]
 
 
@@ -160,8 +179,11 @@ class SpecFile(BaseModel):
     name: Annotated[str, Field(min_length=1)]
     input: InputSpec
     classes: Annotated[int, Field(ge=1)] | None = None
-    defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    blocks: dict[Annotated[str, Field(pattern=NAME_PATTERN)], BlockDef] = Field(default_factory=dict)
+    defaults: dict[str, dict[str, Any]] = {}
+    blocks: dict[Annotated[str, Field(pattern=NAME_PATTERN)], BlockDef] = {}
     layers: Annotated[list[dict[str, Any]], Field(min_length=1)]
     constraints: Constraints | None = None
-    train: TrainConfig | None = None
+    # `train:` as written: :func:`rfcalc.analysis.load.load_spec` validates it as a
+    # :class:`~rfcalc.spec.train.TrainConfig` when it is given (that model, built at import, costs a `check` of a
+    # spec without it ~2%); the JSON Schema shows TrainConfig here (:mod:`rfcalc.spec.schema`)
+    train: Any = None

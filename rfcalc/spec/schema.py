@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from rfcalc.spec.models import LAYER_MODELS, NAME_PATTERN, SpecFile
+from rfcalc.spec.train import TrainConfig
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -29,7 +30,11 @@ def spec_json_schema() -> dict[str, Any]:
     models = tuple(dict.fromkeys(LAYER_MODELS.values())) + (UseLayer,)
     layer_type: Any = functools.reduce(operator.or_, models)  # Union[...] of the models, built at run time
     layer = TypeAdapter(layer_type).json_schema(ref_template=template)
-    defs: dict[str, Any] = schema.setdefault("$defs", {})
+    train = TypeAdapter(TrainConfig | None).json_schema(ref_template=template)  # SpecFile holds `train:` as written
+    top_defs = {**schema.get("$defs", {}), **train.pop("$defs", {})}
+    schema["properties"]["train"] = {**train, "default": None}
+    defs: dict[str, Any] = dict(sorted(top_defs.items()))
+    schema["$defs"] = defs
     defs.update(layer.pop("$defs", {}))
     defs["Layer"] = layer
     ref = {"$ref": "#/$defs/Layer"}
