@@ -23,12 +23,13 @@ from rfcalc.inspection import upsample as U
 from rfcalc.inspection.follow import (follow_layer, follow_pointwise, follow_pool, follow_resample, follow_reshape,
                                       follow_unknown, op_name)
 from rfcalc.ops.registry import REGISTRY
-from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, module_action
+from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, classify, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat
 from rfcalc.inspection.mixing import (follow_along, follow_attention, follow_index, follow_matmul, follow_reduce,
                                       follow_sdpa, split_item)
 from rfcalc.inspection.record import Recorder
 from rfcalc.inspection.tracing import BATCH, Walker
+from rfcalc.inspection.windows import Windows
 from rfcalc.ops.actions import (Action, AdaptivePool, Along, AsLayer, Attention, Binary, Broadcast, Call, Concat,
                                 Copy, GlobalPool, Index, MatMul, Permute, Pointwise, Reduce, Reshape, Split,
                                 Unsupported)
@@ -77,6 +78,7 @@ class Inspector:
         self.folded: dict[fx.Node, L.Layout] = {}  # tokens flattened into the batch (B·N, D): their own layout
         self.got_input = False
         self.output: Any = None
+        self.windows = Windows(recorder, walker)  # window partitions, rolls and pads (Swin)
 
     def visit(self, n: fx.Node, result: Any) -> None:
         if n.op == "placeholder":
@@ -89,6 +91,11 @@ class Inspector:
             return
         if n.op == "output":
             self.output = n.args[0]
+            return
+        if self.windows.toks and self.windows.holds(n):
+            if self._in_region(n, result):
+                return
+        elif self._enters_region(n, result):
             return
         sources = [i for i in n.all_input_nodes if i in self.rec.flows or i in self.pending]
         if not sources:
@@ -135,6 +142,83 @@ class Inspector:
             follow_unknown(self.rec, n, flow, layout, out, desc, self._replay(n, source))
         else:
             ONE_INPUT[type(action)](self.rec, n, action, flow, layout, out, desc)
+
+    # -- window partitions (rfcalc.inspection.windows) ------------------------------------------------------
+    def _enters_region(self, n: fx.Node, result: Any) -> bool:
+        """A roll or a zero pad of a followed map, or a tensor whose image rows or columns are cut into blocks
+        that is then folded into the batch or read by anything but a reshape or permute: followed element by
+        element from here (:mod:`rfcalc.inspection.windows`)."""
+        live = [i for i in n.all_input_nodes if i in self.rec.flows and i in self.rec.layouts]
+        if len(live) != 1 or not isinstance(result, (torch.Tensor, tuple, list)):
+            return False
+        source = live[0]
+        layout = self.rec.layouts[source]
+        rolled = (n.op == "call_function" and n.target is torch.roll) or (n.op == "call_method" and n.target == "roll")
+        padded = n.op == "call_function" and n.target is torch.nn.functional.pad and self._zero_pad(n)
+        cut = L.split_units(layout)
+        folded = isinstance(result, torch.Tensor) and result.dim() > 0 and result.shape[0] > BATCH \
+            and result.shape[0] % BATCH == 0 and (cut or result.dim() >= 3) \
+            and any(L.has_units(d) for d in layout) and source not in self.folded
+        if cut and not folded and isinstance(result, torch.Tensor):
+            folded = not isinstance(classify(n, self.gm), (Reshape, Permute, Copy))
+        # a function missing from the table that only moves data (timm's window_reverse, a wrapped reshape)
+        moved = n.op == "call_function" and isinstance(result, torch.Tensor) and classify(n, self.gm) is None
+        if not (rolled or padded or folded or moved) or not self.windows.enter(source):
+            return False
+        desc, action, call = self._classify(n)
+        stepped = self.windows.step(n, result, action, call)
+        before = self.windows.toks.pop(source)[1]
+        if not stepped:
+            return False
+        after = self.windows.toks[n][1]
+        if isinstance(after, torch.Tensor) and after.shape == before.shape and torch.equal(after, before):
+            del self.windows.toks[n]  # every element where it was: the same values
+            self.rec.alias(n, self.rec.flows[source], layout)
+            return True
+        self._leave_when_read(n)
+        return True
+
+    def _zero_pad(self, n: fx.Node) -> bool:
+        args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+        value = kwargs.get("value", args[3] if len(args) > 3 else None)
+        pads = kwargs.get("pad", args[1] if len(args) > 1 else None)
+        return mode == "constant" and value in (None, 0, 0.0) and isinstance(pads, (list, tuple)) and any(pads)
+
+    def _in_region(self, n: fx.Node, result: Any) -> bool:
+        """Node ``n`` reads a region's tensor: followed inside it, or the region's tensors it reads become rows
+        (maps again) before ``n`` is followed as usual."""
+        tensors = isinstance(result, torch.Tensor) or (
+            isinstance(result, (tuple, list)) and bool(result) and isinstance(result[0], torch.Tensor))
+        if not tensors:
+            return True  # sizes and shapes
+        desc, action, call = self._classify(n)
+        if self.windows.step(n, result, action, call):
+            self._leave_when_read(n)
+            return True
+        for i in n.all_input_nodes:
+            if i in self.windows.toks and not self.windows.leave(i):
+                self.rec.stop(n, "works on a tensor that holds blocks of the image rearranged (a window partition "
+                                 "folded into the batch, a roll, a pad) in a way rfcalc cannot follow: rfcalc "
+                                 "follows data movement, per-token linear layers and norms, element-wise ops, "
+                                 "matrix products, softmax and attention on it, until it is a map again "
+                                 "(H x W x C, C x H x W or H·W tokens)", desc)
+        return False
+
+    def _leave_when_read(self, n: fx.Node) -> None:
+        """A region's tensor that is a map again becomes a row as soon as a call other than data movement reads
+        it (the rows of a block come out where the block ends)."""
+        if isinstance(self.windows.toks[n][1], tuple):
+            return
+        for user in n.users:
+            action = classify(user, self.gm)
+            moving = isinstance(action, (Reshape, Permute, Copy, Index, Split)) or (
+                user.op == "call_function" and user.target in (torch.roll, torch.nn.functional.pad)) or (
+                user.op == "call_method" and user.target == "roll") or (
+                user.op == "call_function" and action is None and user.target is not operator.getitem)
+            if not moving:
+                self.windows.leave(n)
+                return
 
     def _real(self, n: fx.Node, result: torch.Tensor) -> tuple[int, ...]:
         if result.dim() == 0 or result.shape[0] != BATCH:
