@@ -291,7 +291,7 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
         if window:
             extents = {(u[0], u[1]): mask_window(m) for u, m in masks.items()}
             problems.extend(outside_window(row, extents) if hull else window_mismatches(row, extents, hw))
-            if hull and row.op in ("upsample", "conv_transpose", "window_attention", "patch_merging"):
+            if hull and row.op in ("upsample", "conv_transpose"):
                 problems.extend(loose_window(row, extents, hw))
     return problems
 

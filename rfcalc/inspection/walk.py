@@ -217,7 +217,7 @@ class Inspector:
                 user.op == "call_method" and user.target == "roll") or (
                 user.op == "call_function" and action is None and user.target is not operator.getitem)
             if not moving:
-                self.windows.leave(n)
+                self.windows.leave(n, eager=True)
                 return
 
     def _real(self, n: fx.Node, result: torch.Tensor) -> tuple[int, ...]:

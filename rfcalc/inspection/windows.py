@@ -170,8 +170,10 @@ class Windows:
         self.results = {n: result}
 
     # -- leaving -------------------------------------------------------------------------------------------
-    def leave(self, n: fx.Node) -> bool:
-        """Make region tensor ``n`` a row, when it is a map again (see the module's text); False if not."""
+    def leave(self, n: fx.Node, eager: bool = False) -> bool:
+        """Make region tensor ``n`` a row, when it is a map again (see the module's text); False if not.
+        ``eager`` (a call that the region could follow reads it): only a map, not a token sequence (attention
+        over the tokens of one window follows)."""
         region, tok = self.toks[n]
         value = self.results[n] if n in self.results else self.walker.value(n)
         if isinstance(tok, tuple) or not isinstance(value, torch.Tensor) or value.dim() < 3 \
@@ -189,13 +191,13 @@ class Windows:
                 and _divides(one.shape[2], W):
             grid, ids, c = (one.shape[1], one.shape[2]), one[0], one.shape[0]
             layout = L.feature_map(c, grid)
-        elif one.dim() == 2 and one.shape[0] == H * W and bool((one == one[:, :1]).all()):
+        elif not eager and one.dim() == 2 and one.shape[0] == H * W and bool((one == one[:, :1]).all()):
             grid, ids, c = (H, W), one[:, 0].reshape(H, W), one.shape[1]
             layout = L.tokens(grid, c)
         if grid is None or layout is None:
             return False
         flow = region.flow
-        jumps = (flow.geo.jump[0] * H // grid[0], flow.geo.jump[1] * W // grid[1])
+        jumps = (flow.geo.jump[0] * _stride(grid[0], H), flow.geo.jump[1] * _stride(grid[1], W))
         masks = [[region.table[int(i)][0] for i in row] for row in ids.tolist()]
         src_h = [sorted({u // W for j in range(grid[1]) for u in _bits(masks[i][j])}) for i in range(grid[0])]
         src_w = [sorted({u % W for i in range(grid[0]) for u in _bits(masks[i][j])}) for j in range(grid[1])]
@@ -472,7 +474,14 @@ def _product(rows: Sequence[int], cols: Sequence[int], width: int) -> int:
 
 
 def _divides(part: int, whole: int) -> bool:
-    return 0 < part <= whole and whole % part == 0
+    """Whether ``whole`` units, padded to a multiple of some step, make ``part`` units (Swin's patch merging
+    of an odd map pads it by one)."""
+    return 0 < part <= whole and -(-whole // _stride(part, whole)) == part
+
+
+def _stride(part: int, whole: int) -> int:
+    """The step ``s`` with ``ceil(whole / s) == part`` (the smallest), else 1."""
+    return next((s for s in range(1, whole + 1) if -(-whole // s) == part), 1)
 
 
 __all__ = ["CONST", "HIDDEN", "HIDE", "ZERO", "Region", "Windows", "combine", "matmul_ids"]
