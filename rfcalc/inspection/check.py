@@ -27,6 +27,7 @@ from rfcalc.inspection import layout as L
 from rfcalc.inspection.api import trace_module, traced
 from rfcalc.inspection.lookup import resolve
 from rfcalc.inspection.result import Inspection
+from rfcalc.inspection.windows import HIDE
 from rfcalc.model.oracle import (PositiveAttention, default_units, global_mismatches, mask_window, positive_copy,
                                  unit_masks, window_mismatches)
 from rfcalc.ops.registry import REGISTRY
@@ -70,11 +71,11 @@ def positive_mix(x: torch.Tensor, dim: int, *args: Any, **kwargs: Any) -> torch.
 
 
 def hide_masked(mask: torch.Tensor) -> torch.Tensor:
-    """An attention mask as the oracle reads it: entries of -100 or less (Swin's) or ``False`` hide their key
+    """An attention mask as the oracle reads it: entries of -50 or less (Swin's -100) or ``False`` hide their key
     (``-inf``; contract section 6.6), the others are added as they are."""
     if mask.dtype == torch.bool:
         return torch.zeros(mask.shape, dtype=torch.float64).masked_fill(~mask, float("-inf"))
-    return mask.masked_fill(mask <= -100, float("-inf"))
+    return mask.masked_fill(mask <= HIDE, float("-inf"))
 
 
 def positive_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
@@ -219,7 +220,7 @@ def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
 
 
 def _is_mask(gm: fx.GraphModule, target: str) -> bool:
-    """A constant of the module with entries of -100 or less: an attention mask (Swin's shifted windows)."""
+    """A constant of the module with entries of -50 or less: an attention mask (Swin's shifted windows)."""
     value: Any = gm
     try:
         for atom in target.split("."):
@@ -227,7 +228,7 @@ def _is_mask(gm: fx.GraphModule, target: str) -> bool:
     except AttributeError:
         return False
     return isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() > 0 \
-        and bool((value <= -100).any())
+        and bool((value <= HIDE).any())
 
 
 def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequence[str] | None = None, *,

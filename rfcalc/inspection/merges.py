@@ -130,8 +130,8 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
             rec.stop(n, f"broadcasts {describe_shape(L.shape(lay))} against a constant to "
                         f"{describe_shape(real)}", desc)
         if action.op == "add" and any(_hides(rec.value_of(v)) for v in values if not live(rec, v)) \
-                and any(L.has_units(d) for d in lay[-2:]) and len(L.all_unit_axes(lay)) > len(rec.unit_dims(flow)):
-            rec.stop(n, "adds a mask with entries of -100 or less to attention scores: it hides those keys "
+                and len(lay) >= 2 and L.has_units(lay[-1]) and L.has_units(lay[-2]):
+            rec.stop(n, "adds a mask with entries of -50 or less to attention scores: it hides those keys "
                         "(contract 6.6); rfcalc follows such a mask inside a window partition (Swin) only", desc)
         rec.row(n, f"{action.op}_const", current(rec, flow, lay), real, desc,
                 f"{action.op} with a constant has no spec op", layout=lay, channels="keep")
@@ -178,9 +178,11 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
 
 
 def _hides(value: Any) -> bool:
-    """A constant attention mask that hides keys: entries of -100 or less (rfcalc.inspection.windows.HIDE)."""
+    """A constant attention mask that hides keys: entries of -50 or less (rfcalc.inspection.windows.HIDE)."""
+    from rfcalc.inspection.windows import HIDE
+
     return isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() > 0 \
-        and bool((value <= -100).any())
+        and bool((value <= HIDE).any())
 
 
 def follow_broadcast(rec: Recorder, n: fx.Node, action: Broadcast, call: Call | None, real: Shape,

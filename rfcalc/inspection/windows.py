@@ -14,7 +14,7 @@ real shape, batch included) naming the set of the entry map's units it depends o
   line; element-wise calls keep ids;
 - ``a @ b`` gives element ``(i, m)`` the union over ``j`` of ``a[i, j]`` and ``b[j, m]`` (pairs with an exact
   zero left out); a softmax gives each element the union of its line, except the entries a constant of
-  -100 or less (or ``-inf``, or a boolean mask's ``False``) was added to: those are *hidden*, their weight is
+  -50 or less (Swin adds -100) (or ``-inf``, or a boolean mask's ``False``) was added to: those are *hidden*, their weight is
   taken as zero (contract section 6.6, the convention of Swin's shifted-window mask);
 - ``F.scaled_dot_product_attention`` is the product, the mask and the softmax together.
 
@@ -45,7 +45,7 @@ from rfcalc.table import reach as R
 ZERO = 0    # an exact zero (padding; a hidden attention weight)
 CONST = 1   # a value that depends on no pixel
 HIDDEN = 2  # a constant score a mask hides
-HIDE = -100.0  # an additive mask entry at or below this hides its key
+HIDE = -50.0  # an additive mask entry at or below this hides its key (Swin's -100, plus a position bias)
 
 
 class Region:

@@ -1,11 +1,31 @@
-"""A small Swin-like model written as timm writes Swin (tests/test_inspect_windows.py): patch embedding conv,
-window attention blocks with and without a cyclic shift (and its -100 mask), padding to a multiple of the
-window, patch merging."""
+"""Issue 26 item 1: Swin's window attention followed exactly (rfcalc.inspection.windows).
+
+A small Swin written as timm writes it (patch embedding conv, window attention with and without a cyclic
+shift and its -100 mask, padding to a multiple of the window, patch merging of an even and an odd map, the
+hand-written softmax and ``F.scaled_dot_product_attention``), checked row by row against the gradient oracle
+(rfcalc.inspection.check): each unit's pixels exactly, inside the row's window (the hull of contract 6.6),
+``global`` only where every unit sees every pixel, parameters.
+"""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from rfcalc.inspection.api import trace_module
+from rfcalc.inspection.check import inspection_problems
+from rfcalc.model.oracle import single_thread
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with single_thread():
+        yield
+
 
 
 def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
@@ -145,3 +165,79 @@ class TinySwin(nn.Module):
             x = self.merge(x)
         x = self.norm(self.block3(x))
         return self.head(x.mean((1, 2)))
+
+
+def _rows(model: nn.Module, size: int) -> dict[str, Any]:
+    inspection = trace_module(model, (3, size, size))
+    assert inspection.complete, inspection.error
+    return {r.name: r for r in inspection.report.rows}
+
+
+def test_window_attention_is_exact_and_not_global() -> None:
+    torch.manual_seed(0)
+    model = TinySwin(size=32, ws=4).eval()
+    inspection = trace_module(model, (3, 32, 32))
+    assert inspection.complete, inspection.error
+    rows = {r.name: r for r in inspection.report.rows}
+    # 8x8 tokens of 4 px, windows of 4x4 tokens: a token sees its window's 16 px square; the smallest window of
+    # the contract's form that holds every token's is 4 + 2·3·4 = 28 px, at the token's own centre
+    first = rows["block1.window_attention"]
+    assert (first.op, first.geo_out.rf, first.geo_out.jump, first.geo_out.start2) == (
+        "window_attention", (28, 28), (4, 4), (3, 3))
+    assert not first.is_global
+    # the shifted windows step that window once more (the mask keeps wrapped tokens apart: not the whole image)
+    second = rows["block2.window_attention"]
+    assert second.geo_out.rf == (52, 52) and not second.is_global
+    assert rows["merge.patch_merging"].geo_out.jump == (8, 8)
+    assert rows["head"].is_global
+    assert sum(r.params for r in inspection.report.rows) == sum(p.numel() for p in model.parameters())
+    codes = [d.code for d in inspection.report.diagnostics]
+    assert codes.count("window-hull") >= 2
+    assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fused", [False, True], ids=["softmax", "sdpa"])
+def test_padded_windows_and_odd_patch_merging_agree_with_the_oracle(fused: bool) -> None:
+    # 7x7 tokens, windows of 4: padded to 8x8 before the partition, cropped after; the shifted block's mask
+    # regions then do not line up with the image's end; patch merging pads 7 to 8
+    torch.manual_seed(1)
+    model = TinySwin(size=28, ws=4, fused=fused).eval()
+    rows = _rows(model, 28)
+    assert rows["block1.window_attention"].geo_out.rf == (28, 28)
+    assert not rows["block2.window_attention"].is_global
+    assert inspection_problems(model, (3, 28, 28)) == []
+
+
+@pytest.mark.slow
+def test_a_window_as_large_as_the_map_is_global() -> None:
+    # windows of 8 on an 8x8 map: the unshifted block attends over every token (followed as plain tokens);
+    # the shifted one's mask keeps the rolled-in border apart, and it is global only because the next
+    # stage's window covers the whole 4x4 map
+    torch.manual_seed(2)
+    model = TinySwin(size=32, ws=8).eval()
+    rows = _rows(model, 32)
+    assert rows["block3.window_attention"].is_global
+    assert inspection_problems(model, (3, 32, 32)) == []
+
+
+class _MaskedAttention(nn.Module):
+    """Attention over all tokens with a constant -100 mask added to the scores (not inside a partition)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 4, 4)
+        mask = torch.zeros(16, 16)
+        mask[:, 8:] = -100.0
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        scores = t @ t.transpose(-2, -1) + self.mask
+        return scores.softmax(-1) @ t
+
+
+def test_a_hiding_mask_outside_a_window_partition_stops() -> None:
+    inspection = trace_module(_MaskedAttention(), (3, 16, 16))
+    assert not inspection.complete and inspection.error is not None
+    assert "-50 or less" in inspection.error.message
