@@ -200,7 +200,7 @@ def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
         elif n.op == "get_attr" and _is_mask(gm, str(n.target)):
             with gm.graph.inserting_after(n):
                 hidden = gm.graph.call_function(hide_masked, (n,))
-            n.replace_all_uses_with(hidden, delete_user_cb=lambda user: user is not hidden)
+            n.replace_all_uses_with(hidden, delete_user_cb=lambda user, new=hidden: user is not new)
         elif n.op == "call_function" and n.target in (_F.max_pool2d, torch.max_pool2d):
             n.target = positive_max_pool
         elif n.op == "call_function" and n.target is torch.amax or n.op == "call_method" and n.target == "amax":

@@ -14,8 +14,8 @@ real shape, batch included) naming the set of the entry map's units it depends o
   line; element-wise calls keep ids;
 - ``a @ b`` gives element ``(i, m)`` the union over ``j`` of ``a[i, j]`` and ``b[j, m]`` (pairs with an exact
   zero left out); a softmax gives each element the union of its line, except the entries a constant of
-  -50 or less (Swin adds -100) (or ``-inf``, or a boolean mask's ``False``) was added to: those are *hidden*, their weight is
-  taken as zero (contract section 6.6, the convention of Swin's shifted-window mask);
+  -50 or less (Swin adds -100; or a boolean mask's ``False``) was added to: those are *hidden*, their
+  weight is taken as zero (contract section 6.6, the convention of Swin's shifted-window mask);
 - ``F.scaled_dot_product_attention`` is the product, the mask and the softmax together.
 
 When a region tensor is a map again (``B x H' x W' x C``, ``B x C x H' x W'`` or ``B x H'W' x C``, the same ids in
@@ -248,7 +248,7 @@ class Windows:
 
         try:
             moved = self.walker.replay(n, fx.node.map_arg(n.args, sub), fx.node.map_arg(n.kwargs, sub))
-        except Exception:  # noqa: BLE001 - a call that does not run on positions is no data movement
+        except Exception:  # a call that does not run on positions is no data movement
             return None
         flat_in, flat_tok = real_in.reshape(-1), tok.reshape(-1)
 
