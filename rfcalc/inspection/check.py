@@ -63,11 +63,16 @@ def positive_mix(x: torch.Tensor, dim: int, *args: Any, **kwargs: Any) -> torch.
     Entries that are ``-inf`` (a mask that hides them: :func:`hide_masked`) are 0 and take no part."""
     hidden = torch.isneginf(x)
     if not bool(hidden.any()):
-        return x + x.mean(dim, keepdim=True)
-    shown = (~hidden).to(x.dtype)
-    y = torch.where(hidden, torch.zeros((), dtype=x.dtype), x)
-    mean = y.sum(dim, keepdim=True) / shown.sum(dim, keepdim=True).clamp(min=1)
-    return torch.where(hidden, torch.zeros((), dtype=x.dtype), y + mean)
+        out = x + x.mean(dim, keepdim=True)
+    else:
+        shown = (~hidden).to(x.dtype)
+        y = torch.where(hidden, torch.zeros((), dtype=x.dtype), x)
+        mean = y.sum(dim, keepdim=True) / shown.sum(dim, keepdim=True).clamp(min=1)
+        out = torch.where(hidden, torch.zeros((), dtype=x.dtype), y + mean)
+    # scaled to sum to 1 along the line by a constant (detached) factor, as a softmax's weights: the derivatives
+    # stay positive, and the values do not grow block after block (scores are products of two such values:
+    # without it, Swin's fifth attention block overflows float64 and its gradients are NaN)
+    return out / out.detach().sum(dim, keepdim=True).clamp(min=1e-300)
 
 
 def hide_masked(mask: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,11 @@ class Inspector:
             return
         if n.op == "output":
             self.output = n.args[0]
+            for i in n.all_input_nodes:
+                if i in self.windows.toks and not self.windows.leave(i):
+                    self.rec.stop(i, "returns a tensor that splits the rows or columns of the image into blocks "
+                                     "(a window partition, a roll, a pad) and is no map again (H x W x C, C x H x W "
+                                     "or H·W tokens): each unit then depends on a block layout no window describes")
             return
         if self.windows.toks and self.windows.holds(n):
             if self._in_region(n, result):
@@ -198,11 +203,11 @@ class Inspector:
             return True
         for i in n.all_input_nodes:
             if i in self.windows.toks and not self.windows.leave(i):
-                self.rec.stop(n, "works on a tensor that holds blocks of the image rearranged (a window partition "
-                                 "folded into the batch, a roll, a pad) in a way rfcalc cannot follow: rfcalc "
-                                 "follows data movement, per-token linear layers and norms, element-wise ops, "
-                                 "matrix products, softmax and attention on it, until it is a map again "
-                                 "(H x W x C, C x H x W or H·W tokens)", desc)
+                self.rec.stop(n, "works on a tensor that splits the rows or columns of the image into blocks "
+                                 "(a window partition folded into the batch, a roll, a pad) in a way rfcalc cannot "
+                                 "follow: rfcalc follows data movement, per-token linear layers and norms, "
+                                 "element-wise ops, matrix products, softmax and attention on it, until it is a "
+                                 "map again (H x W x C, C x H x W or H·W tokens)", desc)
         return False
 
     def _leave_when_read(self, n: fx.Node) -> None:

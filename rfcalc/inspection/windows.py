@@ -19,7 +19,7 @@ real shape, batch included) naming the set of the entry map's units it depends o
 - ``F.scaled_dot_product_attention`` is the product, the mask and the softmax together.
 
 When a region tensor is a map again (``B x H' x W' x C``, ``B x C x H' x W'`` or ``B x H'W' x C``, the same ids in
-every sample, one id per position) and something outside the region reads it, it becomes one row
+every sample, one id per position, each position's set holding its own place ``(i·H/H', j·W/W')``) and something outside the region reads it, it becomes one row
 (``window_attention``, or ``patch_merging`` when no attention ran and the map got smaller) whose units see
 exactly the union of what their entry units see, and whose window is the smallest of the contract's form that
 holds every unit's window (a hull, as after upsampling: :func:`rfcalc.inspection.upsample.hull`). Its
@@ -197,8 +197,12 @@ class Windows:
         if grid is None or layout is None:
             return False
         flow = region.flow
-        jumps = (flow.geo.jump[0] * _stride(grid[0], H), flow.geo.jump[1] * _stride(grid[1], W))
         masks = [[region.table[int(i)][0] for i in row] for row in ids.tolist()]
+        steps = (_stride(grid[0], H), _stride(grid[1], W))
+        if not all(masks[i][j] >> (i * steps[0] * W + j * steps[1]) & 1 for i in range(grid[0])
+                   for j in range(grid[1])):
+            return False  # a unit of a map sees its own place (a roll not undone, channels read as rows: no map)
+        jumps = (flow.geo.jump[0] * steps[0], flow.geo.jump[1] * steps[1])
         src_h = [sorted({u // W for j in range(grid[1]) for u in _bits(masks[i][j])}) for i in range(grid[0])]
         src_w = [sorted({u % W for i in range(grid[0]) for u in _bits(masks[i][j])}) for j in range(grid[1])]
         product = all(masks[i][j] == _product(src_h[i], src_w[j], W) for i in range(grid[0]) for j in range(grid[1]))
