@@ -93,9 +93,13 @@ class Inspector:
             self.output = n.args[0]
             for i in n.all_input_nodes:
                 if i in self.windows.toks and not self.windows.leave(i):
-                    self.rec.stop(i, "returns a tensor that splits the rows or columns of the image into blocks "
-                                     "(a window partition, a roll, a pad) and is no map again (H x W x C, C x H x W "
-                                     "or H·W tokens): each unit then depends on a block layout no window describes")
+                    value = self.walker.value(i)
+                    what = "folds part of the image into the batch (a patch unfold or window partition, as " \
+                        "MobileViT's and Swin's)" if isinstance(value, torch.Tensor) and value.dim() > 0 and \
+                        value.shape[0] != BATCH else "splits the rows or columns of the image into blocks (a " \
+                        "window partition, a roll, a pad)"
+                    self.rec.stop(i, f"returns a tensor that {what} and is no map again (H x W x C, C x H x W or "
+                                     f"H·W tokens): each unit then depends on a block layout no window describes")
             return
         if self.windows.toks and self.windows.holds(n):
             if self._in_region(n, result):
@@ -167,7 +171,8 @@ class Inspector:
         if cut and not folded and isinstance(result, torch.Tensor):
             folded = not isinstance(classify(n, self.gm), (Reshape, Permute, Copy))
         # a function missing from the table that only moves data (timm's window_reverse, a wrapped reshape)
-        moved = n.op == "call_function" and isinstance(result, torch.Tensor) and classify(n, self.gm) is None
+        moved = n.op == "call_function" and isinstance(result, torch.Tensor) and n.target not in _PIXEL \
+            and n.target not in _INTERPOLATE and classify(n, self.gm) is None
         if not (rolled or padded or folded or moved) or not self.windows.enter(source):
             return False
         desc, action, call = self._classify(n)

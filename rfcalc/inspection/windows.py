@@ -105,6 +105,8 @@ class Windows:
         if flow is None or layout is None or not isinstance(value, torch.Tensor):
             return False
         dims = self.rec.unit_dims(flow)
+        if self.rec.channels_of(flow) is not None:
+            return False  # channels that see different windows (a concatenation's): followed per channel elsewhere
         if len(dims) != 2 or len(flow.shape) != 3 or tuple(value.shape[1:]) != L.shape(layout):
             return False
         region = Region(flow, (dims[0], dims[1]))
