@@ -241,3 +241,62 @@ def test_a_hiding_mask_outside_a_window_partition_stops() -> None:
     inspection = trace_module(_MaskedAttention(), (3, 16, 16))
     assert not inspection.complete and inspection.error is not None
     assert "-50 or less" in inspection.error.message
+
+
+# -- MobileViT's unfold: the pixels at one offset of every patch folded into a sequence ------------------------
+class _UnfoldAttention(nn.Module):
+    """timm's MobileViT block: a 3x3 conv, the map unfolded into ``(B·P, N, C)`` (P offsets inside a patch, N
+    patches), a transformer block (fused qkv, ``F.scaled_dot_product_attention``, an MLP), folded back, a 1x1
+    conv; the attention runs across patches at the same offset."""
+
+    def __init__(self, dim: int = 8, patch: int = 2, k: int = 3) -> None:
+        super().__init__()
+        self.patch = patch
+        self.stem = nn.Conv2d(3, dim, k, stride=2, padding=k // 2)
+        self.conv = nn.Conv2d(dim, dim, k, padding=k // 2)
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.out = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.stem(x))
+        B, C, H, W = x.shape
+        p = self.patch
+        nh, nw = H // p, W // p
+        x = x.reshape(B * C * nh, p, nw, p).transpose(1, 2)
+        x = x.reshape(B, C, nh * nw, p * p).transpose(1, 3).reshape(B * p * p, nh * nw, -1)
+        B_, N, _ = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B_, N, 3, 2, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        x = x + self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B_, N, -1))
+        x = x + self.mlp(x)
+        x = x.contiguous().view(B, p * p, nh * nw, -1).transpose(1, 3).reshape(B * C * nh, nw, p, p)
+        x = x.transpose(1, 2).reshape(B, C, nh * p, nw * p)
+        return self.out(x)
+
+
+def test_a_patch_unfold_attends_across_patches_at_one_offset() -> None:
+    torch.manual_seed(3)
+    model = _UnfoldAttention().eval()
+    inspection = trace_module(model, (3, 32, 32))
+    assert inspection.complete, inspection.error
+    rows = {r.name: r for r in inspection.report.rows}
+    row = rows["window_attention"]
+    # 16x16 units of 2 px, each seeing its 7x7 px conv window; attention joins every 2nd unit in both axes:
+    # unit (i, j) sees the units of its parity, whose windows cover the whole image
+    assert row.op == "window_attention" and row.is_global
+    assert sum(r.params for r in inspection.report.rows) == sum(p.numel() for p in model.parameters())
+    assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []
+
+
+def test_a_patch_unfold_with_1x1_convs_sees_every_other_unit_exactly() -> None:
+    # 1x1 convs: unit (i, j) sees pixel (2i, 2j); after the attention, the pixels of every unit of its parity:
+    # a lattice 4 px apart, not global; the window is the hull of those units' windows
+    torch.manual_seed(4)
+    model = _UnfoldAttention(k=1).eval()
+    inspection = trace_module(model, (3, 32, 32))
+    assert inspection.complete, inspection.error
+    row = {r.name: r for r in inspection.report.rows}["window_attention"]
+    assert not row.is_global and row.geo_out.jump == (2, 2)
+    assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []
