@@ -21,7 +21,7 @@ from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
 from rfcalc.inspection import upsample as U
 from rfcalc.inspection.follow import (follow_layer, follow_pointwise, follow_pool, follow_resample, follow_reshape,
-                                      follow_unknown, op_name)
+                                      follow_unknown, is_canonical, op_name)
 from rfcalc.ops.registry import REGISTRY
 from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, classify, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat
@@ -79,6 +79,7 @@ class Inspector:
         self.got_input = False
         self.output: Any = None
         self.windows = Windows(recorder, walker)  # window partitions, rolls and pads (Swin)
+        self.padded: dict[fx.Node, tuple[int, int, str, fx.Node]] = {}  # reflect / replicate pads awaiting a conv
 
     def visit(self, n: fx.Node, result: Any) -> None:
         if n.op == "placeholder":
@@ -100,6 +101,12 @@ class Inspector:
                         "window partition, a roll, a pad)"
                     self.rec.stop(i, f"returns a tensor that {what} and is no map again (H x W x C, C x H x W or "
                                      f"H·W tokens): each unit then depends on a block layout no window describes")
+            return
+        waiting = [i for i in n.all_input_nodes if i in self.padded]
+        if waiting:
+            self._after_pad(n, result, waiting[0])
+            return
+        if self._mirror_pad(n):
             return
         if self.windows.toks and self.windows.holds(n):
             if self._in_region(n, result):
@@ -187,6 +194,49 @@ class Inspector:
             return True
         self._leave_when_read(n)
         return True
+
+    # -- reflect / replicate padding read by a conv -----------------------------------------------------------
+    def _mirror_pad(self, n: fx.Node) -> bool:
+        """``F.pad(x, [l, r, t, b], mode="reflect" | "replicate")`` of a map, equal on both sides of each axis:
+        held back until the call that reads it (:meth:`_after_pad`)."""
+        if n.op != "call_function" or n.target is not torch.nn.functional.pad:
+            return False
+        args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+        pads = kwargs.get("pad", args[1] if len(args) > 1 else None)
+        source = n.args[0] if n.args else kwargs.get("input")
+        if mode not in ("reflect", "replicate") or not isinstance(source, fx.Node) or source not in self.rec.flows \
+                or not isinstance(pads, (list, tuple)) or len(pads) != 4 or pads[0] != pads[1] or pads[2] != pads[3]:
+            return False
+        flow, layout = self.rec.flows[source], self.rec.layouts[source]
+        if len(flow.shape) != 3 or not is_canonical(self.rec, flow, layout):
+            return False
+        self.padded[n] = (int(pads[2]), int(pads[0]), str(mode), source)
+        return True
+
+    def _after_pad(self, n: fx.Node, result: Any, pad: fx.Node) -> None:
+        """A conv reading a reflect / replicate pad: followed as the conv with that padding (``padding=``) when
+        each of its units reads, through the mirrored taps, only pixels its zero-padded taps read too (TResNet's
+        blur pool: a 3x3 blur after a reflect pad of 1); then the table's windows and pixels are exact."""
+        ph, pw, mode, source = self.padded[pad]
+        desc, action, _ = self._classify(n)
+        flow, layout = self.rec.flows[source], self.rec.layouts[source]
+        layer = action.layer if isinstance(action, AsLayer) else None
+        others = [i for i in n.all_input_nodes if i is not pad and (i in self.rec.flows or i in self.padded)]
+        if layer is not None and layer.op == "conv" and not others and isinstance(result, torch.Tensor) \
+                and getattr(layer, "padding", None) == (0, 0):
+            k = getattr(layer, "k")
+            stride, dilation = getattr(layer, "stride"), getattr(layer, "dilation")
+            _, h, w = flow.shape
+            if all(_mirror_inside(size, k[a], stride[a], dilation[a], p, mode)
+                   for a, (size, p) in enumerate(((h, ph), (w, pw)))):
+                padded = AsLayer(layer.model_copy(update={"padding": (ph, pw)}), action.spec_note,
+                                 dropped=(*action.dropped, f"{mode} padding (F.pad before it)"))
+                follow_layer(self.rec, n, padded, flow, layout, self._real(n, result), desc)
+                return
+        self.rec.stop(pad, f"(pad) pads the feature map by {[pw, pw, ph, ph]} ({mode}) for {desc}; rfcalc follows "
+                           f"{mode} padding read by a conv (without padding of its own) whose taps on the padding "
+                           f"mirror pixels its zero-padded taps read anyway (then it is the conv's padding=)")
 
     def _zero_pad(self, n: fx.Node) -> bool:
         args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
@@ -401,6 +451,20 @@ class Inspector:
             return self.walker.replay(n, fx.node.map_arg(n.args, sub), fx.node.map_arg(n.kwargs, sub))
 
         return run
+
+
+def _mirror_inside(size: int, k: int, stride: int, dilation: int, pad: int, mode: str) -> bool:
+    """Whether every output unit of a conv (``k``, ``stride``, ``dilation``, no padding of its own) on a map of
+    ``size`` units padded by ``pad`` with ``mode`` reads exactly the pixels it would read with zero padding."""
+    out = (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    for u in range(out):
+        taps = [u * stride - pad + j * dilation for j in range(k)]
+        inside = {t for t in taps if 0 <= t < size}
+        mirrored = {(-t if t < 0 else 2 * (size - 1) - t if t >= size else t) if mode == "reflect"
+                    else min(max(t, 0), size - 1) for t in taps}
+        if mirrored != inside:
+            return False
+    return True
 
 
 def _batch_first_index(index: Any) -> Any:
