@@ -19,8 +19,9 @@ real shape, batch included) naming the set of the entry map's units it depends o
 - ``F.scaled_dot_product_attention`` is the product, the mask and the softmax together.
 
 When a region tensor is a map again (``B x H' x W' x C``, ``B x C x H' x W'`` or ``B x H'W' x C``, the same ids in
-every sample, one id per position, each position's set holding its own place ``(i·H/H', j·W/W')``) and something outside the region reads it, it becomes one row
-(``window_attention``, or ``patch_merging`` when no attention ran and the map got smaller) whose units see
+every sample, one id per position, each position's set holding its own place ``(i·H/H', j·W/W')``) and a call
+other than data movement reads it, it becomes one row (``window_attention``, ``patch_merging`` when no
+attention ran and the map got smaller, else ``rearrange``) whose units see
 exactly the union of what their entry units see, and whose window is the smallest of the contract's form that
 holds every unit's window (a hull, as after upsampling: :func:`rfcalc.inspection.upsample.hull`). Its
 parameters and MACs are those of every call in the region.
