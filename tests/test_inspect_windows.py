@@ -300,3 +300,41 @@ def test_a_patch_unfold_with_1x1_convs_sees_every_other_unit_exactly() -> None:
     row = {r.name: r for r in inspection.report.rows}["window_attention"]
     assert not row.is_global and row.geo_out.jump == (2, 2)
     assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []
+
+
+# -- reflect / replicate padding read by a conv (TResNet's anti-aliased downsampling) ---------------------------
+class _BlurPool(nn.Module):
+    """timm's ``BlurPool2d``: ``F.conv2d(F.pad(x, [p] * 4, mode=mode), blur, stride=2, groups=C)`` between convs."""
+
+    def __init__(self, pad: int = 1, mode: str = "reflect", k: int = 3) -> None:
+        super().__init__()
+        self.pad, self.mode = pad, mode
+        self.c1 = nn.Conv2d(3, 4, 3, padding=1)
+        coeffs = torch.tensor([1.0, 2.0, 1.0] if k == 3 else [1.0] * k)
+        self.register_buffer("filt", (coeffs[:, None] * coeffs[None, :] / coeffs.sum() ** 2)[None, None].repeat(
+            4, 1, 1, 1))
+        self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.c1(x)
+        x = F.conv2d(F.pad(x, [self.pad] * 4, mode=self.mode), self.filt, stride=2, groups=4)
+        return self.c2(x)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+def test_a_mirror_pad_read_by_a_blur_conv_is_its_padding(mode: str) -> None:
+    # a 3x3 blur after a pad of 1: a border unit's mirrored tap (pixel 1, or 0) is one its zero-padded taps read
+    # anyway, so the pixels, window, jump and start are those of the conv with padding=1
+    model = _BlurPool(mode=mode)
+    inspection = trace_module(model, (3, 16, 16))
+    assert inspection.complete, inspection.error
+    blur = [r for r in inspection.report.rows if r.op == "conv"][1]
+    assert blur.padding == (1, 1) and blur.geo_out.rf == (5, 5) and blur.geo_out.jump == (2, 2)
+    assert inspection_problems(model, (3, 16, 16), inspection=inspection) == []
+
+
+def test_a_mirror_pad_wider_than_the_conv_reads_stays_refused() -> None:
+    # a pad of 2 before a 3x3 conv: unit 0 reads mirrored pixels 1 and 2, outside its zero-padded taps
+    inspection = trace_module(_BlurPool(pad=2), (3, 16, 16))
+    assert not inspection.complete and inspection.error is not None
+    assert "reflect" in inspection.error.message and "padding=" in inspection.error.message
