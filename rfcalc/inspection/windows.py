@@ -39,8 +39,11 @@ from torch import nn
 from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
 from rfcalc.inspection import upsample as U
+from rfcalc.inspection.merges import operands
 from rfcalc.inspection.record import Recorder, _scope
 from rfcalc.inspection.tracing import BATCH, Walker
+from rfcalc.ops.actions import Along, AsLayer, Attention, Binary, MatMul, Pointwise
+from rfcalc.ops.registry import REGISTRY
 from rfcalc.table import reach as R
 
 ZERO = 0    # an exact zero (padding; a hidden attention weight)
@@ -130,9 +133,6 @@ class Windows:
             return True
         if isinstance(self.toks[inputs[0]][1], tuple):
             return False
-        from rfcalc.ops.actions import Along, AsLayer, Attention, Binary, MatMul, Pointwise
-        from rfcalc.ops.registry import REGISTRY
-
         module = self.rec.modules[str(n.target)] if n.op == "call_module" else None
         tok = self.toks[inputs[0]][1]
         out: Any = None
@@ -330,8 +330,6 @@ class Windows:
     def _binary(self, region: Region, n: fx.Node, action: Any, call: Any, result: Any) -> torch.Tensor | None:
         if call is None or not isinstance(result, torch.Tensor):
             return None
-        from rfcalc.inspection.merges import operands
-
         nodes = operands(self.rec, call, action.operands)
         values = [call.get(k) for k in action.operands]
         kind = "add" if action.op in ("add", "sub") else "mul" if action.op == "mul" else "div"
@@ -359,8 +357,6 @@ class Windows:
         return self._constant(real, real, "mul")
 
     def _matmul_node(self, region: Region, n: fx.Node, call: Any, result: Any) -> torch.Tensor | None:
-        from rfcalc.inspection.merges import operands
-
         if call is None or not isinstance(result, torch.Tensor):
             return None
         nodes = operands(self.rec, call, ("input", "other"))
@@ -376,8 +372,6 @@ class Windows:
         return out
 
     def _sdpa(self, n: fx.Node, region: Region, call: Any, result: Any) -> torch.Tensor | None:
-        from rfcalc.inspection.merges import operands
-
         if call.get("is_causal") or not isinstance(result, torch.Tensor):
             return None
         q, k, v, mask = operands(self.rec, call, ("query", "key", "value", "attn_mask"))
