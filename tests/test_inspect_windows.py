@@ -196,7 +196,6 @@ def test_window_attention_is_exact_and_not_global() -> None:
     assert inspection_problems(model, (3, 32, 32), inspection=inspection) == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("fused", [False, True], ids=["softmax", "sdpa"])
 def test_padded_windows_and_odd_patch_merging_agree_with_the_oracle(fused: bool) -> None:
     # 7x7 tokens, windows of 4: padded to 8x8 before the partition, cropped after; the shifted block's mask
