@@ -337,3 +337,11 @@ def test_a_mirror_pad_wider_than_the_conv_reads_stays_refused() -> None:
     inspection = trace_module(_BlurPool(pad=2), (3, 16, 16))
     assert not inspection.complete and inspection.error is not None
     assert "reflect" in inspection.error.message and "padding=" in inspection.error.message
+
+
+def test_a_zero_pad_read_by_a_conv_is_its_padding() -> None:
+    model = _BlurPool(mode="constant")
+    inspection = trace_module(model, (3, 16, 16))
+    assert inspection.complete, inspection.error
+    assert [r.padding for r in inspection.report.rows if r.op == "conv"] == [(1, 1)] * 3
+    assert inspection_problems(model, (3, 16, 16), inspection=inspection) == []

@@ -170,7 +170,8 @@ class Inspector:
         source = live[0]
         layout = self.rec.layouts[source]
         rolled = (n.op == "call_function" and n.target is torch.roll) or (n.op == "call_method" and n.target == "roll")
-        padded = n.op == "call_function" and n.target is torch.nn.functional.pad and self._zero_pad(n)
+        padded = n.op == "call_function" and n.target is torch.nn.functional.pad and self._zero_pad(n) and not any(
+            self._windowed(u, ("conv", "maxpool", "avgpool")) for u in n.users)  # a conv's or pool's padding
         cut = L.split_units(layout)
         folded = isinstance(result, torch.Tensor) and result.dim() > 0 and result.shape[0] > BATCH \
             and result.shape[0] % BATCH == 0 and (cut or result.dim() >= 3) \
@@ -197,15 +198,19 @@ class Inspector:
 
     # -- reflect / replicate padding read by a conv -----------------------------------------------------------
     def _mirror_pad(self, n: fx.Node) -> bool:
-        """``F.pad(x, [l, r, t, b], mode="reflect" | "replicate")`` of a map, equal on both sides of each axis:
-        held back until the call that reads it (:meth:`_after_pad`)."""
+        """``F.pad(x, [l, r, t, b], mode="reflect" | "replicate")`` of a map, equal on both sides of each axis (or
+        a zero pad that only convs read): held back until the call that reads it (:meth:`_after_pad`)."""
         if n.op != "call_function" or n.target is not torch.nn.functional.pad:
             return False
         args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
         mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
         pads = kwargs.get("pad", args[1] if len(args) > 1 else None)
         source = n.args[0] if n.args else kwargs.get("input")
-        if mode not in ("reflect", "replicate") or not isinstance(source, fx.Node) or source not in self.rec.flows \
+        value = kwargs.get("value", args[3] if len(args) > 3 else None)
+        zero = mode == "constant" and value in (None, 0, 0.0) and bool(n.users) and all(
+            self._windowed(u, ("conv",)) for u in n.users)
+        if not (zero or mode in ("reflect", "replicate")) or not isinstance(source, fx.Node) \
+                or source not in self.rec.flows \
                 or not isinstance(pads, (list, tuple)) or len(pads) != 4 or pads[0] != pads[1] or pads[2] != pads[3]:
             return False
         flow, layout = self.rec.flows[source], self.rec.layouts[source]
@@ -213,6 +218,15 @@ class Inspector:
             return False
         self.padded[n] = (int(pads[2]), int(pads[0]), str(mode), source)
         return True
+
+    def _windowed(self, n: fx.Node, ops: tuple[str, ...]) -> bool:
+        """Whether node ``n`` is one of the spec's ``ops`` (read before it runs: a module, or ``F.conv2d`` and
+        the pools by name, whose converters need the weight's value)."""
+        action = classify(n, self.gm)
+        if isinstance(action, AsLayer):
+            return action.layer.op in ops
+        name = getattr(n.target, "__name__", "") if n.op == "call_function" else ""
+        return _WINDOW_FUNCTIONS.get(name) in ops
 
     def _after_pad(self, n: fx.Node, result: Any, pad: fx.Node) -> None:
         """A conv reading a reflect / replicate pad: followed as the conv with that padding (``padding=``) when
@@ -231,7 +245,8 @@ class Inspector:
             if all(_mirror_inside(size, k[a], stride[a], dilation[a], p, mode)
                    for a, (size, p) in enumerate(((h, ph), (w, pw)))):
                 padded = AsLayer(layer.model_copy(update={"padding": (ph, pw)}), action.spec_note,
-                                 dropped=(*action.dropped, f"{mode} padding (F.pad before it)"))
+                                 dropped=action.dropped + ((f"{mode} padding (F.pad before it)",)
+                                                           if mode != "constant" else ()))
                 follow_layer(self.rec, n, padded, flow, layout, self._real(n, result), desc)
                 return
         self.rec.stop(pad, f"(pad) pads the feature map by {[pw, pw, ph, ph]} ({mode}) for {desc}; rfcalc follows "
@@ -453,9 +468,14 @@ class Inspector:
         return run
 
 
+_WINDOW_FUNCTIONS = {"conv2d": "conv", "max_pool2d": "maxpool", "avg_pool2d": "avgpool"}
+
+
 def _mirror_inside(size: int, k: int, stride: int, dilation: int, pad: int, mode: str) -> bool:
     """Whether every output unit of a conv (``k``, ``stride``, ``dilation``, no padding of its own) on a map of
     ``size`` units padded by ``pad`` with ``mode`` reads exactly the pixels it would read with zero padding."""
+    if mode == "constant":
+        return True  # zeros: the conv's own padding
     out = (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
     for u in range(out):
         taps = [u * stride - pad + j * dilation for j in range(k)]
