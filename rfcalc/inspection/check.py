@@ -27,7 +27,7 @@ from rfcalc.inspection import layout as L
 from rfcalc.inspection.api import trace_module, traced
 from rfcalc.inspection.lookup import resolve
 from rfcalc.inspection.result import Inspection
-from rfcalc.inspection.windows import HIDE
+from rfcalc.inspection.merges import HIDE, hides_keys
 from rfcalc.model.oracle import (PositiveAttention, default_units, global_mismatches, mask_window, positive_copy,
                                  unit_masks, window_mismatches)
 from rfcalc.ops.registry import REGISTRY
@@ -232,8 +232,7 @@ def _is_mask(gm: fx.GraphModule, target: str) -> bool:
             value = getattr(value, atom)
     except AttributeError:
         return False
-    return isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() > 0 \
-        and bool((value <= HIDE).any())
+    return hides_keys(value)
 
 
 def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequence[str] | None = None, *,

@@ -22,6 +22,9 @@ from rfcalc.table.geometry import union_geometry
 from rfcalc.table.report import Geometry, Shape
 
 
+HIDE = -50.0  # an additive attention mask entry at or below this hides its key (Swin's -100, plus a position bias)
+
+
 def operands(rec: Recorder, call: Call | None, names: tuple[str, ...]) -> list[Any]:
     """The fx nodes (or constants) behind the named arguments of a bound call."""
     nodes = call.values["__nodes__"] if call is not None else None
@@ -129,7 +132,7 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
         if L.shape(lay) != tuple(real):
             rec.stop(n, f"broadcasts {describe_shape(L.shape(lay))} against a constant to "
                         f"{describe_shape(real)}", desc)
-        if action.op == "add" and any(_hides(rec.value_of(v)) for v in values if not live(rec, v)) \
+        if action.op == "add" and any(hides_keys(rec.value_of(v)) for v in values if not live(rec, v)) \
                 and len(lay) >= 2 and L.has_units(lay[-1]) and L.has_units(lay[-2]):
             rec.stop(n, "adds a mask with entries of -50 or less to attention scores: it hides those keys "
                         "(contract 6.6); rfcalc follows such a mask inside a window partition (Swin) only", desc)
@@ -177,10 +180,8 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
                 f"element-wise ops on equal shapes, over channels, or with a 1x1 map", desc)
 
 
-def _hides(value: Any) -> bool:
-    """A constant attention mask that hides keys: entries of -50 or less (rfcalc.inspection.windows.HIDE)."""
-    from rfcalc.inspection.windows import HIDE
-
+def hides_keys(value: Any) -> bool:
+    """A constant attention mask that hides keys: entries of :data:`HIDE` or less."""
     return isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() > 0 \
         and bool((value <= HIDE).any())
 

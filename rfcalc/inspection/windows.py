@@ -39,7 +39,7 @@ from torch import nn
 from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
 from rfcalc.inspection import upsample as U
-from rfcalc.inspection.merges import operands
+from rfcalc.inspection.merges import HIDE, operands
 from rfcalc.inspection.record import Recorder, _scope
 from rfcalc.inspection.tracing import BATCH, Walker
 from rfcalc.ops.actions import Along, AsLayer, Attention, Binary, MatMul, Pointwise
@@ -49,7 +49,6 @@ from rfcalc.table import reach as R
 ZERO = 0    # an exact zero (padding; a hidden attention weight)
 CONST = 1   # a value that depends on no pixel
 HIDDEN = 2  # a constant score a mask hides
-HIDE = -50.0  # an additive mask entry at or below this hides its key (Swin's -100, plus a position bias)
 
 
 class Region:
@@ -485,4 +484,4 @@ def _stride(part: int, whole: int) -> int:
     return next((s for s in range(1, whole + 1) if -(-whole // s) == part), 1)
 
 
-__all__ = ["CONST", "HIDDEN", "HIDE", "ZERO", "Region", "Windows", "combine", "matmul_ids"]
+__all__ = ["CONST", "HIDDEN", "ZERO", "Region", "Windows", "combine", "matmul_ids"]
