@@ -328,10 +328,10 @@ def test_padding_that_pads_is_refused_with_its_pattern() -> None:
             super().__init__()
             self.c = nn.Conv2d(3, 4, 3)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.c(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # a pad of 1 is the conv's padding (issue 26)
+            return self.c(F.pad(x, (2, 2, 2, 2), mode="reflect"))
 
-    with pytest.raises(RfcalcError, match=r"pads the feature map by \[1, 1, 1, 1\] \(reflect\)"):
+    with pytest.raises(RfcalcError, match=r"pads the feature map by \[2, 2, 2, 2\] \(reflect\)"):
         trace_module(Padded(), (3, 16, 16))
 
 

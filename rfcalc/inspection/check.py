@@ -27,6 +27,7 @@ from rfcalc.inspection import layout as L
 from rfcalc.inspection.api import trace_module, traced
 from rfcalc.inspection.lookup import resolve
 from rfcalc.inspection.result import Inspection
+from rfcalc.inspection.merges import HIDE, hides_keys
 from rfcalc.model.oracle import (PositiveAttention, default_units, global_mismatches, mask_window, positive_copy,
                                  unit_masks, window_mismatches)
 from rfcalc.ops.registry import REGISTRY
@@ -58,14 +59,38 @@ def checked_units(reach: R.Reach) -> list[tuple[int, ...]]:
 
 def positive_mix(x: torch.Tensor, dim: int, *args: Any, **kwargs: Any) -> torch.Tensor:
     """The positive stand-in of a softmax along ``dim``: ``x + mean(x)`` along it. Every output depends on the
-    whole line with a positive derivative, where a softmax of large positive scores saturates to 0 and 1."""
-    return x + x.mean(dim, keepdim=True)
+    whole line with a positive derivative, where a softmax of large positive scores saturates to 0 and 1.
+    Entries that are ``-inf`` (a mask that hides them: :func:`hide_masked`) are 0 and take no part."""
+    hidden = torch.isneginf(x)
+    if not bool(hidden.any()):
+        out = x + x.mean(dim, keepdim=True)
+    else:
+        shown = (~hidden).to(x.dtype)
+        y = torch.where(hidden, torch.zeros((), dtype=x.dtype), x)
+        mean = y.sum(dim, keepdim=True) / shown.sum(dim, keepdim=True).clamp(min=1)
+        out = torch.where(hidden, torch.zeros((), dtype=x.dtype), y + mean)
+    # scaled to sum to 1 along the line by a constant (detached) factor, as a softmax's weights: the derivatives
+    # stay positive, and the values do not grow block after block (scores are products of two such values:
+    # without it, Swin's fifth attention block overflows float64 and its gradients are NaN)
+    return out / out.detach().sum(dim, keepdim=True).clamp(min=1e-300)
 
 
-def positive_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    """The positive stand-in of ``F.scaled_dot_product_attention`` (no mask): its scores through
-    :func:`positive_mix` instead of a softmax."""
-    return positive_mix(q @ k.transpose(-2, -1), -1) @ v
+def hide_masked(mask: torch.Tensor) -> torch.Tensor:
+    """An attention mask as the oracle reads it: entries of -50 or less (Swin's -100) or ``False`` hide their key
+    (``-inf``; contract section 6.6), the others are added as they are."""
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=torch.float64).masked_fill(~mask, float("-inf"))
+    return mask.masked_fill(mask <= HIDE, float("-inf"))
+
+
+def positive_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                  *args: Any, **kwargs: Any) -> torch.Tensor:
+    """The positive stand-in of ``F.scaled_dot_product_attention``: its scores (plus the mask, read by
+    :func:`hide_masked`) through :func:`positive_mix` instead of a softmax."""
+    scores = q @ k.transpose(-2, -1)
+    if attn_mask is not None:
+        scores = scores + hide_masked(attn_mask).to(scores.dtype)
+    return positive_mix(scores, -1) @ v
 
 
 def positive_identity(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -175,8 +200,12 @@ def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
                 n.target in _IDENTITY_METHODS:  # timm's own Sigmoid module calls x.sigmoid() / x.sigmoid_()
             n.op, n.target, n.args, n.kwargs = "call_function", positive_identity, (n.args[0],), {}
         elif n.op == "call_function" and n.target is _F.scaled_dot_product_attention:
-            n.target, n.args, n.kwargs = positive_sdpa, tuple(n.args[:3]), {k: v for k, v in n.kwargs.items()
-                                                                             if k in ("query", "key", "value")}
+            n.target, n.args, n.kwargs = positive_sdpa, tuple(n.args[:4]), {
+                k: v for k, v in n.kwargs.items() if k in ("query", "key", "value", "attn_mask")}
+        elif n.op == "get_attr" and _is_mask(gm, str(n.target)):
+            with gm.graph.inserting_after(n):
+                hidden = gm.graph.call_function(hide_masked, (n,))
+            n.replace_all_uses_with(hidden, delete_user_cb=lambda user, new=hidden: user is not new)
         elif n.op == "call_function" and n.target in (_F.max_pool2d, torch.max_pool2d):
             n.target = positive_max_pool
         elif n.op == "call_function" and n.target is torch.amax or n.op == "call_method" and n.target == "amax":
@@ -193,6 +222,17 @@ def positive_graph(gm: fx.GraphModule) -> fx.GraphModule:
             n.op, n.target, n.args, n.kwargs = "call_function", positive_mix, (n.args[0], dim), {}
     gm.recompile()
     return gm
+
+
+def _is_mask(gm: fx.GraphModule, target: str) -> bool:
+    """A constant of the module with entries of -50 or less: an attention mask (Swin's shifted windows)."""
+    value: Any = gm
+    try:
+        for atom in target.split("."):
+            value = getattr(value, atom)
+    except AttributeError:
+        return False
+    return hides_keys(value)
 
 
 def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequence[str] | None = None, *,
@@ -234,10 +274,11 @@ def inspection_problems(model: nn.Module, input_shape: Sequence[int], rows: Sequ
             problems.append(f"{name}: the node outputs {tuple(value.shape[1:])}, its layout says {L.shape(layout)}")
             continue
         units = checked_units(reach)
-        map_row = row.is_feature_map and L.is_map(layout, reach.dims) and isinstance(reach, R.Grid)
+        hull = name in inspection.hull_rows
+        map_row = row.is_feature_map and isinstance(reach, R.Grid) and (
+            L.is_map(layout, reach.dims) or hull and L.is_channels_last(layout, reach.dims))
         # a global row's window is checked too where gates held constant leave a window (squeeze-and-excitation)
         window = map_row and (not row.is_global or local is not captured)
-        hull = name in inspection.hull_rows
         if window:
             units = list(dict.fromkeys([*units, *default_units(reach.dims[0], reach.dims[1])]))
             if hull:  # a window that holds every unit's: every unit of the middle row and column

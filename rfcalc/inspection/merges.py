@@ -22,6 +22,9 @@ from rfcalc.table.geometry import union_geometry
 from rfcalc.table.report import Geometry, Shape
 
 
+HIDE = -50.0  # an additive attention mask entry at or below this hides its key (Swin's -100, plus a position bias)
+
+
 def operands(rec: Recorder, call: Call | None, names: tuple[str, ...]) -> list[Any]:
     """The fx nodes (or constants) behind the named arguments of a bound call."""
     nodes = call.values["__nodes__"] if call is not None else None
@@ -129,6 +132,10 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
         if L.shape(lay) != tuple(real):
             rec.stop(n, f"broadcasts {describe_shape(L.shape(lay))} against a constant to "
                         f"{describe_shape(real)}", desc)
+        if action.op == "add" and any(hides_keys(rec.value_of(v)) for v in values if not live(rec, v)) \
+                and len(lay) >= 2 and L.has_units(lay[-1]) and L.has_units(lay[-2]):
+            rec.stop(n, "adds a mask with entries of -50 or less to attention scores: it hides those keys "
+                        "(contract 6.6); rfcalc follows such a mask inside a window partition (Swin) only", desc)
         rec.row(n, f"{action.op}_const", current(rec, flow, lay), real, desc,
                 f"{action.op} with a constant has no spec op", layout=lay, channels="keep")
         return
@@ -171,6 +178,12 @@ def follow_binary(rec: Recorder, n: fx.Node, action: Binary, call: Call | None, 
     rec.stop(n, f"broadcasts {describe(lbig, dims)} of {describe_shape(L.shape(lbig))} against "
                 f"{describe(lsmall, rec.unit_dims(small))} of {describe_shape(L.shape(lsmall))}; rfcalc follows "
                 f"element-wise ops on equal shapes, over channels, or with a 1x1 map", desc)
+
+
+def hides_keys(value: Any) -> bool:
+    """A constant attention mask that hides keys: entries of :data:`HIDE` or less."""
+    return isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() > 0 \
+        and bool((value <= HIDE).any())
 
 
 def follow_broadcast(rec: Recorder, n: fx.Node, action: Broadcast, call: Call | None, real: Shape,

@@ -192,15 +192,16 @@ class Recorder:
 
     def row(self, n: fx.Node, op: str, flow: Flow, real: Shape, desc: str, note: str | None, *,
             layout: L.Layout, reach: R.Reach | None = None, extra: tuple[Flow, ...] = (), macs: int = 0,
-            geo: Geometry | None = None, named: bool = False, channels: S.Channels | str = "auto") -> str:
+            geo: Geometry | None = None, named: bool = False, channels: S.Channels | str = "auto",
+            label: str | None = None) -> str:
         """A row of ``op`` with no calculator rule: it keeps the input's window (or ``geo``); its units see what
         ``reach`` says (default: what the input's units see, joined with ``extra``'s, a 1x1 map broadcast).
         A row never takes the name of a spec op unless ``named`` (a linear layer on tokens is a linear layer).
         ``channels``: what its channels see (:mod:`rfcalc.inspection.segments`); ``"keep"``: the input's (an
         element-wise op; joined with ``extra``'s reach, a gate's); ``"auto"``: unknown when the input's channels
-        do not all see the same."""
+        do not all see the same. ``label``: the row's name (made unique) instead of one after the node."""
         self.check_shape(n, L.shape(layout), real, desc)
-        name = self._name(n)
+        name = self._name(n) if label is None else self._unique(n, label)
         op = f"{op}_op" if op in _RESERVED and not named else op
         attached = self._attach_target(n, op, flow)
         if reach is None:  # computed once here, handed to the calculator
@@ -366,6 +367,23 @@ class Recorder:
         self._used_names.add(candidate)
         self._row_nodes[candidate] = n.name
         return candidate
+
+    def _unique(self, n: fx.Node, name: str) -> str:
+        candidate, k = name, 1
+        while candidate in self._used_names:
+            candidate = f"{name}_{k}"
+            k += 1
+        self._used_names.add(candidate)
+        self._row_nodes[candidate] = n.name
+        return candidate
+
+    def add_params(self, name: str, tensors: Sequence[torch.Tensor]) -> None:
+        """Row ``name`` also counts ``tensors`` (those not counted before: PyTorch counts a parameter once)."""
+        fresh = list({id(t): t for t in tensors if id(t) not in self._seen}.values())
+        self._seen.update(id(t) for t in tensors)
+        if fresh:
+            now = next(r.params for r in reversed(self._calc.rows) if r.name == name)
+            self._calc.override_params(name, now + sum(t.numel() for t in fresh))
 
     def _scoped_name(self, n: fx.Node, merge: bool = False) -> str:
         """A function or method call: named after the module whose forward it is, when it is that module's only

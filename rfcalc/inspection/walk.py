@@ -21,14 +21,15 @@ from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
 from rfcalc.inspection import upsample as U
 from rfcalc.inspection.follow import (follow_layer, follow_pointwise, follow_pool, follow_resample, follow_reshape,
-                                      follow_unknown, op_name)
+                                      follow_unknown, is_canonical, op_name)
 from rfcalc.ops.registry import REGISTRY
-from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, module_action
+from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, classify, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat
 from rfcalc.inspection.mixing import (follow_along, follow_attention, follow_index, follow_matmul, follow_reduce,
                                       follow_sdpa, split_item)
 from rfcalc.inspection.record import Recorder
 from rfcalc.inspection.tracing import BATCH, Walker
+from rfcalc.inspection.windows import Windows
 from rfcalc.ops.actions import (Action, AdaptivePool, Along, AsLayer, Attention, Binary, Broadcast, Call, Concat,
                                 Copy, GlobalPool, Index, MatMul, Permute, Pointwise, Reduce, Reshape, Split,
                                 Unsupported)
@@ -77,6 +78,8 @@ class Inspector:
         self.folded: dict[fx.Node, L.Layout] = {}  # tokens flattened into the batch (B·N, D): their own layout
         self.got_input = False
         self.output: Any = None
+        self.windows = Windows(recorder, walker)  # window partitions, rolls and pads (Swin)
+        self.padded: dict[fx.Node, tuple[int, int, str, fx.Node]] = {}  # reflect / replicate pads awaiting a conv
 
     def visit(self, n: fx.Node, result: Any) -> None:
         if n.op == "placeholder":
@@ -89,6 +92,26 @@ class Inspector:
             return
         if n.op == "output":
             self.output = n.args[0]
+            for i in n.all_input_nodes:
+                if i in self.windows.toks and not self.windows.leave(i):
+                    value = self.walker.value(i)
+                    what = "folds part of the image into the batch (a patch unfold or window partition, as " \
+                        "MobileViT's and Swin's)" if isinstance(value, torch.Tensor) and value.dim() > 0 and \
+                        value.shape[0] != BATCH else "splits the rows or columns of the image into blocks (a " \
+                        "window partition, a roll, a pad)"
+                    self.rec.stop(i, f"returns a tensor that {what} and is no map again (H x W x C, C x H x W or "
+                                     f"H·W tokens): each unit then depends on a block layout no window describes")
+            return
+        waiting = [i for i in n.all_input_nodes if i in self.padded]
+        if waiting:
+            self._after_pad(n, result, waiting[0])
+            return
+        if self._mirror_pad(n):
+            return
+        if self.windows.toks and self.windows.holds(n):
+            if self._in_region(n, result):
+                return
+        elif self._enters_region(n, result):
             return
         sources = [i for i in n.all_input_nodes if i in self.rec.flows or i in self.pending]
         if not sources:
@@ -135,6 +158,142 @@ class Inspector:
             follow_unknown(self.rec, n, flow, layout, out, desc, self._replay(n, source))
         else:
             ONE_INPUT[type(action)](self.rec, n, action, flow, layout, out, desc)
+
+    # -- window partitions (rfcalc.inspection.windows) ------------------------------------------------------
+    def _enters_region(self, n: fx.Node, result: Any) -> bool:
+        """A roll or a zero pad of a followed map, or a tensor whose image rows or columns are cut into blocks
+        that is then folded into the batch or read by anything but a reshape or permute: followed element by
+        element from here (:mod:`rfcalc.inspection.windows`)."""
+        live = [i for i in n.all_input_nodes if i in self.rec.flows and i in self.rec.layouts]
+        if len(live) != 1 or not isinstance(result, (torch.Tensor, tuple, list)):
+            return False
+        source = live[0]
+        layout = self.rec.layouts[source]
+        rolled = (n.op == "call_function" and n.target is torch.roll) or (n.op == "call_method" and n.target == "roll")
+        padded = n.op == "call_function" and n.target is torch.nn.functional.pad and self._zero_pad(n) and not any(
+            self._windowed(u, ("conv", "maxpool", "avgpool")) for u in n.users)  # a conv's or pool's padding
+        cut = L.split_units(layout)
+        folded = isinstance(result, torch.Tensor) and result.dim() > 0 and result.shape[0] > BATCH \
+            and result.shape[0] % BATCH == 0 and (cut or result.dim() >= 3) \
+            and any(L.has_units(d) for d in layout) and source not in self.folded
+        if cut and not folded and isinstance(result, torch.Tensor):
+            folded = not isinstance(classify(n, self.gm), (Reshape, Permute, Copy))
+        # a function missing from the table that only moves data (timm's window_reverse, a wrapped reshape)
+        moved = n.op == "call_function" and isinstance(result, torch.Tensor) and n.target not in _PIXEL \
+            and n.target not in _INTERPOLATE and classify(n, self.gm) is None
+        if not (rolled or padded or folded or moved) or not self.windows.enter(source):
+            return False
+        desc, action, call = self._classify(n)
+        stepped = self.windows.step(n, result, action, call)
+        before = self.windows.toks.pop(source)[1]
+        if not stepped:
+            return False
+        after = self.windows.toks[n][1]
+        if isinstance(after, torch.Tensor) and after.shape == before.shape and torch.equal(after, before):
+            del self.windows.toks[n]  # every element where it was: the same values
+            self.rec.alias(n, self.rec.flows[source], layout)
+            return True
+        self._leave_when_read(n)
+        return True
+
+    # -- reflect / replicate padding read by a conv -----------------------------------------------------------
+    def _mirror_pad(self, n: fx.Node) -> bool:
+        """``F.pad(x, [l, r, t, b], mode="reflect" | "replicate")`` of a map, equal on both sides of each axis (or
+        a zero pad that only convs read): held back until the call that reads it (:meth:`_after_pad`)."""
+        if n.op != "call_function" or n.target is not torch.nn.functional.pad:
+            return False
+        args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+        pads = kwargs.get("pad", args[1] if len(args) > 1 else None)
+        source = n.args[0] if n.args else kwargs.get("input")
+        value = kwargs.get("value", args[3] if len(args) > 3 else None)
+        zero = mode == "constant" and value in (None, 0, 0.0) and bool(n.users) and all(
+            self._windowed(u, ("conv",)) for u in n.users)
+        if not (zero or mode in ("reflect", "replicate")) or not isinstance(source, fx.Node) \
+                or source not in self.rec.flows \
+                or not isinstance(pads, (list, tuple)) or len(pads) != 4 or pads[0] != pads[1] or pads[2] != pads[3]:
+            return False
+        flow, layout = self.rec.flows[source], self.rec.layouts[source]
+        if len(flow.shape) != 3 or not is_canonical(self.rec, flow, layout):
+            return False
+        self.padded[n] = (int(pads[2]), int(pads[0]), str(mode), source)
+        return True
+
+    def _windowed(self, n: fx.Node, ops: tuple[str, ...]) -> bool:
+        """Whether node ``n`` is one of the spec's ``ops`` (read before it runs: a module, or ``F.conv2d`` and
+        the pools by name, whose converters need the weight's value)."""
+        action = classify(n, self.gm)
+        if isinstance(action, AsLayer):
+            return action.layer.op in ops
+        name = getattr(n.target, "__name__", "") if n.op == "call_function" else ""
+        return _WINDOW_FUNCTIONS.get(name) in ops
+
+    def _after_pad(self, n: fx.Node, result: Any, pad: fx.Node) -> None:
+        """A conv reading a reflect / replicate pad: followed as the conv with that padding (``padding=``) when
+        each of its units reads, through the mirrored taps, only pixels its zero-padded taps read too (TResNet's
+        blur pool: a 3x3 blur after a reflect pad of 1); then the table's windows and pixels are exact."""
+        ph, pw, mode, source = self.padded[pad]
+        desc, action, _ = self._classify(n)
+        flow, layout = self.rec.flows[source], self.rec.layouts[source]
+        layer = action.layer if isinstance(action, AsLayer) else None
+        others = [i for i in n.all_input_nodes if i is not pad and (i in self.rec.flows or i in self.padded)]
+        if layer is not None and layer.op == "conv" and not others and isinstance(result, torch.Tensor) \
+                and getattr(layer, "padding", None) == (0, 0):
+            k = getattr(layer, "k")
+            stride, dilation = getattr(layer, "stride"), getattr(layer, "dilation")
+            _, h, w = flow.shape
+            if all(_mirror_inside(size, k[a], stride[a], dilation[a], p, mode)
+                   for a, (size, p) in enumerate(((h, ph), (w, pw)))):
+                padded = AsLayer(layer.model_copy(update={"padding": (ph, pw)}), action.spec_note,
+                                 dropped=action.dropped + ((f"{mode} padding (F.pad before it)",)
+                                                           if mode != "constant" else ()))
+                follow_layer(self.rec, n, padded, flow, layout, self._real(n, result), desc)
+                return
+        self.rec.stop(pad, f"(pad) pads the feature map by {[pw, pw, ph, ph]} ({mode}) for {desc}; rfcalc follows "
+                           f"{mode} padding read by a conv (without padding of its own) whose taps on the padding "
+                           f"mirror pixels its zero-padded taps read anyway (then it is the conv's padding=)")
+
+    def _zero_pad(self, n: fx.Node) -> bool:
+        args, kwargs = self.walker.fetch_args_kwargs_from_env(n)
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+        value = kwargs.get("value", args[3] if len(args) > 3 else None)
+        pads = kwargs.get("pad", args[1] if len(args) > 1 else None)
+        return mode == "constant" and value in (None, 0, 0.0) and isinstance(pads, (list, tuple)) and any(pads)
+
+    def _in_region(self, n: fx.Node, result: Any) -> bool:
+        """Node ``n`` reads a region's tensor: followed inside it, or the region's tensors it reads become rows
+        (maps again) before ``n`` is followed as usual."""
+        tensors = isinstance(result, torch.Tensor) or (
+            isinstance(result, (tuple, list)) and bool(result) and isinstance(result[0], torch.Tensor))
+        if not tensors:
+            return True  # sizes and shapes
+        desc, action, call = self._classify(n)
+        if self.windows.step(n, result, action, call):
+            self._leave_when_read(n)
+            return True
+        for i in n.all_input_nodes:
+            if i in self.windows.toks and not self.windows.leave(i):
+                self.rec.stop(n, "works on a tensor that splits the rows or columns of the image into blocks "
+                                 "(a window partition folded into the batch, a roll, a pad) in a way rfcalc cannot "
+                                 "follow: rfcalc follows data movement, per-token linear layers and norms, "
+                                 "element-wise ops, matrix products, softmax and attention on it, until it is a "
+                                 "map again (H x W x C, C x H x W or H·W tokens)", desc)
+        return False
+
+    def _leave_when_read(self, n: fx.Node) -> None:
+        """A region's tensor that is a map again becomes a row as soon as a call other than data movement reads
+        it (the rows of a block come out where the block ends)."""
+        if isinstance(self.windows.toks[n][1], tuple):
+            return
+        for user in n.users:
+            action = classify(user, self.gm)
+            moving = isinstance(action, (Reshape, Permute, Copy, Index, Split)) or (
+                user.op == "call_function" and user.target in (torch.roll, torch.nn.functional.pad)) or (
+                user.op == "call_method" and user.target == "roll") or (
+                user.op == "call_function" and action is None and user.target is not operator.getitem)
+            if not moving:
+                self.windows.leave(n, eager=True)
+                return
 
     def _real(self, n: fx.Node, result: torch.Tensor) -> tuple[int, ...]:
         if result.dim() == 0 or result.shape[0] != BATCH:
@@ -307,6 +466,25 @@ class Inspector:
             return self.walker.replay(n, fx.node.map_arg(n.args, sub), fx.node.map_arg(n.kwargs, sub))
 
         return run
+
+
+_WINDOW_FUNCTIONS = {"conv2d": "conv", "max_pool2d": "maxpool", "avg_pool2d": "avgpool"}
+
+
+def _mirror_inside(size: int, k: int, stride: int, dilation: int, pad: int, mode: str) -> bool:
+    """Whether every output unit of a conv (``k``, ``stride``, ``dilation``, no padding of its own) on a map of
+    ``size`` units padded by ``pad`` with ``mode`` reads exactly the pixels it would read with zero padding."""
+    if mode == "constant":
+        return True  # zeros: the conv's own padding
+    out = (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    for u in range(out):
+        taps = [u * stride - pad + j * dilation for j in range(k)]
+        inside = {t for t in taps if 0 <= t < size}
+        mirrored = {(-t if t < 0 else 2 * (size - 1) - t if t >= size else t) if mode == "reflect"
+                    else min(max(t, 0), size - 1) for t in taps}
+        if mirrored != inside:
+            return False
+    return True
 
 
 def _batch_first_index(index: Any) -> Any:
