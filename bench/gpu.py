@@ -83,9 +83,9 @@ def step_figures(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     import rfcalc
+    from rfcalc.spec.train import TrainConfig
     from rfcalc.trainer import graphs
     from rfcalc.trainer.batches import Normalizer
-    from rfcalc.spec.train import TrainConfig
     from rfcalc.trainer.engine import Engine, setup_backend
 
     device = torch.device(args.device)

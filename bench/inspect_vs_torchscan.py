@@ -26,14 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import models_for_inspect as M  # noqa: E402
 import torch  # noqa: E402
 import torchscan  # noqa: E402
+from results_file import write_section  # noqa: E402  (bench/ is the script's folder)
 
-import models_for_inspect as M  # noqa: E402
 import rfcalc  # noqa: E402
 from rfcalc.model.oracle import gradient_windows  # noqa: E402
-
-from results_file import write_section  # noqa: E402  (bench/ is the script's folder)
 
 SHAPE = (3, 224, 224)
 CHECKPOINTS = ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"]

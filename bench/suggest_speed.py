@@ -16,13 +16,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
+from check_speed import REPEATS, wall  # noqa: E402  (the same timing as the check-speed bench)
+from suggest_cases import BUNDLED, KINDS, all_single_edits, load_case  # noqa: E402
+
 from rfcalc.analysis.checker import spec_constraints  # noqa: E402
 from rfcalc.analysis.load import load_spec  # noqa: E402
 from rfcalc.errors import SpecError  # noqa: E402
 from rfcalc.suggest import suggest  # noqa: E402
 from rfcalc.suggest.apply import apply_edit  # noqa: E402
-from check_speed import REPEATS, wall  # noqa: E402  (the same timing as the check-speed bench)
-from suggest_cases import BUNDLED, KINDS, all_single_edits, load_case  # noqa: E402
 
 NOTE = ("Wall times on this shared VM move with the other jobs' load (the load average is printed above); CPU "
         "time is the steadier figure. The exhaustive column is the search the oracle test compares with "

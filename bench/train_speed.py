@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from results_file import write_section  # bench/ is the script's own folder
 from shared_data import CIFAR
 

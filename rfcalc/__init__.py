@@ -34,9 +34,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from rfcalc.analysis.checker import CheckResult
+    from rfcalc.analysis.load import Spec, analyze, load_spec
     from rfcalc.errors import Problem, RfcalcError, SpecError
     from rfcalc.table.report import Report, Row
-    from rfcalc.analysis.load import Spec, analyze, load_spec
 
 _LAZY: dict[str, str] = {
     "Problem": "rfcalc.errors", "RfcalcError": "rfcalc.errors", "SpecError": "rfcalc.errors",
@@ -66,8 +66,8 @@ def check(spec: Any, **overrides: Any) -> CheckResult:
 
 def build_model(spec: Any) -> Any:
     """A ``torch.nn.Module`` whose parameters, shapes and receptive fields are exactly the report's."""
-    from rfcalc.model.builder import build_model as _build
     from rfcalc.analysis.load import load_spec
+    from rfcalc.model.builder import build_model as _build
 
     return _build(load_spec(spec))
 

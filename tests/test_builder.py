@@ -6,16 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import torch
+from conftest import bundled_specs
 
 import rfcalc
-from conftest import bundled_specs
+from rfcalc.errors import RfcalcError
 from rfcalc.model.builder import SpecModel
 from rfcalc.model.modules import Parallel, Residual, Ultimus
-from rfcalc.model.weights import load_weights
-from rfcalc.errors import RfcalcError
 from rfcalc.model.plan import plan_model, row_modules
+from rfcalc.model.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = bundled_specs()

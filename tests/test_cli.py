@@ -1,15 +1,15 @@
 """The CLI through typer's CliRunner: formats, exit codes, constraint sources."""
 from __future__ import annotations
 
-import pytest
-
 import csv
 import io
 import json
 from pathlib import Path
 
-import rfcalc
+import pytest
 from conftest import ROOT
+
+import rfcalc
 from rfcalc.cli.app import app
 
 SPEC = """
@@ -218,7 +218,6 @@ def test_schema_is_json_schema_of_the_spec(runner, tmp_path):
 def test_schema_validates_the_contract_example(runner):
     import jsonschema
     import yaml
-
     from test_calculator import CONTRACT_EXAMPLE
 
     schema = json.loads(runner.invoke(app, ["schema"]).stdout)

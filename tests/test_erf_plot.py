@@ -4,10 +4,9 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-import pytest
-
-import torch
 import matplotlib  # noqa: F401 - the train extra
+import pytest
+import torch
 
 import rfcalc
 from rfcalc.cli.app import app

@@ -10,11 +10,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 import torch
+from conftest import bundled_specs
 
 import rfcalc
-from conftest import bundled_specs
 from rfcalc.model.export import class_name_for, export_source
 from rfcalc.spec.random_specs import valid_specs
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 import torch
+from conftest import bundled_specs
 
 import rfcalc
-from conftest import bundled_specs
-from rfcalc.model.oracle import (GradientProbe, gradient_windows, module_problems, positive_copy,
-                            )
+from rfcalc.model.oracle import (
+    GradientProbe,
+    gradient_windows,
+    module_problems,
+    positive_copy,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = bundled_specs()

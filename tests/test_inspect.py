@@ -13,22 +13,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import models_for_inspect as M
 import pytest
-
 import torch
-
 import torch.fx as fx
 import torch.nn.functional as F
+from conftest import bundled_specs
 from torch import nn
 
-import models_for_inspect as M
-from conftest import bundled_specs
 import rfcalc
 from rfcalc.errors import RfcalcError
 from rfcalc.inspection.api import inspect_module, trace_module, traced
-from rfcalc.table.report import Report
-from rfcalc.model.oracle import default_units, positive_copy, window_mismatches
 from rfcalc.inspection.to_spec import dropped_settings, signature, spec_from_inspection, spec_yaml
+from rfcalc.model.oracle import default_units, positive_copy, window_mismatches
+from rfcalc.table.report import Report
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (3, 32, 32)

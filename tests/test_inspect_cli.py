@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-
 import rfcalc
 from rfcalc.cli.app import app
-from rfcalc.inspection.target import load_target, parse_input_shape
 from rfcalc.errors import RfcalcError
 from rfcalc.inspection.api import inspect_module
+from rfcalc.inspection.target import load_target, parse_input_shape
 
 MODEL_PY = '''
 import torch

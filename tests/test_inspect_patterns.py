@@ -13,20 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import models_for_inspect as M
 import pytest
-
 import torch
-
 import torch.nn.functional as F
 from torch import nn
 
-import models_for_inspect as M
 import rfcalc
-from rfcalc.render import report as render
 from rfcalc.errors import RfcalcError
 from rfcalc.inspection.api import inspect_module, trace_module
 from rfcalc.inspection.check import inspection_problems
 from rfcalc.model.oracle import single_thread
+from rfcalc.render import report as render
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = (3, 16, 16)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+import models_for_inspect as M
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import models_for_inspect as M
 from rfcalc.errors import RfcalcError
 from rfcalc.inspection.api import inspect_module, trace_module
 from rfcalc.inspection.check import inspection_problems

@@ -5,8 +5,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from rfcalc import extras
 from rfcalc.cli.app import app
 

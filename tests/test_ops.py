@@ -30,8 +30,8 @@ from rfcalc.model.oracle import module_problems, positive_copy
 from rfcalc.model.plan import leaf, plan_model, row_modules
 from rfcalc.ops import base, registry
 from rfcalc.ops.actions import AsLayer
-from rfcalc.ops.base import Leaf
 from rfcalc.ops.activation import ACT_NAMES, ACTIVATIONS
+from rfcalc.ops.base import Leaf
 from rfcalc.ops.registry import FEATURES, REGISTRY, RegistryError
 from rfcalc.spec.graph import Prim
 from rfcalc.table.geometry import Flow
@@ -448,8 +448,9 @@ class _LinearSE(nn.Module):
 ])
 def test_inspect_to_spec_of_a_hand_written_se_net_writes_one_se_layer(model: Any, shape: tuple[int, ...],
                                                                       se: dict[str, Any]) -> None:
-    from rfcalc.inspection.check import inspection_problems
     import models_for_inspect as M
+
+    from rfcalc.inspection.check import inspection_problems
 
     net = getattr(M, model)() if isinstance(model, str) else model()
     inspection = trace_module(net, shape)

@@ -10,8 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from rfcalc.cli.app import app
 from rfcalc.cli.outputs import IMAGE
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-
-from rfcalc.spec.random_specs import random_spec, valid_specs
 from rfcalc.model.oracle import module_problems
+from rfcalc.spec.random_specs import random_spec, valid_specs
 
 COUNT = 200
 

@@ -6,10 +6,9 @@ import shlex
 
 import pytest
 import yaml
+from conftest import ROOT
 
 import rfcalc
-
-from conftest import ROOT
 from rfcalc.cli.app import app
 from rfcalc.spec.train import TrainConfig
 

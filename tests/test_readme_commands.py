@@ -19,12 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from conftest import ROOT
-
-import torch  # noqa: F401
 import matplotlib  # noqa: F401
+import pytest
+import torch  # noqa: F401
+from conftest import ROOT
 
 DATA = "../shared/datasets/cifar10-jpeg"
 SETUP = ("python3 -m venv", ". .venv/bin/activate", "pip install", "python -m pytest", "python -m ruff",

@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from rich.console import Console
 
 import rfcalc
-from conftest import ROOT
-from rfcalc.render.report import ReportTable, fold, rich_table, wrap_name
 from rfcalc.cli.app import app
+from rfcalc.render.report import ReportTable, fold, rich_table, wrap_name
 from rfcalc.spec.random_specs import valid_specs
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "rich"

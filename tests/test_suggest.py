@@ -5,21 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from suggest_cases import all_single_edits, cases, designer_width, load_case, misfits, on_raw_input, starves
 
-from rfcalc.analysis.checker import check_spec, merge_constraints, spec_constraints
+from rfcalc.analysis.checker import check_spec, evaluate_rules, merge_constraints, spec_constraints
 from rfcalc.analysis.load import load_spec
 from rfcalc.spec.models import Constraints
 from rfcalc.spec.random_specs import valid_specs
 from rfcalc.suggest import kinds, suggest
 from rfcalc.suggest.apply import apply_edit, apply_edits
-from rfcalc.suggest.edits import Change, Edit, EditKind, Op
-from rfcalc.suggest.result import Status
-from rfcalc.suggest.sites import find_sites, node_keys
 from rfcalc.suggest.candidates import Generator, width_floor, width_values
+from rfcalc.suggest.edits import Change, Edit, EditKind, Op
 from rfcalc.suggest.goals import goal_of
-from rfcalc.suggest.sites import row_site
-from rfcalc.analysis.checker import evaluate_rules
-from suggest_cases import all_single_edits, cases, designer_width, load_case, misfits, on_raw_input, starves
+from rfcalc.suggest.result import Status
+from rfcalc.suggest.sites import find_sites, node_keys, row_site
 
 
 def _fix(data: dict[str, Any], **options: Any):
@@ -306,8 +304,8 @@ def test_widths_are_multiples_of_8_down_to_half_and_never_below_an_expansion_s_i
 def test_the_issue_s_commands_get_edits_a_designer_would_make(spec: str, flags: dict[str, str]) -> None:
     """Issue 25 #2: `out 32 → 6` with a conv inserted on the raw RGB input, `c2_1 out 48 → 2`, a dilation of a
     conv on a 4x4 map."""
-    from conftest import ROOT
     import yaml
+    from conftest import ROOT
 
     data = yaml.safe_load((ROOT / spec).read_text(encoding="utf-8"))
     data["constraints"] = flags
@@ -364,7 +362,6 @@ def test_dilations_and_kernels_fit_the_map() -> None:
 
 def yaml_spec(path: str) -> dict[str, Any]:
     import yaml
-
     from conftest import ROOT
 
     return dict(yaml.safe_load((ROOT / path).read_text(encoding="utf-8")))

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from rfcalc.analysis.checker import check_spec
 from rfcalc.analysis.load import load_spec
 from rfcalc.cli.app import app

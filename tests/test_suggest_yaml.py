@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import ROOT
+from suggest_cases import BUNDLED
+
 from rfcalc.analysis.checker import evaluate_rules, merge_constraints
 from rfcalc.analysis.load import load_spec
 from rfcalc.errors import SpecError
@@ -21,7 +22,7 @@ from rfcalc.suggest.edits import Edit
 from rfcalc.suggest.result import Status
 from rfcalc.suggest.sites import find_sites, node_keys
 from rfcalc.suggest.yaml_patch import patch_text, write_fix
-from suggest_cases import BUNDLED
+
 
 def _failing_tables(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Rules that make a bundled spec fail as it is written (no layer changed), so that the real file is patched."""

@@ -8,6 +8,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import optuna  # noqa: F401
 import pytest
 import yaml
 
@@ -15,8 +16,6 @@ from rfcalc.cli.app import app
 from rfcalc.spec.models import OPS
 from rfcalc.sweep.load import load_sweep
 from rfcalc.sweep.paths import PathError, apply, locate, parse_path
-
-import optuna  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<rest>.+)$")

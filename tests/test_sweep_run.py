@@ -26,12 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-import optuna
-import torch  # noqa: F401
 import cv2  # noqa: F401
-
+import optuna
+import pytest
+import torch  # noqa: F401
 from conftest import CIFAR_PLACES
 
 pytestmark = pytest.mark.slow  # real `rfcalc sweep` / `rfcalc train` processes and a PostgreSQL server

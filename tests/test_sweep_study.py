@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import optuna
+import pytest
+from test_sweep_file import BASE, GOOD
 
 from rfcalc.errors import RfcalcError
 from rfcalc.sweep.load import load_sweep
 from rfcalc.sweep.outcome import Outcome, counts, outcome_of
 from rfcalc.sweep.study import counted, is_surplus, make_pruner, open_study
 from rfcalc.sweep.worker import _queue_again, more_to_do
-from test_sweep_file import BASE, GOOD
 
 TrialState = optuna.trial.TrialState
 DIST = {"width": optuna.distributions.IntDistribution(8, 48, step=8)}

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import torch
 
+from rfcalc.trainer.augment import (
+    AugmentationError,
+    AugmentedBatches,
+    EpochSampler,
+    build_pipeline,
+    make_loader,
+    translate_v1,
+)
 from rfcalc.trainer.config import FastAug
-from rfcalc.trainer.augment import (AugmentationError, AugmentedBatches, EpochSampler, build_pipeline,
-                             make_loader, translate_v1)
 from rfcalc.trainer.fast_aug import augment, batch_generator
 
 MEAN = (0.5, 0.25, 0.75)

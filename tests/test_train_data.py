@@ -5,14 +5,18 @@ import os
 import time
 from pathlib import Path
 
+import cv2  # noqa: F401 - the train extra
 import numpy as np
 import pytest
-
 import torch  # noqa: F401 - the train extra
-import cv2  # noqa: F401 - the train extra
-
-from train_helpers import (CLASSES, make_images, write_cifar100_folder, write_image_folder,
-                           write_pickle_folder, write_tarball)
+from train_helpers import (
+    CLASSES,
+    make_images,
+    write_cifar100_folder,
+    write_image_folder,
+    write_pickle_folder,
+    write_tarball,
+)
 
 from rfcalc.errors import RfcalcError
 from rfcalc.trainer import download

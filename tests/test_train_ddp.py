@@ -24,15 +24,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-import torch
 import albumentations  # noqa: F401
 import matplotlib  # noqa: F401
-
+import pytest
+import torch
 from rich.console import Console
-from train_helpers import run, spec_text, write_pickle_folder
-from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
+from train_helpers import (
+    isolated_cache,  # noqa: F401  (autouse fixture: own cache, one thread)
+    run,
+    spec_text,
+    write_pickle_folder,
+)
 
 from rfcalc.trainer.checkpoint_eval import evaluate_checkpoint
 

@@ -9,29 +9,30 @@ import json
 import signal
 from pathlib import Path
 
-import numpy as np
-import pytest
-
-import torch
 import albumentations  # noqa: F401
 import matplotlib  # noqa: F401
-
+import numpy as np
+import pytest
+import torch
 from rich.console import Console
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
-from train_helpers import run, signal_after_step, spec_text, write_pickle_folder
-from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
+from train_helpers import (
+    isolated_cache,  # noqa: F401  (autouse fixture: own cache, one thread)
+    run,
+    signal_after_step,
+    spec_text,
+    write_pickle_folder,
+)
 
 from rfcalc.errors import ExitCode, RfcalcError
 from rfcalc.trainer.augment import batch_indices, batches_per_epoch
 from rfcalc.trainer.config import FastAug
-from rfcalc.trainer.distributed import (Agreed, Comm, LostRank, Silent, World, for_rank,
-                                        launch_command, shard)
+from rfcalc.trainer.distributed import Agreed, Comm, LostRank, Silent, World, for_rank, launch_command, shard
 from rfcalc.trainer.fast_aug import augment, batch_generator
 from rfcalc.trainer.launch import failure
 from rfcalc.trainer.progress import EpochBar, chance_note
 from rfcalc.trainer.state import Best, EpochRow, Partial
 from rfcalc.trainer.sync_norm import SyncBatchNorm, convert
-
 
 # ---------------------------------------------------------------- sharding
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import pytest
-
 import albumentations  # noqa: F401 - the train extra
 import matplotlib  # noqa: F401 - the train extra
-
-from train_helpers import run, signal_after_step, spec_file, spec_text
-from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
+import pytest
+from train_helpers import (
+    isolated_cache,  # noqa: F401  (autouse fixture: own cache, one thread)
+    run,
+    signal_after_step,
+    spec_file,
+    spec_text,
+)
 
 pytestmark = pytest.mark.slow  # real training runs
 

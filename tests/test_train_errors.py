@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-import torch
 import albumentations  # noqa: F401 - the train extra
-
-from train_helpers import one_line_error, run, spec_file, spec_text
-from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
+import pytest
+import torch
+from train_helpers import (
+    isolated_cache,  # noqa: F401  (autouse fixture: own cache, one thread)
+    one_line_error,
+    run,
+    spec_file,
+    spec_text,
+)
 
 
 def _fails(args: list, expected: str, code: int = 2) -> str:

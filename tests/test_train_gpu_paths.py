@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CIFAR_PLACES
 
 from rfcalc.trainer import device_aug
 from rfcalc.trainer.batches import auto_workers
 from rfcalc.trainer.config import TrainConfig
 from rfcalc.trainer.fast_aug import drawer
-
-from conftest import CIFAR_PLACES
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = next((p for p in CIFAR_PLACES if p.is_dir()), CIFAR_PLACES[0])

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import albumentations  # noqa: F401 - the train extra
 import matplotlib  # noqa: F401 - the train extra
-
-from train_helpers import one_line_error, run, spec_file, spec_text
-from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
+import pytest
+from train_helpers import (
+    isolated_cache,  # noqa: F401  (autouse fixture: own cache, one thread)
+    one_line_error,
+    run,
+    spec_file,
+    spec_text,
+)
 
 from rfcalc.errors import RfcalcError
 from rfcalc.trainer.run import check_out_free

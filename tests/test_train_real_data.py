@@ -6,10 +6,8 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 import cv2  # noqa: F401 - the train extra
-
+import pytest
 from conftest import CIFAR_PLACES
 from train_helpers import run
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from train_helpers import run, spec_text, write_pickle_folder
 
 import rfcalc
 from rfcalc.errors import RfcalcError
 from rfcalc.model.weights import load_weights, read_checkpoint
 from rfcalc.trainer.config import TrainConfig
 from rfcalc.trainer.engine import Engine, make_optimizer, make_schedule
-from train_helpers import run, spec_text, write_pickle_folder
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 

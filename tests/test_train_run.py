@@ -6,15 +6,20 @@ import json
 import signal
 from pathlib import Path
 
-import pytest
-
-import torch
 import albumentations  # noqa: F401 - the train extra
 import matplotlib  # noqa: F401 - the train extra
-
-from train_helpers import (CLASSES, one_line_error, run, signal_after_step, spec_file, spec_text,
-                           write_image_folder)
-from train_helpers import isolated_cache  # noqa: F401  (autouse fixture: own cache, one thread)
+import pytest
+import torch
+from train_helpers import (
+    CLASSES,
+    isolated_cache,  # noqa: F401  (autouse fixture: own cache, one thread)
+    one_line_error,
+    run,
+    signal_after_step,
+    spec_file,
+    spec_text,
+    write_image_folder,
+)
 
 import rfcalc
 from rfcalc.trainer.engine import Engine

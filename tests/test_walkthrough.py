@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from rfcalc.cli.app import app
 
 PAGE = (ROOT / "examples" / "from_failing_to_accurate.md").read_text(encoding="utf-8")

@@ -20,10 +20,17 @@ from rfcalc.ops.registry import REGISTRY
 from rfcalc.spec.graph import Group, Node, Parallel, Prim
 from rfcalc.spec.source import Key, Source
 from rfcalc.table import reach as R
-from rfcalc.table.geometry import (Flow, LayerError, fmt_centre, fmt_pair, fmt_shape, output_size, step_geometry,
-                                   union_geometry)
+from rfcalc.table.geometry import (
+    Flow,
+    LayerError,
+    fmt_centre,
+    fmt_pair,
+    fmt_shape,
+    output_size,
+    step_geometry,
+    union_geometry,
+)
 from rfcalc.table.report import INPUT_GEOMETRY, Diagnostic, Geometry, Report, Row, Shape
-
 
 __all__ = ["Calculator", "Flow", "LayerError", "calculate", "fmt_shape", "output_size", "step_geometry",
            "union_geometry"]

@@ -8,14 +8,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rfcalc.errors import Problem, RfcalcError, SpecError
 from rfcalc.analysis.features import find_features
-from rfcalc.quantities import QUANTITIES, SYMBOLS, BoundOp, Quantity, compare, format_number, nearest_passing
-from rfcalc.table.report import Diagnostic, Report
 from rfcalc.analysis.load import Spec
+from rfcalc.errors import Problem, RfcalcError, SpecError
+from rfcalc.quantities import QUANTITIES, SYMBOLS, BoundOp, Quantity, compare, format_number, nearest_passing
 from rfcalc.spec.messages import describe_error
 from rfcalc.spec.models import Bound, Constraints
 from rfcalc.spec.source import dotted
+from rfcalc.table.report import Diagnostic, Report
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from rfcalc.errors import Problem, SpecError
 from rfcalc.spec.expand import Expander, RawLayer
 from rfcalc.spec.graph import Node
 from rfcalc.spec.messages import suggest, translate
-from rfcalc.table.report import Report
 from rfcalc.spec.models import LAYER_MODELS, OPS, Constraints, SpecFile
 from rfcalc.spec.source import Source, parse_yaml, read_spec_text
+from rfcalc.table.report import Report
 
 if TYPE_CHECKING:
     from rfcalc.spec.train import TrainConfig

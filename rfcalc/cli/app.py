@@ -18,8 +18,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 import typer
 
 from rfcalc import __version__
-from rfcalc.cli import (inspect_command, model_commands, spec_commands, suggest_command,
-                        sweep_command, train_commands)
+from rfcalc.cli import inspect_command, model_commands, spec_commands, suggest_command, sweep_command, train_commands
 from rfcalc.cli.common import Command, Group
 from rfcalc.cli.typer_shim import use_command_class
 

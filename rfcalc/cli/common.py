@@ -15,10 +15,23 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from rfcalc.cli.typer_shim import (TyperCommand, TyperGroup, click_errors, is_no_args_help, options_below_when_narrow,
-                                   plain_metavars)
-from rfcalc.errors import (ExitCode, RfcalcError, SpecError, debugging, exit_codes_text, internal_error_lines,
-                           message_line)
+from rfcalc.cli.typer_shim import (
+    TyperCommand,
+    TyperGroup,
+    click_errors,
+    is_no_args_help,
+    options_below_when_narrow,
+    plain_metavars,
+)
+from rfcalc.errors import (
+    ExitCode,
+    RfcalcError,
+    SpecError,
+    debugging,
+    exit_codes_text,
+    internal_error_lines,
+    message_line,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -11,10 +11,10 @@ from typing import Annotated
 
 import typer
 
-from rfcalc.table.formats import TableFormat
 from rfcalc.cli.common import console, guarded, require_extra
 from rfcalc.cli.outputs import YAML, output_file, writing
 from rfcalc.errors import ExitCode
+from rfcalc.table.formats import TableFormat
 
 
 def register(app: typer.Typer) -> None:
@@ -43,8 +43,8 @@ def inspect_command(
     if to_spec is not None:
         output_file("--to-spec", to_spec, YAML)
     require_extra("torch", "torch")
-    from rfcalc.render import report as render
     from rfcalc.inspection.api import trace_module
+    from rfcalc.render import report as render
 
     module = load_target(target)
     inspection = trace_module(module, shape, name=split_target(target)[1])

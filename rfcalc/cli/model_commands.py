@@ -29,8 +29,8 @@ def export(
 
     Exit 0 when it is printed or written, 2 when the spec or --class-name is invalid or --output cannot be written.
     """
-    from rfcalc.model.export import export_source
     from rfcalc.analysis.load import load_spec
+    from rfcalc.model.export import export_source
 
     if output is not None:
         output_file("--output", output, PYTHON)
@@ -64,10 +64,10 @@ def erf(
     require_extra("matplotlib", "plot")
     import torch
 
+    from rfcalc.analysis.load import load_spec
     from rfcalc.model.builder import build_model
     from rfcalc.model.erf import effective_rf, summary, write_erf_plot
     from rfcalc.model.weights import load_weights, read_checkpoint
-    from rfcalc.analysis.load import load_spec
 
     loaded = load_spec(spec)
     torch.manual_seed(seed)

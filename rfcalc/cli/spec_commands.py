@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
-from rfcalc.table.formats import TableFormat
 from rfcalc.cli.common import console, fail, guarded, plain_width, require_extra
 from rfcalc.cli.outputs import IMAGE, emit_json, output_file, writing
 from rfcalc.cli.rule_flags import ForbidFlag, MacsFlag, ParamsFlag, RequireFlag, RfFlag, rule_overrides
 from rfcalc.errors import ExitCode, Problem, RfcalcError, SpecError
+from rfcalc.table.formats import TableFormat
 from rfcalc.targets import is_code_target
 
 
@@ -46,8 +46,8 @@ def table(
     The rich table shows as many columns as the terminal's width allows (--format csv or json has them all).
     Exit 0 when the table is printed, 2 when the spec is invalid or --plot cannot be written.
     """
-    from rfcalc.render import report as render
     from rfcalc.analysis.load import load_spec
+    from rfcalc.render import report as render
 
     if is_code_target(str(spec)):
         _code_table(str(spec), input, format, plot)
@@ -157,8 +157,8 @@ def _check_code(target: str, input: str | None, overrides: dict[str, Any]) -> An
     if input is None:
         raise RfcalcError(f"{target}: checking a PyTorch module needs --input, e.g. --input 3x32x32")
     require_extra("torch", "torch")
-    from rfcalc.inspection.target import load_target, parse_input_shape, split_target
     from rfcalc.inspection.api import inspect_module
+    from rfcalc.inspection.target import load_target, parse_input_shape, split_target
 
     report = inspect_module(load_target(target), parse_input_shape(input), name=split_target(target)[1])
     return check_report(report, target, overrides or None)

@@ -96,8 +96,8 @@ def _search(spec: Path, overrides: dict[str, Any], top: int, budget: int, max_ed
     """Check the arguments, load the spec and its rules, search. Bad input raises SpecError / RfcalcError."""
     from rfcalc.analysis.checker import spec_constraints
     from rfcalc.analysis.load import load_spec
-    from rfcalc.targets import is_code_target
     from rfcalc.suggest.search import suggest as run_search
+    from rfcalc.targets import is_code_target
 
     for flag, value in (("--top", top), ("--budget", budget), ("--max-edits", max_edits)):
         if value < 1:

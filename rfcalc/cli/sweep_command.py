@@ -12,10 +12,10 @@ from typing import Annotated
 
 import typer
 
-from rfcalc.table.formats import TableFormat
 from rfcalc.cli.common import console, guarded, require_extra
 from rfcalc.cli.outputs import emit_json, output_folder
 from rfcalc.errors import ExitCode, RfcalcError
+from rfcalc.table.formats import TableFormat
 
 
 def register(app: typer.Typer) -> None:

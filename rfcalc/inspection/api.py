@@ -53,14 +53,13 @@ import torch
 from torch import nn
 
 from rfcalc.errors import RfcalcError
-from rfcalc.inspection.target import parse_input_shape
 from rfcalc.inspection.record import CannotFollow, Recorder
-from rfcalc.inspection.result import Inspection
+from rfcalc.inspection.result import SKIP, Inspection
+from rfcalc.inspection.target import parse_input_shape
 from rfcalc.inspection.tracing import BATCH, SHAPE_TRACED, Walker, first_line, trace_graph, traced
 from rfcalc.inspection.walk import Inspector
 from rfcalc.table.reach import memo
 from rfcalc.table.report import Diagnostic, Report
-from rfcalc.inspection.result import SKIP
 
 __all__ = ["BATCH", "SKIP", "Inspection", "inspect_module", "parse_shape", "trace_module", "traced"]
 

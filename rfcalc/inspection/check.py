@@ -26,10 +26,17 @@ from torch import nn
 from rfcalc.inspection import layout as L
 from rfcalc.inspection.api import trace_module, traced
 from rfcalc.inspection.lookup import resolve
-from rfcalc.inspection.result import Inspection
 from rfcalc.inspection.merges import HIDE, hides_keys
-from rfcalc.model.oracle import (PositiveAttention, default_units, global_mismatches, mask_window, positive_copy,
-                                 unit_masks, window_mismatches)
+from rfcalc.inspection.result import Inspection
+from rfcalc.model.oracle import (
+    PositiveAttention,
+    default_units,
+    global_mismatches,
+    mask_window,
+    positive_copy,
+    unit_masks,
+    window_mismatches,
+)
 from rfcalc.ops.registry import REGISTRY
 from rfcalc.table import reach as R
 

@@ -23,8 +23,26 @@ from typing import Any
 import torch
 from torch import nn
 
-from rfcalc.ops.actions import (Action, Along, AsLayer, Attention, Binary, Broadcast, Call, Concat, Converter, Copy,
-                                Index, MatMul, Permute, Pointwise, Reduce, Reshape, Split, Unsupported)
+from rfcalc.ops.actions import (
+    Action,
+    Along,
+    AsLayer,
+    Attention,
+    Binary,
+    Broadcast,
+    Call,
+    Concat,
+    Converter,
+    Copy,
+    Index,
+    MatMul,
+    Permute,
+    Pointwise,
+    Reduce,
+    Reshape,
+    Split,
+    Unsupported,
+)
 from rfcalc.ops.base import stage_number
 from rfcalc.ops.registry import REGISTRY
 

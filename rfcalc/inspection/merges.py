@@ -21,7 +21,6 @@ from rfcalc.table import reach as R
 from rfcalc.table.geometry import union_geometry
 from rfcalc.table.report import Geometry, Shape
 
-
 HIDE = -50.0  # an additive attention mask entry at or below this hides its key (Swin's -100, plus a position bias)
 
 

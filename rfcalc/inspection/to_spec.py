@@ -28,8 +28,6 @@ from rfcalc.table.geometry import Flow
 from rfcalc.table.report import Report, Row
 
 
-
-
 def spec_from_inspection(inspection: Inspection, *, note: str | None = None) -> dict[str, Any]:
     """The v1 spec (as a dict) of an inspected module; raises :class:`RfcalcError` when there is none."""
     if not inspection.complete:

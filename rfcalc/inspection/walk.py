@@ -20,19 +20,52 @@ import torch.fx as fx
 from rfcalc.analysis.calculator import Flow
 from rfcalc.inspection import layout as L
 from rfcalc.inspection import upsample as U
-from rfcalc.inspection.follow import (follow_layer, follow_pointwise, follow_pool, follow_resample, follow_reshape,
-                                      follow_unknown, is_canonical, op_name)
-from rfcalc.ops.registry import REGISTRY
+from rfcalc.inspection.follow import (
+    follow_layer,
+    follow_pointwise,
+    follow_pool,
+    follow_resample,
+    follow_reshape,
+    follow_unknown,
+    is_canonical,
+    op_name,
+)
 from rfcalc.inspection.lookup import FUNCTIONS, METHODS, bind, classify, module_action
 from rfcalc.inspection.merges import follow_binary, follow_broadcast, follow_concat
-from rfcalc.inspection.mixing import (follow_along, follow_attention, follow_index, follow_matmul, follow_reduce,
-                                      follow_sdpa, split_item)
+from rfcalc.inspection.mixing import (
+    follow_along,
+    follow_attention,
+    follow_index,
+    follow_matmul,
+    follow_reduce,
+    follow_sdpa,
+    split_item,
+)
 from rfcalc.inspection.record import Recorder
 from rfcalc.inspection.tracing import BATCH, Walker
 from rfcalc.inspection.windows import Windows
-from rfcalc.ops.actions import (Action, AdaptivePool, Along, AsLayer, Attention, Binary, Broadcast, Call, Concat,
-                                Copy, GlobalPool, Index, MatMul, Permute, Pointwise, Reduce, Reshape, Split,
-                                Unsupported)
+from rfcalc.ops.actions import (
+    Action,
+    AdaptivePool,
+    Along,
+    AsLayer,
+    Attention,
+    Binary,
+    Broadcast,
+    Call,
+    Concat,
+    Copy,
+    GlobalPool,
+    Index,
+    MatMul,
+    Permute,
+    Pointwise,
+    Reduce,
+    Reshape,
+    Split,
+    Unsupported,
+)
+from rfcalc.ops.registry import REGISTRY
 from rfcalc.table.report import INPUT_GEOMETRY
 
 # action type -> what records its rows; calls of ONE_INPUT actions must have exactly one computed input, and

@@ -342,7 +342,8 @@ class Windows:
                 toks.append(self._constant(self.walker.value(node) if isinstance(node, fx.Node) else value,
                                            result, kind))
         try:
-            a, b = (t.expand(tuple(result.shape)) for t in torch.broadcast_tensors(*toks))
+            broadcast: tuple[torch.Tensor, ...] = torch.broadcast_tensors(*toks)  # type: ignore[no-untyped-call]  # torch's stub
+            a, b = (t.expand(tuple(result.shape)) for t in broadcast)
         except RuntimeError:
             return None
         if tuple(a.shape) != tuple(result.shape):
@@ -351,7 +352,8 @@ class Windows:
 
     def _operand(self, node: Any, value: Any) -> torch.Tensor:
         if isinstance(node, fx.Node) and node in self.toks:
-            return self.toks[node][1]
+            known: torch.Tensor = self.toks[node][1]
+            return known
         real = self.walker.value(node) if isinstance(node, fx.Node) else value
         return self._constant(real, real, "mul")
 
@@ -415,7 +417,7 @@ def combine(region: Region, a: torch.Tensor, b: torch.Tensor, kind: str) -> torc
 def matmul_ids(region: Region, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The ids of ``a @ b``: element (i, m) sees every ``a[i, j]`` and ``b[j, m]`` whose product is not an exact
     zero."""
-    batch = torch.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    batch = torch.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))  # type: ignore[no-untyped-call]  # torch's stub
     n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
     a2 = a.expand(*batch, n, k).reshape(-1, n, k)
     b2 = b.expand(*batch, k, m).reshape(-1, k, m)

@@ -27,10 +27,10 @@ try:
 except ImportError:  # pragma: no cover - exercised in a subprocess test
     raise missing("torch", "torch", "build_model") from None
 
+from rfcalc.analysis.load import Spec
 from rfcalc.model import modules
 from rfcalc.model.modules import Parallel, Residual
 from rfcalc.model.plan import Item, Leaf, Seq, plan_model
-from rfcalc.analysis.load import Spec
 
 
 class SpecModel(nn.Sequential):

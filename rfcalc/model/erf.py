@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rfcalc.model.builder import build_model
+from rfcalc.analysis.load import Spec
 from rfcalc.errors import RfcalcError
 from rfcalc.lines import wrap_parts, wrap_words
+from rfcalc.model.builder import build_model
 from rfcalc.model.plan import plan_model, row_modules
 from rfcalc.table.report import Row
-from rfcalc.analysis.load import Spec
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from rfcalc import __version__
-from rfcalc.errors import RfcalcError
-from rfcalc.ops.activation import ACTIVATIONS
-from rfcalc.model.plan import Item, Leaf, Merge, Seq, children, plan_model, walk
-from rfcalc.table.report import Report, Row
 from rfcalc.analysis.load import Spec
+from rfcalc.errors import RfcalcError
+from rfcalc.model.plan import Item, Leaf, Merge, Seq, children, plan_model, walk
+from rfcalc.ops.activation import ACTIVATIONS
+from rfcalc.table.report import Report, Row
 
 INDENT = "    "
 MODULES_SOURCE = Path(__file__).with_name("modules.py")

@@ -25,13 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from rfcalc.analysis.load import Spec
 from rfcalc.model.builder import constructor
 from rfcalc.model.modules import GlobalPool
 from rfcalc.model.plan import plan_model, row_modules
 from rfcalc.ops.registry import REGISTRY
 from rfcalc.table import reach as R
 from rfcalc.table.report import Row
-from rfcalc.analysis.load import Spec
 
 Interval = tuple[int, int] | None          # (lo, hi) of the support along one axis; None when empty
 Unit = tuple[int, int]                      # (h, w) index of an output unit

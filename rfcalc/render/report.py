@@ -14,8 +14,8 @@ from fractions import Fraction
 from typing import Any
 
 from rich import box
-from rich.console import Console, ConsoleOptions, RenderResult
 from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 

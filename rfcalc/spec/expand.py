@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from rfcalc.errors import Problem
+from rfcalc.ops.conv import ConvLayer, separable_parts
 from rfcalc.spec.graph import Group, Node, Parallel, Prim, Residual
 from rfcalc.spec.messages import name_problem, show, suggest, translate
-from rfcalc.ops.conv import ConvLayer, separable_parts
 from rfcalc.spec.models import LAYER_MODELS, NAME_PATTERN, OPS, RESERVED_NAMES, BlockDef, ParallelLayer, ResidualLayer
 from rfcalc.spec.source import Key, Source, dotted
 

@@ -14,7 +14,6 @@ from rfcalc.errors import Problem
 from rfcalc.ops.fields import NAME_PATTERN, spelled
 from rfcalc.spec.source import Key, Source
 
-
 # Names people bring from PyTorch and Keras, mapped to the spec's own.
 ALIASES: dict[str, str] = {
     "kernel": "k", "kernel_size": "k", "ksize": "k", "out_channels": "out", "filters": "out", "channels": "out",

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import rfcalc.suggest.kinds as kinds
 from rfcalc.quantities import BOUNDED, Lever, Quantity
 from rfcalc.spec.source import Key
-from rfcalc.table.report import Report
-import rfcalc.suggest.kinds as kinds
 from rfcalc.suggest.apply import get
 from rfcalc.suggest.edits import Edit, EditKind, starves
 from rfcalc.suggest.goals import Direction, Goal
 from rfcalc.suggest.sites import Site, SpecSites, fresh_name, row_site, scalar
+from rfcalc.table.report import Report
 
 MAX_DILATION = 16       # dilations tried up to this
 MAX_KERNEL = 11         # odd kernel sizes tried up to this

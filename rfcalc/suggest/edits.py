@@ -15,7 +15,6 @@ from typing import Any
 
 from rfcalc.spec.source import Key, dotted
 
-
 STARVE = 0.25   # a width cut by more than this fraction of the layer starves it
 
 

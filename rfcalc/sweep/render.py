@@ -8,10 +8,10 @@ import json
 import textwrap
 from typing import Any
 
-from rfcalc.table.formats import TableFormat
 from rfcalc.quantities import format_number
 from rfcalc.sweep.outcome import Outcome
 from rfcalc.sweep.results import Results, TrialRow
+from rfcalc.table.formats import TableFormat
 
 STAR = "★"
 

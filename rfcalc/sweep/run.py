@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from rfcalc.errors import ExitCode, RfcalcError
+from rfcalc.signals import stop_on_signals
 from rfcalc.sweep.candidate import make_candidate, write_candidate
 from rfcalc.sweep.load import Sweep
 from rfcalc.sweep.outcome import Outcome
 from rfcalc.sweep.results import Results, collect
 from rfcalc.sweep.study import open_study, shown_url, storage_url
-from rfcalc.signals import stop_on_signals
 from rfcalc.sweep.trainproc import TRAIN_COMMAND
 from rfcalc.sweep.worker import WorkerPlan, run_workers, say_with, sweep_of, work
 

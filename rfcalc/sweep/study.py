@@ -14,8 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from rfcalc.extras import installed
 from rfcalc.errors import RfcalcError
+from rfcalc.extras import installed
 from rfcalc.sweep.load import Sweep
 from rfcalc.sweep.outcome import counts
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import metadata
 import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
+from rfcalc.quantities import count
+from rfcalc.spec.train import TrainConfig
+from rfcalc.trainer import device_aug
 from rfcalc.trainer.augment import AugmentedBatches, EpochSampler, batches_per_epoch, build_pipeline, make_loader
 from rfcalc.trainer.data import ImageSet
 from rfcalc.trainer.distributed import World
-from rfcalc.quantities import count
-from rfcalc.trainer import device_aug
-from rfcalc.spec.train import TrainConfig
 from rfcalc.trainer.fast_aug import FastBatches
 from rfcalc.trainer.options import RunOptions
 

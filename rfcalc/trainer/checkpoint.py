@@ -19,7 +19,6 @@ import torch
 from rfcalc.model.weights import FORMAT, VERSION
 
 
-
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
     """Write ``payload`` to ``path`` so that a reader (or a crash) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

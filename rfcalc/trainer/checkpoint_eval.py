@@ -13,11 +13,11 @@ from rfcalc.errors import RfcalcError
 from rfcalc.lines import print_parts
 from rfcalc.model.weights import load_weights, read_checkpoint
 from rfcalc.trainer.batches import Normalizer
+from rfcalc.trainer.data import fitting_data
 from rfcalc.trainer.devices import device_name, resolve_device
 from rfcalc.trainer.engine import Engine, evaluate_split, setup_backend
 from rfcalc.trainer.options import merge_config, resolve_data
 from rfcalc.trainer.progress import class_table
-from rfcalc.trainer.data import fitting_data
 from rfcalc.trainer.run import notices
 
 

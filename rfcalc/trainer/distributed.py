@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from rfcalc.errors import ExitCode, RfcalcError, message_line
-from rfcalc.trainer.devices import resolve_device
 from rfcalc.trainer.augment import shard_bounds
+from rfcalc.trainer.devices import resolve_device
 
 LAUNCHER_ENV = "RFCALC_LAUNCHER"  # set by `rfcalc train --nproc-per-node` for its workers
 DEFAULT_TIMEOUT = 300  # seconds a collective may wait for a live but silent rank

@@ -25,7 +25,6 @@ from rfcalc.errors import RfcalcError, message_line
 from rfcalc.spec.train import TrainConfig
 from rfcalc.trainer.distributed import Comm, World, shard, sync_norms, wrap
 
-
 AUTOTUNE_ENV = "RFCALC_CUDNN_BENCHMARK"
 
 

@@ -10,17 +10,16 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-
 from rich.console import Console
 
-from rfcalc.lines import print_parts
 from rfcalc.analysis.load import Spec
+from rfcalc.lines import print_parts
+from rfcalc.spec.train import TrainConfig
 from rfcalc.trainer import artifacts, plots
 from rfcalc.trainer.batches import Normalizer
-from rfcalc.trainer.distributed import World
-from rfcalc.spec.train import TrainConfig
 from rfcalc.trainer.data import ImageSet
 from rfcalc.trainer.devices import device_name
+from rfcalc.trainer.distributed import World
 from rfcalc.trainer.engine import Engine, EvalResult
 from rfcalc.trainer.options import RunOptions
 from rfcalc.trainer.progress import chance_note, class_table

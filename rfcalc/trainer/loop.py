@@ -25,19 +25,19 @@ from rich.console import Console
 import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError
 from rfcalc.lines import print_parts
+from rfcalc.model.weights import load_weights
 from rfcalc.quantities import count
 from rfcalc.signals import StopFlag, stop_on_signals
-from rfcalc.model.weights import load_weights
-from rfcalc.trainer import artifacts, checkpoint
+from rfcalc.trainer import artifacts, checkpoint, graphs
 from rfcalc.trainer.batches import Normalizer, make_batches
 from rfcalc.trainer.data import ImageSet
-from rfcalc.trainer.distributed import Comm, World
 from rfcalc.trainer.devices import device_name, resolve_device
-from rfcalc.trainer import graphs
+from rfcalc.trainer.distributed import Comm, World
 from rfcalc.trainer.engine import EVAL_BATCH, Engine, EvalResult, cudnn_autotune, evaluate_split, setup_backend
 from rfcalc.trainer.options import RunOptions
 from rfcalc.trainer.progress import EpochBar, epoch_parts
 from rfcalc.trainer.state import Best, EpochRow, Partial, RunState
+
 
 class Diverged(RfcalcError):
     everywhere = True  # every rank raises it at the same step

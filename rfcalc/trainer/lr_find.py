@@ -11,7 +11,6 @@ import copy
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +92,10 @@ def find_lr(spec_path: Path, *, flags: dict[str, Any], device: str | None, out: 
             start: float, end: float, steps: int, console: Console, err: Console) -> dict[str, Any]:
     from rfcalc.trainer import plots
     from rfcalc.trainer.batches import Normalizer, make_batches
+    from rfcalc.trainer.data import fitting_data
     from rfcalc.trainer.devices import device_name, resolve_device
     from rfcalc.trainer.engine import Engine, autocast, setup_backend
     from rfcalc.trainer.options import RunOptions, resolve
-    from rfcalc.trainer.data import fitting_data
     from rfcalc.trainer.run import check_augmentations, notices
 
     say = notices(err)

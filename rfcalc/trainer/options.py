@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rfcalc.analysis.load import Spec
 from rfcalc.errors import RfcalcError
 from rfcalc.spec.messages import describe_error
-from rfcalc.analysis.load import Spec
 from rfcalc.spec.train import AUG_MODES, TrainConfig
 
 FLAGS = {"data": "--data", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",

@@ -17,8 +17,7 @@ import rfcalc
 from rfcalc.errors import ExitCode, RfcalcError, SpecError
 from rfcalc.lines import print_parts
 from rfcalc.trainer.data import ImageSet, check_data, fitting_data
-from rfcalc.trainer.distributed import (DEFAULT_TIMEOUT, Agreed, Comm, World, attend, connect, launch_command,
-                                        report)
+from rfcalc.trainer.distributed import DEFAULT_TIMEOUT, Agreed, Comm, World, attend, connect, launch_command, report
 from rfcalc.trainer.options import RunOptions, check_device, check_limit, resolve
 
 # Flags that a resumed run may change: they do not change what is computed.
