@@ -360,13 +360,7 @@ class Recorder:
                 name = parent
         else:
             name = self._scoped_name(n, merge)
-        candidate, k = name, 1
-        while candidate in self._used_names:
-            candidate = f"{name}_{k}"
-            k += 1
-        self._used_names.add(candidate)
-        self._row_nodes[candidate] = n.name
-        return candidate
+        return self._unique(n, name)
 
     def _unique(self, n: fx.Node, name: str) -> str:
         candidate, k = name, 1
