@@ -84,21 +84,8 @@ def calculator_times() -> list[tuple[int, float]]:
 
 
 def paired(commands: dict[str, list[str]], envs: dict[str, dict[str, str]], repeats: int) -> dict[str, list[float]]:
-    """Wall times of each labelled command, run in turn ``repeats`` times (after one warm-up each). They run in a
-    neutral folder: ``python -m`` puts the working folder first on sys.path, which would shadow PYTHONPATH's
-    checkout with the one the benchmark was started in."""
-    times: dict[str, list[float]] = {label: [] for label in commands}
-    cwd = tempfile.gettempdir()
-    for label, command in commands.items():
-        subprocess.run(command, capture_output=True, env=envs[label], check=False, cwd=cwd)
-    for _ in range(repeats):
-        for label, command in commands.items():
-            start = time.perf_counter()
-            proc = subprocess.run(command, capture_output=True, env=envs[label], check=False, cwd=cwd)
-            times[label].append(time.perf_counter() - start)
-            if proc.returncode not in (0, 1):
-                raise SystemExit(f"{label}: {command} failed: {proc.stderr.decode()[-500:]}")
-    return times
+    """Wall times of each labelled command, run in turn ``repeats`` times after one warm-up each (:func:`timed`)."""
+    return timed(commands, envs, repeats)[0]
 
 
 LOAD_10K = ("import sys, time, yaml; sys.path.insert(0, {bench!r}); from check_speed import deep_spec; import rfcalc; "
@@ -170,7 +157,9 @@ app()
 def timed(commands: dict[str, list[str]], envs: dict[str, dict[str, str]],
           repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Wall and CPU (user + system) seconds of each labelled command, run in turn ``repeats`` times after one
-    warm-up each, in a neutral folder (see :func:`paired`). CPU time is what a loaded machine distorts least."""
+    warm-up each. They run in a neutral folder: ``python -m`` puts the working folder first on sys.path, which
+    would shadow PYTHONPATH's checkout with the one the benchmark was started in. CPU time is what a loaded
+    machine distorts least."""
     walls: dict[str, list[float]] = {label: [] for label in commands}
     cpus: dict[str, list[float]] = {label: [] for label in commands}
     cwd = tempfile.gettempdir()
