@@ -253,9 +253,9 @@ def candidates(args: argparse.Namespace) -> list[Path]:
 
 
 def accuracy(args: argparse.Namespace, results: Results, tmp: Path) -> None:
-    """Every candidate at every seed of ``--seeds``, ``--parallel`` runs at once on the device; then, with
-    ``--best-seeds``, the ``--best-count`` best candidates of each parameter class (under 100k, under 200k) at
-    those seeds."""
+    """The ``--runs`` (STEM:SEED), then every candidate at every seed of ``--seeds``, ``--parallel`` runs at once
+    on the device; then, with ``--best-seeds``, the ``--best-count`` best candidates of each parameter class
+    (under 100k, under 200k) at those seeds."""
     import rfcalc
 
     extra = ["--epochs", "1"] if args.small else []
@@ -279,8 +279,10 @@ def accuracy(args: argparse.Namespace, results: Results, tmp: Path) -> None:
                 table[key] = result
                 results.put("accuracy", table)
 
-    specs = candidates(args)
-    run([(spec, int(seed)) for seed in args.seeds.split(",") for spec in specs])
+    specs = candidates(args) if args.candidates or not args.runs else []
+    named = [(CANDIDATES / f"{stem}.yaml", int(seed)) for stem, _, seed in
+             (item.rpartition(":") for item in args.runs.split(",") if item)]
+    run(named + [(spec, int(seed)) for seed in args.seeds.split(",") for spec in specs])
     if not args.best_seeds:
         return
     seed = args.seeds.split(",")[0]
@@ -372,6 +374,8 @@ def main() -> None:
     parser.add_argument("--reach", default="reach,autotune", help="time to 85%%: cudnn's heuristics (the default), "
                         "its autotuning")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds of the accuracy runs")
+    parser.add_argument("--runs", default="", help="single runs first, as STEM:SEED,... (e.g. the seeds a "
+                        "candidate measured earlier still lacks); with no --candidates, only these")
     parser.add_argument("--best-seeds", default="", help="then the best candidate of each class at these seeds")
     parser.add_argument("--best-count", type=int, default=1, help="how many of the best of each class --best-seeds "
                         "runs")

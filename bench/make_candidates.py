@@ -1,4 +1,5 @@
-"""Writes the ResNet-style candidate designs of issue 24's second round into bench/candidates/ (r2-*.yaml).
+"""Writes the ResNet-style candidate designs of issue 24's second and third rounds into bench/candidates/ (r2-*.yaml,
+r3-*.yaml).
 
     python bench/make_candidates.py            # writes the files and prints params / RF / MACs of each
 
@@ -61,6 +62,11 @@ DESIGNS = [
     design("r2-b128-silu", act="silu", train=B128),
     design("r2-b128-lr15", train={"batch_size": 128, "lr": 0.15}),
     design("r2-deep-se-b128", widths=(32, 64, 96), blocks=(3, 4, 3), se=(2, 3), train=B128),
+    # third round: r2-b128-silu (89.82% at seed 0) and one recipe change each
+    design("r3-silu-b64", act="silu", train={"batch_size": 64, "lr": 0.05}),
+    design("r3-silu-zero", act="silu", train={**B128, "zero_init_residual": True}),
+    design("r3-silu-ls2", act="silu", train={**B128, "label_smoothing": 0.2}),
+    design("r3-silu-ema", act="silu", train={**B128, "ema": 0.999}),
 ]
 
 

@@ -147,7 +147,8 @@ def test_a_training_run_opens_no_socket(tmp_path: Path) -> None:
 def test_gpu_bench_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--device", "cpu", "--small", "--out",
                            str(tmp_path), "--data", str(CIFAR), "--phases", "speed,accuracy", "--paths",
-                           "step,graph,eager", "--reach", "reach", "--candidates", "rn16", "--parallel", "1"],
+                           "step,graph,eager", "--reach", "reach", "--candidates", "rn16", "--runs", "rn16-t:1",
+                           "--parallel", "1"],
                           capture_output=True, text=True, timeout=900, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]
@@ -158,4 +159,5 @@ def test_gpu_bench_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     assert data["paths"]["fast, eager"]["mode"] == "eager"
     assert data["reach"]["epochs"] == 1
     assert data["accuracy"]["rn16 seed 0"]["params"] == 97_786
+    assert list(data["accuracy"]) == ["rn16-t seed 1", "rn16 seed 0"]  # --runs first
     assert "| rn16 seed 0 | 97,786 |" in (tmp_path / "gpu.md").read_text()

@@ -94,6 +94,8 @@ class TrainConfig(BaseModel):
     augmentations: list[AugItem] = Field(default_factory=_default_augmentations)
     fast_aug: FastAug = Field(default_factory=FastAug)
     ema: Annotated[float, Field(gt=0, lt=1, description="decay of an EMA of the weights")] | None = None
+    zero_init_residual: bool = Field(False, description="start the last norm of every residual body at scale "
+                                     "zero: each residual block begins as its shortcut")
     tta: bool = True
     workers: Annotated[int, Field(ge=0, description="DataLoader worker processes (albumentations)")] = 2
     seed: Annotated[int, Field(ge=0)] = 0

@@ -60,6 +60,26 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
+NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def zero_init_residual(model: nn.Module) -> int:
+    """Set the scale of the last norm layer (in module order) of every residual body to zero, so that each
+    block starts as its shortcut (Goyal et al. 2017; torchvision's ``zero_init_residual``); the number of bodies
+    changed. A body without an affine norm is left as it is."""
+    from rfcalc.model.modules import Residual
+
+    changed = 0
+    for block in model.modules():
+        if isinstance(block, Residual):
+            norms = [m for m in block.body.modules() if isinstance(m, NORMS) and getattr(m, "weight", None) is not None]
+            if norms:
+                with torch.no_grad():
+                    norms[-1].weight.zero_()
+                changed += 1
+    return changed
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on weights of convs and linears only, not on norms' affine parameters nor biases."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
@@ -147,6 +167,7 @@ class Engine:
         self.device, self.cfg, self.total_steps = device, cfg, total_steps
         self.comm = comm if comm is not None else Comm(World(), device)
         self.synced_norms = 0
+        self.zeroed_bodies = zero_init_residual(model) if cfg.zero_init_residual else 0
         if self.comm.world.distributed and sync_bn:
             model, self.synced_norms = sync_norms(model, device)
         self.model = prepare_model(model, device)

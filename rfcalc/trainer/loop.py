@@ -307,5 +307,9 @@ def describe(trainer: Trainer) -> str:
     batch = f"{count(len(trainer.batches), 'batch', 'batches')} of {trainer.global_batch}" + (
         f" ({', '.join(notes)})" if notes else "")
     steps = f", {trainer.graph_choice.describe()}" if trainer.device.type == "cuda" else ""
+    if cfg.zero_init_residual:
+        zeroed = trainer.engine.zeroed_bodies
+        steps += (f", {count(zeroed, 'residual block')} starting as the shortcut" if zeroed else
+                  ", zero_init_residual: no residual block has a norm layer to start at zero")
     return (f"{where}, {n_train:,} train / {n_test:,} test images, {count(cfg.epochs, 'epoch')} x {batch}, "
             f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), aug {trainer.batches.description}{steps}")
