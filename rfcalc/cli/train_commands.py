@@ -190,7 +190,8 @@ def evaluate(
     data: DATA = None,
     tta: Annotated[bool, typer.Option("--tta", help="Average with the mirror image (flip TTA).")] = False,
     device: DEVICE = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Images per batch.")] = 1000,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", metavar="N", help="Images per batch (default: 64 on the CPU, 1000 elsewhere).")] = None,
     test_limit: TEST_LIMIT = None,
 ) -> None:
     """Accuracy and per-class accuracy of a checkpoint on the test split.

@@ -22,7 +22,8 @@ from rfcalc.trainer.run import notices
 
 
 def evaluate_checkpoint(spec_path: Path, weights: Path, *, data: str | None, tta: bool, device: str,
-                        batch_size: int, test_limit: int | None, console: Console, err: Console) -> dict[str, Any]:
+                        batch_size: int | None, test_limit: int | None, console: Console,
+                        err: Console) -> dict[str, Any]:
     spec = rfcalc.load_spec(spec_path)
     ckpt = read_checkpoint(weights)
     source = data or ckpt.get("data") or resolve_data(merge_config(spec.train, {}), spec)
